@@ -1,0 +1,40 @@
+"""Run a foreign program as a supervised process child: ``python -m supervisors._exec_shim -- argv``.
+
+The shim reports READY once the program is spawned, turns a STOP request
+into SIGTERM, exits with the program's status, and (through its parent
+watchdog) kills the program's whole process group if the supervisor dies.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from ._link import connect_parent
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print("usage: python -m supervisors._exec_shim -- PROGRAM [ARGS...]", file=sys.stderr)
+        return 2
+    link = connect_parent()
+    try:
+        program = subprocess.Popen(argv)
+    except OSError as exc:
+        link.report_failure(exc)
+        print(f"cannot run {argv[0]!r}: {exc}", file=sys.stderr)
+        return 127
+    link.on_stop(lambda reason: program.send_signal(signal.SIGTERM))
+    link.ready()
+    returncode = program.wait()
+    if returncode < 0:
+        signal.signal(-returncode, signal.SIG_DFL)
+        signal.raise_signal(-returncode)
+    return returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

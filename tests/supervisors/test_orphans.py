@@ -1,0 +1,46 @@
+"""No process outlives its supervisor, and none dies while its supervisor lives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from supervisors import ChildSpec, ProcessChild, open_supervisor
+
+from .conftest import SUPERVISOR_PROGRAM, alive, child_argv, wait_gone
+
+
+async def test_sigkill_of_the_supervising_process_leaves_no_child():
+    here = os.path.dirname(SUPERVISOR_PROGRAM)
+    env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    parent = subprocess.Popen([sys.executable, SUPERVISOR_PROGRAM, "3"], stdout=subprocess.PIPE, env=env)
+    try:
+        line = await trio.to_thread.run_sync(parent.stdout.readline)
+        pids = json.loads(line)
+        assert len(pids) == 3 and all(alive(p) for p in pids)
+        parent.send_signal(signal.SIGKILL)
+        assert await wait_gone(pids, 2.0) == []
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+
+
+@pytest.mark.slow
+async def test_a_healthy_process_child_is_alive_20s_after_spawn():
+    # PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits;
+    # trio retires idle to_thread workers after ~10 s. Spawning on a worker
+    # thread would kill this child around then.
+    await trio.to_thread.run_sync(lambda: None)
+    spec = ChildSpec(id="c", start=lambda: ProcessChild(child_argv("serve")))
+    async with open_supervisor([spec]) as sup:
+        pid = sup.snapshot().children[0].pid
+        await trio.sleep(20)
+        assert alive(pid)
+        assert sup.snapshot().children[0].restarts == 0

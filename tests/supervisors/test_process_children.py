@@ -1,0 +1,147 @@
+"""Process children: handshake, failure reports, the stop ladder, reaping, escalation."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+import trio
+
+from supervisors import (
+    ChildSpec,
+    Escalated,
+    ExitKind,
+    Intensity,
+    ProcessChild,
+    StartError,
+    Supervisor,
+    open_supervisor,
+    supervisor_spec,
+)
+
+from .conftest import alive, child_argv, wait_gone
+
+pytestmark = pytest.mark.usefixtures("no_leaked_children")
+
+
+def proc(*args: str, **kwargs) -> ChildSpec:
+    spec_keys = {"restart", "shutdown", "start_timeout", "id"}
+    spec_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in spec_keys}
+    spec_kwargs.setdefault("id", args[0])
+    return ChildSpec(start=lambda: ProcessChild(child_argv(*args), **kwargs), **spec_kwargs)
+
+
+async def wait_for(predicate, timeout: float = 10) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.02)
+
+
+async def test_crashed_process_is_restarted_with_its_reported_error():
+    async with open_supervisor([proc("crash", "0.2")], backoff=None) as sup:
+        first = sup.snapshot().children[0].pid
+        await wait_for(lambda: sup.snapshot().children[0].restarts >= 1 and sup.snapshot().children[0].state == "running")
+        child = sup.snapshot().children[0]
+        assert child.pid != first and alive(child.pid)
+        assert not alive(first)
+        assert child.last_exit.kind is ExitKind.ABNORMAL
+        assert child.last_exit.reason == "RuntimeError: boom"
+        assert "raise RuntimeError" in child.last_exit.traceback
+
+
+async def test_nonzero_exit_code_is_abnormal():
+    async with open_supervisor([proc("exit", "3", restart="transient")]) as sup:
+        await wait_for(lambda: (sup.snapshot().children[0].last_exit or None) is not None)
+        assert sup.snapshot().children[0].last_exit.reason == "exit code 3"
+
+
+async def test_graceful_stop_is_a_shutdown():
+    async with open_supervisor([proc("serve")]) as sup:
+        pid = sup.snapshot().children[0].pid
+        exit = await sup.terminate_child("serve")
+    assert (exit.kind, exit.code) == (ExitKind.SHUTDOWN, 0)
+    assert not alive(pid)
+
+
+async def test_a_child_ignoring_sigterm_is_sigkilled_after_its_timeout():
+    async with open_supervisor([proc("ignore-stop", shutdown=1.0)]) as sup:
+        pid = sup.snapshot().children[0].pid
+        began = trio.current_time()
+        exit = await sup.terminate_child("ignore-stop")
+        took = trio.current_time() - began
+    assert exit.signal == signal.SIGKILL and exit.kind is ExitKind.SHUTDOWN
+    assert took >= 1.0  # it was given its full timeout first
+    assert not alive(pid)
+
+
+async def test_brutal_kill_skips_the_ladder():
+    async with open_supervisor([proc("ignore-stop", shutdown="brutal_kill")]) as sup:
+        exit = await sup.terminate_child("ignore-stop")
+    assert exit.signal == signal.SIGKILL
+
+
+async def test_start_timeout_kills_and_reaps_the_process():
+    spawned: list[ProcessChild] = []
+
+    def start() -> ProcessChild:
+        spawned.append(ProcessChild(child_argv("no-ready")))
+        return spawned[-1]
+
+    with pytest.raises(StartError, match="start timeout"):
+        await Supervisor([ChildSpec(id="slow", start=start, start_timeout=1.0)]).run()
+    assert spawned[0].pid is not None and not alive(spawned[0].pid)
+
+
+async def test_failure_before_ready_is_reported():
+    with pytest.raises(StartError, match="ValueError: cannot start: bad config"):
+        await Supervisor([proc("fail-start")]).run()
+
+
+async def test_unknown_program_is_a_start_failure():
+    spec = ChildSpec(id="nope", start=lambda: ProcessChild(["/nonexistent/program"]))
+    with pytest.raises(StartError, match="FileNotFoundError"):
+        await Supervisor([spec]).run()
+
+
+async def test_grandchildren_die_with_their_parent():
+    spec = proc("grandchildren", "2", stdout=subprocess.PIPE)
+    async with open_supervisor([spec], backoff=None) as sup:
+        child = sup.snapshot().children[0]
+        incarnation = sup._slots["grandchildren"].child
+        line = await incarnation.stdout.receive_some(1000)
+        grandchildren = [int(p) for p in line.split()]
+        assert all(alive(p) for p in grandchildren)
+        import os
+
+        os.kill(child.pid, signal.SIGKILL)  # the child dies; its group must follow
+        assert await wait_gone(grandchildren, 5) == []
+        await wait_for(lambda: sup.snapshot().children[0].state == "running")
+        assert "possible OOM" in sup.snapshot().children[0].last_exit.reason
+        await sup._slots["grandchildren"].child.stdout.aclose()
+        await incarnation.stdout.aclose()
+
+
+async def test_foreign_program_through_the_exec_shim():
+    spec = ChildSpec(id="sleep", start=lambda: ProcessChild.command(["sleep", "1000"]))
+    async with open_supervisor([spec]) as sup:
+        pid = sup.snapshot().children[0].pid
+        exit = await sup.terminate_child("sleep")
+    assert exit.kind is ExitKind.SHUTDOWN
+    assert not alive(pid)
+
+
+async def test_process_escalation_through_two_levels_leaves_nothing():
+    inner = supervisor_spec("inner", [proc("crash", "0.05"), proc("serve")], intensity=Intensity(max_restarts=1, within=60), backoff=None)
+    sup = Supervisor([inner], id="root", intensity=Intensity(max_restarts=1, within=60), backoff=None)
+    seen: set[int] = set()
+
+    def record(event):
+        if event.pid:
+            seen.add(event.pid)
+
+    sup.on_event = record
+    with pytest.raises(Escalated) as info:
+        await sup.run()
+    assert "root/inner" in str(info.value) and "RuntimeError: boom" in str(info.value)
+    assert len(seen) >= 6 and not any(alive(p) for p in seen)

@@ -1,0 +1,27 @@
+"""Every runnable file in examples/ runs to completion."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+# What each example must print, so a test of it can fail.
+EXPECTED = {
+    "supervision_tree.py": "escalated root/workers",
+}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(path: Path) -> None:
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert EXPECTED[path.name] in result.stdout
+
+
+def test_every_example_has_an_expectation() -> None:
+    assert {p.name for p in EXAMPLES} == set(EXPECTED)
