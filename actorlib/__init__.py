@@ -1,3 +1,42 @@
-"""actorlib: a distributed actor runtime for Python on Trio."""
+"""actorlib: a distributed actor runtime for Python on Trio, with Ray Core's API.
+
+``import actorlib as ray`` runs Ray Core programs wherever the feature exists.
+"""
+
+from . import exceptions
+from ._api import (
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    init,
+    is_initialized,
+    nodes,
+    put,
+    shutdown,
+    wait,
+)
+from ._context import RuntimeContext, get_runtime_context
+from ._core import ObjectRef
+from ._remote_function import RemoteFunction, remote
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ObjectRef",
+    "RemoteFunction",
+    "RuntimeContext",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

@@ -17,7 +17,7 @@ from . import _control
 from ._child import StartError, wait_any
 from ._exit import Exit, ExitKind, exit_from_returncode
 
-_File = int | IO[Any] | None
+_File = int | IO[Any] | str | os.PathLike[str] | None
 
 
 class ProcessChild:
@@ -25,7 +25,8 @@ class ProcessChild:
 
     The process runs in its own process group. It is spawned on the Trio
     thread itself: spawning from a ``trio.to_thread`` worker would tie
-    ``PR_SET_PDEATHSIG`` to that short-lived thread. With ``handshake=True``
+    ``PR_SET_PDEATHSIG`` to that short-lived thread. ``stdout``/``stderr``
+    take what ``subprocess.Popen`` takes, or a path to append to. With ``handshake=True``
     the program must call :func:`supervisors.connect_parent` and
     ``link.ready()``; with ``handshake=False`` it is READY once spawned and is
     stopped by SIGTERM (wrap foreign programs with :meth:`command` instead,
@@ -107,7 +108,7 @@ class ProcessChild:
             env[_control.CONTROL_FD_ENV] = str(child_sock.fileno())
             env[_control.PARENT_PID_ENV] = str(os.getpid())
             pass_fds = (child_sock.fileno(),)
-        stdin, stdout, stderr = self._files
+        stdin, stdout, stderr = (_open(f) for f in self._files)
         try:
             self._popen = subprocess.Popen(
                 self.argv,
@@ -127,6 +128,9 @@ class ProcessChild:
         finally:
             if child_sock is not None:
                 child_sock.close()
+            for opened, given in zip((stdin, stdout, stderr), self._files):
+                if opened is not given:
+                    opened.close()  # type: ignore[union-attr]
         self.stdout = _wrap(self._popen, "stdout")
         self.stderr = _wrap(self._popen, "stderr")
 
@@ -222,6 +226,13 @@ class ProcessChild:
         except OSError:
             return False
         return True
+
+
+def _open(target: _File) -> Any:
+    """A path becomes a file opened for appending (closed again after the spawn)."""
+    if isinstance(target, (str, os.PathLike)):
+        return open(target, "ab")
+    return target
 
 
 def _wrap(popen: subprocess.Popen[bytes], name: str) -> trio.lowlevel.FdStream | None:

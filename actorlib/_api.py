@@ -1,0 +1,217 @@
+"""The public synchronous API: init, shutdown, get, wait, put, cancel, cluster queries."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import _core
+from ._core import Identity, ObjectRef, Runtime, current
+from ._driver import ADDRESS_ENV, InitOptions, bootstrap_driver
+from ._node import _resources as res
+
+_lock = threading.Lock()
+_atexit_registered = False
+
+
+class InitContext:
+    """What ``init()`` returns; also a context manager that shuts down on exit."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        ident = runtime.identity
+        self.address_info = {
+            "address": getattr(runtime, "head_address", ""),
+            "session_dir": str(ident.session_dir),
+            "node_id": ident.node_id.hex(),
+            "job_id": ident.job_id,
+        }
+        self.dashboard_url = None
+
+    def __enter__(self) -> InitContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutdown()
+
+    def __getitem__(self, key: str) -> Any:
+        return self.address_info[key]
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    memory: float | None = None,
+    object_store_memory: int | None = None,
+    namespace: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    ignore_reinit_error: bool = False,
+    log_to_driver: bool = True,
+    **ray_only: Any,
+) -> InitContext:
+    """Start an embedded local cluster (no address) or connect to one; make this process a driver.
+
+    ``address`` defaults to $ACTORLIB_ADDRESS. Blocks until the cluster
+    answers. Calling it twice raises RuntimeError unless
+    ``ignore_reinit_error=True``. Ray-only keyword arguments that have no
+    meaning here (``include_dashboard``, ``_node_ip_address``, ...) are
+    accepted and ignored.
+    """
+    global _atexit_registered
+    address = address or os.environ.get(ADDRESS_ENV) or None
+    options = InitOptions.check(
+        address,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources=resources,
+        memory=memory,
+        object_store_memory=object_store_memory,
+        namespace=namespace,
+        runtime_env=runtime_env,
+        log_to_driver=log_to_driver,
+    )
+    with _lock:
+        existing = _core._runtime._current
+        if existing is not None and not existing.closed:
+            if existing.identity.mode == "worker" or ignore_reinit_error:
+                return InitContext(existing)
+            raise RuntimeError("actorlib.init() was already called; pass ignore_reinit_error=True to allow this")
+        runtime = Runtime(Identity(mode="driver", namespace=options.namespace, env=options.env_vars))
+        runtime.start(functools.partial(bootstrap_driver, options=options))
+        _core.set_current(runtime)
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    return InitContext(runtime)
+
+
+def shutdown() -> None:
+    """Disconnect, and stop the local cluster if init() started one. Idempotent."""
+    with _lock:
+        runtime = _core._runtime._current
+        if runtime is None or runtime.identity.mode == "worker":
+            return
+        _core.set_current(None)
+    runtime.stop()
+
+
+def is_initialized() -> bool:
+    runtime = _core._runtime._current
+    return runtime is not None and not runtime.closed
+
+
+def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None = None) -> Any:
+    """The value of a ref, or the values of a list of refs, blocking until ready.
+
+    Raises the task's error (a TaskError that is also an instance of the
+    original exception), GetTimeoutError after ``timeout`` seconds, or a
+    system error (WorkerCrashedError, TaskCancelledError, ObjectLostError...).
+    """
+    runtime = current()
+    if isinstance(object_refs, ObjectRef):
+        return runtime.get([object_refs], _timeout(timeout))[0]
+    refs = _ref_list(object_refs, "get")
+    return runtime.get(refs, _timeout(timeout))
+
+
+def wait(
+    object_refs: Sequence[ObjectRef],
+    *,
+    num_returns: int = 1,
+    timeout: float | None = None,
+    fetch_local: bool = True,
+) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Block until ``num_returns`` refs are ready or ``timeout`` passes.
+
+    Returns ``(ready, not_ready)``, each in the order of ``object_refs``;
+    ``ready`` has at most ``num_returns`` refs.
+    """
+    runtime = current()
+    refs = _ref_list(object_refs, "wait")
+    if len(set(refs)) != len(refs):
+        raise ValueError("wait() was given the same ObjectRef more than once")
+    if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)} (the number of refs), got {num_returns!r}")
+    return runtime.wait(refs, num_returns, _timeout(timeout))
+
+
+def put(value: Any) -> ObjectRef:
+    """Store ``value`` (a snapshot) in the cluster; return a ref to it. Raises ObjectStoreFullError."""
+    if isinstance(value, ObjectRef):
+        raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself")
+    return current().put(value)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task producing ``object_ref``: a queued task never runs; a running one is
+    interrupted (``force``: its worker is killed). ``get`` then raises TaskCancelledError.
+    Cancelled tasks are not retried. Only the submitting process can cancel."""
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+    runtime = current()
+    runtime.soon(runtime.submitter.cancel, object_ref.task_id(), force)
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The cluster's nodes, as Ray describes them (NodeID, Alive, Resources, ...)."""
+    views = _cluster()
+    return [
+        {
+            "NodeID": view.node_id.hex(),
+            "Alive": view.alive,
+            "alive": view.alive,
+            "NodeManagerAddress": view.ip,
+            "NodeManagerHostname": view.hostname,
+            "NodeName": view.ip,
+            "Resources": {**view.total, f"node:{view.ip}": 1.0},
+            "IsHead": view.is_head,
+            "pid": view.pid,
+        }
+        for view in views
+    ]
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total resources of the live nodes."""
+    return _sum(view.total for view in _cluster() if view.alive)
+
+
+def available_resources() -> dict[str, float]:
+    """Resources not held by leases right now."""
+    return _sum(view.available for view in _cluster() if view.alive)
+
+
+def _cluster() -> list[Any]:
+    runtime = current()
+    head = getattr(runtime, "head", None)
+    if head is None:
+        raise RuntimeError("cluster queries are only available in a driver")
+    return runtime.call(head.cluster).nodes
+
+
+def _sum(shapes: Any) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for shape in shapes:
+        res.add(total, shape)
+    return {name: qty for name, qty in total.items() if qty}
+
+
+def _timeout(timeout: float | None) -> float | None:
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"timeout must be None or a non-negative number of seconds, got {timeout!r}")
+    return timeout
+
+
+def _ref_list(refs: Any, where: str) -> list[ObjectRef]:
+    if not isinstance(refs, (list, tuple)):
+        raise TypeError(f"{where}() takes an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
+    for ref in refs:
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"{where}() takes ObjectRefs, got an item of type {type(ref).__name__}")
+    return list(refs)

@@ -1,0 +1,16 @@
+"""``actorlib``: the command group (one module per command)."""
+
+from __future__ import annotations
+
+import click
+
+from ._run import run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="actorlib")
+def main() -> None:
+    """actorlib: a distributed actor runtime for Python."""
+
+
+main.add_command(run)

@@ -1,0 +1,63 @@
+"""``get_runtime_context()``: who and where the calling code runs."""
+
+from __future__ import annotations
+
+from ._core import Runtime, current
+
+
+class RuntimeContext:
+    """Ids of the current job, node, worker and task (hex strings, like Ray's)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def get_job_id(self) -> str:
+        return self._runtime.identity.job_id
+
+    def get_node_id(self) -> str:
+        return self._runtime.identity.node_id.hex()
+
+    def get_worker_id(self) -> str:
+        return self._runtime.identity.core_id.hex()
+
+    def get_task_id(self) -> str | None:
+        """The running task's id, or None in a driver."""
+        executor = self._runtime.executor
+        task = executor.current if executor is not None else None
+        return task.task_id.hex() if task is not None else None
+
+    def get_task_name(self) -> str | None:
+        executor = self._runtime.executor
+        task = executor.current if executor is not None else None
+        return task.name if task is not None else None
+
+    def get_actor_id(self) -> str | None:
+        return None
+
+    @property
+    def job_id(self) -> str:
+        return self.get_job_id()
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    @property
+    def task_id(self) -> str | None:
+        return self.get_task_id()
+
+    @property
+    def namespace(self) -> str:
+        return self._runtime.identity.namespace
+
+    @property
+    def worker_mode(self) -> str:
+        return self._runtime.identity.mode
+
+    def __repr__(self) -> str:
+        return f"RuntimeContext(job_id={self.job_id!r}, node_id={self.node_id!r}, task_id={self.task_id!r})"
+
+
+def get_runtime_context() -> RuntimeContext:
+    """The context of the calling driver or task. Raises NotInitializedError before init()."""
+    return RuntimeContext(current())

@@ -1,0 +1,7 @@
+"""The per-process runtime shared by drivers and workers."""
+
+from ._arguments import Placeholder, pack, unpack
+from ._objects import ObjectTable
+from ._refs import ObjectRef
+from ._runtime import Identity, Runtime, current, set_current
+from ._submitter import TaskSpec

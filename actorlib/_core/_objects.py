@@ -1,0 +1,181 @@
+"""The object table: every object this process owns or borrows, its value once known, and its waiters.
+
+Values are completed on the runtime's Trio thread and read from any thread.
+Reference counts are kept per object id; ``ObjectRef.__del__`` only queues
+a decrement (it may run anywhere, even inside this module), and the Trio
+thread applies queued decrements with :meth:`ObjectTable.collect`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .._wire import Stored, Value
+
+
+class Entry:
+    """One object: its value (None while pending), waiters, and who knows of it."""
+
+    __slots__ = ("value", "waiters", "count", "owned", "owner", "escaped", "fetching")
+
+    def __init__(self, owned: bool, owner: str) -> None:
+        self.value: Value | None = None
+        self.waiters: list[Any] | None = None
+        self.count = 0
+        self.owned = owned
+        self.owner = owner
+        self.escaped = False
+        self.fetching = False
+
+
+class ThreadWaiter:
+    """Blocks a thread until ``remaining`` entries have completed."""
+
+    __slots__ = ("_lock", "remaining")
+
+    def __init__(self, remaining: int) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.remaining = remaining
+
+    def notify(self) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """True once notified enough; False on timeout."""
+        return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+
+class CallbackWaiter:
+    """Calls ``callback()`` once, when the entry completes (on the runtime thread)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+
+    def notify(self) -> None:
+        self.callback()
+
+
+class LoopWaiter:
+    """Wakes a task in another event loop (a user's Trio or asyncio loop)."""
+
+    __slots__ = ("_wake",)
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def notify(self) -> None:
+        try:
+            self._wake()
+        except (RuntimeError, trio.RunFinishedError):
+            pass  # that loop has ended; nobody is waiting any more
+
+
+class ObjectTable:
+    """Objects known to this process, by id."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, Entry] = {}
+        self._lock = threading.Lock()
+        self._decrefs: deque[bytes] = deque()
+        self.on_free: Callable[[list[Stored]], None] = lambda stored: None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, object_id: bytes) -> Entry | None:
+        return self._entries.get(object_id)
+
+    def add(self, object_id: bytes, *, owned: bool, owner: str, value: Value | None = None) -> Entry:
+        """Register an object (idempotent) and count one reference to it."""
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is None:
+                entry = self._entries[object_id] = Entry(owned, owner)
+                entry.value = value
+            entry.count += 1
+            return entry
+
+    def incref(self, object_id: bytes, owner: str) -> Entry:
+        return self.add(object_id, owned=False, owner=owner)
+
+    def decref_later(self, object_id: bytes) -> None:
+        """Queue one reference drop; safe from any thread and from ``__del__``."""
+        self._decrefs.append(object_id)
+
+    def complete(self, object_id: bytes, value: Value) -> bool:
+        """Set the value of a pending object and wake its waiters. False if unknown or done."""
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is None or entry.value is not None:
+                return False
+            entry.value = value
+            waiters, entry.waiters = entry.waiters, None
+        for waiter in waiters or ():
+            waiter.notify()
+        return True
+
+    def wait_on(self, entry: Entry, waiter: Any) -> bool:
+        """Register ``waiter`` on a pending entry; False (not registered) if it is already done."""
+        with self._lock:
+            if entry.value is not None:
+                return False
+            if entry.waiters is None:
+                entry.waiters = []
+            entry.waiters.append(waiter)
+            return True
+
+    def wait_many(self, entries: list[Entry], want: int | None = None) -> ThreadWaiter | None:
+        """One waiter on the pending entries, woken once ``want`` entries in all are done
+        (None: all of them). Returns None if that already holds."""
+        with self._lock:
+            pending = [entry for entry in entries if entry.value is None]
+            need = len(pending) if want is None else min(want - (len(entries) - len(pending)), len(pending))
+            if need <= 0:
+                return None
+            waiter = ThreadWaiter(need)
+            for entry in pending:
+                if entry.waiters is None:
+                    entry.waiters = []
+                entry.waiters.append(waiter)
+            return waiter
+
+    def mark_escaped(self, object_ids: list[bytes]) -> None:
+        """These owned objects were handed to another process: never free them (see docs)."""
+        for object_id in object_ids:
+            entry = self._entries.get(object_id)
+            if entry is not None and entry.owned:
+                entry.escaped = True
+
+    def collect(self) -> None:
+        """Apply queued reference drops; free objects nobody references any more."""
+        freed: list[Stored] = []
+        with self._lock:
+            while self._decrefs:
+                object_id = self._decrefs.popleft()
+                entry = self._entries.get(object_id)
+                if entry is None:
+                    continue
+                entry.count -= 1
+                if entry.count > 0 or entry.escaped or entry.waiters:
+                    continue
+                del self._entries[object_id]
+                if entry.owned and isinstance(entry.value, Stored):
+                    freed.append(entry.value)
+        if freed:
+            self.on_free(freed)
+
+    def fail_pending(self, make_value: Callable[[], Value]) -> None:
+        """Complete every pending entry with an error value (the runtime is going away)."""
+        pending = [object_id for object_id, entry in list(self._entries.items()) if entry.value is None]
+        for object_id in pending:
+            self.complete(object_id, make_value())

@@ -1,0 +1,208 @@
+"""Connections of one runtime: to its node, to workers and owners it calls, and its own core server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._serial import box_system
+from .._wire import (
+    CancelTask,
+    Channel,
+    CoreMessage,
+    GetObject,
+    LeaseGranted,
+    LeaseRefused,
+    LogBatch,
+    NodeInfoReply,
+    NodeMessage,
+    ObjectReply,
+    Pending,
+    ProtocolError,
+    PushTask,
+    Stored,
+    StoreFree,
+    StoreMessage,
+    TaskDone,
+    WorkerExitReply,
+    connect,
+    serve,
+)
+from ..exceptions import ObjectFreedError, OwnerDiedError
+from ._objects import CallbackWaiter
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+log = logging.getLogger("actorlib.core")
+
+_REPLIES = (LeaseGranted, LeaseRefused, WorkerExitReply, NodeInfoReply)
+
+
+class Peers:
+    """Every channel this runtime holds, and what arrives on them."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.node: Channel | None = None
+        self.node_pending = Pending()
+        self.on_logs: Callable[[LogBatch], None] = lambda batch: None
+        self._channels: dict[str, Channel] = {}
+        self._connecting: dict[str, trio.Event] = {}
+        self._pending: dict[Channel, Pending] = {}
+        self._store: Channel | None = None
+        self._frees: list[bytes] = []
+
+    # ---- the node ------------------------------------------------------------
+
+    async def connect_node(self) -> None:
+        ident = self.rt.identity
+        self.node = await connect(self.rt.nursery, ident.node_address, ident.token, NodeMessage, name=ident.peer_name)
+        self.rt.nursery.start_soon(self._read_node, self.node)
+
+    async def _read_node(self, channel: Channel) -> None:
+        try:
+            async for message in channel:
+                if isinstance(message, _REPLIES):
+                    self.node_pending.resolve(message.req, message)
+                elif isinstance(message, LogBatch):
+                    self.on_logs(message)
+        except ProtocolError as exc:
+            log.error("closing the node connection: %s", exc)
+        finally:
+            self.node_pending.fail_all(ConnectionError("lost the connection to the node"))
+
+    async def node_request(self, make: Callable[[int], Any]) -> Any:
+        """Send ``make(req)`` to the node and return its reply."""
+        req = self.node_pending.new()
+        self.node_send(make(req))
+        return await self.node_pending.wait(req)
+
+    def node_send(self, message: Any) -> None:
+        assert self.node is not None
+        self.node.send_nowait(message)
+
+    # ---- our own server --------------------------------------------------------
+
+    async def serve(self, address: str, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve(address, self.rt.identity.token, CoreMessage, self._read_core, task_status=task_status)
+
+    # ---- outgoing core channels ------------------------------------------------
+
+    async def channel_to(self, address: str) -> Channel:
+        """A channel to the core server at ``address`` (shared, connected once). Raises OSError."""
+        while address not in self._channels:
+            if address in self._connecting:
+                await self._connecting[address].wait()
+                continue
+            self._connecting[address] = done = trio.Event()
+            try:
+                ident = self.rt.identity
+                channel = await connect(self.rt.nursery, address, ident.token, CoreMessage, name=ident.peer_name)
+                self._channels[address] = channel
+                self.rt.nursery.start_soon(self._read_outgoing, address, channel)
+            finally:
+                del self._connecting[address]
+                done.set()
+        return self._channels[address]
+
+    async def _read_outgoing(self, address: str, channel: Channel) -> None:
+        try:
+            await self._read_core(channel)
+        except ProtocolError as exc:
+            log.error("closing the connection to %s: %s", address, exc)
+        finally:
+            if self._channels.get(address) is channel:
+                del self._channels[address]
+
+    async def _read_core(self, channel: Channel) -> None:
+        try:
+            async for message in channel:
+                self._dispatch(channel, message)
+        finally:
+            channel._mark_closed(None)
+            self.rt.submitter.on_channel_lost(channel)
+            if self.rt.executor is not None:
+                self.rt.executor.on_channel_lost(channel)
+            pending = self._pending.pop(channel, None)
+            if pending is not None:
+                pending.fail_all(ConnectionError(f"lost the connection to {channel.peer}"))
+
+    def _dispatch(self, channel: Channel, message: Any) -> None:
+        kind = type(message)
+        if kind is TaskDone:
+            self.rt.submitter.on_done(message)
+        elif kind is ObjectReply:
+            self._pending_for(channel).resolve(message.req, message)
+        elif kind is PushTask:
+            self._executor().push(message, channel)
+        elif kind is CancelTask:
+            self._executor().cancel(message.task_id)
+        elif kind is GetObject:
+            self._serve_object(channel, message)
+
+    def _executor(self) -> Any:
+        if self.rt.executor is None:
+            raise ConnectionError("this process runs no tasks")
+        return self.rt.executor
+
+    def _pending_for(self, channel: Channel) -> Pending:
+        pending = self._pending.get(channel)
+        if pending is None:
+            pending = self._pending[channel] = Pending()
+        return pending
+
+    # ---- objects between owners and borrowers ---------------------------------
+
+    def fetch(self, owner: str, object_id: bytes) -> None:
+        """Ask ``owner`` for an object this process borrows; complete it when it answers."""
+        self.rt.nursery.start_soon(self._fetch, owner, object_id)
+
+    async def _fetch(self, owner: str, object_id: bytes) -> None:
+        try:
+            channel = await self.channel_to(owner)
+            pending = self._pending_for(channel)
+            req = pending.new()
+            channel.send_nowait(GetObject(req=req, object_id=object_id))
+            reply = await pending.wait(req)
+            value = reply.value
+        except (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            error = OwnerDiedError(f"the owner of object {object_id.hex()} ({owner}) is unreachable: {exc}")
+            value = box_system(error)
+        self.rt.objects.complete(object_id, value)
+
+    def _serve_object(self, channel: Channel, request: GetObject) -> None:
+        entry = self.rt.objects.get(request.object_id)
+
+        def reply() -> None:
+            assert entry is not None and entry.value is not None
+            if not channel.closed:
+                channel.send_nowait(ObjectReply(req=request.req, value=entry.value))
+
+        if entry is None or not entry.owned:
+            error = ObjectFreedError(f"object {request.object_id.hex()} is not held by its owner any more")
+            if not channel.closed:
+                channel.send_nowait(ObjectReply(req=request.req, value=box_system(error)))
+        elif not self.rt.objects.wait_on(entry, CallbackWaiter(reply)):
+            reply()
+
+    def free_stored(self, stored: list[Stored]) -> None:
+        """Tell the local store these objects are unreferenced (asynchronously)."""
+        self._frees.extend(s.object_id for s in stored if s.store == self.rt.identity.store_address)
+        if self._frees and not self.rt.closed:
+            self.rt.nursery.start_soon(self._flush_frees)
+
+    async def _flush_frees(self) -> None:
+        if self._store is None:
+            ident = self.rt.identity
+            try:
+                self._store = await connect(self.rt.nursery, ident.store_address, ident.token, StoreMessage, name=ident.peer_name)
+            except OSError as exc:
+                log.debug("cannot free objects: store unreachable: %s", exc)
+                return
+        frees, self._frees = self._frees, []
+        if frees and not self._store.closed:
+            self._store.send_nowait(StoreFree(object_ids=frees))

@@ -1,0 +1,125 @@
+"""ObjectRef: a future for a value some task (or ``put``) produces."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import TYPE_CHECKING, Any
+
+import sniffio
+import trio
+
+from .._serial import record_ref
+from ._objects import CallbackWaiter, LoopWaiter
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+
+class ObjectRef:
+    """A reference to an object that exists now or will once its task finishes.
+
+    Pass it to ``actorlib.get``/``wait``, to other tasks (as a top-level
+    argument it is replaced by its value), or ``await`` it in Trio or asyncio
+    code. Equal refs name the same object.
+    """
+
+    __slots__ = ("_id", "_owner", "_runtime", "__weakref__")
+
+    def __init__(self, object_id: bytes, owner: str, runtime: Runtime, *, counted: bool = False) -> None:
+        self._id = object_id
+        self._owner = owner
+        self._runtime = runtime
+        if not counted:
+            runtime.objects.incref(object_id, owner)
+
+    def __del__(self) -> None:
+        try:
+            self._runtime.objects.decref_later(self._id)
+        except Exception:  # interpreter shutdown: the table may be gone
+            pass
+
+    def binary(self) -> bytes:
+        return self._id
+
+    def hex(self) -> str:
+        return self._id.hex()
+
+    def task_id(self) -> bytes:
+        """Id of the task that produces this object."""
+        return self._id[:16]
+
+    @property
+    def owner_address(self) -> str:
+        return self._owner
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self._id.hex()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other._id == self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __reduce__(self) -> Any:
+        record_ref(self)
+        return (_rebuild, (self._id, self._owner))
+
+    # ---- waiting from other event loops -----------------------------------
+
+    def __await__(self) -> Any:
+        return self._get_async().__await__()
+
+    async def _get_async(self) -> Any:
+        runtime = self._runtime
+        entry = runtime.entry_for(self)
+        if entry.value is None:
+            library = sniffio.current_async_library()
+            if library == "trio":
+                await _wait_trio(runtime, entry)
+            elif library == "asyncio":
+                await _wait_asyncio(runtime, entry)
+            else:
+                raise RuntimeError(f"ObjectRef cannot be awaited from {library}")
+        return runtime.value_of(self, entry)
+
+    def future(self) -> concurrent.futures.Future[Any]:
+        """A concurrent.futures.Future completed with the value (or its error)."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        runtime = self._runtime
+        entry = runtime.entry_for(self)
+
+        def settle() -> None:
+            try:
+                future.set_result(runtime.value_of(self, entry))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        if not runtime.objects.wait_on(entry, CallbackWaiter(settle)):
+            settle()
+        return future
+
+
+async def _wait_trio(runtime: Runtime, entry: Any) -> None:
+    token = trio.lowlevel.current_trio_token()
+    event = trio.Event()
+    if runtime.objects.wait_on(entry, LoopWaiter(lambda: token.run_sync_soon(event.set))):
+        await event.wait()
+
+
+async def _wait_asyncio(runtime: Runtime, entry: Any) -> None:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+
+    if runtime.objects.wait_on(entry, LoopWaiter(wake)):
+        await future
+
+
+def _rebuild(object_id: bytes, owner: str) -> ObjectRef:
+    from ._runtime import current
+
+    return ObjectRef(object_id, owner, current())

@@ -1,0 +1,276 @@
+"""The per-process runtime: a Trio loop on a daemon thread, and the sync API's bridge into it.
+
+Drivers and workers run the same Runtime; user code runs on other threads
+(the main thread) and calls in. Hot paths avoid a thread round trip: task
+submission queues work and wakes the loop at most once per burst, and
+``get`` of a finished object never enters the loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .. import _ids
+from .._serial import deserialize, serialize, unbox
+from .._store import StoreClient
+from .._wire import Inline, Stored, Value
+from ..exceptions import GetTimeoutError, NotInitializedError, RuntimeShutdownError
+from ._objects import Entry, ObjectTable, ThreadWaiter
+from ._peers import Peers
+from ._refs import ObjectRef
+from ._submitter import TaskSpec, TaskSubmitter
+
+_current: Runtime | None = None
+TICK = 0.05
+
+
+def current() -> Runtime:
+    """The runtime of this process. Raises NotInitializedError if there is none."""
+    if _current is None:
+        raise NotInitializedError("actorlib is not initialized: call actorlib.init() first")
+    return _current
+
+
+def set_current(runtime: Runtime | None) -> None:
+    global _current
+    _current = runtime
+
+
+@dataclass
+class Identity:
+    """Who this process is in the cluster; filled in during bootstrap."""
+
+    mode: str  # "driver" | "worker"
+    core_id: bytes = field(default_factory=_ids.unique_id)
+    session_dir: Path = Path()
+    token: str = ""
+    address: str = ""
+    node_id: bytes = b""
+    node_address: str = ""
+    store_address: str = ""
+    job_id: str = ""
+    namespace: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def peer_name(self) -> str:
+        return f"{self.mode}:{self.core_id.hex()}"
+
+
+Bootstrap = Callable[["Runtime"], Awaitable[None]]
+
+
+class Runtime:
+    """One process's view of the cluster: objects, tasks, connections."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self.objects = ObjectTable()
+        self.objects.on_free = self._free_stored
+        self.submitter = TaskSubmitter(self)
+        self.peers = Peers(self)
+        self.executor: Any = None  # set in worker processes
+        self.on_teardown: list[Callable[[], Awaitable[None]]] = []
+        self.blocked_hook: Callable[[bool], None] | None = None
+        self._store: StoreClient | None = None
+        self._store_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stop: trio.Event | None = None
+        self._submissions: deque[TaskSpec] = deque()
+        self._drain_scheduled = False
+        self.closed = False
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def start(self, bootstrap: Bootstrap) -> None:
+        """Run the loop on a daemon thread; return once ``bootstrap`` finished. Re-raises its error."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                trio.run(self._main, bootstrap, ready)
+            except BaseException as exc:
+                failure.append(_single(exc))
+            finally:
+                self.closed = True
+                ready.set()
+
+        self._thread = threading.Thread(target=main, name="actorlib-runtime", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+
+    async def _main(self, bootstrap: Bootstrap, ready: threading.Event) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._token = trio.lowlevel.current_trio_token()
+            self._stop = trio.Event()
+            await bootstrap(self)
+            nursery.start_soon(self._tick)
+            ready.set()
+            await self._stop.wait()
+            self.closed = True
+            self.objects.fail_pending(_shutdown_value)
+            with trio.CancelScope(shield=True):
+                for teardown in reversed(self.on_teardown):
+                    await teardown()
+            nursery.cancel_scope.cancel()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the loop (running teardown hooks) and join its thread. Idempotent."""
+        if self._thread is None:
+            return
+        if self._thread.is_alive() and self._token is not None and self._stop is not None:
+            try:
+                self._token.run_sync_soon(self._stop.set)
+            except trio.RunFinishedError:
+                pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        assert self._nursery is not None
+        return self._nursery
+
+    def call(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``async_fn(*args)`` in the loop and return its result (blocks the calling thread)."""
+        if self.closed:
+            raise RuntimeShutdownError("actorlib has been shut down")
+        return trio.from_thread.run(async_fn, *args, trio_token=self._token)
+
+    def soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the loop soon; from any thread, never blocks."""
+        if self._token is None or self.closed:
+            raise RuntimeShutdownError("actorlib has been shut down")
+        self._token.run_sync_soon(fn, *args)
+
+    async def _tick(self) -> None:
+        while True:
+            await trio.sleep(TICK)
+            self.objects.collect()
+            self.submitter.return_idle_leases()
+
+    # ---- tasks -------------------------------------------------------------
+
+    def submit(self, spec: TaskSpec) -> None:
+        """Queue a task for submission; never blocks."""
+        self._submissions.append(spec)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self.soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        submissions = self._submissions
+        while submissions:
+            self.submitter.submit(submissions.popleft())
+
+    # ---- objects -------------------------------------------------------------
+
+    def put(self, value: Any) -> ObjectRef:
+        """Store ``value`` (a snapshot) and return a ref this process owns."""
+        serialized = serialize(value, what="the value passed to put()")
+        if serialized.refs:
+            self.objects.mark_escaped([ref.binary() for ref in serialized.refs])
+        object_id = _ids.put_id()
+        stored: Value
+        if serialized.inline:
+            stored = serialized.to_inline()
+        else:
+            stored = self.store_put(object_id, serialized, self.identity.core_id)
+        self.objects.add(object_id, owned=True, owner=self.identity.address, value=stored)
+        return ObjectRef(object_id, self.identity.address, self, counted=True)
+
+    def store_put(self, object_id: bytes, serialized: Any, owner: bytes) -> Stored:
+        size = self.store.put(object_id, serialized, owner)
+        ident = self.identity
+        return Stored(object_id=object_id, node_id=ident.node_id, size=size, store=ident.store_address)
+
+    @property
+    def store(self) -> StoreClient:
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    ident = self.identity
+                    self._store = StoreClient(ident.store_address, ident.token, ident.peer_name)
+        return self._store
+
+    def entry_for(self, ref: ObjectRef) -> Entry:
+        """The table entry behind ``ref``, fetching it from its owner if it is borrowed."""
+        entry = self.objects.get(ref.binary())
+        if entry is None:  # a ref from an earlier runtime in this process
+            entry = self.objects.incref(ref.binary(), ref.owner_address)
+        if entry.value is None and not entry.owned and not entry.fetching:
+            entry.fetching = True
+            self.soon(self.peers.fetch, ref.owner_address, ref.binary())
+        return entry
+
+    def value_of(self, ref: ObjectRef, entry: Entry) -> Any:
+        """The Python value of a completed entry; raises the task's error for a failed one."""
+        value = entry.value
+        if type(value) is Inline:
+            return deserialize(value.data, value.buffers)
+        if type(value) is Stored:
+            return self.store.get(value.object_id)
+        assert value is not None, f"{ref} is not ready"
+        raise unbox(value)  # type: ignore[arg-type]
+
+    def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list[Any]:
+        """Block until every ref has a value; return the values in order."""
+        entries = [self.entry_for(ref) for ref in refs]
+        waiter = self.objects.wait_many(entries)
+        if waiter is not None and not self._block(waiter, timeout):
+            missing = sum(entry.value is None for entry in entries)
+            raise GetTimeoutError(f"get() timed out after {timeout}s: {missing} of {len(refs)} objects not ready")
+        return [self.value_of(ref, entry) for ref, entry in zip(refs, entries)]
+
+    def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list[Any], list[Any]]:
+        """Ray's wait: the first ``num_returns`` ready refs (in input order) and the rest."""
+        entries = [self.entry_for(ref) for ref in refs]
+        if timeout != 0:
+            waiter = self.objects.wait_many(entries, num_returns)
+            if waiter is not None:
+                self._block(waiter, timeout)
+        done: list[Any] = []
+        rest: list[Any] = []
+        for ref, entry in zip(refs, entries):
+            (done if entry.value is not None and len(done) < num_returns else rest).append(ref)
+        return done, rest
+
+    def _block(self, waiter: ThreadWaiter, timeout: float | None) -> bool:
+        if self.blocked_hook is not None:
+            self.blocked_hook(True)
+        try:
+            return waiter.wait(timeout)
+        finally:
+            if self.blocked_hook is not None:
+                self.blocked_hook(False)
+
+    def _free_stored(self, stored: list[Stored]) -> None:
+        self.peers.free_stored(stored)
+
+
+def _shutdown_value() -> Value:
+    from .._serial import box_system
+
+    return box_system(RuntimeShutdownError("actorlib was shut down before this object was ready"))
+
+
+def _single(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

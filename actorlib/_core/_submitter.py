@@ -1,0 +1,346 @@
+"""Task submission on the owner's side: dependencies, worker leases, pipelining, retries.
+
+Runs on the runtime's Trio thread only. Tasks wait for their top-level
+ObjectRef arguments, then join a queue per scheduling key (resource shape
+and environment). Each queue leases workers from the node and pushes tasks
+to them directly; short tasks are pipelined several deep per lease, long
+ones one at a time so that work spreads over every leased worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._serial import Exported, box_system, boxed_type
+from .._wire import Channel, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
+from .._wire import CancelTask, WorkerExitQuery
+from ..exceptions import InfeasibleResourcesError, TaskCancelledError, WorkerCrashedError, WorkerStartError
+from ._objects import CallbackWaiter
+
+if TYPE_CHECKING:
+    from ._refs import ObjectRef
+    from ._runtime import Runtime
+
+PIPELINE_DEPTH = 16  # tasks in flight per lease, for short tasks
+SHORT_TASK = 0.002  # seconds; tasks faster than this (on average) are pipelined
+MAX_LEASE_REQUESTS = 10  # outstanding lease requests per scheduling key
+LEASE_IDLE = 0.1  # seconds an unused lease is kept before it is returned
+EXIT_QUERY_TIMEOUT = 2.0
+
+
+class TaskSpec:
+    """One task invocation, as the owner tracks it."""
+
+    __slots__ = (
+        "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
+        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "cancelled",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        task_id: bytes,
+        fn: Exported,
+        name: str,
+        args: Inline,
+        deps: list[ObjectRef],
+        return_ids: list[bytes],
+        shape: dict[str, float],
+        env: dict[str, str],
+        max_retries: int,
+        retry_exceptions: bool | tuple[type[BaseException], ...],
+    ) -> None:
+        self.task_id = task_id
+        self.fn = fn
+        self.name = name
+        self.args = args
+        self.deps = deps
+        self.num_returns = len(return_ids)
+        self.return_ids = return_ids
+        self.shape = shape
+        self.env = env
+        self.key = repr((sorted(shape.items()), sorted(env.items())))
+        self.max_retries = max_retries
+        self.retry_exceptions = retry_exceptions
+        self.attempt = 0
+        self.resolved: list[Value] = []
+        self.lease: _Lease | None = None
+        self.cancelled = False
+
+
+class _Queue:
+    __slots__ = ("key", "shape", "env", "tasks", "leases", "requesting", "avg")
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.key = spec.key
+        self.shape = spec.shape
+        self.env = spec.env
+        self.tasks: deque[TaskSpec] = deque()
+        self.leases: list[_Lease] = []
+        self.requesting = 0
+        self.avg = math.inf  # seconds per task, unknown until one finishes
+
+
+class _Lease:
+    __slots__ = ("lease_id", "worker_id", "pid", "channel", "queue", "inflight", "idle_since")
+
+    def __init__(self, granted: Any, channel: Channel, queue: _Queue) -> None:
+        self.lease_id = granted.lease_id
+        self.worker_id = granted.worker_id
+        self.pid = granted.pid
+        self.channel = channel
+        self.queue = queue
+        self.inflight: dict[bytes, TaskSpec] = {}
+        self.idle_since = trio.current_time()
+
+
+class TaskSubmitter:
+    """Owns the tasks this process submitted until their results arrive."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._queues: dict[str, _Queue] = {}
+        self._running: dict[bytes, TaskSpec] = {}
+        self._waiting: dict[bytes, TaskSpec] = {}
+        self._sent_fns: dict[Channel, set[bytes]] = {}
+
+    # ---- submission and dependencies --------------------------------------
+
+    def submit(self, spec: TaskSpec) -> None:
+        pending = [ref for ref in spec.deps if self.rt.entry_for(ref).value is None]
+        if not pending:
+            self._enqueue(spec)
+            return
+        self._waiting[spec.task_id] = spec
+        remaining = [len(pending)]
+
+        def one_ready() -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0 and self._waiting.pop(spec.task_id, None) is not None:
+                self._enqueue(spec)
+
+        for ref in pending:
+            if not self.rt.objects.wait_on(self.rt.entry_for(ref), CallbackWaiter(one_ready)):
+                one_ready()
+
+    def _enqueue(self, spec: TaskSpec) -> None:
+        resolved = []
+        for ref in spec.deps:
+            value = self.rt.objects.get(ref.binary()).value  # type: ignore[union-attr]
+            if type(value) is ErrorValue:
+                self._finish(spec, [value] * spec.num_returns)  # a failed argument fails the task
+                return
+            resolved.append(value)
+        spec.resolved = resolved
+        queue = self._queues.get(spec.key)
+        if queue is None:
+            queue = self._queues[spec.key] = _Queue(spec)
+        queue.tasks.append(spec)
+        self._dispatch(queue)
+
+    # ---- leases and pushing ---------------------------------------------------
+
+    def _dispatch(self, queue: _Queue) -> None:
+        depth = PIPELINE_DEPTH if queue.avg < SHORT_TASK else 1
+        tasks = queue.tasks
+        while tasks:
+            best = min(queue.leases, key=lambda lease: len(lease.inflight), default=None)
+            if best is None or len(best.inflight) >= depth:
+                break
+            self._push(best, tasks.popleft())
+        if tasks:
+            wanted = min(MAX_LEASE_REQUESTS, math.ceil(len(tasks) / depth))
+            while queue.requesting < wanted:
+                queue.requesting += 1
+                self.rt.nursery.start_soon(self._lease, queue)
+
+    async def _lease(self, queue: _Queue) -> None:
+        ident = self.rt.identity
+        name = queue.tasks[0].name if queue.tasks else ""
+        try:
+            reply = await self.rt.peers.node_request(
+                lambda req: RequestLease(req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name)
+            )
+            if isinstance(reply, LeaseRefused):
+                self._refused(queue, reply)
+                return
+            try:
+                channel = await self.rt.peers.channel_to(reply.address)
+            except OSError:
+                self.rt.peers.node_send(ReturnLease(lease_id=reply.lease_id, kill=True))
+                return
+        except (ConnectionError, trio.ClosedResourceError):
+            return  # the node is gone; shutdown fails what is pending
+        finally:
+            queue.requesting -= 1
+        queue.leases.append(_Lease(reply, channel, queue))
+        self._dispatch(queue)
+
+    def _refused(self, queue: _Queue, reply: LeaseRefused) -> None:
+        error: Exception
+        if reply.kind == "infeasible":
+            error = InfeasibleResourcesError(reply.message)
+        else:
+            error = WorkerStartError(reply.message)
+        while queue.tasks:
+            spec = queue.tasks.popleft()
+            self._finish(spec, [box_system(error)] * spec.num_returns)
+
+    def _push(self, lease: _Lease, spec: TaskSpec) -> None:
+        ident = self.rt.identity
+        sent = self._sent_fns.setdefault(lease.channel, set())
+        fn_id = spec.fn.fn_id
+        message = PushTask(
+            task_id=spec.task_id,
+            fn_id=fn_id,
+            fn_blob=None if fn_id in sent else spec.fn.blob,
+            name=spec.name,
+            args=spec.args,
+            resolved=spec.resolved,
+            num_returns=spec.num_returns,
+            job_id=ident.job_id,
+            owner=ident.address,
+            owner_id=ident.core_id,
+            attempt=spec.attempt,
+        )
+        lease.inflight[spec.task_id] = spec
+        spec.lease = lease
+        self._running[spec.task_id] = spec
+        try:
+            lease.channel.send_nowait(message)
+        except trio.ClosedResourceError:
+            return  # on_channel_lost retries it
+        sent.add(fn_id)
+
+    def return_idle_leases(self) -> None:
+        """Give back leases unused for LEASE_IDLE seconds (called periodically)."""
+        now = trio.current_time()
+        for queue in self._queues.values():
+            if queue.tasks:
+                continue
+            for lease in list(queue.leases):
+                if not lease.inflight and now - lease.idle_since >= LEASE_IDLE:
+                    queue.leases.remove(lease)
+                    self._send_node(ReturnLease(lease_id=lease.lease_id))
+
+    def _send_node(self, message: Any) -> None:
+        try:
+            self.rt.peers.node_send(message)
+        except (trio.ClosedResourceError, AssertionError):
+            pass
+
+    # ---- results ----------------------------------------------------------------
+
+    def on_done(self, done: TaskDone) -> None:
+        spec = self._running.pop(done.task_id, None)
+        if spec is None:
+            self._free_orphans(done.returns)
+            return
+        lease = spec.lease
+        assert lease is not None
+        del lease.inflight[spec.task_id]
+        spec.lease = None
+        queue = lease.queue
+        queue.avg = done.elapsed if math.isinf(queue.avg) else 0.8 * queue.avg + 0.2 * done.elapsed
+        if not lease.inflight:
+            lease.idle_since = trio.current_time()
+        if self._retry_error(spec, done.returns):
+            spec.attempt += 1
+            queue.tasks.append(spec)
+        else:
+            self._finish(spec, done.returns)
+        self._dispatch(queue)
+
+    def _retry_error(self, spec: TaskSpec, returns: list[Value]) -> bool:
+        if not spec.retry_exceptions or spec.cancelled or not returns or type(returns[0]) is not ErrorValue:
+            return False
+        if spec.max_retries != -1 and spec.attempt >= spec.max_retries:
+            return False
+        cause = boxed_type(returns[0])  # type: ignore[arg-type]
+        if cause is None or not issubclass(cause, Exception) or issubclass(cause, TaskCancelledError):
+            return False
+        return spec.retry_exceptions is True or issubclass(cause, spec.retry_exceptions)  # type: ignore[arg-type]
+
+    def _finish(self, spec: TaskSpec, values: list[Value]) -> None:
+        complete = self.rt.objects.complete
+        for object_id, value in zip(spec.return_ids, values):
+            if not complete(object_id, value) and type(value) is Stored:
+                self.rt.peers.free_stored([value])  # nobody holds a ref to it any more
+        spec.deps = []
+        spec.resolved = []
+
+    def _free_orphans(self, values: list[Value]) -> None:
+        stored = [value for value in values if type(value) is Stored]
+        if stored:
+            self.rt.peers.free_stored(stored)  # type: ignore[arg-type]
+
+    # ---- failures ----------------------------------------------------------------
+
+    def on_channel_lost(self, channel: Channel) -> None:
+        """A worker connection dropped: its tasks are retried or fail as crashed."""
+        self._sent_fns.pop(channel, None)
+        lost = {id(spec.lease): spec.lease for spec in self._running.values() if spec.lease and spec.lease.channel is channel}
+        for queue in self._queues.values():
+            for lease in [lease for lease in queue.leases if lease.channel is channel]:
+                queue.leases.remove(lease)
+                lost[id(lease)] = lease
+        for lease in lost.values():
+            self.rt.nursery.start_soon(self._recover, lease)
+
+    async def _recover(self, lease: _Lease) -> None:
+        reason = "its connection was lost"
+        with trio.move_on_after(EXIT_QUERY_TIMEOUT):
+            try:
+                reply = await self.rt.peers.node_request(lambda req: WorkerExitQuery(req=req, worker_id=lease.worker_id))
+                reason = reply.reason
+            except (ConnectionError, trio.ClosedResourceError, AssertionError):
+                pass
+        queue = lease.queue
+        for spec in list(lease.inflight.values()):
+            self._running.pop(spec.task_id, None)
+            spec.lease = None
+            if spec.cancelled:
+                self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
+            elif spec.max_retries == -1 or spec.attempt < spec.max_retries:
+                spec.attempt += 1
+                queue.tasks.append(spec)
+            else:
+                tries = spec.attempt + 1
+                error = WorkerCrashedError(
+                    f"the worker (pid {lease.pid}) running {spec.name}() died: {reason}; "
+                    f"the task was tried {tries} time{'s' if tries > 1 else ''} (max_retries={spec.max_retries})"
+                )
+                self._finish(spec, [box_system(error)] * spec.num_returns)
+        lease.inflight.clear()
+        self._dispatch(queue)
+
+    # ---- cancellation --------------------------------------------------------------
+
+    def cancel(self, task_id: bytes, force: bool) -> None:
+        """Cancel a task this process submitted: drop it if queued, interrupt it if running."""
+        cancelled = [box_system(TaskCancelledError("the task was cancelled before it ran"))]
+        spec = self._waiting.pop(task_id, None)
+        if spec is not None:
+            self._finish(spec, cancelled * spec.num_returns)
+            return
+        for queue in self._queues.values():
+            for spec in queue.tasks:
+                if spec.task_id == task_id:
+                    queue.tasks.remove(spec)
+                    self._finish(spec, cancelled * spec.num_returns)
+                    return
+        spec = self._running.get(task_id)
+        if spec is None or spec.lease is None:
+            return
+        spec.cancelled = True
+        if force:
+            lease = spec.lease
+            if lease in lease.queue.leases:
+                lease.queue.leases.remove(lease)  # push nothing more to a worker about to die
+            self._send_node(ReturnLease(lease_id=lease.lease_id, kill=True))
+        elif not spec.lease.channel.closed:
+            spec.lease.channel.send_nowait(CancelTask(task_id=task_id))

@@ -1,0 +1,90 @@
+"""The embedded local cluster: a head process (with its node) supervised by the driver."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import msgspec
+import trio
+
+import supervisors
+
+from .. import _ids
+from .._head import head_address
+from .._node import NodeConfig
+from .._session import new_session, remove_sockets
+from .._store import default_capacity
+from ._options import InitOptions
+
+HEAD_SHUTDOWN = 10.0
+HEAD_START_TIMEOUT = 60.0
+
+
+class LocalCluster:
+    """A running embedded cluster: its session, head address, and how to stop it."""
+
+    def __init__(self, session: Path, head_address: str, supervisor: supervisors.Supervisor, finished: trio.Event) -> None:
+        self.session = session
+        self.head_address = head_address
+        self.supervisor = supervisor
+        self._finished = finished
+
+    async def stop(self) -> None:
+        """Stop the head (and so every worker) and wait for it. Idempotent."""
+        self.supervisor.request_stop("actorlib.shutdown()")
+        await self._finished.wait()
+        remove_sockets(self.session)
+
+
+async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> LocalCluster:
+    """Start a head process in a new session, supervised by a task in ``nursery``.
+
+    The head is a temporary child of a small supervisor: it is stopped (with
+    its workers) by :meth:`LocalCluster.stop`, and dies with this process if
+    this process is killed. Raises RuntimeError with the head's stderr if it
+    fails to start.
+    """
+    session = new_session()
+    store = options.object_store_memory or default_capacity()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    config = NodeConfig(
+        session_dir=str(session),
+        node_id=_ids.unique_id().hex(),
+        resources=options.node_resources(memory, store),
+        object_store_memory=int(store),
+    )
+    logs = session / "logs"
+    argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(config).decode()]
+    spec = supervisors.ChildSpec(
+        id="head",
+        start=lambda: supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err"),
+        restart="temporary",
+        shutdown=HEAD_SHUTDOWN,
+        start_timeout=HEAD_START_TIMEOUT,
+    )
+    supervisor = supervisors.Supervisor([spec], id="driver")
+    finished = trio.Event()
+    failure: list[BaseException] = []
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await supervisor.run(task_status=task_status)
+        except supervisors.StartError as exc:
+            failure.append(exc)
+            task_status.started()
+        finally:
+            finished.set()
+
+    await nursery.start(run)
+    if failure:
+        raise RuntimeError(f"the local cluster failed to start: {failure[0]}\n{_tail(logs / 'head.err')}")
+    return LocalCluster(session, head_address(session), supervisor, finished)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

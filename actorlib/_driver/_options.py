@@ -1,0 +1,60 @@
+"""What ``actorlib.init()`` was asked for, checked, with defaults filled in (pure)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._options import env_vars_of, validate_resources
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    address: str | None = None
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: float | None = None
+    object_store_memory: int | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    namespace: str = ""
+    env_vars: dict[str, str] = field(default_factory=dict)
+    log_to_driver: bool = True
+
+    @classmethod
+    def check(cls, address: str | None, **kwargs: Any) -> InitOptions:
+        """Validate ``init()`` arguments; raise ValueError/TypeError naming the bad one."""
+        for name in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
+            value = kwargs.get(name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"init({name}=...) must be a non-negative number, got {value!r}")
+        resources = validate_resources(kwargs.get("resources") or {}, where="init")
+        namespace = kwargs.get("namespace") or ""
+        if not isinstance(namespace, str):
+            raise TypeError(f"init(namespace=...) must be a string, got {namespace!r}")
+        env_vars = env_vars_of(kwargs.get("runtime_env"), where="init")
+        return cls(
+            address=address,
+            num_cpus=kwargs.get("num_cpus"),
+            num_gpus=kwargs.get("num_gpus"),
+            memory=kwargs.get("memory"),
+            object_store_memory=kwargs.get("object_store_memory"),
+            resources=resources,
+            namespace=namespace,
+            env_vars=env_vars,
+            log_to_driver=bool(kwargs.get("log_to_driver", True)),
+        )
+
+    def node_resources(self, physical_memory: int, store_memory: int) -> dict[str, float]:
+        """The local node's resources: CPUs by default all cores, memory 70% of RAM minus the store."""
+        cpus = self.num_cpus if self.num_cpus is not None else float(os.cpu_count() or 1)
+        gpus = self.num_gpus if self.num_gpus is not None else float(_visible_gpus())
+        memory = self.memory if self.memory is not None else max(0.0, physical_memory * 0.7 - store_memory)
+        return {"CPU": float(cpus), "GPU": float(gpus), "memory": float(int(memory)), **self.resources}
+
+
+def _visible_gpus() -> int:
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not devices:
+        return 0
+    return len([d for d in devices.split(",") if d.strip() and d.strip() != "-1"])

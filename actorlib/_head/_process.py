@@ -1,0 +1,53 @@
+"""The head process: ``python -m actorlib._head CONFIG_JSON``.
+
+Its root supervisor runs the head service and the head machine's node::
+
+    cluster (one_for_one, 3 restarts in 60 s)
+    ├─ head                  the head service (task)
+    └─ node-<id>             one_for_all
+       ├─ workers            pool of worker processes
+       └─ service            leases, object store, logs (task)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import msgspec
+import trio
+
+import supervisors
+
+from .._node import NodeConfig, node_spec
+from .._wire import read_token
+from ._registry import Registry
+from ._service import HeadService
+
+ROOT_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
+
+
+def head_address(session_dir: str | Path) -> str:
+    return f"unix:{Path(session_dir) / 'sockets' / 'head.sock'}"
+
+
+def main(argv: list[str]) -> None:
+    config = msgspec.json.decode(argv[0], type=NodeConfig)
+    supervisors.run_child(_serve, config)
+
+
+async def _serve(link: supervisors.ParentLink, config: NodeConfig) -> None:
+    token = read_token(Path(config.session_dir) / "token")
+    registry = Registry()
+    head = HeadService(head_address(config.session_dir), token, registry)
+    children = [
+        supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
+        node_spec(config, token, registry),
+    ]
+    async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
+        link.ready()
+        await trio.sleep_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,191 @@
+"""Worker leases: the node's resource ledger, its queue of lease requests, and grants."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Callable
+
+import trio
+
+from .. import _ids
+from .._wire import Channel, LeaseGranted, LeaseRefused, RequestLease
+from . import _resources as res
+from ._pool import Worker, WorkerPool, env_key
+
+MAX_CONCURRENT_STARTS = 4
+
+
+class _Request:
+    __slots__ = ("req", "shape", "env", "key", "channel", "name")
+
+    def __init__(self, message: RequestLease, channel: Channel) -> None:
+        self.req = message.req
+        self.shape = res.normalize(message.shape)
+        self.env = dict(message.env)
+        self.key = env_key(self.env)
+        self.channel = channel
+        self.name = message.name
+
+
+class Lease:
+    """A worker lent to one owner, and the resources it holds."""
+
+    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked")
+
+    def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel) -> None:
+        self.lease_id = _ids.unique_id()
+        self.worker = worker
+        self.shape = shape
+        self.channel = channel
+        self.blocked = False
+
+
+class LeaseManager:
+    """Grants leases in request order as resources and idle workers allow."""
+
+    def __init__(self, total: dict[str, float], pool: WorkerPool, address_of: Callable[[Worker], str]) -> None:
+        self.total = dict(total)
+        self.available = dict(total)
+        self.pool = pool
+        self.address_of = address_of
+        self.leases: dict[bytes, Lease] = {}
+        self._queue: deque[_Request] = deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def request(self, message: RequestLease, channel: Channel) -> None:
+        request = _Request(message, channel)
+        reason = res.infeasible_reason(request.shape, self.total)
+        if reason is not None:
+            text = f"{message.name}() {reason}; no node in the cluster can run it (node total: {res.describe(self.total)})"
+            _send(channel, LeaseRefused(req=request.req, kind="infeasible", message=text))
+            return
+        self._queue.append(request)
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Grant what fits; start workers for requests that fit but lack one."""
+        wanted: dict[str, tuple[int, dict[str, str]]] = {}
+        waiting: deque[_Request] = deque()
+        for request in self._queue:
+            if request.channel.closed:
+                continue
+            if not res.fits(request.shape, self.available):
+                waiting.append(request)
+                continue
+            worker = self.pool.take_idle(request.key)
+            if worker is None:
+                count, _ = wanted.get(request.key, (0, request.env))
+                wanted[request.key] = (count + 1, request.env)
+                waiting.append(request)
+                continue
+            self._grant(request, worker)
+        self._queue = waiting
+        self._start_workers(wanted)
+
+    def _grant(self, request: _Request, worker: Worker) -> None:
+        lease = Lease(worker, request.shape, request.channel)
+        res.subtract(self.available, lease.shape)
+        worker.state = "leased"
+        worker.lease = lease
+        self.leases[lease.lease_id] = lease
+        granted = LeaseGranted(
+            req=request.req,
+            lease_id=lease.lease_id,
+            worker_id=worker.worker_id,
+            address=self.address_of(worker),
+            pid=worker.pid,
+        )
+        if not _send(request.channel, granted):
+            self.release(lease.lease_id, kill=False)
+
+    def _start_workers(self, wanted: dict[str, tuple[int, dict[str, str]]]) -> None:
+        starting_total = sum(self.pool.starting(key) for key in wanted)
+        for key, (count, env) in wanted.items():
+            failure = self.pool.gave_up(key)
+            if failure is not None:
+                self._refuse_env(key, f"worker processes fail to start: {failure}")
+                continue
+            missing = count - self.pool.starting(key)
+            while missing > 0 and starting_total < MAX_CONCURRENT_STARTS:
+                self.pool.start(env)
+                missing -= 1
+                starting_total += 1
+
+    def _refuse_env(self, key: str, message: str) -> None:
+        self.pool.failures.pop(key, None)
+        refused = [r for r in self._queue if r.key == key]
+        self._queue = deque(r for r in self._queue if r.key != key)
+        for request in refused:
+            _send(request.channel, LeaseRefused(req=request.req, kind="worker_start", message=message))
+
+    def release(self, lease_id: bytes, kill: bool) -> None:
+        """The owner is done with a lease; reuse its worker or kill it."""
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        self._give_back(lease)
+        worker = lease.worker
+        worker.lease = None
+        if kill:
+            _kill(worker)
+            self.pool.stop(worker, "killed on request (force cancel)")
+        elif worker.state == "leased":
+            worker.state = "idle"
+            worker.idle_since = trio.current_time()
+        self.schedule()
+
+    def _give_back(self, lease: Lease) -> None:
+        shape = lease.shape
+        if lease.blocked:
+            shape = {k: v for k, v in shape.items() if k != res.CPU}
+        res.add(self.available, shape)
+
+    def set_blocked(self, worker_id: bytes, blocked: bool) -> None:
+        """A leased worker waits on objects (lend its CPUs) or runs again (take them back)."""
+        worker = self.pool.workers.get(worker_id)
+        lease = worker.lease if worker is not None else None
+        if lease is None or lease.blocked == blocked:
+            return
+        lease.blocked = blocked
+        cpus = res.only(lease.shape, (res.CPU,))
+        if blocked:
+            res.add(self.available, cpus)
+            self.schedule()
+        else:
+            res.subtract(self.available, cpus)
+
+    def worker_exited(self, worker: Worker) -> None:
+        lease = worker.lease
+        if lease is not None and self.leases.pop(lease.lease_id, None) is not None:
+            self._give_back(lease)
+        worker.lease = None
+
+    def owner_gone(self, channel: Channel) -> None:
+        """A driver or worker disconnected: drop its requests, kill the workers it leased."""
+        self._queue = deque(r for r in self._queue if r.channel is not channel)
+        for lease in [lease for lease in self.leases.values() if lease.channel is channel]:
+            self.release(lease.lease_id, kill=True)
+        self.schedule()
+
+
+def _kill(worker: Worker) -> None:
+    if worker.pid:
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _send(channel: Channel, message: object) -> bool:
+    if channel.closed:
+        return False
+    try:
+        channel.send_nowait(message)
+    except trio.ClosedResourceError:
+        return False
+    return True

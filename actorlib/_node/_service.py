@@ -1,0 +1,189 @@
+"""The node service: lease requests, worker pool, object store and log relay of one node."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+import supervisors
+
+from .._store import ObjectStore
+from .._wire import (
+    Channel,
+    NodeInfoReply,
+    NodeInfoRequest,
+    NodeMessage,
+    NodeView,
+    RequestLease,
+    ReturnLease,
+    SubscribeLogs,
+    WorkerBlocked,
+    WorkerExitQuery,
+    WorkerExitReply,
+    WorkerUnblocked,
+    serve,
+)
+from . import _resources as res
+from ._config import NodeConfig
+from ._leases import LeaseManager
+from ._logs import LogRelay
+from ._pool import Worker, WorkerPool, env_key
+
+log = logging.getLogger("actorlib.node")
+HOUSEKEEPING_PERIOD = 1.0
+EXIT_QUERY_WAIT = 5.0
+
+
+class Registry(Protocol):
+    def add(self, node: NodeService) -> None: ...
+    def remove(self, node: NodeService) -> None: ...
+
+
+class NodeState:
+    """Links one incarnation of a node's ``workers`` supervisor to its service."""
+
+    def __init__(self) -> None:
+        self.pool_supervisor: supervisors.Supervisor | None = None
+        self.listener: Callable[[supervisors.Event], None] | None = None
+
+    def on_pool_event(self, event: supervisors.Event) -> None:
+        if self.listener is not None:
+            self.listener(event)
+
+
+class NodeService:
+    """Serves one node's socket; runs as a task child of the node supervisor."""
+
+    def __init__(self, config: NodeConfig, token: str, registry: Registry, state: NodeState) -> None:
+        self.config = config
+        self.token = token
+        self.registry = registry
+        self.state = state
+        self.node_id = bytes.fromhex(config.node_id)
+        self.total = res.normalize(config.resources)
+        self.leases: LeaseManager | None = None
+        self.store: ObjectStore | None = None
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        config = self.config
+        session = Path(config.session_dir)
+        async with trio.open_nursery() as nursery:
+            assert self.state.pool_supervisor is not None
+            pool = WorkerPool(
+                self.state.pool_supervisor,
+                session_dir=session,
+                base_env=self._worker_env(),
+                logs=LogRelay(session / "logs"),
+                nursery=nursery,
+                on_change=lambda: self.leases.schedule() if self.leases else None,
+                on_exit=self._worker_exited,
+            )
+            self.pool = pool
+            self.logs = pool.logs
+            self.state.listener = pool.on_event
+            self.leases = LeaseManager(self.total, pool, pool.address)
+            self.store = ObjectStore(config.object_store_memory)
+            await nursery.start(self.store.serve, config.store_address, self.token)
+            await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
+            self.registry.add(self)
+            try:
+                for _ in range(int(self.total.get(res.CPU, 0))):
+                    pool.start({})
+                nursery.start_soon(self._housekeeping)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                self.registry.remove(self)
+                self.store.close()
+
+    def _worker_env(self) -> dict[str, str]:
+        config = self.config
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISORS_")}
+        env.update(
+            ACTORLIB_SESSION_DIR=config.session_dir,
+            ACTORLIB_NODE_ID=config.node_id,
+            ACTORLIB_NODE_ADDRESS=config.address,
+            ACTORLIB_STORE_ADDRESS=config.store_address,
+        )
+        return env
+
+    async def _housekeeping(self) -> None:
+        keep = {env_key({}): int(self.total.get(res.CPU, 0))}
+        while True:
+            await trio.sleep(HOUSEKEEPING_PERIOD)
+            self.pool.reap_idle(keep, self.config.idle_worker_timeout)
+
+    def _worker_exited(self, worker: Worker) -> None:
+        if self.leases is not None:
+            self.leases.worker_exited(worker)
+
+    async def _serve_channel(self, channel: Channel) -> None:
+        leases = self.leases
+        assert leases is not None
+        try:
+            async for message in channel:
+                self._dispatch(channel, message)
+        finally:
+            leases.owner_gone(channel)
+            self.logs.unsubscribe(channel)
+            owner = _owner_of(channel.peer)
+            if owner is not None and self.store is not None:
+                self.store.free_owner(owner)
+
+    def _dispatch(self, channel: Channel, message: Any) -> None:
+        leases = self.leases
+        assert leases is not None
+        kind = type(message)
+        if kind is RequestLease:
+            leases.request(message, channel)
+        elif kind is ReturnLease:
+            leases.release(message.lease_id, message.kill)
+        elif kind is WorkerBlocked:
+            leases.set_blocked(message.worker_id, True)
+        elif kind is WorkerUnblocked:
+            leases.set_blocked(message.worker_id, False)
+        elif kind is SubscribeLogs:
+            self.logs.subscribe(message.job_id, channel)
+        elif kind is WorkerExitQuery:
+            self.pool.nursery.start_soon(self._answer_exit, channel, message)
+        elif kind is NodeInfoRequest:
+            channel.send_nowait(NodeInfoReply(req=message.req, node=self.view()))
+
+    async def _answer_exit(self, channel: Channel, query: WorkerExitQuery) -> None:
+        reason = await self.pool.exit_reason(query.worker_id, EXIT_QUERY_WAIT)
+        if not channel.closed:
+            channel.send_nowait(WorkerExitReply(req=query.req, reason=reason))
+
+    def view(self) -> NodeView:
+        config = self.config
+        available = dict(self.leases.available) if self.leases is not None else dict(self.total)
+        store_used = self.store.stats()[0] if self.store is not None else 0
+        total = {**self.total, "object_store_memory": float(config.object_store_memory)}
+        available["object_store_memory"] = float(config.object_store_memory - store_used)
+        return NodeView(
+            node_id=self.node_id,
+            address=config.address,
+            store=config.store_address,
+            hostname=socket.gethostname(),
+            ip=config.ip,
+            pid=os.getpid(),
+            alive=True,
+            total=total,
+            available=available,
+            session_dir=config.session_dir,
+            is_head=config.is_head,
+        )
+
+
+def _owner_of(peer: str) -> bytes | None:
+    _, _, hex_id = peer.partition(":")
+    try:
+        return bytes.fromhex(hex_id)
+    except ValueError:
+        return None

@@ -1,0 +1,122 @@
+"""Options of remote functions: validation, merging and derived values (pure).
+
+Names and defaults follow Ray's: ``num_cpus=1``, ``num_gpus=0``,
+``num_returns=1``, ``max_retries=3``, ``retry_exceptions=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+TASK_DEFAULTS: dict[str, Any] = {
+    "num_cpus": 1,
+    "num_gpus": 0,
+    "memory": 0,
+    "resources": {},
+    "num_returns": 1,
+    "max_retries": 3,
+    "retry_exceptions": False,
+    "runtime_env": None,
+    "name": None,
+    "scheduling_strategy": None,
+}
+_RESERVED = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
+_SUPPORTED_RUNTIME_ENV = {"env_vars"}
+
+
+def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check options given to ``@remote(...)`` or ``.options(...)``; raise ValueError/TypeError naming the bad one."""
+    unknown = sorted(set(options) - set(TASK_DEFAULTS))
+    if unknown:
+        valid = ", ".join(sorted(TASK_DEFAULTS))
+        raise ValueError(f"invalid option {unknown[0]!r} for a remote function; valid options: {valid}")
+    checked = dict(options)
+    for name in ("num_cpus", "num_gpus", "memory"):
+        if name in checked:
+            checked[name] = _non_negative(name, checked[name])
+    if "resources" in checked:
+        checked["resources"] = validate_resources(checked["resources"], where="remote function")
+    if "num_returns" in checked:
+        value = checked["num_returns"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"num_returns must be an integer >= 0, got {value!r}")
+    if "max_retries" in checked:
+        value = checked["max_retries"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+            raise ValueError(f"max_retries must be an integer >= -1 (-1: retry for ever), got {value!r}")
+    if "retry_exceptions" in checked:
+        checked["retry_exceptions"] = _retry_exceptions(checked["retry_exceptions"])
+    if "runtime_env" in checked:
+        env_vars_of(checked["runtime_env"], where="remote function")
+    return checked
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Options of ``.options(...)`` on top of the decorator's."""
+    merged = {**base, **override}
+    if "runtime_env" in base and "runtime_env" in override and base["runtime_env"] and override["runtime_env"]:
+        merged["runtime_env"] = merge_runtime_env(base["runtime_env"], override["runtime_env"])
+    return merged
+
+
+def merge_runtime_env(parent: Mapping[str, Any] | None, child: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Ray's merge: the child's fields win, except ``env_vars``, which merge key by key."""
+    parent, child = dict(parent or {}), dict(child or {})
+    merged = {**parent, **child}
+    if "env_vars" in parent or "env_vars" in child:
+        merged["env_vars"] = {**parent.get("env_vars", {}), **child.get("env_vars", {})}
+    return merged
+
+
+def shape_of(options: Mapping[str, Any]) -> dict[str, float]:
+    """The resource request of a task with these (validated, merged) options."""
+    shape = {
+        "CPU": float(options.get("num_cpus", 1)),
+        "GPU": float(options.get("num_gpus", 0)),
+        "memory": float(options.get("memory", 0)),
+    }
+    shape.update({name: float(qty) for name, qty in options.get("resources", {}).items()})
+    return {name: qty for name, qty in shape.items() if qty}
+
+
+def validate_resources(resources: Any, *, where: str) -> dict[str, float]:
+    if not isinstance(resources, Mapping):
+        raise TypeError(f"{where}: resources must be a dict of name to quantity, got {resources!r}")
+    checked = {}
+    for name, qty in resources.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{where}: resource names must be non-empty strings, got {name!r}")
+        if name in _RESERVED:
+            raise ValueError(f"{where}: use {_RESERVED[name]}= instead of resources={{{name!r}: ...}}")
+        checked[name] = _non_negative(f"resources[{name!r}]", qty)
+    return checked
+
+
+def env_vars_of(runtime_env: Any, *, where: str) -> dict[str, str]:
+    """The ``env_vars`` of a runtime_env (the only field supported); validates the rest away."""
+    if runtime_env is None:
+        return {}
+    if not isinstance(runtime_env, Mapping):
+        raise TypeError(f"{where}: runtime_env must be a dict, got {runtime_env!r}")
+    unsupported = sorted(set(runtime_env) - _SUPPORTED_RUNTIME_ENV)
+    if unsupported:
+        raise ValueError(f"{where}: runtime_env field {unsupported[0]!r} is not supported (supported: env_vars)")
+    env_vars = runtime_env.get("env_vars") or {}
+    if not isinstance(env_vars, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
+        raise TypeError(f"{where}: runtime_env['env_vars'] must map strings to strings, got {env_vars!r}")
+    return dict(env_vars)
+
+
+def _non_negative(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    return value
+
+
+def _retry_exceptions(value: Any) -> bool | tuple[type[BaseException], ...]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
+        return tuple(value)
+    raise TypeError(f"retry_exceptions must be a bool or a list of exception classes, got {value!r}")

@@ -1,0 +1,127 @@
+"""``@remote`` on functions: RemoteFunction and its ``.remote()`` / ``.options()``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from . import _ids
+from ._core import ObjectRef, Runtime, TaskSpec, current, pack
+from ._options import TASK_DEFAULTS, merge, merge_runtime_env, shape_of, validate_task_options
+from ._serial import Exported, export
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Prepared:
+    """Everything about a function and its options that does not change per call."""
+
+    __slots__ = ("runtime", "exported", "name", "shape", "env", "num_returns", "max_retries", "retry_exceptions")
+
+    def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.exported = exported
+        self.name = options.get("name") or exported.name
+        self.shape = shape_of(options)
+        job_env = {"env_vars": runtime.identity.env} if runtime.identity.env else None
+        self.env = merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {})
+        self.num_returns = options.get("num_returns", 1)
+        self.max_retries = options.get("max_retries", 3)
+        self.retry_exceptions = options.get("retry_exceptions", False)
+
+
+class RemoteFunction(Generic[P, R]):
+    """A function that runs as a task: call ``f.remote(...)`` for an ObjectRef to its result."""
+
+    def __init__(self, fn: Callable[P, R], options: dict[str, Any]) -> None:
+        self._fn = fn
+        self._options = {**TASK_DEFAULTS, **options}
+        self._exported: Exported | None = None
+        self._prepared: _Prepared | None = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(self._fn, "__name__", "function")
+        raise TypeError(f"remote functions cannot be called directly; use {name}.remote() instead")
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Submit a task; return an ObjectRef (a list of them for num_returns > 1, None for 0). Never blocks."""
+        return _submit(self._prepare(self._options), args, kwargs)
+
+    def options(self, **options: Any) -> _BoundFunction[P, R]:
+        """This function with some options overridden for the calls made through the result."""
+        return _BoundFunction(self, merge(self._options, validate_task_options(options)))
+
+    def _prepare(self, options: dict[str, Any]) -> _Prepared:
+        runtime = current()
+        prepared = self._prepared
+        if options is self._options and prepared is not None and prepared.runtime is runtime:
+            return prepared
+        if self._exported is None:
+            name = getattr(self._fn, "__qualname__", getattr(self._fn, "__name__", "function"))
+            self._exported = export(self._fn, name)
+        prepared = _Prepared(runtime, self._exported, options)
+        if options is self._options:
+            self._prepared = prepared
+        return prepared
+
+
+class _BoundFunction(Generic[P, R]):
+    """A RemoteFunction with ``.options(...)`` applied."""
+
+    def __init__(self, function: RemoteFunction[P, R], options: dict[str, Any]) -> None:
+        self._function = function
+        self._options = options
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return _submit(self._function._prepare(self._options), args, kwargs)
+
+    def options(self, **options: Any) -> _BoundFunction[P, R]:
+        return _BoundFunction(self._function, merge(self._options, validate_task_options(options)))
+
+
+def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    runtime = prepared.runtime
+    arguments, deps = pack(runtime, prepared.name, args, kwargs)
+    task_id = _ids.task_id()
+    return_ids = [_ids.return_id(task_id, i) for i in range(prepared.num_returns)]
+    owner = runtime.identity.address
+    refs = []
+    for object_id in return_ids:
+        runtime.objects.add(object_id, owned=True, owner=owner)
+        refs.append(ObjectRef(object_id, owner, runtime, counted=True))
+    runtime.submit(
+        TaskSpec(
+            task_id=task_id,
+            fn=prepared.exported,
+            name=prepared.name,
+            args=arguments,
+            deps=deps,
+            return_ids=return_ids,
+            shape=prepared.shape,
+            env=prepared.env,
+            max_retries=prepared.max_retries,
+            retry_exceptions=prepared.retry_exceptions,
+        )
+    )
+    if prepared.num_returns == 1:
+        return refs[0]
+    return refs or None
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Make a function a remote function: ``@remote`` or ``@remote(num_cpus=2, ...)``."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make(args[0], {})
+    if args:
+        raise TypeError("@remote takes keyword options only, e.g. @actorlib.remote(num_cpus=2)")
+    checked = validate_task_options(options)
+    return lambda fn: _make(fn, checked)
+
+
+def _make(target: Any, options: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        raise NotImplementedError("remote classes (actors) are not available yet")
+    return RemoteFunction(target, options)

@@ -1,0 +1,87 @@
+"""Boxing an exception where it was raised, unboxing it where it is awaited."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from ..exceptions import ActorlibError, TaskError
+from .._wire import ErrorValue
+
+
+class _Boxed:
+    """What crosses the wire for an exception: itself if it pickles, its text always."""
+
+    def __init__(self, cause: BaseException | None, traceback_str: str, function_name: str, pid: int, ip: str) -> None:
+        self.cause = cause
+        self.traceback_str = traceback_str
+        self.function_name = function_name
+        self.pid = pid
+        self.ip = ip
+
+
+_ip = None
+
+
+def _host_ip() -> str:
+    global _ip
+    if _ip is None:
+        try:
+            _ip = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            _ip = "127.0.0.1"
+    return _ip
+
+
+def box(exc: BaseException, function_name: str) -> ErrorValue:
+    """Box an exception a task raised (a TaskError from a nested get is boxed by its cause)."""
+    if isinstance(exc, ActorlibError) and not isinstance(exc, TaskError):
+        return box_system(exc)
+    text = "".join(traceback.format_exception(exc))
+    cause: BaseException | None = exc
+    if isinstance(exc, TaskError):
+        cause = exc.cause
+        text = f"{exc.traceback_str.rstrip()}\n\nThe above failure in {exc.function_name}() then failed:\n\n{text}"
+    boxed = _Boxed(_portable(cause), text, function_name, os.getpid(), _host_ip())
+    return ErrorValue(data=cloudpickle.dumps(boxed, protocol=5))
+
+
+def box_system(exc: BaseException) -> ErrorValue:
+    """Box an actorlib system error (crash, cancel, lost object...) to raise as it is."""
+    return ErrorValue(data=cloudpickle.dumps(exc, protocol=5))
+
+
+def unbox(value: ErrorValue) -> BaseException:
+    """The exception to raise for a boxed error."""
+    try:
+        boxed = pickle.loads(value.data)
+    except Exception as exc:
+        return TaskError("<unknown>", f"(the error could not be deserialized: {exc})", None)
+    if isinstance(boxed, _Boxed):
+        error = TaskError(boxed.function_name, boxed.traceback_str, boxed.cause, boxed.pid, boxed.ip)
+        return error.as_instanceof_cause()
+    return boxed
+
+
+def _portable(exc: BaseException | None) -> BaseException | None:
+    """``exc`` if it survives a pickle round trip, else a RuntimeError with its text."""
+    if exc is None:
+        return None
+    try:
+        pickle.loads(cloudpickle.dumps(exc, protocol=5))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__qualname__}: {exc} (the original could not be pickled)")
+
+
+def boxed_type(value: ErrorValue) -> type[Any] | None:
+    """The original exception class of a boxed task error (for retry_exceptions)."""
+    error = unbox(value)
+    if isinstance(error, TaskError):
+        return type(error.cause) if error.cause is not None else None
+    return type(error)

@@ -1,0 +1,235 @@
+"""Channels: authenticated, framed msgspec message streams over Trio streams.
+
+Sends never block the caller: messages are encoded into one outgoing buffer
+and a sender task writes whatever has accumulated with a single
+``send_all``, so bursts coalesce into few system calls. A malformed frame or
+message closes that one channel with a ProtocolError; it never propagates
+further.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import trio
+
+from . import _auth
+from ._address import is_unix, open_listener, open_stream, unix_path
+from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
+from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+
+log = logging.getLogger("actorlib.wire")
+
+HANDSHAKE_TIMEOUT = 10.0
+RECEIVE_CHUNK = 1 << 18
+
+
+class Channel:
+    """One connection's message stream in both directions."""
+
+    def __init__(self, stream: trio.abc.Stream, decode_type: Any, *, peer: str, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.stream = stream
+        self.peer = peer
+        self._reader = FrameReader(max_frame)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(decode_type)
+        self._handshake_decoder = msgspec.msgpack.Decoder(Handshake)
+        self._inbox: deque[bytes] = deque()
+        self._out = bytearray()
+        self._wake = trio.Event()
+        self._closed = False
+        self.closed_event = trio.Event()
+        self.error: BaseException | None = None
+
+    # ---- sending ---------------------------------------------------------
+
+    def send_nowait(self, message: Any) -> None:
+        """Queue ``message``; the sender task writes it. Raises ClosedResourceError if closed."""
+        if self._closed:
+            raise trio.ClosedResourceError(f"channel to {self.peer} is closed")
+        out = self._out
+        start = len(out)
+        out += b"\x00\x00\x00\x00"
+        self._encoder.encode_into(message, out, -1)
+        out[start : start + 4] = (len(out) - start - 4).to_bytes(4, "big")
+        self._wake.set()
+
+    async def run_sender(self) -> None:
+        """Write queued messages until the channel closes."""
+        try:
+            while not self._closed:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                if self._out:
+                    data, self._out = self._out, bytearray()
+                    await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._mark_closed(exc)
+
+    async def _send_direct(self, message: Any) -> None:
+        payload = self._encoder.encode(message)
+        await self.stream.send_all(len(payload).to_bytes(4, "big") + payload)
+
+    # ---- receiving -------------------------------------------------------
+
+    async def receive(self) -> Any:
+        """The next message. Raises EOFError at a clean end, ProtocolError on garbage."""
+        return self._decode(await self._next_frame(), self._decoder)
+
+    async def _next_frame(self) -> bytes:
+        while not self._inbox:
+            try:
+                data = await self.stream.receive_some(RECEIVE_CHUNK)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._mark_closed(exc)
+                raise EOFError(f"connection to {self.peer} lost: {exc}") from exc
+            if not data:
+                self._mark_closed(None)
+                raise EOFError(f"{self.peer} closed the connection")
+            self._inbox.extend(self._reader.feed(data))
+        return self._inbox.popleft()
+
+    def _decode(self, frame: bytes, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
+        try:
+            return decoder.decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"bad message from {self.peer}: {exc}") from None
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                yield await self.receive()
+            except EOFError:
+                return
+
+    # ---- closing ---------------------------------------------------------
+
+    def _mark_closed(self, error: BaseException | None) -> None:
+        if not self._closed:
+            self._closed = True
+            self.error = error
+            self._wake.set()
+            self.closed_event.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._mark_closed(None)
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+    # ---- handshake -------------------------------------------------------
+
+    async def handshake_server(self, token: str) -> str:
+        """Challenge the client; return the peer name it gave. Raises AuthenticationError."""
+        challenge = _auth.nonce()
+        await self._send_direct(Hello(version=PROTOCOL_VERSION, nonce=challenge))
+        reply = self._decode(await self._next_frame(), self._handshake_decoder)
+        if not isinstance(reply, Auth):
+            raise ProtocolError(f"expected auth from {self.peer}, got {type(reply).__name__}")
+        if reply.version != PROTOCOL_VERSION:
+            await self._refuse(f"protocol version {reply.version} is not {PROTOCOL_VERSION}")
+        if not _auth.check(_auth.client_proof(token, challenge), reply.proof):
+            await self._refuse("invalid cluster token")
+        await self._send_direct(Welcome(proof=_auth.server_proof(token, reply.nonce)))
+        self.peer = reply.peer
+        return reply.peer
+
+    async def _refuse(self, reason: str) -> None:
+        await self._send_direct(Refused(reason=reason))
+        raise _auth.AuthenticationError(f"refused {self.peer}: {reason}")
+
+    async def handshake_client(self, token: str, name: str) -> None:
+        """Prove the token and check the server's proof. Raises AuthenticationError."""
+        hello = self._decode(await self._next_frame(), self._handshake_decoder)
+        if not isinstance(hello, Hello):
+            raise ProtocolError(f"expected hello from {self.peer}, got {type(hello).__name__}")
+        mine = _auth.nonce()
+        proof = _auth.client_proof(token, hello.nonce)
+        await self._send_direct(Auth(version=PROTOCOL_VERSION, proof=proof, nonce=mine, peer=name))
+        answer = self._decode(await self._next_frame(), self._handshake_decoder)
+        if isinstance(answer, Refused):
+            raise _auth.AuthenticationError(f"{self.peer} refused the connection: {answer.reason}")
+        if not isinstance(answer, Welcome) or not _auth.check(_auth.server_proof(token, mine), answer.proof):
+            raise _auth.AuthenticationError(f"{self.peer} could not prove it holds the cluster token")
+
+
+async def connect(
+    nursery: trio.Nursery, address: str, token: str, decode_type: Any, *, name: str
+) -> Channel:
+    """Connect, authenticate, and start the channel's sender in ``nursery``.
+
+    Raises OSError if nobody listens, AuthenticationError if the token is wrong.
+    """
+    stream = await open_stream(address)
+    channel = Channel(stream, decode_type, peer=address)
+    try:
+        with trio.fail_after(HANDSHAKE_TIMEOUT):
+            await channel.handshake_client(token, name)
+    except BaseException:
+        await channel.aclose()
+        raise
+    nursery.start_soon(channel.run_sender)
+    return channel
+
+
+Handler = Callable[[Channel], Awaitable[None]]
+
+
+async def serve(
+    address: str,
+    token: str,
+    decode_type: Any,
+    handler: Handler,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections on ``address`` forever; run ``handler(channel)`` for each.
+
+    Reports the bound address through ``task_status``. A connection that
+    fails the handshake, sends garbage or whose handler raises
+    ProtocolError is closed; the server keeps serving.
+    """
+    listener, bound = await open_listener(address)
+    conn_ids = itertools.count(1)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        channel = Channel(stream, decode_type, peer=f"{bound}#{next(conn_ids)}")
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    with trio.fail_after(HANDSHAKE_TIMEOUT):
+                        await channel.handshake_server(token)
+                    nursery.start_soon(channel.run_sender)
+                    await handler(channel)
+                finally:
+                    channel._mark_closed(None)
+        except* (ProtocolError, _auth.AuthenticationError, trio.TooSlowError) as group:
+            log.warning("closing connection %s: %s", channel.peer, group.exceptions[0])
+        except* (EOFError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except* Exception:
+            log.exception("connection handler for %s failed", channel.peer)
+        finally:
+            await channel.aclose()
+
+    try:
+        async with listener:
+            task_status.started(bound)
+            await trio.serve_listeners(handle, [listener])
+    finally:
+        if is_unix(bound):
+            with contextlib.suppress(OSError):
+                os.unlink(unix_path(bound))

@@ -1,0 +1,349 @@
+"""Every control message, as msgspec Structs in one tagged union per connection kind.
+
+Evolving a message: add fields at the end with a default; never reorder,
+retype or remove a field; never reuse a tag. Messages are encoded as arrays
+(``array_like``), so field order is the schema.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class Msg(msgspec.Struct, tag_field="t", frozen=True, array_like=True):
+    """Base of every message."""
+
+
+# ---- handshake (every connection, before anything else) ---------------------
+
+
+class Hello(Msg, tag="hello"):
+    """Server to client on connect: protocol version and a fresh challenge."""
+
+    version: int
+    nonce: bytes
+
+
+class Auth(Msg, tag="auth"):
+    """Client to server: proof of the cluster token over the server's nonce, and a nonce of its own."""
+
+    version: int
+    proof: bytes
+    nonce: bytes
+    peer: str
+
+
+class Welcome(Msg, tag="welcome"):
+    """Server to client: accepted; proves the server holds the token too."""
+
+    proof: bytes
+
+
+class Refused(Msg, tag="refused"):
+    """Server to client, then close: the handshake failed, and why."""
+
+    reason: str
+
+
+Handshake = Hello | Auth | Welcome | Refused
+
+
+# ---- user values -------------------------------------------------------------
+
+
+class Inline(Msg, tag="inline"):
+    """A small serialized value carried in the message itself."""
+
+    data: bytes
+    buffers: list[bytes] = []
+
+
+class Stored(Msg, tag="stored"):
+    """A large value held in the shared-memory store of node ``node_id``."""
+
+    object_id: bytes
+    node_id: bytes
+    size: int
+    store: str
+
+
+class ErrorValue(Msg, tag="error"):
+    """A boxed exception standing in for a value (see actorlib._serial._errors)."""
+
+    data: bytes
+
+
+Value = Inline | Stored | ErrorValue
+
+
+class NodeView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the cluster knows of one node."""
+
+    node_id: bytes
+    address: str
+    store: str
+    hostname: str
+    ip: str
+    pid: int
+    alive: bool
+    total: dict[str, float]
+    available: dict[str, float]
+    session_dir: str
+    is_head: bool = False
+
+
+# ---- to a core server (every driver and worker runs one) ---------------------
+
+
+class PushTask(Msg, tag="push"):
+    """Owner to leased worker: run this task; reply TaskDone."""
+
+    task_id: bytes
+    fn_id: bytes
+    fn_blob: bytes | None
+    name: str
+    args: Inline
+    resolved: list[Value]
+    num_returns: int
+    job_id: str
+    owner: str
+    owner_id: bytes
+    attempt: int = 0
+
+
+class CancelTask(Msg, tag="cancel"):
+    """Owner to worker: interrupt this task if queued or running."""
+
+    task_id: bytes
+
+
+class GetObject(Msg, tag="get"):
+    """Borrower to owner: reply with the object's value once it exists."""
+
+    req: int
+    object_id: bytes
+
+
+class TaskDone(Msg, tag="done"):
+    """Worker to owner: the task's return values (or its error, once per return)."""
+
+    task_id: bytes
+    returns: list[Value]
+    elapsed: float = 0.0
+
+
+class ObjectReply(Msg, tag="object"):
+    """Owner to borrower: the value asked for by GetObject ``req``."""
+
+    req: int
+    value: Value
+
+
+CoreMessage = PushTask | CancelTask | GetObject | TaskDone | ObjectReply
+
+
+# ---- to a node service --------------------------------------------------------
+
+
+class RequestLease(Msg, tag="lease"):
+    """Core to node: a worker for this resource shape and environment, please."""
+
+    req: int
+    shape: dict[str, float]
+    env: dict[str, str]
+    job_id: str
+    name: str
+
+
+class ReturnLease(Msg, tag="unlease"):
+    """Core to node: done with this lease; ``kill`` the worker instead of reusing it."""
+
+    lease_id: bytes
+    kill: bool = False
+
+
+class WorkerBlocked(Msg, tag="blocked"):
+    """Worker to its node: my task waits on objects; lend my CPUs to others."""
+
+    worker_id: bytes
+
+
+class WorkerUnblocked(Msg, tag="unblocked"):
+    """Worker to its node: my task runs again; take my CPUs back."""
+
+    worker_id: bytes
+
+
+class SubscribeLogs(Msg, tag="logsub"):
+    """Driver to node: send me LogBatch messages for this job's workers."""
+
+    job_id: str
+
+
+class WorkerExitQuery(Msg, tag="exitq"):
+    """Core to node: why did this worker die? (replied once it is reaped)."""
+
+    req: int
+    worker_id: bytes
+
+
+class NodeInfoRequest(Msg, tag="nodeinfo"):
+    """Anyone to node: a NodeView of this node."""
+
+    req: int
+
+
+class LeaseGranted(Msg, tag="granted"):
+    """Node to core: lease ``lease_id`` on worker ``worker_id``, reachable at ``address``."""
+
+    req: int
+    lease_id: bytes
+    worker_id: bytes
+    address: str
+    pid: int
+
+
+class LeaseRefused(Msg, tag="refused_lease"):
+    """Node to core: this lease can never (``infeasible``) or cannot now be granted."""
+
+    req: int
+    kind: str
+    message: str
+
+
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    pid: int
+    name: str
+    stream: str
+    text: str
+
+
+class LogBatch(Msg, tag="logs"):
+    """Node to subscribed driver: worker output lines."""
+
+    lines: list[LogLine]
+
+
+class WorkerExitReply(Msg, tag="exit"):
+    """Node to core: how the worker asked about ended."""
+
+    req: int
+    reason: str
+
+
+class NodeInfoReply(Msg, tag="nodeinfo_reply"):
+    req: int
+    node: NodeView
+
+
+NodeMessage = (
+    RequestLease
+    | ReturnLease
+    | WorkerBlocked
+    | WorkerUnblocked
+    | SubscribeLogs
+    | WorkerExitQuery
+    | NodeInfoRequest
+    | LeaseGranted
+    | LeaseRefused
+    | LogBatch
+    | WorkerExitReply
+    | NodeInfoReply
+)
+
+
+# ---- to the head service ----------------------------------------------------------
+
+
+class RegisterDriver(Msg, tag="driver"):
+    """Driver to head: a new job starts; which node serves me?"""
+
+    req: int
+    pid: int
+    namespace: str
+    entrypoint: str
+
+
+class DriverRegistered(Msg, tag="driver_ok"):
+    req: int
+    job_id: str
+    node: NodeView
+
+
+class ClusterInfoRequest(Msg, tag="cluster"):
+    req: int
+
+
+class ClusterInfoReply(Msg, tag="cluster_reply"):
+    req: int
+    nodes: list[NodeView]
+
+
+HeadMessage = RegisterDriver | DriverRegistered | ClusterInfoRequest | ClusterInfoReply
+
+
+# ---- to a node's object store (blocking clients; replies may carry an fd) ---------
+
+
+class StoreCreate(Msg, tag="create"):
+    """Client to store: make a shared-memory object of ``size`` bytes; reply StoreFd with it."""
+
+    req: int
+    object_id: bytes
+    size: int
+    owner: bytes
+
+
+class StoreSeal(Msg, tag="seal"):
+    """Client to store: the object is fully written; readers may have it."""
+
+    req: int
+    object_id: bytes
+
+
+class StoreGet(Msg, tag="sget"):
+    """Client to store: the object's fd (waits until sealed)."""
+
+    req: int
+    object_id: bytes
+
+
+class StoreFree(Msg, tag="free"):
+    """Owner to store: these objects are no longer referenced."""
+
+    object_ids: list[bytes]
+
+
+class StoreStatsRequest(Msg, tag="stats"):
+    req: int
+
+
+class StoreFd(Msg, tag="fd"):
+    """Store to client: the object's memory is the file descriptor sent with this message."""
+
+    req: int
+    size: int
+
+
+class StoreOk(Msg, tag="ok"):
+    req: int
+
+
+class StoreError(Msg, tag="serror"):
+    """Store to client: ``kind`` is full, lost, exists or bad."""
+
+    req: int
+    kind: str
+    message: str
+
+
+class StoreStats(Msg, tag="stats_reply"):
+    req: int
+    used: int
+    capacity: int
+    objects: int
+
+
+StoreMessage = StoreCreate | StoreSeal | StoreGet | StoreFree | StoreStatsRequest | StoreFd | StoreOk | StoreError | StoreStats

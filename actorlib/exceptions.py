@@ -1,0 +1,204 @@
+"""Every error actorlib raises, and Ray's names for them.
+
+::
+
+    ActorlibError                      (Ray: RayError)
+    ├── TaskError                      (Ray: RayTaskError) the task raised; see below
+    ├── WorkerCrashedError             the worker process died mid-task, retries exhausted
+    ├── TaskCancelledError             actorlib.cancel() was called on the task
+    ├── GetTimeoutError                also a TimeoutError: get(..., timeout=) expired
+    ├── ObjectLostError                the object's value is gone
+    │   ├── OwnerDiedError             ... because the process that owned it died
+    │   └── ObjectFreedError           ... because its owner already freed it
+    ├── ObjectStoreFullError           the shared-memory store cannot hold the object
+    ├── InfeasibleResourcesError       also a ValueError: no node can ever satisfy the request
+    ├── SerializationError             also a TypeError: a value cannot be pickled or unpickled
+    ├── WorkerStartError               no worker process could be started for the task
+    ├── ActorError                     (Ray: RayActorError)
+    │   ├── ActorDiedError             the actor is dead and will not come back
+    │   └── ActorUnavailableError      the actor is restarting; try again
+    ├── RuntimeShutdownError           the runtime was shut down while waiting
+    └── NotInitializedError            also a RuntimeError: call actorlib.init() first
+
+A :class:`TaskError` is also an instance of the exception the task raised:
+``except ValueError`` catches a remote ``ValueError``. It keeps the original's
+attributes (``.cause`` is the original itself) and carries the remote
+traceback in ``.traceback_str`` and in its message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ActorDiedError",
+    "ActorError",
+    "ActorUnavailableError",
+    "ActorlibError",
+    "GetTimeoutError",
+    "InfeasibleResourcesError",
+    "NotInitializedError",
+    "ObjectFreedError",
+    "ObjectLostError",
+    "ObjectStoreFullError",
+    "OwnerDiedError",
+    "RuntimeShutdownError",
+    "SerializationError",
+    "TaskCancelledError",
+    "TaskError",
+    "WorkerCrashedError",
+    "WorkerStartError",
+    # Ray's names
+    "RayActorError",
+    "RayError",
+    "RaySystemError",
+    "RayTaskError",
+]
+
+
+class ActorlibError(Exception):
+    """Base of every actorlib error."""
+
+
+class TaskError(ActorlibError):
+    """A task (or actor method) raised an exception.
+
+    Caught as ``TaskError``, as ``ActorlibError`` or as the original
+    exception's class (the instance's class derives from both).
+    """
+
+    def __init__(
+        self,
+        function_name: str,
+        traceback_str: str,
+        cause: BaseException | None,
+        pid: int | None = None,
+        ip: str | None = None,
+    ) -> None:
+        Exception.__init__(self, function_name, traceback_str)
+        self._set_fields(function_name, traceback_str, cause, pid, ip)
+
+    def _set_fields(
+        self, function_name: str, traceback_str: str, cause: BaseException | None, pid: int | None, ip: str | None
+    ) -> None:
+        # Not __init__: in a dual class, super().__init__ would reach the
+        # cause class's __init__, whose signature is the user's business.
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        self.pid = pid
+        self.ip = ip
+
+    def __str__(self) -> str:
+        where = f"{self.function_name}()" + (f" (pid={self.pid}, ip={self.ip})" if self.pid else "")
+        head = f"{type(self.cause).__name__}: {self.cause}" if self.cause is not None else "task failed"
+        return f"{head}\n\n{where} failed with this remote traceback:\n\n{self.traceback_str.rstrip()}"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_task_error, (self.function_name, self.traceback_str, self.cause, self.pid, self.ip))
+
+    def as_instanceof_cause(self) -> TaskError:
+        """This error as an instance of a class deriving from both TaskError and the cause's class."""
+        if self.cause is None or isinstance(self.cause, TaskError):
+            return self
+        dual = _dual_class(type(self.cause))
+        if dual is None:
+            return self
+        try:
+            error = dual.__new__(dual, *self.cause.args)
+        except Exception:
+            return self
+        error.__dict__.update(getattr(self.cause, "__dict__", {}))
+        error._set_fields(self.function_name, self.traceback_str, self.cause, self.pid, self.ip)
+        error.args = self.cause.args
+        return error
+
+
+_dual_classes: dict[type, type | None] = {}
+
+
+def _dual_class(cause_cls: type[BaseException]) -> type | None:
+    if cause_cls not in _dual_classes:
+        try:
+            dual = type(
+                f"TaskError({cause_cls.__name__})",
+                (TaskError, cause_cls),
+                {"__str__": TaskError.__str__, "__reduce__": TaskError.__reduce__, "__module__": __name__},
+            )
+        except TypeError:
+            dual = None  # incompatible instance layouts: plain TaskError it is
+        _dual_classes[cause_cls] = dual
+    return _dual_classes[cause_cls]
+
+
+def _rebuild_task_error(
+    function_name: str, traceback_str: str, cause: BaseException | None, pid: int | None, ip: str | None
+) -> TaskError:
+    return TaskError(function_name, traceback_str, cause, pid, ip).as_instanceof_cause()
+
+
+class WorkerCrashedError(ActorlibError):
+    """The worker running the task died (crash, signal, os._exit) and retries are exhausted."""
+
+
+class TaskCancelledError(ActorlibError):
+    """The task was cancelled with actorlib.cancel()."""
+
+
+class GetTimeoutError(ActorlibError, TimeoutError):
+    """actorlib.get() did not get every value within its timeout."""
+
+
+class ObjectLostError(ActorlibError):
+    """The object's value cannot be retrieved."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """The process that owned the object (and knew where it lives) died."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """The object was freed by its owner before it was read."""
+
+
+class ObjectStoreFullError(ActorlibError):
+    """The node's shared-memory object store has no room for the object."""
+
+
+class InfeasibleResourcesError(ActorlibError, ValueError):
+    """No node in the cluster could ever satisfy the task's resource request."""
+
+
+class SerializationError(ActorlibError, TypeError):
+    """A value could not be serialized (or deserialized); the message names it."""
+
+
+class WorkerStartError(ActorlibError):
+    """Worker processes for the task fail to start (a broken environment, usually)."""
+
+
+class ActorError(ActorlibError):
+    """The actor could not run the call."""
+
+
+class ActorDiedError(ActorError):
+    """The actor died and will not be restarted."""
+
+
+class ActorUnavailableError(ActorError):
+    """The actor is restarting or unreachable for now."""
+
+
+class RuntimeShutdownError(ActorlibError):
+    """actorlib.shutdown() was called (or the cluster stopped) while this was waiting."""
+
+
+class NotInitializedError(ActorlibError, RuntimeError):
+    """The call needs actorlib.init() first."""
+
+
+# Ray's names, so ``import actorlib as ray`` code keeps working.
+RayError = ActorlibError
+RayTaskError = TaskError
+RayActorError = ActorError
+RaySystemError = ActorlibError
