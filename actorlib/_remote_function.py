@@ -42,6 +42,11 @@ class RemoteFunction(Generic[P, R]):
         self._prepared: _Prepared | None = None
         functools.update_wrapper(self, fn)
 
+    def __reduce__(self) -> Any:
+        # Tasks may use other remote functions: pickle the function and its
+        # options, never the per-process caches.
+        return (RemoteFunction, (self._fn, self._options))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = getattr(self._fn, "__name__", "function")
         raise TypeError(f"remote functions cannot be called directly; use {name}.remote() instead")

@@ -28,7 +28,6 @@ from .._wire import (
     StoreMessage,
     TaskDone,
     WorkerExitReply,
-    connect,
     serve,
 )
 from ..exceptions import ObjectFreedError, OwnerDiedError
@@ -59,8 +58,7 @@ class Peers:
     # ---- the node ------------------------------------------------------------
 
     async def connect_node(self) -> None:
-        ident = self.rt.identity
-        self.node = await connect(self.rt.nursery, ident.node_address, ident.token, NodeMessage, name=ident.peer_name)
+        self.node = await self.rt.connect(self.rt.identity.node_address, NodeMessage)
         self.rt.nursery.start_soon(self._read_node, self.node)
 
     async def _read_node(self, channel: Channel) -> None:
@@ -100,8 +98,7 @@ class Peers:
                 continue
             self._connecting[address] = done = trio.Event()
             try:
-                ident = self.rt.identity
-                channel = await connect(self.rt.nursery, address, ident.token, CoreMessage, name=ident.peer_name)
+                channel = await self.rt.connect(address, CoreMessage)
                 self._channels[address] = channel
                 self.rt.nursery.start_soon(self._read_outgoing, address, channel)
             finally:
@@ -117,6 +114,7 @@ class Peers:
         finally:
             if self._channels.get(address) is channel:
                 del self._channels[address]
+            await channel.aclose()
 
     async def _read_core(self, channel: Channel) -> None:
         try:
@@ -197,9 +195,8 @@ class Peers:
 
     async def _flush_frees(self) -> None:
         if self._store is None:
-            ident = self.rt.identity
             try:
-                self._store = await connect(self.rt.nursery, ident.store_address, ident.token, StoreMessage, name=ident.peer_name)
+                self._store = await self.rt.connect(self.rt.identity.store_address, StoreMessage)
             except OSError as exc:
                 log.debug("cannot free objects: store unreachable: %s", exc)
                 return

@@ -20,7 +20,7 @@ import trio
 from .. import _ids
 from .._serial import deserialize, serialize, unbox
 from .._store import StoreClient
-from .._wire import Inline, Stored, Value
+from .._wire import Channel, Inline, Stored, Value, connect
 from ..exceptions import GetTimeoutError, NotInitializedError, RuntimeShutdownError
 from ._objects import Entry, ObjectTable, ThreadWaiter
 from ._peers import Peers
@@ -85,6 +85,7 @@ class Runtime:
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
         self._stop: trio.Event | None = None
+        self._channels: list[Channel] = []
         self._submissions: deque[TaskSpec] = deque()
         self._drain_scheduled = False
         self.closed = False
@@ -125,6 +126,8 @@ class Runtime:
             with trio.CancelScope(shield=True):
                 for teardown in reversed(self.on_teardown):
                     await teardown()
+                for channel in self._channels:
+                    await channel.aclose()
             nursery.cancel_scope.cancel()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -145,6 +148,14 @@ class Runtime:
     def nursery(self) -> trio.Nursery:
         assert self._nursery is not None
         return self._nursery
+
+    async def connect(self, address: str, decode_type: Any) -> Channel:
+        """An authenticated channel to ``address``, closed when the runtime stops."""
+        ident = self.identity
+        channel = await connect(self.nursery, address, ident.token, decode_type, name=ident.peer_name)
+        self._channels = [c for c in self._channels if not c.closed]
+        self._channels.append(channel)
+        return channel
 
     def call(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run ``async_fn(*args)`` in the loop and return its result (blocks the calling thread)."""

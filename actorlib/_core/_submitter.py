@@ -37,7 +37,7 @@ class TaskSpec:
 
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
-        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "cancelled",
+        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled",
     )  # fmt: skip
 
     def __init__(
@@ -69,11 +69,12 @@ class TaskSpec:
         self.attempt = 0
         self.resolved: list[Value] = []
         self.lease: _Lease | None = None
+        self.slow = False  # counted in its lease's ``slow``
         self.cancelled = False
 
 
 class _Queue:
-    __slots__ = ("key", "shape", "env", "tasks", "leases", "requesting", "avg")
+    __slots__ = ("key", "shape", "env", "tasks", "leases", "requesting")
 
     def __init__(self, spec: TaskSpec) -> None:
         self.key = spec.key
@@ -82,11 +83,10 @@ class _Queue:
         self.tasks: deque[TaskSpec] = deque()
         self.leases: list[_Lease] = []
         self.requesting = 0
-        self.avg = math.inf  # seconds per task, unknown until one finishes
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "pid", "channel", "queue", "inflight", "idle_since")
+    __slots__ = ("lease_id", "worker_id", "pid", "channel", "queue", "inflight", "slow", "idle_since")
 
     def __init__(self, granted: Any, channel: Channel, queue: _Queue) -> None:
         self.lease_id = granted.lease_id
@@ -95,6 +95,7 @@ class _Lease:
         self.channel = channel
         self.queue = queue
         self.inflight: dict[bytes, TaskSpec] = {}
+        self.slow = 0  # tasks in flight not known to be short: nothing may queue behind them
         self.idle_since = trio.current_time()
 
 
@@ -107,6 +108,7 @@ class TaskSubmitter:
         self._running: dict[bytes, TaskSpec] = {}
         self._waiting: dict[bytes, TaskSpec] = {}
         self._sent_fns: dict[Channel, set[bytes]] = {}
+        self._durations: dict[bytes, float] = {}  # seconds per call, by function
 
     # ---- submission and dependencies --------------------------------------
 
@@ -144,15 +146,30 @@ class TaskSubmitter:
 
     # ---- leases and pushing ---------------------------------------------------
 
+    def _short(self, spec: TaskSpec) -> bool:
+        return self._durations.get(spec.fn.fn_id, math.inf) < SHORT_TASK
+
     def _dispatch(self, queue: _Queue) -> None:
-        depth = PIPELINE_DEPTH if queue.avg < SHORT_TASK else 1
+        """Push queued tasks to leases; ask for more leases if tasks remain.
+
+        A task goes to an idle lease, or, if its function is known to be
+        short, behind other short tasks (up to PIPELINE_DEPTH); never
+        behind a task that may be long.
+        """
         tasks = queue.tasks
         while tasks:
-            best = min(queue.leases, key=lambda lease: len(lease.inflight), default=None)
-            if best is None or len(best.inflight) >= depth:
+            short = self._short(tasks[0])
+            best = None
+            for lease in queue.leases:
+                load = len(lease.inflight)
+                if load == 0 or (short and not lease.slow and load < PIPELINE_DEPTH):
+                    if best is None or load < len(best.inflight):
+                        best = lease
+            if best is None:
                 break
-            self._push(best, tasks.popleft())
+            self._push(best, tasks.popleft(), short)
         if tasks:
+            depth = PIPELINE_DEPTH if self._short(tasks[0]) else 1
             wanted = min(MAX_LEASE_REQUESTS, math.ceil(len(tasks) / depth))
             while queue.requesting < wanted:
                 queue.requesting += 1
@@ -190,7 +207,7 @@ class TaskSubmitter:
             spec = queue.tasks.popleft()
             self._finish(spec, [box_system(error)] * spec.num_returns)
 
-    def _push(self, lease: _Lease, spec: TaskSpec) -> None:
+    def _push(self, lease: _Lease, spec: TaskSpec, short: bool) -> None:
         ident = self.rt.identity
         sent = self._sent_fns.setdefault(lease.channel, set())
         fn_id = spec.fn.fn_id
@@ -208,6 +225,8 @@ class TaskSubmitter:
             attempt=spec.attempt,
         )
         lease.inflight[spec.task_id] = spec
+        spec.slow = not short
+        lease.slow += spec.slow
         spec.lease = lease
         self._running[spec.task_id] = spec
         try:
@@ -243,9 +262,13 @@ class TaskSubmitter:
         lease = spec.lease
         assert lease is not None
         del lease.inflight[spec.task_id]
+        lease.slow -= spec.slow
         spec.lease = None
         queue = lease.queue
-        queue.avg = done.elapsed if math.isinf(queue.avg) else 0.8 * queue.avg + 0.2 * done.elapsed
+        if done.elapsed > 0.0:  # 0.0: it never ran (cancelled while queued)
+            fn_id = spec.fn.fn_id
+            average = self._durations.get(fn_id)
+            self._durations[fn_id] = done.elapsed if average is None else 0.8 * average + 0.2 * done.elapsed
         if not lease.inflight:
             lease.idle_since = trio.current_time()
         if self._retry_error(spec, done.returns):

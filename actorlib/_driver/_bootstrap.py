@@ -18,7 +18,6 @@ from .._wire import (
     Pending,
     RegisterDriver,
     SubscribeLogs,
-    connect,
     read_token,
     unix_address,
 )
@@ -63,7 +62,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     ident.session_dir = session
     ident.token = os.environ.get(TOKEN_ENV) or read_token(session / "token")
     try:
-        channel = await connect(runtime.nursery, head, ident.token, HeadMessage, name=ident.peer_name)
+        channel = await runtime.connect(head, HeadMessage)
     except OSError as exc:
         raise ConnectionError(f"cannot reach the actorlib cluster at {head}: {exc}") from None
     except AuthenticationError as exc:

@@ -8,8 +8,8 @@ import socket
 import traceback
 from typing import Any
 
-import cloudpickle
 
+from ._pickler import dumps
 from ..exceptions import ActorlibError, TaskError
 from .._wire import ErrorValue
 
@@ -48,12 +48,12 @@ def box(exc: BaseException, function_name: str) -> ErrorValue:
         cause = exc.cause
         text = f"{exc.traceback_str.rstrip()}\n\nThe above failure in {exc.function_name}() then failed:\n\n{text}"
     boxed = _Boxed(_portable(cause), text, function_name, os.getpid(), _host_ip())
-    return ErrorValue(data=cloudpickle.dumps(boxed, protocol=5))
+    return ErrorValue(data=dumps(boxed))
 
 
 def box_system(exc: BaseException) -> ErrorValue:
     """Box an actorlib system error (crash, cancel, lost object...) to raise as it is."""
-    return ErrorValue(data=cloudpickle.dumps(exc, protocol=5))
+    return ErrorValue(data=dumps(exc))
 
 
 def unbox(value: ErrorValue) -> BaseException:
@@ -73,7 +73,7 @@ def _portable(exc: BaseException | None) -> BaseException | None:
     if exc is None:
         return None
     try:
-        pickle.loads(cloudpickle.dumps(exc, protocol=5))
+        pickle.loads(dumps(exc))
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__qualname__}: {exc} (the original could not be pickled)")

@@ -6,8 +6,8 @@ import hashlib
 import threading
 from typing import Any
 
-import cloudpickle
 
+from ._pickler import dumps
 from ..exceptions import SerializationError
 from ._values import deserialize
 
@@ -26,7 +26,7 @@ class Exported:
 def export(fn: Any, name: str) -> Exported:
     """Pickle ``fn`` by value (cloudpickle); raise SerializationError naming it."""
     try:
-        blob = cloudpickle.dumps(fn, protocol=5)
+        blob = dumps(fn)
     except Exception as exc:
         raise SerializationError(f"could not serialize {name}: {type(exc).__name__}: {exc}") from exc
     return Exported(hashlib.sha256(blob).digest()[:16], blob, name)

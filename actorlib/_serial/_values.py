@@ -10,8 +10,8 @@ import pickle
 import threading
 from typing import Any
 
-import cloudpickle
 
+from ._pickler import dumps
 from ..exceptions import SerializationError
 from .._wire import Inline
 
@@ -52,7 +52,7 @@ def serialize(value: Any, *, what: str = "value") -> Serialized:
     outer = getattr(_context, "refs", None)
     _context.refs = refs = []
     try:
-        data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        data = dumps(value, buffer_callback=buffers.append)
     except Exception as exc:
         raise SerializationError(_describe_failure(value, what, exc)) from exc
     finally:
@@ -83,7 +83,7 @@ def find_unpicklable(value: Any, path: str, depth: int = 4) -> tuple[str, Any]:
         return path, value
     for sub_path, item in _parts(value, path):
         try:
-            cloudpickle.dumps(item, protocol=5)
+            dumps(item)
         except Exception:
             return find_unpicklable(item, sub_path, depth - 1)
     return path, value

@@ -43,6 +43,8 @@ class Executor:
         self.current: TaskContext | None = None
         self._queue: queue.SimpleQueue[tuple[PushTask, Channel] | None] = queue.SimpleQueue()
         self._cancelled: set[bytes] = set()
+        self._queued: dict[bytes, tuple[PushTask, Channel]] = {}
+        self._lock = threading.Lock()  # orders cancel() against a task starting
         self._main = threading.main_thread().ident
         self._label: tuple[str, str] | None = None
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -50,13 +52,24 @@ class Executor:
     # ---- called on the runtime thread ------------------------------------------
 
     def push(self, task: PushTask, channel: Channel) -> None:
+        self._queued[task.task_id] = (task, channel)
         self._queue.put((task, channel))
 
     def cancel(self, task_id: bytes) -> None:
-        self._cancelled.add(task_id)
-        current = self.current
-        if current is not None and current.task_id == task_id and self._main is not None:
-            signal.pthread_kill(self._main, signal.SIGINT)
+        """Interrupt the task if it runs; answer at once (and skip it later) if it waits."""
+        with self._lock:
+            current = self.current
+            if current is not None and current.task_id == task_id:
+                self._cancelled.add(task_id)
+                signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
+                return
+            queued = self._queued.pop(task_id, None)
+            if queued is None:
+                return
+            self._cancelled.add(task_id)
+        task, channel = queued
+        error = box_system(TaskCancelledError("the task was cancelled before it ran"))
+        _reply(channel, TaskDone(task_id=task_id, returns=[error] * task.num_returns))
 
     def on_channel_lost(self, channel: Channel) -> None:
         pass  # queued tasks of a lost owner are skipped when dequeued (channel.closed)
@@ -69,7 +82,7 @@ class Executor:
     def run_forever(self) -> None:
         while (item := self._queue.get()) is not None:
             task, channel = item
-            if channel.closed:
+            if not self._begin(task, channel):
                 continue
             returns, elapsed = self._execute(task)
             try:
@@ -82,11 +95,17 @@ class Executor:
         if current is not None and current.task_id in self._cancelled:
             raise _Cancelled()
 
+    def _begin(self, task: PushTask, channel: Channel) -> bool:
+        """Make ``task`` current unless it was cancelled (or its owner left) while queued."""
+        with self._lock:
+            self._queued.pop(task.task_id, None)
+            if channel.closed or task.task_id in self._cancelled:
+                self._cancelled.discard(task.task_id)
+                return False
+            self.current = TaskContext(task)
+            return True
+
     def _execute(self, task: PushTask) -> tuple[list[Value], float]:
-        if task.task_id in self._cancelled:
-            self._cancelled.discard(task.task_id)
-            return [box_system(TaskCancelledError(f"task {task.name}() was cancelled"))] * task.num_returns, 0.0
-        self.current = TaskContext(task)
         self.rt.identity.job_id = task.job_id
         self._mark_output(task)
         started = time.perf_counter()
@@ -95,8 +114,9 @@ class Executor:
         except _Cancelled:
             values = [box_system(TaskCancelledError(f"task {task.name}() was cancelled while running"))] * task.num_returns
         finally:
-            self.current = None
-            self._cancelled.discard(task.task_id)
+            with self._lock:
+                self.current = None
+                self._cancelled.discard(task.task_id)
         return values, time.perf_counter() - started
 
     def _run(self, task: PushTask) -> list[Value]:

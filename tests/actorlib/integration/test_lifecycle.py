@@ -1,0 +1,108 @@
+"""init and shutdown: no process left behind, ever."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import actorlib
+from actorlib.exceptions import NotInitializedError
+
+from .conftest import alive, run_driver, wait_gone
+
+REPORT_PIDS = textwrap.dedent("""
+    import json, os, sys, time
+    import actorlib
+    actorlib.init(num_cpus=2)
+
+    @actorlib.remote
+    def pid():
+        time.sleep(0.2)
+        return os.getpid()
+
+    workers = set(actorlib.get([pid.remote() for _ in range(4)]))
+    head = actorlib.nodes()[0]["pid"]
+    print(json.dumps({"head": head, "workers": sorted(workers)}), flush=True)
+""")
+
+
+def test_init_twice_and_shutdown_twice(fresh_cluster):
+    fresh_cluster(num_cpus=1)
+    assert actorlib.is_initialized()
+    with pytest.raises(RuntimeError, match="already called"):
+        actorlib.init()
+    actorlib.init(ignore_reinit_error=True)
+    actorlib.shutdown()
+    actorlib.shutdown()
+    assert not actorlib.is_initialized()
+    with pytest.raises(NotInitializedError):
+        actorlib.put(1)
+
+
+def test_init_is_a_context_manager(fresh_cluster):
+    with actorlib.init(num_cpus=1):
+        assert actorlib.get(actorlib.put(5)) == 5
+    assert not actorlib.is_initialized()
+
+
+def test_nothing_is_left_after_shutdown():
+    result = run_driver(REPORT_PIDS + "\nactorlib.shutdown()\n")
+    assert result.returncode == 0, result.stderr
+    pids = json.loads(result.stdout.splitlines()[-1])
+    assert wait_gone([pids["head"], *pids["workers"]], 5) == []
+
+
+def test_nothing_is_left_when_the_driver_exits_without_shutdown():
+    result = run_driver(REPORT_PIDS)
+    assert result.returncode == 0, result.stderr
+    pids = json.loads(result.stdout.splitlines()[-1])
+    assert wait_gone([pids["head"], *pids["workers"]], 5) == []
+
+
+def test_nothing_is_left_when_the_driver_is_sigkilled():
+    code = REPORT_PIDS + "\ntime.sleep(3600)\n"
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(driver.stdout.readline())
+        processes = [pids["head"], *pids["workers"]]
+        assert all(alive(p) for p in processes)
+        driver.send_signal(signal.SIGKILL)
+        assert wait_gone(processes, 2.0) == []
+    finally:
+        driver.kill()
+        driver.wait()
+        driver.stdout.close()
+
+
+def test_worker_output_reaches_the_driver_and_the_log_files():
+    code = """
+        import actorlib, sys
+        ctx = actorlib.init(num_cpus=1)
+
+        @actorlib.remote
+        def square(x):
+            print(f"squaring {x}")
+            print(f"warning about {x}", file=sys.stderr)
+            return x * x
+
+        assert actorlib.get(square.remote(7)) == 49
+        import time
+        time.sleep(0.5)  # output is relayed asynchronously; give it a moment before exit
+        print("SESSION", ctx.address_info["session_dir"])
+        actorlib.shutdown()
+    """
+    result = run_driver(code)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (line,) = [l for l in lines if "squaring 7" in l]
+    assert line.startswith("(square pid=") and line.endswith(") squaring 7")
+    assert any(l.startswith("(square pid=") and l.endswith("warning about 7") for l in result.stderr.splitlines())
+    session = Path([l.split(" ", 1)[1] for l in lines if l.startswith("SESSION")][0])
+    outs = (session / "logs").glob("w-*.out")
+    assert any("squaring 7" in path.read_text() for path in outs)

@@ -1,0 +1,339 @@
+"""Channels over real Unix sockets: handshake, bursts, and bad peers closing only their own connection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+import trio.testing
+
+from actorlib._wire import (
+    AuthenticationError,
+    CancelTask,
+    Channel,
+    CoreMessage,
+    FrameReader,
+    GetObject,
+    ProtocolError,
+    connect,
+    serve,
+    unix_address,
+)
+from actorlib._wire import _auth
+from actorlib._wire._address import open_stream
+from actorlib._wire._channel import HANDSHAKE_TIMEOUT
+from actorlib._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+
+TOKEN = "the-cluster-token"
+
+
+@pytest.fixture
+def address() -> Iterator[str]:
+    # Not tmp_path: its paths can exceed the 107-byte limit of a Unix socket path.
+    directory = tempfile.mkdtemp(prefix="al-", dir="/tmp")
+    try:
+        yield unix_address(Path(directory) / "s.sock")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Echo:
+    """A connection handler that echoes every message and records what happened."""
+
+    def __init__(self) -> None:
+        self.peers: list[str] = []
+        self.received: list[Any] = []
+        self.failures: list[BaseException] = []
+        self.ended = 0
+        self.changed = trio.Event()
+
+    async def __call__(self, channel: Channel) -> None:
+        self.peers.append(channel.peer)
+        try:
+            async for message in channel:
+                self.received.append(message)
+                channel.send_nowait(message)
+                self._changed()
+        except Exception as exc:
+            self.failures.append(exc)
+            raise
+        finally:
+            self.ended += 1
+            self._changed()
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def wait_until(self, predicate: Any) -> None:
+        with trio.fail_after(10):
+            while not predicate():
+                await self.changed.wait()
+
+
+class Server:
+    """A running ``serve()`` and the client channels connected to it (closed at the end)."""
+
+    def __init__(self, nursery: trio.Nursery, address: str) -> None:
+        self.nursery = nursery
+        self.address = address
+        self.clients: list[Channel] = []
+
+    async def connect(self, name: str, token: str = TOKEN) -> Channel:
+        channel = await connect(self.nursery, self.address, token, CoreMessage, name=name)
+        self.clients.append(channel)
+        return channel
+
+
+@asynccontextmanager
+async def serving(address: str, handler: Any) -> AsyncIterator[Server]:
+    async with trio.open_nursery() as nursery:
+        server = Server(nursery, await nursery.start(serve, address, TOKEN, CoreMessage, handler))
+        try:
+            yield server
+        finally:
+            for channel in server.clients:
+                await channel.aclose()
+            nursery.cancel_scope.cancel()
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+class Frames:
+    """The frames arriving on a raw stream, one at a time (for peers that speak the protocol by hand)."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.reader = FrameReader()
+        self.ready: deque[bytes] = deque()
+
+    async def next(self) -> bytes | None:
+        """The next frame, or None at the end of the stream."""
+        with trio.fail_after(60):  # longer than the server's handshake timeout
+            while not self.ready:
+                data = await self.stream.receive_some()
+                if not data:
+                    return None
+                self.ready.extend(self.reader.feed(data))
+        return self.ready.popleft()
+
+
+async def echo_once(channel: Channel, message: Any) -> Any:
+    channel.send_nowait(message)
+    with trio.fail_after(10):
+        return await channel.receive()
+
+
+# ---- handshake ------------------------------------------------------------------------
+
+
+async def test_same_token_handshake_succeeds_and_names_the_peer(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        assert server.address == address
+        client = await server.connect("driver-7")
+        assert await echo_once(client, CancelTask(task_id=b"t1")) == CancelTask(task_id=b"t1")
+        assert echo.peers == ["driver-7"]
+
+
+async def test_wrong_token_raises_and_the_server_keeps_serving(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        with pytest.raises(AuthenticationError, match="invalid cluster token"):
+            await server.connect("intruder", token="not-the-token")
+        client = await server.connect("friend")
+        assert await echo_once(client, CancelTask(task_id=b"t")) == CancelTask(task_id=b"t")
+        assert echo.peers == ["friend"]  # the intruder never reached the handler
+
+
+async def test_server_refuses_another_protocol_version(address: str) -> None:
+    decoder = msgspec.msgpack.Decoder(Handshake)
+    async with serving(address, Echo()) as server:
+        stream = await open_stream(server.address)
+        async with stream:
+            frames = Frames(stream)
+            hello = decoder.decode(await frames.next())
+            assert isinstance(hello, Hello)
+            auth = Auth(
+                version=PROTOCOL_VERSION + 1,
+                proof=_auth.client_proof(TOKEN, hello.nonce),
+                nonce=_auth.nonce(),
+                peer="from-the-future",
+            )
+            await stream.send_all(frame(msgspec.msgpack.encode(auth)))
+            refused = decoder.decode(await frames.next())
+            assert isinstance(refused, Refused)
+            assert "protocol version" in refused.reason
+            assert await frames.next() is None
+
+
+@pytest.mark.parametrize("forgery", ["other-token", "replayed-client-proof"])
+async def test_client_refuses_a_server_that_cannot_prove_the_token(forgery: str) -> None:
+    client_side, server_side = trio.testing.memory_stream_pair()
+    client = Channel(client_side, CoreMessage, peer="fake-server")
+    decoder = msgspec.msgpack.Decoder(Handshake)
+
+    async def fake_server() -> None:
+        frames = Frames(server_side)
+        await server_side.send_all(frame(msgspec.msgpack.encode(Hello(version=PROTOCOL_VERSION, nonce=_auth.nonce()))))
+        auth = decoder.decode(await frames.next())
+        assert isinstance(auth, Auth)
+        if forgery == "other-token":
+            proof = _auth.server_proof("other-token", auth.nonce)
+        else:
+            proof = auth.proof
+        await server_side.send_all(frame(msgspec.msgpack.encode(Welcome(proof=proof))))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fake_server)
+        with pytest.raises(AuthenticationError, match="could not prove"):
+            await client.handshake_client(TOKEN, "careful-client")
+
+
+async def test_a_client_that_never_answers_the_challenge_is_dropped(address: str, autojump_clock: Any) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        silent = await open_stream(server.address)
+        async with silent:
+            frames = Frames(silent)
+            assert await frames.next() is not None  # the Hello
+            start = trio.current_time()
+            assert await frames.next() is None  # the server hangs up...
+            assert trio.current_time() - start >= HANDSHAKE_TIMEOUT - 1  # ...at its (virtual) timeout
+        client = await server.connect("next")
+        assert await echo_once(client, CancelTask(task_id=b"t")) == CancelTask(task_id=b"t")
+        assert echo.peers == ["next"]
+
+
+async def test_connect_to_nobody_raises_oserror(address: str) -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(OSError):
+            await connect(nursery, address, TOKEN, CoreMessage, name="lonely")
+
+
+# ---- traffic ------------------------------------------------------------------------------
+
+
+async def test_a_burst_of_send_nowait_arrives_complete_and_in_order(address: str) -> None:
+    n = 5000
+    echo = Echo()
+    async with serving(address, echo) as server:
+        client = await server.connect("bursty")
+        for i in range(n):  # no checkpoint in between: all of it queues at once
+            client.send_nowait(GetObject(req=i, object_id=i.to_bytes(4, "big")))
+        with trio.fail_after(10):
+            replies = [await client.receive() for _ in range(n)]
+        assert [r.req for r in echo.received] == list(range(n))
+        assert [r.req for r in replies] == list(range(n))
+        assert all(r.object_id == r.req.to_bytes(4, "big") for r in replies)
+
+
+async def test_iterating_a_channel_ends_when_the_peer_closes(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        client = await server.connect("short-lived")
+        await echo_once(client, CancelTask(task_id=b"t"))
+        await client.aclose()
+        await echo.wait_until(lambda: echo.ended == 1)
+        assert echo.failures == []
+        assert client.closed
+        with pytest.raises(trio.ClosedResourceError):
+            client.send_nowait(CancelTask(task_id=b"late"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Channel.aclose() drops messages queued with send_nowait() that the sender task has not written yet",
+)
+async def test_messages_queued_before_aclose_are_delivered(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        client = await server.connect("polite")
+        client.send_nowait(CancelTask(task_id=b"last words"))
+        await client.aclose()
+        await echo.wait_until(lambda: echo.ended == 1)
+    assert echo.received == [CancelTask(task_id=b"last words")]
+
+
+# ---- bad peers ------------------------------------------------------------------------------
+
+
+GARBAGE = {
+    "not-msgpack": frame(b"\xc1\xc1\xc1"),
+    "a-handshake-message": frame(msgspec.msgpack.encode(Refused(reason="?"))),
+    "wrong-typed-field": frame(msgspec.msgpack.encode(["cancel", 42])),
+    "oversized-length": b"\xff\xff\xff\xff",
+}
+
+
+@pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
+async def test_garbage_closes_only_that_connection(address: str, garbage: bytes) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        good = await server.connect("good")
+        bad = await server.connect("bad")
+        await bad.stream.send_all(garbage)
+        with trio.fail_after(10), pytest.raises(EOFError):
+            await bad.receive()
+        assert [type(f) for f in echo.failures] == [ProtocolError]
+        assert await echo_once(good, CancelTask(task_id=b"still here")) == CancelTask(task_id=b"still here")
+        late = await server.connect("late")
+        assert await echo_once(late, CancelTask(task_id=b"new")) == CancelTask(task_id=b"new")
+
+
+async def test_garbage_before_the_handshake_is_dropped(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        rude = await open_stream(server.address)
+        async with rude:
+            frames = Frames(rude)
+            await rude.send_all(frame(b"\xc1"))
+            assert await frames.next() is not None  # the Hello
+            assert await frames.next() is None
+        client = await server.connect("polite")
+        assert await echo_once(client, CancelTask(task_id=b"t")) == CancelTask(task_id=b"t")
+        assert echo.peers == ["polite"]
+
+
+NOT_UTF8 = frame(msgspec.msgpack.encode(["cancel", b"t"]).replace(b"\xa6cancel", b"\xa6\xff\xfe\xfd\xfc\xfb\xfa"))
+
+
+async def test_a_frame_with_invalid_utf8_closes_only_that_connection(address: str) -> None:
+    echo = Echo()
+    async with serving(address, echo) as server:
+        good = await server.connect("good")
+        bad = await server.connect("bad")
+        await bad.stream.send_all(NOT_UTF8)
+        with trio.fail_after(10), pytest.raises(EOFError):
+            await bad.receive()
+        assert await echo_once(good, CancelTask(task_id=b"ok")) == CancelTask(task_id=b"ok")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Channel._decode catches DecodeError/ValidationError but msgspec raises UnicodeDecodeError "
+    "for non-UTF-8 strings (msgspec#714), so receive() leaks it instead of ProtocolError",
+)
+async def test_a_frame_with_invalid_utf8_is_a_protocol_error() -> None:
+    near, far = trio.testing.memory_stream_pair()
+    channel = Channel(near, CoreMessage, peer="far")
+    await far.send_all(NOT_UTF8)
+    with pytest.raises(ProtocolError):
+        await channel.receive()
+
+
+async def test_serve_removes_its_socket_file_when_it_stops(address: str) -> None:
+    async with serving(address, Echo()):
+        assert os.path.exists(address.removeprefix("unix:"))
+    assert not os.path.exists(address.removeprefix("unix:"))

@@ -1,0 +1,105 @@
+"""init() arguments: checked with the bad one named, and the local node's default resources."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pytest
+
+from actorlib._driver._options import InitOptions
+
+GiB = 2**30
+
+
+@pytest.mark.parametrize("name", ["num_cpus", "num_gpus", "memory", "object_store_memory"])
+@pytest.mark.parametrize("value", [-1, -0.5, "4", True, [2]])
+def test_negative_or_non_numeric_quantities_are_rejected_by_name(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"init\({name}=\.\.\.\)") as info:
+        InitOptions.check(None, **{name: value})
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: init() accepts NaN and infinite quantities")
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_quantities_are_rejected(value: float) -> None:
+    with pytest.raises(ValueError, match="num_cpus"):
+        InitOptions.check(None, num_cpus=value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "text"),
+    [
+        ({"resources": {"CPU": 4}}, ValueError, "num_cpus"),
+        ({"resources": {"TPU": -1}}, ValueError, "resources['TPU']"),
+        ({"resources": ["TPU"]}, TypeError, "resources"),
+        ({"namespace": 7}, TypeError, "namespace"),
+        ({"runtime_env": {"conda": "env"}}, ValueError, "'conda'"),
+        ({"runtime_env": {"env_vars": {"A": 1}}}, TypeError, "env_vars"),
+    ],
+)
+def test_other_bad_arguments_are_named(kwargs: dict[str, Any], error: type[Exception], text: str) -> None:
+    with pytest.raises(error) as info:
+        InitOptions.check(None, **kwargs)
+    assert text in str(info.value)
+
+
+def test_defaults() -> None:
+    options = InitOptions.check(None)
+    assert options == InitOptions()
+    assert (options.num_cpus, options.num_gpus, options.memory, options.object_store_memory) == (None,) * 4
+    assert options.resources == {}
+    assert options.namespace == ""
+    assert options.env_vars == {}
+    assert options.log_to_driver is True
+
+
+def test_good_arguments_are_kept() -> None:
+    options = InitOptions.check(
+        "unix:/x/sockets/head.sock",
+        num_cpus=0,
+        num_gpus=2,
+        memory=GiB,
+        object_store_memory=GiB,
+        resources={"TPU": 1},
+        namespace="ns",
+        runtime_env={"env_vars": {"A": "1"}},
+        log_to_driver=False,
+    )
+    assert options == InitOptions(
+        address="unix:/x/sockets/head.sock",
+        num_cpus=0,
+        num_gpus=2,
+        memory=GiB,
+        object_store_memory=GiB,
+        resources={"TPU": 1},
+        namespace="ns",
+        env_vars={"A": "1"},
+        log_to_driver=False,
+    )
+
+
+def test_node_resources_default_to_every_core_and_70_percent_of_ram_minus_the_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    resources = InitOptions.check(None).node_resources(physical_memory=10 * GiB, store_memory=2 * GiB)
+    assert resources == {"CPU": float(os.cpu_count() or 1), "GPU": 0.0, "memory": float(int(10 * GiB * 0.7 - 2 * GiB))}
+
+
+def test_node_memory_never_goes_negative() -> None:
+    assert InitOptions.check(None).node_resources(physical_memory=GiB, store_memory=4 * GiB)["memory"] == 0.0
+
+
+@pytest.mark.parametrize(("devices", "gpus"), [("0,1", 2.0), ("3", 1.0), ("", 0.0), ("-1", 0.0), ("0, 1, ", 2.0)])
+def test_node_gpus_default_to_the_visible_devices(monkeypatch: pytest.MonkeyPatch, devices: str, gpus: float) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", devices)
+    assert InitOptions.check(None).node_resources(physical_memory=GiB, store_memory=0)["GPU"] == gpus
+
+
+def test_explicit_node_resources_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    options = InitOptions.check(None, num_cpus=3, num_gpus=1, memory=5 * GiB, resources={"TPU": 8})
+    resources = options.node_resources(physical_memory=100 * GiB, store_memory=GiB)
+    assert resources == {"CPU": 3.0, "GPU": 1.0, "memory": float(5 * GiB), "TPU": 8.0}
