@@ -7,6 +7,7 @@ return index.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import threading
@@ -49,5 +50,8 @@ def put_id() -> bytes:
 
 
 def short(id: bytes) -> str:
-    """A short hex form for messages and logs."""
-    return id.hex()[-12:]
+    """A short (12 hex digit) name for an id, for socket names and logs.
+
+    A hash, not a slice: ids from different processes share counter values.
+    """
+    return hashlib.blake2b(id, digest_size=6).hexdigest()

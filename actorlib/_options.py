@@ -6,6 +6,7 @@ Names and defaults follow Ray's: ``num_cpus=1``, ``num_gpus=0``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,7 @@ def merge_runtime_env(parent: Mapping[str, Any] | None, child: Mapping[str, Any]
     parent, child = dict(parent or {}), dict(child or {})
     merged = {**parent, **child}
     if "env_vars" in parent or "env_vars" in child:
-        merged["env_vars"] = {**parent.get("env_vars", {}), **child.get("env_vars", {})}
+        merged["env_vars"] = {**(parent.get("env_vars") or {}), **(child.get("env_vars") or {})}
     return merged
 
 
@@ -89,7 +90,7 @@ def validate_resources(resources: Any, *, where: str) -> dict[str, float]:
             raise TypeError(f"{where}: resource names must be non-empty strings, got {name!r}")
         if name in _RESERVED:
             raise ValueError(f"{where}: use {_RESERVED[name]}= instead of resources={{{name!r}: ...}}")
-        checked[name] = _non_negative(f"resources[{name!r}]", qty)
+        checked[name] = _non_negative(f"{where}: resources[{name!r}]", qty)
     return checked
 
 
@@ -109,8 +110,8 @@ def env_vars_of(runtime_env: Any, *, where: str) -> dict[str, str]:
 
 
 def _non_negative(name: str, value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
     return value
 
 

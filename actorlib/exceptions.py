@@ -20,6 +20,9 @@
     ├── RuntimeShutdownError           the runtime was shut down while waiting
     └── NotInitializedError            also a RuntimeError: call actorlib.init() first
 
+Ray's names are aliases: ``RayError`` and ``RaySystemError`` for ActorlibError,
+``RayTaskError`` for TaskError, ``RayActorError`` for ActorError.
+
 A :class:`TaskError` is also an instance of the exception the task raised:
 ``except ValueError`` catches a remote ``ValueError``. It keeps the original's
 attributes (``.cause`` is the original itself) and carries the remote
@@ -109,6 +112,9 @@ class TaskError(ActorlibError):
         except Exception:
             return self
         error.__dict__.update(getattr(self.cause, "__dict__", {}))
+        if isinstance(self.cause, OSError):  # C-level fields that __dict__ does not hold
+            for name in ("errno", "strerror", "filename", "filename2"):
+                setattr(error, name, getattr(self.cause, name))
         error._set_fields(self.function_name, self.traceback_str, self.cause, self.pid, self.ip)
         error.args = self.cause.args
         return error

@@ -13,6 +13,10 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 # What each example must print, so a test of it can fail.
 EXPECTED = {
     "supervision_tree.py": "escalated root/workers",
+    "quickstart.py": "[0, 1, 4, 9]",
+    "tasks.py": "tree_sum(range(20)) = 190",
+    "objects.py": "copy: False, writeable: False",
+    "errors.py": "cancelled the running task",
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import Any
 
@@ -43,6 +42,8 @@ async def _run(argv: list[str], options: InitOptions) -> int:
         if options.address is None:
             cluster = await start_local_cluster(nursery, options)
             env[ADDRESS_ENV] = cluster.head_address
+        else:
+            env[ADDRESS_ENV] = options.address
         try:
             return await _run_script(nursery, argv, env)
         finally:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from .. import _ids
 from .._core import Runtime
 from .._session import session_of
 from .._wire import (
@@ -60,6 +61,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     else:
         session, head = _resolve(options.address)
     ident.session_dir = session
+    runtime.head_address = head  # type: ignore[attr-defined]
     ident.token = os.environ.get(TOKEN_ENV) or read_token(session / "token")
     try:
         channel = await runtime.connect(head, HeadMessage)
@@ -80,7 +82,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     ident.node_id = node.node_id
     ident.node_address = node.address
     ident.store_address = node.store
-    ident.address = unix_address(session / "sockets" / f"d-{ident.core_id.hex()[-12:]}.sock")
+    ident.address = unix_address(session / "sockets" / f"d-{_ids.short(ident.core_id)}.sock")
     await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
     if options.log_to_driver:

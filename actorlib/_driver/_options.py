@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,8 @@ class InitOptions:
         """Validate ``init()`` arguments; raise ValueError/TypeError naming the bad one."""
         for name in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
             value = kwargs.get(name)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
-                raise ValueError(f"init({name}=...) must be a non-negative number, got {value!r}")
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf):
+                raise ValueError(f"init({name}=...) must be a finite non-negative number, got {value!r}")
         resources = validate_resources(kwargs.get("resources") or {}, where="init")
         namespace = kwargs.get("namespace") or ""
         if not isinstance(namespace, str):

@@ -11,6 +11,7 @@ Its root supervisor runs the head service and the head machine's node::
 
 from __future__ import annotations
 
+import resource
 import sys
 from pathlib import Path
 
@@ -33,7 +34,15 @@ def head_address(session_dir: str | Path) -> str:
 
 def main(argv: list[str]) -> None:
     config = msgspec.json.decode(argv[0], type=NodeConfig)
+    _raise_fd_limit()
     supervisors.run_child(_serve, config)
+
+
+def _raise_fd_limit() -> None:
+    """The object store holds one file descriptor per object: allow as many as we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _serve(link: supervisors.ParentLink, config: NodeConfig) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import msgspec
 
+from .. import _ids
 from .._wire import unix_address
 
 
@@ -22,7 +23,7 @@ class NodeConfig(msgspec.Struct, kw_only=True):
 
     @property
     def short(self) -> str:
-        return self.node_id[-12:]
+        return _ids.short(bytes.fromhex(self.node_id))
 
     def socket(self, name: str) -> str:
         return unix_address(Path(self.session_dir) / "sockets" / name)

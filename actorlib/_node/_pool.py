@@ -38,7 +38,7 @@ class Worker:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.worker_id = _ids.unique_id()
-        self.name = f"w-{self.worker_id.hex()[-12:]}"
+        self.name = f"w-{_ids.short(self.worker_id)}"
         self.env = env
         self.key = env_key(env)
         self.child: supervisors.ProcessChild | None = None

@@ -15,14 +15,29 @@ from .._wire import ErrorValue
 
 
 class _Boxed:
-    """What crosses the wire for an exception: itself if it pickles, its text always."""
+    """What crosses the wire for a task's exception.
+
+    The cause travels as its own pickle, so that if its class does not exist
+    where the error is raised, the function name, type, message and traceback
+    still arrive.
+    """
 
     def __init__(self, cause: BaseException | None, traceback_str: str, function_name: str, pid: int, ip: str) -> None:
-        self.cause = cause
+        self.cause_data = dumps(cause) if cause is not None else None
+        self.cause_type = type(cause).__qualname__ if cause is not None else ""
+        self.cause_message = str(cause) if cause is not None else ""
         self.traceback_str = traceback_str
         self.function_name = function_name
         self.pid = pid
         self.ip = ip
+
+    def cause(self) -> BaseException | None:
+        if self.cause_data is None:
+            return None
+        try:
+            return pickle.loads(self.cause_data)
+        except Exception as exc:
+            return RuntimeError(f"{self.cause_type}: {self.cause_message} (its class is not available here: {exc})")
 
 
 _ip = None
@@ -63,7 +78,7 @@ def unbox(value: ErrorValue) -> BaseException:
     except Exception as exc:
         return TaskError("<unknown>", f"(the error could not be deserialized: {exc})", None)
     if isinstance(boxed, _Boxed):
-        error = TaskError(boxed.function_name, boxed.traceback_str, boxed.cause, boxed.pid, boxed.ip)
+        error = TaskError(boxed.function_name, boxed.traceback_str, boxed.cause(), boxed.pid, boxed.ip)
         return error.as_instanceof_cause()
     return boxed
 

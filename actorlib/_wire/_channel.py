@@ -29,6 +29,7 @@ log = logging.getLogger("actorlib.wire")
 
 HANDSHAKE_TIMEOUT = 10.0
 RECEIVE_CHUNK = 1 << 18
+FLUSH_ON_CLOSE = 1.0
 
 
 class Channel:
@@ -62,16 +63,21 @@ class Channel:
         self._wake.set()
 
     async def run_sender(self) -> None:
-        """Write queued messages until the channel closes."""
+        """Write queued messages until the channel closes (and what was queued before it did)."""
         try:
-            while not self._closed:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                if self._out:
-                    data, self._out = self._out, bytearray()
-                    await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            while not self._closed or self._out:
+                if not self._out:
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                await self._flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError) as exc:
             self._mark_closed(exc)
+            self._out = bytearray()
+
+    async def _flush(self) -> None:
+        if self._out:
+            data, self._out = self._out, bytearray()
+            await self.stream.send_all(data)
 
     async def _send_direct(self, message: Any) -> None:
         payload = self._encoder.encode(message)
@@ -99,7 +105,7 @@ class Channel:
     def _decode(self, frame: bytes, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
         try:
             return decoder.decode(frame)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"bad message from {self.peer}: {exc}") from None
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -126,8 +132,15 @@ class Channel:
         return self._closed
 
     async def aclose(self) -> None:
+        """Send what is queued (for up to a second), then close."""
         self._mark_closed(None)
         with trio.CancelScope(shield=True):
+            with trio.move_on_after(FLUSH_ON_CLOSE):
+                try:
+                    await self._flush()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
+                    pass
+            self._out = bytearray()
             await self.stream.aclose()
 
     # ---- handshake -------------------------------------------------------

@@ -17,9 +17,15 @@ class Pending:
         self._failure: BaseException | None = None
 
     def new(self) -> int:
-        """Reserve a request number; await it with :meth:`wait`."""
+        """Reserve a request number; await it with :meth:`wait`.
+
+        After :meth:`fail_all`, waiting on a new number raises that failure at once.
+        """
         req = next(self._numbers)
-        self._waiting[req] = (trio.Event(), [])
+        event = trio.Event()
+        if self._failure is not None:
+            event.set()
+        self._waiting[req] = (event, [])
         return req
 
     async def wait(self, req: int) -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import supervisors
 
+from .. import _ids
 from .._core import Identity, Runtime, set_current
 from .._wire import WorkerBlocked, WorkerUnblocked, read_token, unix_address
 from ._executor import Executor
@@ -23,7 +24,7 @@ def main() -> None:
         core_id=worker_id,
         session_dir=session,
         token=read_token(session / "token"),
-        address=unix_address(session / "sockets" / f"w-{worker_id.hex()[-12:]}.sock"),
+        address=unix_address(session / "sockets" / f"w-{_ids.short(worker_id)}.sock"),
         node_id=bytes.fromhex(env["ACTORLIB_NODE_ID"]),
         node_address=env["ACTORLIB_NODE_ADDRESS"],
         store_address=env["ACTORLIB_STORE_ADDRESS"],

@@ -252,10 +252,6 @@ async def test_iterating_a_channel_ends_when_the_peer_closes(address: str) -> No
             client.send_nowait(CancelTask(task_id=b"late"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Channel.aclose() drops messages queued with send_nowait() that the sender task has not written yet",
-)
 async def test_messages_queued_before_aclose_are_delivered(address: str) -> None:
     echo = Echo()
     async with serving(address, echo) as server:
@@ -320,11 +316,6 @@ async def test_a_frame_with_invalid_utf8_closes_only_that_connection(address: st
         assert await echo_once(good, CancelTask(task_id=b"ok")) == CancelTask(task_id=b"ok")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Channel._decode catches DecodeError/ValidationError but msgspec raises UnicodeDecodeError "
-    "for non-UTF-8 strings (msgspec#714), so receive() leaks it instead of ProtocolError",
-)
 async def test_a_frame_with_invalid_utf8_is_a_protocol_error() -> None:
     near, far = trio.testing.memory_stream_pair()
     channel = Channel(near, CoreMessage, peer="far")

@@ -21,7 +21,6 @@ def test_negative_or_non_numeric_quantities_are_rejected_by_name(name: str, valu
     assert repr(value) in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: init() accepts NaN and infinite quantities")
 @pytest.mark.parametrize("value", [math.nan, math.inf])
 def test_non_finite_quantities_are_rejected(value: float) -> None:
     with pytest.raises(ValueError, match="num_cpus"):

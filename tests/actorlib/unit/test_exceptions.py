@@ -81,7 +81,6 @@ def test_keeps_args_and_attributes(cause: BaseException) -> None:
     assert (error.function_name, error.traceback_str, error.pid, error.ip) == ("work", REMOTE_TB, 1234, "10.0.0.7")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the dual class of an OSError cause loses errno, strerror and filename")
 def test_keeps_oserror_fields() -> None:
     cause = FileNotFoundError(errno.ENOENT, "No such file", "/data/x")
     error = remote(cause)
@@ -214,7 +213,6 @@ def test_every_class_is_drawn() -> None:
     assert defined <= drawn
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the module docstring does not mention RaySystemError, which __all__ exports")
 def test_the_docstring_mentions_every_public_name() -> None:
     doc = exceptions.__doc__ or ""
     assert [name for name in exceptions.__all__ if name not in doc] == []

@@ -85,11 +85,6 @@ def test_ids_are_unique_across_processes(forked_ids: dict[str, list[bytes]]) -> 
     assert here.isdisjoint(i for ids in forked_ids.values() for i in ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: short() keeps only the counter bytes, so every process's first ids share a short form "
-    "(and the w-/d- socket names built the same way collide)",
-)
 def test_short_forms_of_ids_from_different_processes_differ(forked_ids: dict[str, list[bytes]]) -> None:
     parent, child = forked_ids["parent-before"], forked_ids["child"]
     assert {_ids.short(i) for i in parent}.isdisjoint(_ids.short(i) for i in child)

@@ -82,10 +82,6 @@ async def test_a_cancelled_waiter_forgets_its_request() -> None:
     assert not pending.resolve(req, "nobody is listening")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a request numbered after fail_all() waits forever instead of raising the failure",
-)
 async def test_a_request_made_after_the_failure_fails_too(autojump_clock: Any) -> None:
     pending = Pending()
     pending.fail_all(ConnectionError("the peer is gone"))

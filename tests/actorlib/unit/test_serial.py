@@ -160,11 +160,6 @@ def vanishing_module() -> Iterator[types.ModuleType]:
         sys.modules.pop(module.__name__, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when the cause's class cannot be imported where it is unboxed, the whole box fails to load "
-    "and the message and remote traceback are lost",
-)
 def test_an_exception_whose_class_is_missing_here_unboxes_with_its_message(vanishing_module: types.ModuleType) -> None:
     boxed = box(raised(vanishing_module.GoneError("lost in transit")), "task")
     del sys.modules[vanishing_module.__name__]
