@@ -9,6 +9,7 @@ its :class:`Intensity` allows, and never lets a child process outlive it.
 from ._backoff import Backoff
 from ._child import Child, StartError, TaskChild
 from ._exit import Exit, ExitKind, Shutdown
+from ._forked_child import ForkedChild
 from ._intensity import Intensity
 from ._link import ParentLink, connect_parent, run_child
 from ._policy import Plan, Restart, Strategy, needs_restart, plan_exit
@@ -17,6 +18,7 @@ from ._snapshot import ChildInfo, IntensityUse
 from ._spec import ChildSpec
 from ._supervisor import Escalated, Event, Supervisor, SupervisorChild, supervisor_spec
 from ._tree import open_supervisor
+from ._zygote import Zygote, ZygoteError
 
 __all__ = [
     "Backoff",
@@ -26,6 +28,7 @@ __all__ = [
     "Escalated",
     "Event",
     "Exit",
+    "ForkedChild",
     "ExitKind",
     "Intensity",
     "IntensityUse",
@@ -39,6 +42,8 @@ __all__ = [
     "Supervisor",
     "SupervisorChild",
     "TaskChild",
+    "Zygote",
+    "ZygoteError",
     "connect_parent",
     "needs_restart",
     "open_supervisor",

@@ -2,7 +2,7 @@
 
 Its root supervisor runs the head service and the head machine's node::
 
-    cluster (one_for_one, 3 restarts in 60 s)
+    cluster (one_for_one, 3 restarts in 60 s)         + a zygote forking the workers
     ├─ head                  the head service (task)
     └─ node-<id>             one_for_all
        ├─ workers            pool of worker processes
@@ -32,10 +32,18 @@ def head_address(session_dir: str | Path) -> str:
     return f"unix:{Path(session_dir) / 'sockets' / 'head.sock'}"
 
 
+WORKER_MODULES = ["actorlib._worker._process"]
+
+
 def main(argv: list[str]) -> None:
     config = msgspec.json.decode(argv[0], type=NodeConfig)
     _raise_fd_limit()
-    supervisors.run_child(_serve, config)
+    # Fork the zygote now, while this process has one thread and no Trio loop.
+    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
+    try:
+        supervisors.run_child(_serve, config, zygote)
+    finally:
+        zygote.close()
 
 
 def _raise_fd_limit() -> None:
@@ -45,17 +53,19 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _serve(link: supervisors.ParentLink, config: NodeConfig) -> None:
+async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
     token = read_token(Path(config.session_dir) / "token")
     registry = Registry()
     head = HeadService(head_address(config.session_dir), token, registry)
     children = [
         supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
-        node_spec(config, token, registry),
+        node_spec(config, token, registry, zygote),
     ]
-    async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
-        link.ready()
-        await trio.sleep_forever()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(zygote.run)
+        async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
+            link.ready()
+            await trio.sleep_forever()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from ._logs import LogRelay
 START_FAILURES_TO_GIVE_UP = 3
 WORKER_SHUTDOWN = 2.0
 WORKER_START_TIMEOUT = 60.0
+WORKER_TARGET = "actorlib._worker._process:main"
 
 
 def env_key(env: dict[str, str]) -> str:
@@ -41,7 +42,7 @@ class Worker:
         self.name = f"w-{_ids.short(self.worker_id)}"
         self.env = env
         self.key = env_key(env)
-        self.child: supervisors.ProcessChild | None = None
+        self.child: supervisors.ProcessChild | supervisors.ForkedChild | None = None
         self.state = "starting"  # starting | idle | leased | dead
         self.lease: Any = None
         self.idle_since = 0.0
@@ -66,8 +67,10 @@ class WorkerPool:
         nursery: trio.Nursery,
         on_change: Callable[[], None],
         on_exit: Callable[[Worker], None],
+        zygote: supervisors.Zygote | None = None,
     ) -> None:
         self.sup = supervisor
+        self.zygote = zygote
         self.session_dir = session_dir
         self.base_env = base_env
         self.logs = logs
@@ -126,20 +129,25 @@ class WorkerPool:
             worker.idle_since = trio.current_time()
             self.on_change()
 
-    def _make_child(self, worker: Worker) -> supervisors.ProcessChild:
+    def _make_child(self, worker: Worker) -> supervisors.Child:
+        """The worker's process: forked from the zygote (milliseconds) or, without one, exec'd."""
         env = {
             **self.base_env,
             **worker.env,
             "ACTORLIB_WORKER_ID": worker.worker_id.hex(),
             "PYTHONUNBUFFERED": "1",
         }
-        worker.child = supervisors.ProcessChild(
-            [sys.executable, "-m", "actorlib._worker"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        return worker.child
+        child: supervisors.ProcessChild | supervisors.ForkedChild
+        if self.zygote is not None and self.zygote.alive:
+            child = supervisors.ForkedChild(
+                self.zygote, WORKER_TARGET, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        else:
+            child = supervisors.ProcessChild(
+                [sys.executable, "-m", "actorlib._worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        worker.child = child
+        return child
 
     def gave_up(self, key: str) -> str | None:
         """The last start failure, if this environment failed to start too often in a row."""

@@ -60,8 +60,16 @@ class NodeState:
 class NodeService:
     """Serves one node's socket; runs as a task child of the node supervisor."""
 
-    def __init__(self, config: NodeConfig, token: str, registry: Registry, state: NodeState) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        token: str,
+        registry: Registry,
+        state: NodeState,
+        zygote: supervisors.Zygote | None = None,
+    ) -> None:
         self.config = config
+        self.zygote = zygote
         self.token = token
         self.registry = registry
         self.state = state
@@ -83,6 +91,7 @@ class NodeService:
                 nursery=nursery,
                 on_change=lambda: self.leases.schedule() if self.leases else None,
                 on_exit=self._worker_exited,
+                zygote=self.zygote,
             )
             self.pool = pool
             self.logs = pool.logs

@@ -10,7 +10,9 @@ from ._service import NodeService, NodeState, Registry
 NODE_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
 
 
-def node_spec(config: NodeConfig, token: str, registry: Registry) -> supervisors.ChildSpec:
+def node_spec(
+    config: NodeConfig, token: str, registry: Registry, zygote: supervisors.Zygote | None = None
+) -> supervisors.ChildSpec:
     """The node subtree as a child spec for the process's root supervisor.
 
     ``one_for_all``: the service's leases and store describe the workers, so
@@ -26,7 +28,7 @@ def node_spec(config: NodeConfig, token: str, registry: Registry) -> supervisors
             return supervisors.SupervisorChild(pool)
 
         def service() -> supervisors.Child:
-            return supervisors.TaskChild(NodeService(config, token, registry, state).run)
+            return supervisors.TaskChild(NodeService(config, token, registry, state, zygote).run)
 
         return [
             supervisors.ChildSpec(id="workers", start=workers),

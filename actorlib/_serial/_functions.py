@@ -33,19 +33,30 @@ def export(fn: Any, name: str) -> Exported:
 
 
 class FunctionCache:
-    """Callables this process has been sent, by id."""
+    """Callables this process has been sent, by id.
+
+    Pickles are recorded as they arrive (:meth:`remember`) and unpickled on
+    first use, so a call that never runs (cancelled while queued) cannot
+    lose the one copy of its function's pickle.
+    """
 
     def __init__(self) -> None:
+        self._blobs: dict[bytes, bytes] = {}
         self._fns: dict[bytes, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, fn_id: bytes, blob: bytes | None) -> Any:
-        """The callable for ``fn_id``, loading ``blob`` the first time. Raises KeyError if unknown."""
+    def remember(self, fn_id: bytes, blob: bytes | None) -> None:
+        if blob is not None and fn_id not in self._fns:
+            self._blobs.setdefault(fn_id, blob)
+
+    def get(self, fn_id: bytes, blob: bytes | None = None) -> Any:
+        """The callable for ``fn_id``. Raises KeyError if its pickle never arrived."""
         fn = self._fns.get(fn_id)
         if fn is None:
-            if blob is None:
-                raise KeyError(fn_id)
-            fn = deserialize(blob)
             with self._lock:
-                self._fns[fn_id] = fn
+                fn = self._fns.get(fn_id)
+                if fn is None:
+                    data = blob if blob is not None else self._blobs[fn_id]
+                    fn = self._fns[fn_id] = deserialize(data)
+                    self._blobs.pop(fn_id, None)
         return fn

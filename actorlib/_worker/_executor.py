@@ -52,6 +52,7 @@ class Executor:
     # ---- called on the runtime thread ------------------------------------------
 
     def push(self, task: PushTask, channel: Channel) -> None:
+        self.functions.remember(task.fn_id, task.fn_blob)
         self._queued[task.task_id] = (task, channel)
         self._queue.put((task, channel))
 

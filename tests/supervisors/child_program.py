@@ -60,3 +60,10 @@ if __name__ == "__main__":
     if mode == "ignore-stop":
         ignore_everything()
     supervisors.run_child(main, mode, sys.argv[2] if len(sys.argv) > 2 else "")
+
+
+def run_mode(mode: str, arg: str = "") -> None:
+    """Entry point for forked children (``child_program:run_mode``)."""
+    if mode == "ignore-stop":
+        ignore_everything()
+    supervisors.run_child(main, mode, arg)
