@@ -16,14 +16,22 @@ from ._api import (
     shutdown,
     wait,
 )
+from ._actor_class import ActorClass, ActorHandle, ActorMethod, get_actor, kill, method
 from ._context import RuntimeContext, get_runtime_context
 from ._core import ObjectRef
+from ._core._streams import ObjectRefGenerator
 from ._remote_function import RemoteFunction, remote
+from ._supervision import SupervisionGroup, supervisor
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ActorMethod",
     "ObjectRef",
+    "ObjectRefGenerator",
+    "SupervisionGroup",
     "RemoteFunction",
     "RuntimeContext",
     "available_resources",
@@ -31,12 +39,16 @@ __all__ = [
     "cluster_resources",
     "exceptions",
     "get",
+    "get_actor",
     "get_runtime_context",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "nodes",
     "put",
     "remote",
     "shutdown",
+    "supervisor",
     "wait",
 ]

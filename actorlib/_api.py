@@ -189,10 +189,7 @@ def available_resources() -> dict[str, float]:
 
 def _cluster() -> list[Any]:
     runtime = current()
-    head = getattr(runtime, "head", None)
-    if head is None:
-        raise RuntimeError("cluster queries are only available in a driver")
-    return runtime.call(head.cluster).nodes
+    return runtime.call(runtime.head.cluster).nodes
 
 
 def _sum(shapes: Any) -> dict[str, float]:

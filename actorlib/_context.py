@@ -32,7 +32,9 @@ class RuntimeContext:
         return task.name if task is not None else None
 
     def get_actor_id(self) -> str | None:
-        return None
+        """The actor's id in an actor process, else None."""
+        actor_id = getattr(self._runtime, "actor_id", None)
+        return actor_id.hex() if actor_id else None
 
     @property
     def job_id(self) -> str:

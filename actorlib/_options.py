@@ -40,8 +40,8 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
         checked["resources"] = validate_resources(checked["resources"], where="remote function")
     if "num_returns" in checked:
         value = checked["num_returns"]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"num_returns must be an integer >= 0, got {value!r}")
+        if value != "streaming" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"num_returns must be an integer >= 0 or 'streaming', got {value!r}")
     if "max_retries" in checked:
         value = checked["max_retries"]
         if not isinstance(value, int) or isinstance(value, bool) or value < -1:
@@ -121,3 +121,62 @@ def _retry_exceptions(value: Any) -> bool | tuple[type[BaseException], ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
         return tuple(value)
     raise TypeError(f"retry_exceptions must be a bool or a list of exception classes, got {value!r}")
+
+
+ACTOR_DEFAULTS: dict[str, Any] = {
+    "num_cpus": None,
+    "num_gpus": 0,
+    "memory": 0,
+    "resources": {},
+    "max_restarts": 0,
+    "max_task_retries": 0,
+    "max_concurrency": None,
+    "concurrency_groups": None,
+    "name": None,
+    "namespace": None,
+    "lifetime": None,
+    "get_if_exists": False,
+    "runtime_env": None,
+    "supervisor": None,
+    "scheduling_strategy": None,
+}
+
+
+def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check options of ``@remote`` on a class or ``Cls.options(...)``; raise naming the bad one."""
+    unknown = sorted(set(options) - set(ACTOR_DEFAULTS))
+    if unknown:
+        valid = ", ".join(sorted(ACTOR_DEFAULTS))
+        raise ValueError(f"invalid option {unknown[0]!r} for an actor; valid options: {valid}")
+    checked = dict(options)
+    for name in ("num_cpus", "num_gpus", "memory"):
+        if checked.get(name) is not None:
+            checked[name] = _non_negative(name, checked[name])
+    if "resources" in checked:
+        checked["resources"] = validate_resources(checked["resources"], where="actor")
+    for name, low in (("max_restarts", -1), ("max_task_retries", -1), ("max_concurrency", 1)):
+        value = checked.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    groups = checked.get("concurrency_groups")
+    if groups is not None and (
+        not isinstance(groups, Mapping) or not all(isinstance(k, str) and isinstance(v, int) and v >= 1 for k, v in groups.items())
+    ):
+        raise ValueError(f"concurrency_groups must map group names to limits >= 1, got {groups!r}")
+    if checked.get("lifetime") not in (None, "detached", "non_detached"):
+        raise ValueError(f"lifetime must be None or 'detached', got {checked['lifetime']!r}")
+    for name in ("name", "namespace"):
+        if checked.get(name) is not None and not isinstance(checked[name], str):
+            raise TypeError(f"{name} must be a string, got {checked[name]!r}")
+    if "runtime_env" in checked:
+        env_vars_of(checked["runtime_env"], where="actor")
+    return checked
+
+
+def actor_shapes(options: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """(resources to place the actor, resources it holds while alive), as Ray counts them:
+    without an explicit ``num_cpus`` it needs 1 CPU to be placed and holds none."""
+    explicit = options.get("num_cpus")
+    held = shape_of({**options, "num_cpus": explicit or 0})
+    placement = shape_of({**options, "num_cpus": 1 if explicit is None else explicit})
+    return placement, held

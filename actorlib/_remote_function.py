@@ -8,6 +8,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
+from ._core._streams import ObjectRefGenerator
 from ._options import TASK_DEFAULTS, merge, merge_runtime_env, shape_of, validate_task_options
 from ._serial import Exported, export
 
@@ -18,7 +19,7 @@ R = TypeVar("R")
 class _Prepared:
     """Everything about a function and its options that does not change per call."""
 
-    __slots__ = ("runtime", "exported", "name", "shape", "env", "num_returns", "max_retries", "retry_exceptions")
+    __slots__ = ("runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries", "retry_exceptions")
 
     def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any]) -> None:
         self.runtime = runtime
@@ -28,6 +29,7 @@ class _Prepared:
         job_env = {"env_vars": runtime.identity.env} if runtime.identity.env else None
         self.env = merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {})
         self.num_returns = options.get("num_returns", 1)
+        self.streaming = self.num_returns == "streaming"
         self.max_retries = options.get("max_retries", 3)
         self.retry_exceptions = options.get("retry_exceptions", False)
 
@@ -91,12 +93,15 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     runtime = prepared.runtime
     arguments, deps = pack(runtime, prepared.name, args, kwargs)
     task_id = _ids.task_id()
-    return_ids = [_ids.return_id(task_id, i) for i in range(prepared.num_returns)]
+    streaming = prepared.streaming
+    return_ids = [] if streaming else [_ids.return_id(task_id, i) for i in range(prepared.num_returns)]
     owner = runtime.identity.address
     refs = []
     for object_id in return_ids:
         runtime.objects.add(object_id, owned=True, owner=owner)
         refs.append(ObjectRef(object_id, owner, runtime, counted=True))
+    if streaming:
+        runtime.streams.open(task_id)
     runtime.submit(
         TaskSpec(
             task_id=task_id,
@@ -109,24 +114,32 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             env=prepared.env,
             max_retries=prepared.max_retries,
             retry_exceptions=prepared.retry_exceptions,
+            streaming=streaming,
         )
     )
+    if streaming:
+        return ObjectRefGenerator(runtime, task_id)
     if prepared.num_returns == 1:
         return refs[0]
     return refs or None
 
 
 def remote(*args: Any, **options: Any) -> Any:
-    """Make a function a remote function: ``@remote`` or ``@remote(num_cpus=2, ...)``."""
+    """Make a function a remote function, or a class an actor class.
+
+    ``@remote`` or ``@remote(num_cpus=2, ...)``; options are checked here.
+    """
     if len(args) == 1 and not options and callable(args[0]):
-        return _make(args[0], {})
+        return _make(args[0], {}, checked=True)
     if args:
         raise TypeError("@remote takes keyword options only, e.g. @actorlib.remote(num_cpus=2)")
-    checked = validate_task_options(options)
-    return lambda fn: _make(fn, checked)
+    return lambda target: _make(target, options, checked=False)
 
 
-def _make(target: Any, options: dict[str, Any]) -> Any:
+def _make(target: Any, options: dict[str, Any], *, checked: bool) -> Any:
+    from ._actor_class import ActorClass
+    from ._options import validate_actor_options
+
     if isinstance(target, type):
-        raise NotImplementedError("remote classes (actors) are not available yet")
-    return RemoteFunction(target, options)
+        return ActorClass(target, options if checked else validate_actor_options(options))
+    return RemoteFunction(target, options if checked else validate_task_options(options))

@@ -188,7 +188,18 @@ class ActorError(ActorlibError):
 
 
 class ActorDiedError(ActorError):
-    """The actor died and will not be restarted."""
+    """The actor died: for good (``final``), or while running this call (it may restart)."""
+
+    def __init__(self, message: str = "", *, final: bool = True) -> None:
+        super().__init__(message)
+        self.final = final
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_actor_died, (str(self), self.final))
+
+
+def _rebuild_actor_died(message: str, final: bool) -> ActorDiedError:
+    return ActorDiedError(message, final=final)
 
 
 class ActorUnavailableError(ActorError):

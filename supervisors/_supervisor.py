@@ -333,6 +333,8 @@ class Supervisor:
         """
         template = self._opts.template
         spec = template(*args, **kwargs) if template is not None else _only_spec(args, kwargs)
+        if self._opts.strategy is Strategy.POOL:
+            return await self._start_pool_child(spec)
         async with self._lock:
             self._check_running()
             slot = self._add(spec)
@@ -340,6 +342,26 @@ class Supervisor:
                 del self._slots[spec.id]
                 assert slot.last_exit is not None
                 raise StartError(spec.id, slot.last_exit)
+        return spec.id
+
+    async def _start_pool_child(self, spec: ChildSpec) -> str:
+        # Pool children are independent: start them concurrently, outside the
+        # lock, so one slow start does not hold up the others (or restarts).
+        async with self._lock:
+            self._check_running()
+            slot = self._add(spec)
+            slot.state = "starting"
+        started = await self._start_slot(slot)
+        if started and self._state != "running":  # stopped while this child started
+            with trio.CancelScope(shield=True):
+                await self._stop_slot(slot, self._stop_reason)
+            raise RuntimeError(f"supervisor {self.path!r} stopped while {spec.id!r} started")
+        if not started:
+            async with self._lock:
+                if self._slots.get(spec.id) is slot:
+                    del self._slots[spec.id]
+            assert slot.last_exit is not None
+            raise StartError(spec.id, slot.last_exit)
         return spec.id
 
     async def terminate_child(self, child_id: str, reason: str = "terminated") -> Exit | None:

@@ -31,6 +31,8 @@ def pack(runtime: Runtime, name: str, args: tuple[Any, ...], kwargs: dict[str, A
     call message stays small. Refs nested inside arguments are passed as
     refs (and pinned by their owner).
     """
+    if not args and not kwargs:
+        return _NO_ARGUMENTS, []
     deps: list[ObjectRef] = []
 
     def swap(value: Any) -> Any:
@@ -47,6 +49,9 @@ def pack(runtime: Runtime, name: str, args: tuple[Any, ...], kwargs: dict[str, A
     if serialized.refs:
         runtime.objects.mark_escaped([ref.binary() for ref in serialized.refs])
     return serialized.to_inline(), deps
+
+
+_NO_ARGUMENTS = serialize(([], {})).to_inline()
 
 
 def _spill_large(runtime: Runtime, name: str, call: Any, deps: list[ObjectRef]) -> Any:

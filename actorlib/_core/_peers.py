@@ -10,10 +10,12 @@ import trio
 
 from .._serial import box_system
 from .._wire import (
+    CallActor,
     CancelTask,
     Channel,
     CoreMessage,
     GetObject,
+    InitActor,
     LeaseGranted,
     LeaseRefused,
     LogBatch,
@@ -26,6 +28,8 @@ from .._wire import (
     Stored,
     StoreFree,
     StoreMessage,
+    StreamEnd,
+    StreamItem,
     TaskDone,
     WorkerExitReply,
     serve,
@@ -123,6 +127,7 @@ class Peers:
         finally:
             channel._mark_closed(None)
             self.rt.submitter.on_channel_lost(channel)
+            self.rt.actors.on_channel_lost(channel)
             if self.rt.executor is not None:
                 self.rt.executor.on_channel_lost(channel)
             pending = self._pending.pop(channel, None)
@@ -132,7 +137,8 @@ class Peers:
     def _dispatch(self, channel: Channel, message: Any) -> None:
         kind = type(message)
         if kind is TaskDone:
-            self.rt.submitter.on_done(message)
+            if not self.rt.submitter.on_done(message) and not self.rt.actors.on_done(message):
+                self.rt.submitter.free_orphans(message.returns)
         elif kind is ObjectReply:
             self._pending_for(channel).resolve(message.req, message)
         elif kind is PushTask:
@@ -141,6 +147,15 @@ class Peers:
             self._executor().cancel(message.task_id)
         elif kind is GetObject:
             self._serve_object(channel, message)
+        elif kind is CallActor:
+            self._executor().call(message, channel)
+        elif kind is StreamItem:
+            self.rt.streams.on_message(message)
+        elif kind is StreamEnd:
+            self.rt.streams.on_message(message)
+            self.rt.submitter.on_stream_end(message) or self.rt.actors.on_stream_end(message)
+        elif kind is InitActor:
+            self._executor().init_actor(message, channel)
 
     def _executor(self) -> Any:
         if self.rt.executor is None:

@@ -8,6 +8,7 @@ submission queues work and wakes the loop at most once per burst, and
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,9 +23,12 @@ from .._serial import deserialize, serialize, unbox
 from .._store import StoreClient
 from .._wire import Channel, Inline, Stored, Value, connect
 from ..exceptions import GetTimeoutError, NotInitializedError, RuntimeShutdownError
+from ._actors import ActorSubmitter, CallSpec
+from ._head_link import HeadLink
 from ._objects import Entry, ObjectTable, ThreadWaiter
 from ._peers import Peers
 from ._refs import ObjectRef
+from ._streams import StreamTable
 from ._submitter import TaskSpec, TaskSubmitter
 
 _current: Runtime | None = None
@@ -57,6 +61,7 @@ class Identity:
     store_address: str = ""
     job_id: str = ""
     namespace: str = ""
+    head_address: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -75,6 +80,9 @@ class Runtime:
         self.objects = ObjectTable()
         self.objects.on_free = self._free_stored
         self.submitter = TaskSubmitter(self)
+        self.actors = ActorSubmitter(self)
+        self.streams = StreamTable(self)
+        self.head = HeadLink(self)
         self.peers = Peers(self)
         self.executor: Any = None  # set in worker processes
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
@@ -86,7 +94,7 @@ class Runtime:
         self._nursery: trio.Nursery | None = None
         self._stop: trio.Event | None = None
         self._channels: list[Channel] = []
-        self._submissions: deque[TaskSpec] = deque()
+        self._submissions: deque[Any] = deque()
         self._drain_scheduled = False
         self.closed = False
 
@@ -101,7 +109,10 @@ class Runtime:
             try:
                 trio.run(self._main, bootstrap, ready)
             except BaseException as exc:
-                failure.append(_single(exc))
+                error = _single(exc)
+                failure.append(error)
+                if ready.is_set():  # it crashed after start-up: nobody else will say so
+                    self._crashed(error)
             finally:
                 self.closed = True
                 ready.set()
@@ -111,6 +122,15 @@ class Runtime:
         ready.wait()
         if failure:
             raise failure[0]
+
+    def _crashed(self, error: BaseException) -> None:
+        import traceback
+
+        sys.stderr.write("actorlib: the runtime thread crashed; every pending get() fails:\n")
+        traceback.print_exception(error)
+        self.closed = True
+        message = f"the actorlib runtime crashed: {type(error).__name__}: {error}"
+        self.objects.fail_pending(lambda: _shutdown_value(message))
 
     async def _main(self, bootstrap: Bootstrap, ready: threading.Event) -> None:
         async with trio.open_nursery() as nursery:
@@ -173,12 +193,13 @@ class Runtime:
         while True:
             await trio.sleep(TICK)
             self.objects.collect()
+            self.actors.collect()
             self.submitter.return_idle_leases()
 
     # ---- tasks -------------------------------------------------------------
 
-    def submit(self, spec: TaskSpec) -> None:
-        """Queue a task for submission; never blocks."""
+    def submit(self, spec: TaskSpec | CallSpec) -> None:
+        """Queue a task or actor call for submission; never blocks."""
         self._submissions.append(spec)
         if not self._drain_scheduled:
             self._drain_scheduled = True
@@ -188,7 +209,11 @@ class Runtime:
         self._drain_scheduled = False
         submissions = self._submissions
         while submissions:
-            self.submitter.submit(submissions.popleft())
+            spec = submissions.popleft()
+            if type(spec) is TaskSpec:
+                self.submitter.submit(spec)
+            else:
+                self.actors.submit(spec)
 
     # ---- objects -------------------------------------------------------------
 
@@ -275,10 +300,10 @@ class Runtime:
         self.peers.free_stored(stored)
 
 
-def _shutdown_value() -> Value:
+def _shutdown_value(message: str = "actorlib was shut down before this object was ready") -> Value:
     from .._serial import box_system
 
-    return box_system(RuntimeShutdownError("actorlib was shut down before this object was ready"))
+    return box_system(RuntimeShutdownError(message))
 
 
 def _single(exc: BaseException) -> BaseException:

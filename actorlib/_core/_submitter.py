@@ -37,7 +37,7 @@ class TaskSpec:
 
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
-        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled",
+        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
     )  # fmt: skip
 
     def __init__(
@@ -53,13 +53,15 @@ class TaskSpec:
         env: dict[str, str],
         max_retries: int,
         retry_exceptions: bool | tuple[type[BaseException], ...],
+        streaming: bool = False,
     ) -> None:
         self.task_id = task_id
+        self.streaming = streaming
         self.fn = fn
         self.name = name
         self.args = args
         self.deps = deps
-        self.num_returns = len(return_ids)
+        self.num_returns = 1 if streaming else len(return_ids)  # a stream's error is one value
         self.return_ids = return_ids
         self.shape = shape
         self.env = env
@@ -223,6 +225,7 @@ class TaskSubmitter:
             owner=ident.address,
             owner_id=ident.core_id,
             attempt=spec.attempt,
+            streaming=spec.streaming,
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short
@@ -254,29 +257,41 @@ class TaskSubmitter:
 
     # ---- results ----------------------------------------------------------------
 
-    def on_done(self, done: TaskDone) -> None:
+    def on_done(self, done: TaskDone) -> bool:
+        """A task finished (False: not one of this submitter's)."""
         spec = self._running.pop(done.task_id, None)
         if spec is None:
-            self._free_orphans(done.returns)
-            return
+            return False
+        self._finished_on_lease(spec, done.elapsed)
+        if self._retry_error(spec, done.returns):
+            spec.attempt += 1
+            self._queues[spec.key].tasks.append(spec)
+        else:
+            self._finish(spec, done.returns)
+        self._dispatch(self._queues[spec.key])
+        return True
+
+    def on_stream_end(self, end: Any) -> bool:
+        """A streaming task ended (its items went to the stream table)."""
+        spec = self._running.pop(end.task_id, None)
+        if spec is None:
+            return False
+        self._finished_on_lease(spec, 0.0)
+        self._dispatch(self._queues[spec.key])
+        return True
+
+    def _finished_on_lease(self, spec: TaskSpec, elapsed: float) -> None:
         lease = spec.lease
         assert lease is not None
         del lease.inflight[spec.task_id]
         lease.slow -= spec.slow
         spec.lease = None
-        queue = lease.queue
-        if done.elapsed > 0.0:  # 0.0: it never ran (cancelled while queued)
+        if elapsed > 0.0:  # 0.0: it never ran (cancelled while queued), or a stream
             fn_id = spec.fn.fn_id
             average = self._durations.get(fn_id)
-            self._durations[fn_id] = done.elapsed if average is None else 0.8 * average + 0.2 * done.elapsed
+            self._durations[fn_id] = elapsed if average is None else 0.8 * average + 0.2 * elapsed
         if not lease.inflight:
             lease.idle_since = trio.current_time()
-        if self._retry_error(spec, done.returns):
-            spec.attempt += 1
-            queue.tasks.append(spec)
-        else:
-            self._finish(spec, done.returns)
-        self._dispatch(queue)
 
     def _retry_error(self, spec: TaskSpec, returns: list[Value]) -> bool:
         if not spec.retry_exceptions or spec.cancelled or not returns or type(returns[0]) is not ErrorValue:
@@ -289,6 +304,10 @@ class TaskSubmitter:
         return spec.retry_exceptions is True or issubclass(cause, spec.retry_exceptions)  # type: ignore[arg-type]
 
     def _finish(self, spec: TaskSpec, values: list[Value]) -> None:
+        if spec.streaming:
+            error = values[0] if values else None
+            self.rt.streams.finish(spec.task_id, self.rt.streams.count(spec.task_id), error)  # type: ignore[arg-type]
+            return
         complete = self.rt.objects.complete
         for object_id, value in zip(spec.return_ids, values):
             if not complete(object_id, value) and type(value) is Stored:
@@ -296,7 +315,7 @@ class TaskSubmitter:
         spec.deps = []
         spec.resolved = []
 
-    def _free_orphans(self, values: list[Value]) -> None:
+    def free_orphans(self, values: list[Value]) -> None:
         stored = [value for value in values if type(value) is Stored]
         if stored:
             self.rt.peers.free_stored(stored)  # type: ignore[arg-type]
@@ -328,7 +347,7 @@ class TaskSubmitter:
             spec.lease = None
             if spec.cancelled:
                 self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
-            elif spec.max_retries == -1 or spec.attempt < spec.max_retries:
+            elif not spec.streaming and (spec.max_retries == -1 or spec.attempt < spec.max_retries):
                 spec.attempt += 1
                 queue.tasks.append(spec)
             else:

@@ -11,12 +11,9 @@ from .._core import Runtime
 from .._session import session_of
 from .._wire import (
     AuthenticationError,
-    ClusterInfoReply,
-    ClusterInfoRequest,
     DriverRegistered,
     HeadMessage,
     LogBatch,
-    Pending,
     RegisterDriver,
     SubscribeLogs,
     read_token,
@@ -27,29 +24,6 @@ from ._options import InitOptions
 
 ADDRESS_ENV = "ACTORLIB_ADDRESS"
 TOKEN_ENV = "ACTORLIB_TOKEN"
-
-
-class HeadClient:
-    """The driver's channel to the head, with request/reply."""
-
-    def __init__(self, channel: object) -> None:
-        self.channel = channel
-        self.pending = Pending()
-
-    async def read(self) -> None:
-        try:
-            async for message in self.channel:  # type: ignore[attr-defined]
-                self.pending.resolve(message.req, message)
-        finally:
-            self.pending.fail_all(ConnectionError("lost the connection to the head"))
-
-    async def request(self, make: object) -> object:
-        req = self.pending.new()
-        self.channel.send_nowait(make(req))  # type: ignore[attr-defined, operator]
-        return await self.pending.wait(req)
-
-    async def cluster(self) -> ClusterInfoReply:
-        return await self.request(lambda req: ClusterInfoRequest(req=req))  # type: ignore[return-value]
 
 
 async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
@@ -69,16 +43,16 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
         raise ConnectionError(f"cannot reach the actorlib cluster at {head}: {exc}") from None
     except AuthenticationError as exc:
         raise ConnectionError(f"the cluster at {head} refused this driver: {exc}") from None
-    client = HeadClient(channel)
-    runtime.nursery.start_soon(client.read)
-    runtime.head = client  # type: ignore[attr-defined]
+    ident.head_address = head
+    await runtime.head.attach(channel)
     entrypoint = " ".join(sys.argv)[:200]
-    reply = await client.request(
+    reply = await runtime.head.request(
         lambda req: RegisterDriver(req=req, pid=os.getpid(), namespace=options.namespace, entrypoint=entrypoint)
     )
     assert isinstance(reply, DriverRegistered)
     node = reply.node
     ident.job_id = reply.job_id
+    ident.namespace = options.namespace or f"anonymous-{reply.job_id}"  # Ray: each job its own, unless named
     ident.node_id = node.node_id
     ident.node_address = node.address
     ident.store_address = node.store

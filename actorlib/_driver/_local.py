@@ -54,6 +54,7 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> Lo
         node_id=_ids.unique_id().hex(),
         resources=options.node_resources(memory, store),
         object_store_memory=int(store),
+        head_address=head_address(session),
     )
     logs = session / "logs"
     argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(config).decode()]

@@ -20,6 +20,9 @@ class Registry:
         if self._nodes.get(node.node_id) is node:
             del self._nodes[node.node_id]
 
+    def nodes(self) -> list[Any]:
+        return list(self._nodes.values())
+
     def views(self) -> list[NodeView]:
         return [node.view() for node in self._nodes.values()]
 

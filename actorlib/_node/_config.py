@@ -20,6 +20,7 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     ip: str = "127.0.0.1"
     is_head: bool = True
     idle_worker_timeout: float = 10.0
+    head_address: str = ""
 
     @property
     def short(self) -> str:

@@ -52,6 +52,7 @@ class LeaseManager:
         self.address_of = address_of
         self.leases: dict[bytes, Lease] = {}
         self._queue: deque[_Request] = deque()
+        self._freed = trio.Event()
 
     @property
     def pending(self) -> int:
@@ -143,7 +144,20 @@ class LeaseManager:
         shape = lease.shape
         if lease.blocked:
             shape = {k: v for k, v in shape.items() if k != res.CPU}
+        self.give_back(shape)
+
+    def give_back(self, shape: dict[str, float]) -> None:
+        """Return resources to the ledger (a lease or an actor is done with them)."""
         res.add(self.available, shape)
+        freed, self._freed = self._freed, trio.Event()
+        freed.set()
+
+    async def reserve(self, shape: dict[str, float]) -> None:
+        """Wait until ``shape`` fits, then take it (for an actor's lifetime). Cancellable."""
+        shape = res.normalize(shape)
+        while not res.fits(shape, self.available):
+            await self._freed.wait()
+        res.subtract(self.available, shape)
 
     def set_blocked(self, worker_id: bytes, blocked: bool) -> None:
         """A leased worker waits on objects (lend its CPUs) or runs again (take them back)."""
@@ -154,7 +168,7 @@ class LeaseManager:
         lease.blocked = blocked
         cpus = res.only(lease.shape, (res.CPU,))
         if blocked:
-            res.add(self.available, cpus)
+            self.give_back(cpus)
             self.schedule()
         else:
             res.subtract(self.available, cpus)

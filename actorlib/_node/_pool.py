@@ -83,7 +83,10 @@ class WorkerPool:
         self.exits: dict[bytes, str] = {}
 
     def address(self, worker: Worker) -> str:
-        return unix_address(self.session_dir / "sockets" / f"{worker.name}.sock")
+        return self.address_of(worker.worker_id)
+
+    def address_of(self, worker_id: bytes) -> str:
+        return unix_address(self.session_dir / "sockets" / f"w-{_ids.short(worker_id)}.sock")
 
     def take_idle(self, key: str) -> Worker | None:
         """An idle worker for this environment, if any (the longest idle first)."""
@@ -120,21 +123,23 @@ class WorkerPool:
             self._dead(worker, f"failed to start: {reason}")
             return
         self.failures.pop(worker.key, None)
-        child = worker.child
-        assert child is not None and child.stdout is not None and child.stderr is not None
-        self.nursery.start_soon(self.logs.pump, worker.name, worker.pid, "out", child.stdout)
-        self.nursery.start_soon(self.logs.pump, worker.name, worker.pid, "err", child.stderr)
+        assert worker.child is not None
+        self.pump_logs(worker.name, worker.child)
         if worker.state == "starting":
             worker.state = "idle"
             worker.idle_since = trio.current_time()
             self.on_change()
 
     def _make_child(self, worker: Worker) -> supervisors.Child:
-        """The worker's process: forked from the zygote (milliseconds) or, without one, exec'd."""
+        worker.child = self.make_process(worker.worker_id, worker.env)
+        return worker.child
+
+    def make_process(self, worker_id: bytes, extra_env: dict[str, str]) -> supervisors.ProcessChild | supervisors.ForkedChild:
+        """A worker process: forked from the zygote (milliseconds) or, without one, exec'd."""
         env = {
             **self.base_env,
-            **worker.env,
-            "ACTORLIB_WORKER_ID": worker.worker_id.hex(),
+            **extra_env,
+            "ACTORLIB_WORKER_ID": worker_id.hex(),
             "PYTHONUNBUFFERED": "1",
         }
         child: supervisors.ProcessChild | supervisors.ForkedChild
@@ -146,8 +151,12 @@ class WorkerPool:
             child = supervisors.ProcessChild(
                 [sys.executable, "-m", "actorlib._worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
-        worker.child = child
         return child
+
+    def pump_logs(self, name: str, child: supervisors.ProcessChild | supervisors.ForkedChild) -> None:
+        assert child.stdout is not None and child.stderr is not None and child.pid is not None
+        self.nursery.start_soon(self.logs.pump, name, child.pid, "out", child.stdout)
+        self.nursery.start_soon(self.logs.pump, name, child.pid, "err", child.stderr)
 
     def gave_up(self, key: str) -> str | None:
         """The last start failure, if this environment failed to start too often in a row."""

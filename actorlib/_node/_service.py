@@ -15,6 +15,7 @@ import supervisors
 
 from .._store import ObjectStore
 from .._wire import (
+    ActorSpec,
     Channel,
     NodeInfoReply,
     NodeInfoRequest,
@@ -30,6 +31,7 @@ from .._wire import (
     serve,
 )
 from . import _resources as res
+from ._actors import ActorHost
 from ._config import NodeConfig
 from ._leases import LeaseManager
 from ._logs import LogRelay
@@ -46,15 +48,21 @@ class Registry(Protocol):
 
 
 class NodeState:
-    """Links one incarnation of a node's ``workers`` supervisor to its service."""
+    """Links one incarnation of a node's ``workers`` and ``actors`` supervisors to its service."""
 
     def __init__(self) -> None:
         self.pool_supervisor: supervisors.Supervisor | None = None
+        self.actors_supervisor: supervisors.Supervisor | None = None
         self.listener: Callable[[supervisors.Event], None] | None = None
+        self.actor_listener: Callable[[supervisors.Event], None] | None = None
 
     def on_pool_event(self, event: supervisors.Event) -> None:
         if self.listener is not None:
             self.listener(event)
+
+    def on_actor_event(self, event: supervisors.Event) -> None:
+        if self.actor_listener is not None:
+            self.actor_listener(event)
 
 
 class NodeService:
@@ -97,6 +105,9 @@ class NodeService:
             self.logs = pool.logs
             self.state.listener = pool.on_event
             self.leases = LeaseManager(self.total, pool, pool.address)
+            self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
+            self.actors.supervisor = self.state.actors_supervisor
+            self.state.actor_listener = self.actors.on_event
             self.store = ObjectStore(config.object_store_memory)
             await nursery.start(self.store.serve, config.store_address, self.token)
             await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
@@ -109,7 +120,15 @@ class NodeService:
                 await trio.sleep_forever()
             finally:
                 self.registry.remove(self)
+                self.actors.stop_all()
                 self.store.close()
+
+    def start_actor(self, spec: ActorSpec, directory: Any) -> None:
+        """Create an actor here (called by the head's directory)."""
+        self.actors.start(spec, directory)
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        self.actors.kill(actor_id, no_restart, reason)
 
     def _worker_env(self) -> dict[str, str]:
         config = self.config
@@ -119,6 +138,7 @@ class NodeService:
             ACTORLIB_NODE_ID=config.node_id,
             ACTORLIB_NODE_ADDRESS=config.address,
             ACTORLIB_STORE_ADDRESS=config.store_address,
+            ACTORLIB_HEAD_ADDRESS=config.head_address,
         )
         return env
 

@@ -15,8 +15,8 @@ def node_spec(
 ) -> supervisors.ChildSpec:
     """The node subtree as a child spec for the process's root supervisor.
 
-    ``one_for_all``: the service's leases and store describe the workers, so
-    if either side dies both restart together.
+    ``one_for_all``: the service's leases, store and actor records describe
+    the worker and actor processes, so if one side dies all restart together.
     """
 
     def children() -> list[supervisors.ChildSpec]:
@@ -27,11 +27,17 @@ def node_spec(
             state.pool_supervisor = pool
             return supervisors.SupervisorChild(pool)
 
+        def actors() -> supervisors.Child:
+            pool = supervisors.Supervisor(id="actors", strategy="pool", backoff=None, on_event=state.on_actor_event)
+            state.actors_supervisor = pool
+            return supervisors.SupervisorChild(pool)
+
         def service() -> supervisors.Child:
             return supervisors.TaskChild(NodeService(config, token, registry, state, zygote).run)
 
         return [
             supervisors.ChildSpec(id="workers", start=workers),
+            supervisors.ChildSpec(id="actors", start=actors),
             supervisors.ChildSpec(id="service", start=service),
         ]
 

@@ -46,8 +46,13 @@ def record_ref(ref: Any) -> None:
         refs.append(ref)
 
 
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def serialize(value: Any, *, what: str = "value") -> Serialized:
     """Pickle ``value``. Raises SerializationError naming the part that cannot be pickled."""
+    if type(value) in _SCALARS:  # the C pickler is ~10x faster than cloudpickle's
+        return Serialized(pickle.dumps(value, protocol=5), [], [])
     buffers: list[pickle.PickleBuffer] = []
     outer = getattr(_context, "refs", None)
     _context.refs = refs = []

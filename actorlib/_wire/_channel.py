@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -44,7 +45,12 @@ class Channel:
         self._handshake_decoder = msgspec.msgpack.Decoder(Handshake)
         self._inbox: deque[bytes] = deque()
         self._out = bytearray()
+        self._sending = False  # the sender task is writing: append, never write past it
+        self._lock = threading.Lock()
         self._wake = trio.Event()
+        self._token = trio.lowlevel.current_trio_token()
+        socket = getattr(stream, "socket", None)
+        self._fd: int | None = socket.fileno() if socket is not None else None
         self._closed = False
         self.closed_event = trio.Event()
         self.error: BaseException | None = None
@@ -52,20 +58,53 @@ class Channel:
     # ---- sending ---------------------------------------------------------
 
     def send_nowait(self, message: Any) -> None:
-        """Queue ``message``; the sender task writes it. Raises ClosedResourceError if closed."""
+        """Send ``message`` without blocking (from the channel's Trio thread).
+
+        Written to the socket at once when nothing is queued before it, else
+        queued for the sender task. Raises ClosedResourceError if closed.
+        """
+        if self._write(message):
+            self._wake.set()
+
+    def send_threadsafe(self, message: Any) -> None:
+        """Like :meth:`send_nowait`, from any thread."""
+        if self._write(message):
+            self._token.run_sync_soon(self._wake_sender)
+
+    def _wake_sender(self) -> None:
+        self._wake.set()
+
+    def _write(self, message: Any) -> bool:
+        """Write or queue one frame; True if the sender task must be woken."""
         if self._closed:
             raise trio.ClosedResourceError(f"channel to {self.peer} is closed")
-        out = self._out
-        start = len(out)
-        out += b"\x00\x00\x00\x00"
-        self._encoder.encode_into(message, out, -1)
-        out[start : start + 4] = (len(out) - start - 4).to_bytes(4, "big")
-        self._wake.set()
+        with self._lock:
+            out = self._out
+            start = len(out)
+            out += b"\x00\x00\x00\x00"
+            self._encoder.encode_into(message, out, -1)
+            out[start : start + 4] = (len(out) - start - 4).to_bytes(4, "big")
+            if start or self._sending or self._fd is None:
+                return True
+            try:
+                written = os.write(self._fd, out)
+            except BlockingIOError:
+                return True
+            except OSError as exc:
+                self._out = bytearray()
+                self._closed = True  # the reader sees the EOF and finishes closing, on its thread
+                self.error = exc
+                return True
+            del out[:written]
+            return bool(out)
 
     async def run_sender(self) -> None:
         """Write queued messages until the channel closes (and what was queued before it did)."""
         try:
-            while not self._closed or self._out:
+            while not self.closed_event.is_set() or self._out:
+                if self._closed and not self.closed_event.is_set() and not self._out:
+                    self._mark_closed(self.error)
+                    break
                 if not self._out:
                     await self._wake.wait()
                     self._wake = trio.Event()
@@ -75,9 +114,16 @@ class Channel:
             self._out = bytearray()
 
     async def _flush(self) -> None:
-        if self._out:
+        with self._lock:
+            if not self._out:
+                return
             data, self._out = self._out, bytearray()
+            self._sending = True
+        try:
             await self.stream.send_all(data)
+        finally:
+            with self._lock:
+                self._sending = False
 
     async def _send_direct(self, message: Any) -> None:
         payload = self._encoder.encode(message)
@@ -121,9 +167,10 @@ class Channel:
     # ---- closing ---------------------------------------------------------
 
     def _mark_closed(self, error: BaseException | None) -> None:
-        if not self._closed:
+        """On the Trio thread: record the end of the channel and wake whoever waits for it."""
+        if not self.closed_event.is_set():
             self._closed = True
-            self.error = error
+            self.error = self.error or error
             self._wake.set()
             self.closed_event.set()
 

@@ -94,6 +94,68 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     is_head: bool = False
 
 
+class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
+    """How to call one actor method: its returns, and its concurrency group."""
+
+    num_returns: int = 1
+    streaming: bool = False
+    group: str = ""
+
+
+class GroupSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A supervision group of actors: one supervisor with an OTP strategy."""
+
+    group_id: bytes
+    name: str
+    strategy: str
+    max_restarts: int
+    period_s: float
+
+
+class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything needed to create (and re-create) an actor."""
+
+    actor_id: bytes
+    class_name: str
+    class_id: bytes
+    class_blob: bytes
+    args: Inline
+    resolved: list[Inline | Stored]
+    methods: dict[str, MethodInfo]
+    name: str = ""
+    namespace: str = ""
+    detached: bool = False
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+    concurrency_groups: dict[str, int] = {}
+    loop: str = "sync"  # sync | trio | asyncio
+    shape: dict[str, float] = {}  # held while alive
+    placement: dict[str, float] = {}  # needed to place it
+    env: dict[str, str] = {}
+    owner_id: bytes = b""
+    job_id: str = ""
+    group: GroupSpec | None = None
+
+
+class ActorView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the head knows of an actor right now."""
+
+    actor_id: bytes
+    state: str  # PENDING | ALIVE | RESTARTING | DEAD
+    address: str = ""
+    pid: int = 0
+    incarnation: int = 0
+    cause: str = ""
+    class_name: str = ""
+    name: str = ""
+    namespace: str = ""
+    methods: dict[str, MethodInfo] = {}
+    max_task_retries: int = 0
+    node_id: bytes = b""
+    restarts: int = 0
+
+
 # ---- to a core server (every driver and worker runs one) ---------------------
 
 
@@ -111,6 +173,7 @@ class PushTask(Msg, tag="push"):
     owner: str
     owner_id: bytes
     attempt: int = 0
+    streaming: bool = False
 
 
 class CancelTask(Msg, tag="cancel"):
@@ -141,7 +204,55 @@ class ObjectReply(Msg, tag="object"):
     value: Value
 
 
-CoreMessage = PushTask | CancelTask | GetObject | TaskDone | ObjectReply
+class CallActor(Msg, tag="call"):
+    """Caller to actor: run this method; reply TaskDone (StreamItem/StreamEnd if streaming)."""
+
+    call_id: bytes
+    method: str
+    args: Inline
+    resolved: list[Value]
+    num_returns: int
+    job_id: str
+    owner: str
+    owner_id: bytes
+    streaming: bool = False
+    attempt: int = 0
+
+
+class InitActor(Msg, tag="init"):
+    """Node to a fresh worker process: become this actor (run __init__); reply ActorReady."""
+
+    req: int
+    spec: ActorSpec
+    incarnation: int
+
+
+class ActorReady(Msg, tag="ready_actor"):
+    """Actor process to node: __init__ finished (error set if it raised)."""
+
+    req: int
+    error: ErrorValue | None = None
+
+
+class StreamItem(Msg, tag="item"):
+    """Worker to owner: the ``index``-th value a streaming task or method yielded."""
+
+    task_id: bytes
+    index: int
+    value: Value
+
+
+class StreamEnd(Msg, tag="end"):
+    """Worker to owner: a stream ended after ``count`` items (``error``: how it failed)."""
+
+    task_id: bytes
+    count: int
+    error: ErrorValue | None = None
+
+
+CoreMessage = (
+    PushTask | CancelTask | GetObject | TaskDone | ObjectReply | CallActor | InitActor | ActorReady | StreamItem | StreamEnd
+)
 
 
 # ---- to a node service --------------------------------------------------------
@@ -281,7 +392,81 @@ class ClusterInfoReply(Msg, tag="cluster_reply"):
     nodes: list[NodeView]
 
 
-HeadMessage = RegisterDriver | DriverRegistered | ClusterInfoRequest | ClusterInfoReply
+class CreateActor(Msg, tag="create_actor"):
+    """Owner to head: create this actor (or, with ``get_if_exists``, find the named one)."""
+
+    req: int
+    spec: ActorSpec
+    get_if_exists: bool = False
+
+
+class ActorCreated(Msg, tag="actor_created"):
+    """Head to owner: the actor is registered (``view``: the existing one, for get_if_exists)."""
+
+    req: int
+    view: ActorView | None = None
+    error: str = ""
+
+
+class WaitActor(Msg, tag="wait_actor"):
+    """Caller to head: reply when the actor is ALIVE with incarnation > ``after``, or DEAD."""
+
+    req: int
+    actor_id: bytes
+    after: int = -1
+
+
+class ActorReply(Msg, tag="actor"):
+    req: int
+    view: ActorView | None
+
+
+class GetNamedActor(Msg, tag="named"):
+    """Anyone to head: the live actor with this name in this namespace (view None if none)."""
+
+    req: int
+    name: str
+    namespace: str
+
+
+class KillActor(Msg, tag="kill"):
+    """Anyone to head: kill the actor; restart it per its policy unless ``no_restart``."""
+
+    req: int
+    actor_id: bytes
+    no_restart: bool = True
+    reason: str = ""
+
+
+class ListActors(Msg, tag="list_actors"):
+    req: int
+
+
+class ActorList(Msg, tag="actor_list"):
+    req: int
+    actors: list[ActorView]
+
+
+class Done(Msg, tag="done_head"):
+    req: int
+    error: str = ""
+
+
+HeadMessage = (
+    RegisterDriver
+    | DriverRegistered
+    | ClusterInfoRequest
+    | ClusterInfoReply
+    | CreateActor
+    | ActorCreated
+    | WaitActor
+    | ActorReply
+    | GetNamedActor
+    | KillActor
+    | ListActors
+    | ActorList
+    | Done
+)
 
 
 # ---- to a node's object store (blocking clients; replies may carry an fd) ---------

@@ -1,28 +1,21 @@
-"""Runs tasks pushed to this worker, one at a time, on the main thread."""
+"""The main thread of a worker: runs pushed tasks one at a time, or becomes an actor."""
 
 from __future__ import annotations
 
-import inspect
 import queue
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
-import trio
-
-from .. import _ids
-from .._core import Runtime, unpack
-from .._serial import FunctionCache, box, box_system, deserialize, serialize
-from .._wire import Channel, Inline, PushTask, Stored, TaskDone, Value
+from .._core import Runtime
+from .._serial import FunctionCache, box, box_system
+from .._wire import ActorReady, CallActor, Channel, InitActor, PushTask
 from ..exceptions import TaskCancelledError
+from ._actor import ActorRunner
+from ._calls import Cancelled, Reply, run_sync, send_quietly
 
 LOG_MARKER = "\x1factorlib:"
-
-
-class _Cancelled(BaseException):
-    """Raised in the main thread by SIGINT when the running task was cancelled."""
 
 
 class TaskContext:
@@ -35,13 +28,14 @@ class TaskContext:
 
 
 class Executor:
-    """The task queue of a worker, drained by its main thread."""
+    """The work queue of a worker, drained by its main thread."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.functions = FunctionCache()
         self.current: TaskContext | None = None
-        self._queue: queue.SimpleQueue[tuple[PushTask, Channel] | None] = queue.SimpleQueue()
+        self.actor: ActorRunner | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cancelled: set[bytes] = set()
         self._queued: dict[bytes, tuple[PushTask, Channel]] = {}
         self._lock = threading.Lock()  # orders cancel() against a task starting
@@ -54,7 +48,17 @@ class Executor:
     def push(self, task: PushTask, channel: Channel) -> None:
         self.functions.remember(task.fn_id, task.fn_blob)
         self._queued[task.task_id] = (task, channel)
-        self._queue.put((task, channel))
+        self._queue.put(("task", task, channel))
+
+    def init_actor(self, message: InitActor, channel: Channel) -> None:
+        self._queue.put(("init", message, channel))
+
+    def call(self, message: CallActor, channel: Channel) -> None:
+        if self.actor is None:
+            error = box_system(RuntimeError("this worker is not an actor"))
+            Reply(self.rt, channel, message.call_id).done([error] * message.num_returns)
+            return
+        self.actor.submit(message, channel)
 
     def cancel(self, task_id: bytes) -> None:
         """Interrupt the task if it runs; answer at once (and skip it later) if it waits."""
@@ -70,7 +74,7 @@ class Executor:
             self._cancelled.add(task_id)
         task, channel = queued
         error = box_system(TaskCancelledError("the task was cancelled before it ran"))
-        _reply(channel, TaskDone(task_id=task_id, returns=[error] * task.num_returns))
+        Reply(self.rt, channel, task_id).done([error] * task.num_returns)
 
     def on_channel_lost(self, channel: Channel) -> None:
         pass  # queued tasks of a lost owner are skipped when dequeued (channel.closed)
@@ -82,19 +86,42 @@ class Executor:
 
     def run_forever(self) -> None:
         while (item := self._queue.get()) is not None:
-            task, channel = item
-            if not self._begin(task, channel):
-                continue
-            returns, elapsed = self._execute(task)
             try:
-                self.rt.soon(_reply, channel, TaskDone(task_id=task.task_id, returns=returns, elapsed=elapsed))
-            except Exception:
-                return  # the runtime is shutting down
+                self._run_item(*item)
+            except Cancelled:
+                pass  # a cancel that arrived as its task finished
+            if self.actor is not None and self.actor.mode in ("trio", "asyncio"):
+                return  # the actor's event loop ran on this thread until it ended
+
+    def _run_item(self, kind: str, message: Any, channel: Channel) -> None:
+        if kind == "task":
+            self._run_task(message, channel)
+        elif kind == "call":
+            assert self.actor is not None
+            self.actor.run_one(message, channel)
+        else:
+            self._become_actor(message, channel)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         current = self.current
         if current is not None and current.task_id in self._cancelled:
-            raise _Cancelled()
+            raise Cancelled()
+
+    def _run_task(self, task: PushTask, channel: Channel) -> None:
+        if not self._begin(task, channel):
+            return
+        self.rt.identity.job_id = task.job_id
+        self._mark_output(task.job_id, task.name)
+        try:
+            fn = self.functions.get(task.fn_id, task.fn_blob)
+        except Exception as exc:
+            Reply(self.rt, channel, task.task_id).done([box(exc, task.name)] * task.num_returns)
+        else:
+            run_sync(self.rt, fn, task, Reply(self.rt, channel, task.task_id), task.name)
+        finally:
+            with self._lock:
+                self.current = None
+                self._cancelled.discard(task.task_id)
 
     def _begin(self, task: PushTask, channel: Channel) -> bool:
         """Make ``task`` current unless it was cancelled (or its owner left) while queued."""
@@ -106,79 +133,34 @@ class Executor:
             self.current = TaskContext(task)
             return True
 
-    def _execute(self, task: PushTask) -> tuple[list[Value], float]:
-        self.rt.identity.job_id = task.job_id
-        self._mark_output(task)
-        started = time.perf_counter()
+    def _become_actor(self, message: InitActor, channel: Channel) -> None:
+        spec = message.spec
+        self.rt.identity.job_id = spec.job_id
+        self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
+        self._mark_output(spec.job_id, spec.class_name)
         try:
-            values = self._run(task)
-        except _Cancelled:
-            values = [box_system(TaskCancelledError(f"task {task.name}() was cancelled while running"))] * task.num_returns
-        finally:
-            with self._lock:
-                self.current = None
-                self._cancelled.discard(task.task_id)
-        return values, time.perf_counter() - started
-
-    def _run(self, task: PushTask) -> list[Value]:
-        try:
-            fn = self.functions.get(task.fn_id, task.fn_blob)
-            args, kwargs = unpack(task.args, [self._resolve(v) for v in task.resolved])
-            result = fn(*args, **kwargs)
-            if inspect.iscoroutine(result):
-                result = trio.run(_await, result)
-            return self._pack(task, result)
-        except _Cancelled:
-            raise
+            self.actor = ActorRunner(self.rt, spec, self._queue)
         except BaseException as exc:
-            return [box(exc, task.name)] * task.num_returns
-
-    def _resolve(self, value: Value) -> Any:
-        if type(value) is Inline:
-            return deserialize(value.data, value.buffers)
-        if type(value) is Stored:
-            return self.rt.store.get(value.object_id)
-        raise AssertionError(f"unexpected argument value {type(value).__name__}")
-
-    def _pack(self, task: PushTask, result: Any) -> list[Value]:
-        count = task.num_returns
-        if count == 0:
-            return []
-        if count == 1:
-            items = [result]
+            send_quietly_soon(self.rt, channel, ActorReady(req=message.req, error=box(exc, f"{spec.class_name}.__init__")))
+            return
+        if self.actor.mode in ("trio", "asyncio"):
+            self.actor.serve(lambda: send_quietly_soon(self.rt, channel, ActorReady(req=message.req)))
         else:
-            items = list(result)
-            if len(items) != count:
-                raise ValueError(f"{task.name}() returned {len(items)} values, but num_returns={count}")
-        values: list[Value] = []
-        for item in items:
-            serialized = serialize(item, what=f"the return value of {task.name}()")
-            if serialized.refs:
-                self.rt.objects.mark_escaped([ref.binary() for ref in serialized.refs])
-            if serialized.inline:
-                values.append(serialized.to_inline())
-            else:
-                values.append(self.rt.store_put(_ids.put_id(), serialized, task.owner_id))
-        return values
+            send_quietly_soon(self.rt, channel, ActorReady(req=message.req))
 
-    def _mark_output(self, task: PushTask) -> None:
-        label = (task.job_id, task.name)
+    def _mark_output(self, job_id: str, name: str) -> None:
+        label = (job_id, name)
         if label != self._label:
             self._label = label
-            marker = f"{LOG_MARKER}job={task.job_id};name={task.name}\n"
+            marker = f"{LOG_MARKER}job={job_id};name={name}\n"
             sys.stdout.write(marker)
             sys.stderr.write(marker)
             sys.stdout.flush()
             sys.stderr.flush()
 
 
-async def _await(coroutine: Any) -> Any:
-    return await coroutine
-
-
-def _reply(channel: Channel, message: TaskDone) -> None:
-    if not channel.closed:
-        try:
-            channel.send_nowait(message)
-        except trio.ClosedResourceError:
-            pass
+def send_quietly_soon(runtime: Runtime, channel: Channel, message: Any) -> None:
+    try:
+        runtime.soon(send_quietly, channel, message)
+    except Exception:
+        pass

@@ -28,6 +28,7 @@ def main() -> None:
         node_id=bytes.fromhex(env["ACTORLIB_NODE_ID"]),
         node_address=env["ACTORLIB_NODE_ADDRESS"],
         store_address=env["ACTORLIB_STORE_ADDRESS"],
+        head_address=env.get("ACTORLIB_HEAD_ADDRESS", ""),
     )
     runtime = Runtime(identity)
     runtime.executor = executor = Executor(runtime)

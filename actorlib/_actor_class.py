@@ -1,0 +1,319 @@
+"""``@remote`` on classes: ActorClass, ActorHandle, ActorMethod, ``@method``, ``get_actor``, ``kill``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from typing import Any
+
+from . import _ids
+from ._core import ObjectRef, Runtime, current, pack
+from ._core._actors import CallSpec
+from ._core._streams import ObjectRefGenerator
+from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, validate_actor_options
+from ._serial import Exported, export
+from ._supervision import current_group
+from ._wire import ActorSpec, GetNamedActor, MethodInfo
+
+_METHOD_ATTR = "__actorlib_method__"
+
+
+def method(*, num_returns: int | str = 1, concurrency_group: str | None = None) -> Any:
+    """Options for one actor method: ``@actorlib.method(num_returns=2)``.
+
+    ``num_returns="streaming"`` makes a generator method return an
+    ObjectRefGenerator; ``concurrency_group`` names one of the actor's
+    ``concurrency_groups``.
+    """
+    if num_returns != "streaming" and (not isinstance(num_returns, int) or num_returns < 0):
+        raise ValueError(f"num_returns must be an integer >= 0 or 'streaming', got {num_returns!r}")
+
+    def decorate(fn: Any) -> Any:
+        setattr(fn, _METHOD_ATTR, {"num_returns": num_returns, "concurrency_group": concurrency_group or ""})
+        return fn
+
+    return decorate
+
+
+def methods_of(cls: type) -> dict[str, MethodInfo]:
+    """The callable methods of an actor class and how each is called."""
+    found: dict[str, MethodInfo] = {}
+    for name, member in inspect.getmembers(cls, callable):
+        if name.startswith("__") and name != "__call__":
+            continue
+        options = getattr(member, _METHOD_ATTR, {})
+        num_returns = options.get("num_returns", 1)
+        streaming = num_returns == "streaming"
+        found[name] = MethodInfo(
+            num_returns=1 if streaming else num_returns, streaming=streaming, group=options.get("concurrency_group", "")
+        )
+    return found
+
+
+def event_loop_of(cls: type) -> str:
+    """How an actor runs its methods: ``sync``, or the event loop of its ``async def`` methods.
+
+    ``__actorlib_event_loop__ = "trio" | "asyncio"`` on the class decides.
+    Otherwise: no async methods → sync; the async methods' code names
+    ``trio`` → trio, ``asyncio`` → asyncio; else the class's module imports
+    trio (and not asyncio) → trio; else asyncio, as in Ray.
+    """
+    explicit = getattr(cls, "__actorlib_event_loop__", None)
+    if explicit in ("trio", "asyncio"):
+        return explicit
+    coroutines = [
+        member
+        for _, member in inspect.getmembers(cls, inspect.isfunction)
+        if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
+    ]
+    if not coroutines:
+        return "sync"
+    names: set[str] = set()
+    for member in coroutines:
+        _code_names(member.__code__, names)
+    if "trio" in names:
+        return "trio"
+    if "asyncio" in names:
+        return "asyncio"
+    module = vars(sys.modules.get(cls.__module__, types.ModuleType("_")))
+    imported = {value.__name__ for value in module.values() if isinstance(value, types.ModuleType)}
+    return "trio" if "trio" in imported and "asyncio" not in imported else "asyncio"
+
+
+def _code_names(code: types.CodeType, names: set[str]) -> None:
+    names.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_names(const, names)
+
+
+class ActorClass:
+    """A class whose instances are actors: ``Cls.remote(...)`` creates one and returns its handle."""
+
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = {**ACTOR_DEFAULTS, **options}
+        self._exported: Exported | None = None
+        self._methods = methods_of(cls)
+        self._loop = event_loop_of(cls)
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def __reduce__(self) -> Any:
+        return (ActorClass, (self._cls, self._options))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = self._cls.__name__
+        raise TypeError(f"actors cannot be instantiated directly; use {name}.remote() instead of {name}()")
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        """Create an actor; return its handle at once (its __init__ runs in its own process)."""
+        return self._create(self._options, args, kwargs)
+
+    def options(self, **options: Any) -> _BoundActorClass:
+        return _BoundActorClass(self, merge(self._options, validate_actor_options(options)))
+
+    def _create(self, options: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorHandle:
+        runtime = current()
+        if self._exported is None:
+            self._exported = export(self._cls, self._cls.__qualname__)
+        spec, deps = self._spec(runtime, options, args, kwargs)
+        if spec.name or options.get("get_if_exists"):
+            view = runtime.call(_register_now, runtime, spec, deps, bool(options.get("get_if_exists")))
+            if view is not None:  # get_if_exists found one
+                return ActorHandle(view.actor_id, view.class_name, view.methods, view.max_task_retries, runtime)
+        else:
+            runtime.soon(_register_later, runtime, spec, deps)
+        return ActorHandle(spec.actor_id, spec.class_name, spec.methods, spec.max_task_retries, runtime, counted=True)
+
+    def _spec(self, runtime: Runtime, options: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ActorSpec, list[ObjectRef]]:
+        assert self._exported is not None
+        name = self._cls.__qualname__
+        arguments, deps = pack(runtime, f"{name}.__init__", args, kwargs)
+        ident = runtime.identity
+        placement, shape = actor_shapes(options)
+        loop = self._loop
+        concurrency = options.get("max_concurrency") or (1000 if loop != "sync" else 1)
+        job_env = {"env_vars": ident.env} if ident.env else None
+        group = options.get("supervisor") or current_group()
+        spec = ActorSpec(
+            actor_id=_ids.unique_id(),
+            class_name=self._cls.__name__,
+            class_id=self._exported.fn_id,
+            class_blob=self._exported.blob,
+            args=arguments,
+            resolved=[],
+            methods=self._methods,
+            name=options.get("name") or "",
+            namespace=options.get("namespace") or ident.namespace,
+            detached=options.get("lifetime") == "detached",
+            max_restarts=options.get("max_restarts", 0),
+            max_task_retries=options.get("max_task_retries", 0),
+            max_concurrency=concurrency,
+            concurrency_groups=dict(options.get("concurrency_groups") or {}),
+            loop=loop,
+            shape=shape,
+            placement=placement,
+            env=merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {}),
+            owner_id=ident.core_id,
+            job_id=ident.job_id,
+            group=group.spec if group is not None else None,
+        )
+        return spec, deps
+
+
+class _BoundActorClass:
+    """An ActorClass with ``.options(...)`` applied."""
+
+    def __init__(self, actor_class: ActorClass, options: dict[str, Any]) -> None:
+        self._class = actor_class
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        return self._class._create(self._options, args, kwargs)
+
+    def options(self, **options: Any) -> _BoundActorClass:
+        return _BoundActorClass(self._class, merge(self._options, validate_actor_options(options)))
+
+
+async def _register_now(runtime: Runtime, spec: ActorSpec, deps: list[ObjectRef], get_if_exists: bool) -> Any:
+    runtime.actors.created_locally(spec)
+    for ref in deps:
+        await ref  # constructor arguments first
+    view = await runtime.actors.register(spec, deps, get_if_exists)
+    if view is not None:
+        runtime.actors.forget(spec.actor_id)
+    return view
+
+
+def _register_later(runtime: Runtime, spec: ActorSpec, deps: list[ObjectRef]) -> None:
+    runtime.actors.created_locally(spec)
+    runtime.actors.create(spec, deps)
+
+
+class ActorHandle:
+    """A handle to an actor: ``handle.method.remote(...)`` calls it. Handles can be passed
+    to tasks and other actors, and used there."""
+
+    __slots__ = ("_actor_id", "_class_name", "_methods", "_retries", "_runtime", "__weakref__")
+
+    def __init__(
+        self, actor_id: bytes, class_name: str, methods: dict[str, MethodInfo], retries: int, runtime: Runtime,
+        *, counted: bool = False,
+    ) -> None:  # fmt: skip
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._retries = retries
+        self._runtime = runtime
+        if not counted:
+            runtime.actors.handle_ref(actor_id, 1, class_name, retries)
+
+    def __del__(self) -> None:
+        try:
+            self._runtime.actors.handle_ref(self._actor_id, -1)
+        except Exception:
+            pass
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        info = self._methods.get(name)
+        if info is None:
+            raise AttributeError(f"'{self._class_name}' actor has no method '{name}'")
+        return ActorMethod(self, name, info)
+
+    def __reduce__(self) -> Any:
+        self._runtime.actors.handle_ref(self._actor_id, 0, escaped=True)
+        return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, self._retries))
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+
+def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict[str, MethodInfo], retries: int) -> ActorHandle:
+    return ActorHandle(actor_id, class_name, methods, retries, current())
+
+
+class ActorMethod:
+    """``handle.method``: call ``.remote(...)`` for an ObjectRef to its result."""
+
+    __slots__ = ("_handle", "_name", "_info")
+
+    def __init__(self, handle: ActorHandle, name: str, info: MethodInfo) -> None:
+        self._handle = handle
+        self._name = name
+        self._info = info
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor methods cannot be called directly; use .{self._name}.remote() instead")
+
+    def options(self, *, num_returns: int | str | None = None, **ignored: Any) -> ActorMethod:
+        if num_returns is None:
+            return self
+        streaming = num_returns == "streaming"
+        info = MethodInfo(num_returns=1 if streaming else int(num_returns), streaming=streaming, group=self._info.group)
+        return ActorMethod(self._handle, self._name, info)
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Queue the call; return an ObjectRef (a list for num_returns > 1, a generator for streaming)."""
+        handle = self._handle
+        runtime = handle._runtime if not handle._runtime.closed else current()
+        name = f"{handle._class_name}.{self._name}"
+        arguments, deps = pack(runtime, name, args, kwargs)
+        call_id = _ids.task_id()
+        info = self._info
+        return_ids = [] if info.streaming else [_ids.return_id(call_id, i) for i in range(info.num_returns)]
+        owner = runtime.identity.address
+        refs = []
+        for object_id in return_ids:
+            runtime.objects.add(object_id, owned=True, owner=owner)
+            refs.append(ObjectRef(object_id, owner, runtime, counted=True))
+        if info.streaming:
+            runtime.streams.open(call_id)
+        call = CallSpec(
+            call_id=call_id, actor_id=handle._actor_id, method=self._name, name=name, args=arguments,
+            deps=deps, return_ids=return_ids, streaming=info.streaming,
+        )  # fmt: skip
+        if not runtime.actors.send_now(call):
+            runtime.submit(call)
+        if info.streaming:
+            return ObjectRefGenerator(runtime, call_id)
+        if info.num_returns == 1:
+            return refs[0]
+        return refs or None
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """A handle to the live actor named ``name`` (in ``namespace``, default: this job's).
+
+    Raises ValueError if there is none.
+    """
+    runtime = current()
+    namespace = runtime.identity.namespace if namespace is None else namespace
+    reply = runtime.call(runtime.head.request, lambda req: GetNamedActor(req=req, name=name, namespace=namespace))
+    view = reply.view
+    if view is None:
+        raise ValueError(f"no live actor named {name!r} in namespace {namespace!r}")
+    return ActorHandle(view.actor_id, view.class_name, view.methods, view.max_task_retries, runtime)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kill an actor. Its pending and running calls fail with ActorDiedError.
+
+    With ``no_restart=False`` it is restarted per its ``max_restarts`` instead.
+    """
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill() takes an actor handle, got {type(actor).__name__}")
+    runtime = current()
+    runtime.call(runtime.actors.kill, actor._actor_id, no_restart)
+

@@ -1,0 +1,365 @@
+"""Calling actors, on the caller's side: creation, per-actor call queues, restarts, handles.
+
+Runs on the runtime's Trio thread. Each actor this process calls has one
+queue: calls are sent in submission order (a call whose arguments are not
+ready holds back the ones after it), over one channel to the actor's
+current process. When that process dies, in-flight calls are retried (up to
+``max_task_retries``) or fail with ActorDiedError, and the queue waits for
+the head to report the actor ALIVE again — or DEAD.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._serial import box_system
+from .._wire import ActorSpec, ActorView, CallActor, Channel, CreateActor, ErrorValue, Inline, KillActor, StreamEnd, TaskDone, Value, WaitActor
+from ..exceptions import ActorDiedError
+from ._objects import CallbackWaiter
+
+if TYPE_CHECKING:
+    from ._refs import ObjectRef
+    from ._runtime import Runtime
+
+
+class CallSpec:
+    """One actor method call, as its caller tracks it."""
+
+    __slots__ = (
+        "call_id", "actor_id", "method", "name", "args", "deps", "return_ids", "num_returns",
+        "streaming", "attempt", "resolved", "pending",
+    )  # fmt: skip
+
+    def __init__(
+        self, *, call_id: bytes, actor_id: bytes, method: str, name: str, args: Inline,
+        deps: list[ObjectRef], return_ids: list[bytes], streaming: bool,
+    ) -> None:  # fmt: skip
+        self.call_id = call_id
+        self.actor_id = actor_id
+        self.method = method
+        self.name = name
+        self.args = args
+        self.deps = deps
+        self.return_ids = return_ids
+        self.num_returns = len(return_ids)
+        self.streaming = streaming
+        self.attempt = 0
+        self.resolved: list[Value] = []
+        self.pending = len(deps)  # arguments not yet ready
+
+
+class _Actor:
+    __slots__ = (
+        "actor_id", "name", "max_task_retries", "queue", "inflight", "channel", "incarnation",
+        "connecting", "dead", "registered", "handles", "escaped", "owned", "detached",
+    )  # fmt: skip
+
+    def __init__(self, actor_id: bytes, name: str, max_task_retries: int) -> None:
+        self.actor_id = actor_id
+        self.name = name
+        self.max_task_retries = max_task_retries
+        self.queue: deque[CallSpec] = deque()
+        self.inflight: dict[bytes, CallSpec] = {}
+        self.channel: Channel | None = None
+        self.incarnation = 0
+        self.connecting = False
+        self.dead: ErrorValue | None = None
+        self.registered = trio.Event()
+        self.handles = 0
+        self.escaped = False
+        self.owned = False
+        self.detached = False
+
+
+class ActorSubmitter:
+    """Actors this process created or holds handles to."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._actors: dict[bytes, _Actor] = {}
+        self._calls: dict[bytes, _Actor] = {}
+        # Guards the call state: the runtime thread and, for the fast path, callers' threads.
+        self._lock = threading.RLock()
+        self._handle_events: deque[tuple[bytes, int, str, int, bool]] = deque()
+
+    def _state(self, actor_id: bytes, name: str = "", retries: int = 0) -> _Actor:
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            actor = self._actors[actor_id] = _Actor(actor_id, name, retries)
+            actor.registered.set()  # someone else created it
+        return actor
+
+    # ---- handles (counted from any thread, applied on the runtime thread) ---------------
+
+    def handle_ref(self, actor_id: bytes, delta: int, name: str = "", retries: int = 0, escaped: bool = False) -> None:
+        """Count a handle made (+1) or dropped (-1), or note it was sent elsewhere (``escaped``)."""
+        self._handle_events.append((actor_id, delta, name, retries, escaped))
+
+    def collect(self) -> None:
+        """Apply handle counts; an owned actor nobody can call any more is killed."""
+        with self._lock:
+            events = self._handle_events
+            while events:
+                actor_id, delta, name, retries, escaped = events.popleft()
+                actor = self._state(actor_id, name, retries)
+                actor.handles += delta
+                actor.escaped = actor.escaped or escaped
+            for actor in list(self._actors.values()):
+                if actor.handles > 0 or actor.queue or actor.inflight or actor.connecting:
+                    continue
+                if actor.owned and not actor.escaped and not actor.detached and actor.dead is None:
+                    self.rt.nursery.start_soon(self._kill, actor.actor_id, True, "all its handles went out of scope")
+                del self._actors[actor.actor_id]
+
+    # ---- creation ------------------------------------------------------------------------
+
+    def created_locally(self, spec: ActorSpec) -> None:
+        """Register an actor this process creates (before its creation request completes)."""
+        with self._lock:
+            actor = self._actors.get(spec.actor_id)
+            if actor is None:
+                actor = self._actors[spec.actor_id] = _Actor(spec.actor_id, spec.class_name, spec.max_task_retries)
+            actor.registered = trio.Event()
+            actor.owned = True
+            actor.detached = spec.detached
+            actor.handles += 1  # the creator's handle, counted here so no sweep sees zero
+
+    def forget(self, actor_id: bytes) -> None:
+        """Drop a provisional registration (get_if_exists found another actor)."""
+        with self._lock:
+            actor = self._actors.pop(actor_id, None)
+            if actor is not None:
+                actor.registered.set()
+
+    def create(self, spec: ActorSpec, deps: list[ObjectRef]) -> None:
+        """Create an actor once its constructor arguments are ready (never blocks)."""
+        pending = [ref for ref in deps if self.rt.entry_for(ref).value is None]
+        remaining = [len(pending)]
+
+        def one_ready() -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self.rt.nursery.start_soon(self.register, spec, deps)
+
+        if not pending:
+            self.rt.nursery.start_soon(self.register, spec, deps)
+        for ref in pending:
+            if not self.rt.objects.wait_on(self.rt.entry_for(ref), CallbackWaiter(one_ready)):
+                one_ready()
+
+    async def register(self, spec: ActorSpec, deps: list[ObjectRef], get_if_exists: bool = False) -> ActorView | None:
+        """Send the creation request; return the existing actor's view for get_if_exists."""
+        actor = self._actors[spec.actor_id]
+        values = [self.rt.objects.get(ref.binary()).value for ref in deps]  # type: ignore[union-attr]
+        failed = next((v for v in values if type(v) is ErrorValue), None)
+        try:
+            if failed is not None:
+                raise ActorDiedError(f"{spec.class_name}'s constructor argument failed: {_text(failed)}")
+            spec = _with_resolved(spec, values)
+            reply = await self.rt.head.request(lambda req: CreateActor(req=req, spec=spec, get_if_exists=get_if_exists))
+            if reply.error:
+                raise ValueError(reply.error)
+            return reply.view
+        except (ActorDiedError, ValueError, ConnectionError) as exc:
+            with self._lock:
+                self._die(actor, box_system(exc if isinstance(exc, ActorDiedError) else ActorDiedError(str(exc))))
+            raise
+        finally:
+            actor.registered.set()
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def submit(self, call: CallSpec) -> None:
+        with self._lock:
+            actor = self._state(call.actor_id)
+            if actor.dead is not None:
+                self._finish(call, actor.dead)
+                return
+            actor.queue.append(call)
+            for ref in call.deps:
+                if not self.rt.objects.wait_on(self.rt.entry_for(ref), CallbackWaiter(lambda c=call, a=actor: self._arg_ready(a, c))):
+                    call.pending -= 1
+            self._pump(actor)
+
+    def _arg_ready(self, actor: _Actor, call: CallSpec) -> None:
+        with self._lock:
+            call.pending -= 1
+            if call.pending == 0:
+                self._pump(actor)
+
+    def _pump(self, actor: _Actor) -> None:
+        if actor.channel is None or actor.channel.closed:
+            if not actor.connecting and actor.dead is None:
+                actor.connecting = True
+                self.rt.nursery.start_soon(self._connect, actor)
+            return
+        while actor.queue and actor.queue[0].pending == 0:
+            call = actor.queue.popleft()
+            values = [self.rt.objects.get(ref.binary()).value for ref in call.deps]  # type: ignore[union-attr]
+            failed = next((v for v in values if type(v) is ErrorValue), None)
+            if failed is not None:
+                self._finish(call, failed)  # type: ignore[arg-type]
+                continue
+            call.resolved = values  # type: ignore[assignment]
+            self._send(actor, call)
+
+    def send_now(self, call: CallSpec) -> bool:
+        """On the caller's thread: send a call at once if the actor is connected and nothing
+        is queued before it (False: submit it through the runtime thread instead)."""
+        if call.deps:
+            return False
+        with self._lock:
+            actor = self._actors.get(call.actor_id)
+            if actor is None or actor.queue or actor.dead is not None or actor.connecting:
+                return False
+            channel = actor.channel
+            if channel is None or channel.closed:
+                return False
+            self._send(actor, call, threadsafe=True)
+        return True
+
+    def _send(self, actor: _Actor, call: CallSpec, threadsafe: bool = False) -> None:
+        ident = self.rt.identity
+        message = CallActor(
+            call_id=call.call_id,
+            method=call.method,
+            args=call.args,
+            resolved=call.resolved,
+            num_returns=call.num_returns,
+            job_id=ident.job_id,
+            owner=ident.address,
+            owner_id=ident.core_id,
+            streaming=call.streaming,
+            attempt=call.attempt,
+        )
+        actor.inflight[call.call_id] = call
+        self._calls[call.call_id] = actor
+        assert actor.channel is not None
+        try:
+            if threadsafe:
+                actor.channel.send_threadsafe(message)
+            else:
+                actor.channel.send_nowait(message)
+        except (trio.ClosedResourceError, trio.RunFinishedError):
+            pass  # on_channel_lost handles it
+
+    async def _connect(self, actor: _Actor) -> None:
+        try:
+            await actor.registered.wait()
+            while actor.dead is None:
+                reply = await self.rt.head.request(lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=actor.incarnation))
+                view = reply.view
+                if view is None or view.state == "DEAD":
+                    cause = view.cause if view is not None else "the head does not know it"
+                    with self._lock:
+                        self._die(actor, box_system(ActorDiedError(f"the actor {actor.name} ({actor.actor_id.hex()}) is dead: {cause}")))
+                    return
+                try:
+                    channel = await self.rt.peers.channel_to(view.address)
+                except OSError:
+                    actor.incarnation = view.incarnation  # it died already: wait for the next one
+                    continue
+                with self._lock:
+                    actor.channel = channel
+                    actor.incarnation = view.incarnation
+                break
+        except ConnectionError as exc:
+            with self._lock:
+                self._die(actor, box_system(ActorDiedError(f"cannot reach the head to find actor {actor.name}: {exc}")))
+            return
+        finally:
+            actor.connecting = False
+        with self._lock:
+            self._pump(actor)
+
+    def on_done(self, done: TaskDone) -> bool:
+        with self._lock:
+            actor = self._calls.pop(done.task_id, None)
+            if actor is None:
+                return False
+            call = actor.inflight.pop(done.task_id, None)
+            if call is not None:
+                self._complete(call, done.returns)
+            return True
+
+    def on_stream_end(self, end: StreamEnd) -> bool:
+        with self._lock:
+            actor = self._calls.pop(end.task_id, None)
+            if actor is not None:
+                actor.inflight.pop(end.task_id, None)
+            return actor is not None
+
+    def on_channel_lost(self, channel: Channel) -> None:
+        with self._lock:
+            for actor in list(self._actors.values()):
+                if actor.channel is not channel:
+                    continue
+                actor.channel = None
+                calls, actor.inflight = list(actor.inflight.values()), {}
+                retry = []
+                for call in calls:
+                    self._calls.pop(call.call_id, None)
+                    if actor.max_task_retries == -1 or call.attempt < actor.max_task_retries:
+                        call.attempt += 1
+                        retry.append(call)
+                    else:
+                        error = ActorDiedError(
+                            f"the actor {actor.name} died while running {call.name}(); "
+                            f"max_task_retries={actor.max_task_retries} allows no retry"
+                        )
+                        self._finish(call, box_system(error))
+                actor.queue.extendleft(reversed(retry))
+                self._pump(actor)
+
+    def _die(self, actor: _Actor, error: ErrorValue) -> None:
+        actor.dead = error
+        for call in [*actor.inflight.values(), *actor.queue]:
+            self._calls.pop(call.call_id, None)
+            self._finish(call, error)
+        actor.inflight.clear()
+        actor.queue.clear()
+
+    def _finish(self, call: CallSpec, error: ErrorValue) -> None:
+        if call.streaming:
+            self.rt.streams.finish(call.call_id, 0, error)
+        else:
+            self._complete(call, [error] * call.num_returns)
+
+    def _complete(self, call: CallSpec, values: list[Value]) -> None:
+        for object_id, value in zip(call.return_ids, values):
+            self.rt.objects.complete(object_id, value)
+        call.deps = []
+
+    # ---- kill -------------------------------------------------------------------------------
+
+    async def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        """Kill an actor; with ``no_restart`` this process's pending calls fail at once."""
+        reason = "killed by actorlib.kill()"
+        if no_restart:
+            with self._lock:
+                actor = self._actors.get(actor_id)
+                if actor is not None and actor.dead is None:
+                    self._die(actor, box_system(ActorDiedError(f"the actor {actor.name} was {reason}")))
+        await self._kill(actor_id, no_restart, reason)
+
+    async def _kill(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        try:
+            await self.rt.head.request(lambda req: KillActor(req=req, actor_id=actor_id, no_restart=no_restart, reason=reason))
+        except ConnectionError:
+            pass
+
+
+def _with_resolved(spec: ActorSpec, values: list[Any]) -> ActorSpec:
+    import msgspec
+
+    return msgspec.structs.replace(spec, resolved=values)
+
+
+def _text(error: ErrorValue) -> str:
+    from .._serial import unbox
+
+    return str(unbox(error)).splitlines()[0]

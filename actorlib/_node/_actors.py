@@ -1,0 +1,296 @@
+"""The actors of one node: each under supervision, with its resources, reporting its state.
+
+::
+
+    actors (pool)
+    ├─ Counter-1a2b3c        one_for_one, intensity = max_restarts (ever)
+    │  └─ process            the actor's worker process (re-runs __init__ on restart)
+    └─ group-ingest          a supervision group: its strategy and intensity
+       ├─ Parser-4d5e6f
+       └─ Writer-7a8b9c
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import trio
+
+import supervisors
+
+from .. import _ids
+from .._serial import unbox
+from .._wire import ActorReady, ActorSpec, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
+from ..exceptions import TaskError
+from ._leases import LeaseManager
+from ._pool import WorkerPool
+
+log = logging.getLogger("actorlib.node")
+
+ACTOR_SHUTDOWN = 5.0
+ACTOR_START_TIMEOUT = 600.0  # __init__ may load a model
+UNLIMITED = sys.maxsize
+
+
+class Directory(Protocol):
+    """Where actor state changes are reported (the head's ActorDirectory)."""
+
+    def update(self, actor_id: bytes, state: str, **fields: Any) -> None: ...
+
+
+class _Hosted:
+    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved")
+
+    def __init__(self, spec: ActorSpec, directory: Directory) -> None:
+        self.spec = spec
+        self.directory = directory
+        self.key = f"{spec.class_name}-{_ids.short(spec.actor_id)}"
+        self.group = spec.group.group_id if spec.group is not None else None
+        self.child: ActorChild | None = None
+        self.dead = False
+        self.reserved = False
+
+
+class ActorHost:
+    """Starts, watches, restarts (by policy) and kills this node's actors."""
+
+    def __init__(self, node_id: bytes, pool: WorkerPool, leases: LeaseManager, token: str) -> None:
+        self.node_id = node_id
+        self.pool = pool
+        self.leases = leases
+        self.token = token
+        self.supervisor: supervisors.Supervisor | None = None
+        self._actors: dict[bytes, _Hosted] = {}
+        self._by_key: dict[str, _Hosted] = {}
+        self._groups: dict[bytes, supervisors.Supervisor] = {}
+        self._group_keys: dict[str, bytes] = {}
+        self._group_lock = trio.Lock()
+
+    # ---- requests from the head ------------------------------------------------------
+
+    def start(self, spec: ActorSpec, directory: Directory) -> None:
+        hosted = _Hosted(spec, directory)
+        self._actors[spec.actor_id] = hosted
+        self._by_key[hosted.key] = hosted
+        self.pool.nursery.start_soon(self._start, hosted)
+
+    async def _start(self, hosted: _Hosted) -> None:
+        spec = hosted.spec
+        await self.leases.reserve(spec.shape)
+        hosted.reserved = True
+        if hosted.dead:  # killed while it waited for resources
+            self._release(hosted)
+            return
+        child = supervisors.ChildSpec(
+            id=hosted.key, start=lambda: self._new_child(hosted), restart="permanent",
+            shutdown=ACTOR_SHUTDOWN, start_timeout=ACTOR_START_TIMEOUT,
+        )  # fmt: skip
+        try:
+            if spec.group is None:
+                await self._pool().start_child(_alone(hosted, child))
+            else:
+                group = await self._group(spec.group)
+                await group.start_child(child)
+        except supervisors.StartError as exc:
+            self._dead(hosted, exc.exit.reason)
+        except RuntimeError as exc:  # the node is shutting down
+            self._dead(hosted, f"its node stopped: {exc}")
+
+    def _pool(self) -> supervisors.Supervisor:
+        assert self.supervisor is not None
+        return self.supervisor
+
+    async def _group(self, group: GroupSpec) -> supervisors.Supervisor:
+        async with self._group_lock:
+            existing = self._groups.get(group.group_id)
+            if existing is not None and existing.state == "running":
+                return existing
+            created: list[supervisors.Supervisor] = []
+
+            def start() -> supervisors.Child:
+                sup = supervisors.Supervisor(
+                    id=group.name,
+                    strategy=group.strategy,
+                    intensity=supervisors.Intensity(max_restarts=group.max_restarts, within=group.period_s),
+                )
+                created.append(sup)
+                return supervisors.SupervisorChild(sup)
+
+            self._group_keys[group.name] = group.group_id
+            spec = supervisors.ChildSpec(id=group.name, start=start, restart="temporary", shutdown="infinity")
+            await self._pool().start_child(spec)
+            self._groups[group.group_id] = created[-1]
+            return created[-1]
+
+    def _new_child(self, hosted: _Hosted) -> ActorChild:
+        hosted.child = ActorChild(self, hosted)
+        return hosted.child
+
+    def kill(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
+        hosted = self._actors.get(actor_id)
+        if hosted is None or hosted.dead:
+            return
+        if not no_restart:
+            pid = hosted.child.pid if hosted.child is not None else None
+            if pid:
+                _sigkill(pid)  # its supervisor restarts it, per policy
+            return
+        self._dead(hosted, reason)
+        self.pool.nursery.start_soon(self._terminate, hosted, reason)
+
+    async def _terminate(self, hosted: _Hosted, reason: str) -> None:
+        try:
+            if hosted.group is None:
+                await self._pool().terminate_child(hosted.key, reason)
+            else:
+                group = self._groups.get(hosted.group)
+                if group is not None:
+                    await group.terminate_child(hosted.key, reason)
+        except (LookupError, RuntimeError):
+            pass  # already gone
+
+    # ---- what the supervisors and children report ---------------------------------------
+
+    def on_event(self, event: supervisors.Event) -> None:
+        """Events of the actors pool and everything under it."""
+        if self.supervisor is None or event.type not in ("exited", "stopped"):
+            return
+        parts = event.path[len(self.supervisor.path) + 1 :].split("/")
+        if len(parts) == 1:  # a per-actor supervisor or a group is gone: its actors are dead
+            reason = event.exit.reason if event.exit is not None else "stopped"
+            for hosted in self._members(parts[0]):
+                self._dead(hosted, reason)
+            return
+        key = parts[0] if parts[-1] == "process" else parts[-1]
+        hosted = self._by_key.get(key)
+        if hosted is not None and not hosted.dead:
+            cause = event.exit.reason if event.exit is not None else ""
+            hosted.directory.update(hosted.spec.actor_id, "RESTARTING", cause=cause)
+
+    def _members(self, key: str) -> list[_Hosted]:
+        group_id = self._group_keys.get(key)
+        if group_id is not None:
+            self._groups.pop(group_id, None)
+            return [h for h in self._actors.values() if h.group == group_id]
+        hosted = self._by_key.get(key)
+        return [hosted] if hosted is not None else []
+
+    def alive(self, hosted: _Hosted, pid: int, address: str) -> None:
+        if not hosted.dead:
+            hosted.directory.update(hosted.spec.actor_id, "ALIVE", pid=pid, address=address, node_id=self.node_id)
+
+    def _dead(self, hosted: _Hosted, cause: str) -> None:
+        if hosted.dead:
+            return
+        hosted.dead = True
+        self._release(hosted)
+        self._actors.pop(hosted.spec.actor_id, None)
+        self._by_key.pop(hosted.key, None)
+        hosted.directory.update(hosted.spec.actor_id, "DEAD", cause=cause)
+
+    def _release(self, hosted: _Hosted) -> None:
+        if hosted.reserved:
+            hosted.reserved = False
+            self.leases.give_back(dict(hosted.spec.shape))
+            self.leases.schedule()
+
+    def stop_all(self) -> None:
+        for hosted in list(self._actors.values()):
+            self._dead(hosted, "its node stopped")
+
+
+def _alone(hosted: _Hosted, process: supervisors.ChildSpec) -> supervisors.ChildSpec:
+    """The supervisor of an actor outside any group: intensity = its max_restarts, for life."""
+    limit = UNLIMITED if hosted.spec.max_restarts == -1 else hosted.spec.max_restarts
+    inner = supervisors.ChildSpec(
+        id="process", start=process.start, restart="permanent", shutdown=ACTOR_SHUTDOWN, start_timeout=ACTOR_START_TIMEOUT
+    )
+
+    def start() -> supervisors.Child:
+        sup = supervisors.Supervisor(
+            [inner], id=hosted.key, intensity=supervisors.Intensity(max_restarts=limit, within=math.inf)
+        )
+        return supervisors.SupervisorChild(sup)
+
+    return supervisors.ChildSpec(id=hosted.key, start=start, restart="temporary", shutdown="infinity")
+
+
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class ActorChild:
+    """One incarnation of an actor: a worker process that ran the actor's ``__init__``.
+
+    READY once ``__init__`` returned; if it raised, the start fails with the
+    error (and counts as a restart attempt).
+    """
+
+    kind = "process"
+
+    def __init__(self, host: ActorHost, hosted: _Hosted) -> None:
+        self.host = host
+        self.hosted = hosted
+        self.worker_id = _ids.unique_id()
+        self.process = host.pool.make_process(self.worker_id, dict(hosted.spec.env))
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        await self.process.start(nursery)
+        self.host.pool.pump_logs(self.hosted.key, self.process)
+        address = self.host.pool.address_of(self.worker_id)
+        try:
+            error = await self._initialize(address)
+        except EOFError:  # it died during __init__: its exit says why
+            raise supervisors.StartError(self.hosted.key, await self.process.wait()) from None
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.process.stop(0, "__init__ did not complete")
+            raise
+        if error is not None:
+            await self.process.stop(0, "__init__ raised")
+            raise supervisors.StartError(self.hosted.key, _init_exit(error))
+        self.host.alive(self.hosted, self.pid or 0, address)
+
+    async def _initialize(self, address: str) -> ErrorValue | None:
+        async with trio.open_nursery() as nursery:
+            channel = await connect(nursery, address, self.host.token, CoreMessage, name="node:00")
+            try:
+                channel.send_nowait(InitActor(req=1, spec=self.hosted.spec, incarnation=0))
+                while not isinstance(reply := await channel.receive(), ActorReady):
+                    pass
+                return reply.error
+            finally:
+                await channel.aclose()
+
+    async def wait(self) -> supervisors.Exit:
+        return await self.process.wait()
+
+    async def stop(self, timeout: float | None, reason: str) -> supervisors.Exit:
+        return await self.process.stop(timeout, reason)
+
+
+def _init_exit(error: ErrorValue) -> supervisors.Exit:
+    cause = unbox(error)
+    inner = cause.cause if isinstance(cause, TaskError) and cause.cause is not None else cause
+    text = f"{type(inner).__name__}: {inner}"
+    traceback = cause.traceback_str if isinstance(cause, TaskError) else None
+    return supervisors.Exit(
+        kind=supervisors.ExitKind.ABNORMAL,
+        reason=f"__init__ raised {text}",
+        error_type=type(inner).__name__,
+        traceback=traceback,
+        at=trio.current_time(),
+    )

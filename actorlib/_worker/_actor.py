@@ -1,0 +1,149 @@
+"""An actor inside its worker process: the instance, and how its method calls run.
+
+``sync``: methods run one at a time, in arrival order, on the main thread.
+``threaded``: sync methods with ``max_concurrency`` (or concurrency groups)
+above one run on that many threads per group. ``trio`` / ``asyncio``: the
+main thread runs that event loop; ``async def`` methods run concurrently
+on it, up to each group's limit; plain methods run inline on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import trio
+
+from .._core import Runtime
+from .._serial import deserialize
+from .._wire import ActorSpec, CallActor, Channel
+from ._calls import Reply, arguments, failed, pack, run_sync, value_of
+
+DEFAULT_GROUP = ""
+
+
+class ActorRunner:
+    """One actor instance and the machinery that runs its calls."""
+
+    def __init__(self, runtime: Runtime, spec: ActorSpec, calls: queue.SimpleQueue[Any]) -> None:
+        self.rt = runtime
+        self.spec = spec
+        self.calls = calls  # the main thread's queue, for sync actors
+        cls = deserialize(spec.class_blob)
+        args, kwargs = arguments(runtime, spec.args, spec.resolved)
+        self.instance = cls(*args, **kwargs)
+        limits = {DEFAULT_GROUP: max(1, spec.max_concurrency), **spec.concurrency_groups}
+        self.limits = limits
+        if spec.loop in ("trio", "asyncio"):
+            self.mode = spec.loop
+        else:
+            self.mode = "threaded" if any(n > 1 for n in limits.values()) or len(limits) > 1 else "sync"
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        if self.mode == "threaded":
+            self._pools = {group: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{group or 'default'}") for group, n in limits.items()}
+        self._loop_handoff: Any = None
+
+    # ---- on the runtime thread ------------------------------------------------------
+
+    def submit(self, call: CallActor, channel: Channel) -> None:
+        if self.mode == "sync":
+            self.calls.put(("call", call, channel))
+        elif self.mode == "threaded":
+            self._pools[self._group(call.method)].submit(self.run_one, call, channel)
+        else:
+            self._loop_handoff(call, channel)
+
+    def _group(self, method: str) -> str:
+        info = self.spec.methods.get(method)
+        group = info.group if info is not None else DEFAULT_GROUP
+        return group if group in self.limits else DEFAULT_GROUP
+
+    # ---- sync and threaded calls -------------------------------------------------------
+
+    def run_one(self, call: CallActor, channel: Channel) -> None:
+        reply = Reply(self.rt, channel, call.call_id)
+        name = f"{self.spec.class_name}.{call.method}"
+        try:
+            method = self._method(call.method)
+        except AttributeError as exc:
+            reply.done(failed(exc, name, call.num_returns))
+            return
+        run_sync(self.rt, method, call, reply, name)
+
+    def _method(self, name: str) -> Any:
+        if name.startswith("__") and name != "__call__":
+            raise AttributeError(f"{self.spec.class_name} actors do not expose {name}()")
+        return getattr(self.instance, name)
+
+    # ---- async actors: the main thread runs the loop ------------------------------------
+
+    def serve(self, ready: Any) -> None:
+        """Run the actor's event loop on this (the main) thread until the process exits."""
+        if self.mode == "trio":
+            trio.run(self._serve_trio, ready)
+        elif self.mode == "asyncio":
+            asyncio.run(self._serve_asyncio(ready))
+
+    async def _serve_trio(self, ready: Any) -> None:
+        token = trio.lowlevel.current_trio_token()
+        send, receive = trio.open_memory_channel[tuple[CallActor, Channel]](float("inf"))
+        limiters = {group: trio.CapacityLimiter(n) for group, n in self.limits.items()}
+        self._loop_handoff = lambda call, channel: token.run_sync_soon(send.send_nowait, (call, channel))
+        ready()
+        async with trio.open_nursery() as nursery:
+            async for call, channel in receive:
+                nursery.start_soon(self._run_async, call, channel, limiters[self._group(call.method)])
+
+    async def _serve_asyncio(self, ready: Any) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[CallActor, Channel]] = asyncio.Queue()
+        limiters = {group: asyncio.Semaphore(n) for group, n in self.limits.items()}
+        self._loop_handoff = lambda call, channel: loop.call_soon_threadsafe(inbox.put_nowait, (call, channel))
+        ready()
+        running: set[asyncio.Task[None]] = set()
+        while True:
+            call, channel = await inbox.get()
+            task = asyncio.create_task(self._run_async(call, channel, limiters[self._group(call.method)]))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _run_async(self, call: CallActor, channel: Channel, limiter: Any) -> None:
+        reply = Reply(self.rt, channel, call.call_id)
+        name = f"{self.spec.class_name}.{call.method}"
+        async with limiter:
+            try:
+                method = self._method(call.method)
+                args, kwargs = arguments(self.rt, call.args, call.resolved)
+                if call.streaming:
+                    await self._stream_async(method(*args, **kwargs), call, reply, name)
+                    return
+                result = method(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                reply.done(pack(self.rt, name, result, call.num_returns, call.owner_id))
+            except BaseException as exc:
+                if isinstance(exc, (trio.Cancelled, asyncio.CancelledError)):
+                    raise
+                if call.streaming:
+                    reply.end(0, failed(exc, name, 1)[0])
+                else:
+                    reply.done(failed(exc, name, call.num_returns))
+
+    async def _stream_async(self, result: Any, call: CallActor, reply: Reply, name: str) -> None:
+        count = 0
+        try:
+            if inspect.isasyncgen(result):
+                async for item in result:
+                    reply.item(count, value_of(self.rt, name, item, call.owner_id))
+                    count += 1
+            else:
+                for item in result:
+                    reply.item(count, value_of(self.rt, name, item, call.owner_id))
+                    count += 1
+        except Exception as exc:
+            reply.end(count, failed(exc, name, 1)[0])
+            return
+        reply.end(count)

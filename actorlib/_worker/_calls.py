@@ -1,0 +1,135 @@
+"""Running one call (a task or an actor method) in a worker: arguments in, values or a stream out."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .. import _ids
+from .._core import Runtime, unpack
+from .._serial import box, box_system, deserialize, serialize
+from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
+from ..exceptions import TaskCancelledError
+
+
+class Cancelled(BaseException):
+    """Raised in a thread running a call that was cancelled."""
+
+
+def resolve(runtime: Runtime, value: Value) -> Any:
+    """The Python value of a resolved argument (zero-copy for stored ones)."""
+    if type(value) is Inline:
+        return deserialize(value.data, value.buffers)
+    if type(value) is Stored:
+        return runtime.store.get(value.object_id)
+    raise AssertionError(f"unexpected argument value {type(value).__name__}")
+
+
+def arguments(runtime: Runtime, args: Inline, resolved: list[Value]) -> tuple[list[Any], dict[str, Any]]:
+    return unpack(args, [resolve(runtime, value) for value in resolved])
+
+
+def pack(runtime: Runtime, name: str, result: Any, count: int, owner_id: bytes) -> list[Value]:
+    """The return values of a call, each inline or put in the store (owned by ``owner_id``)."""
+    if count == 0:
+        return []
+    if count == 1:
+        items = [result]
+    else:
+        items = list(result)
+        if len(items) != count:
+            raise ValueError(f"{name}() returned {len(items)} values, but num_returns={count}")
+    return [value_of(runtime, name, item, owner_id) for item in items]
+
+
+def value_of(runtime: Runtime, name: str, item: Any, owner_id: bytes) -> Value:
+    serialized = serialize(item, what=f"the return value of {name}()")
+    if serialized.refs:
+        runtime.objects.mark_escaped([ref.binary() for ref in serialized.refs])
+    if serialized.inline:
+        return serialized.to_inline()
+    return runtime.store_put(_ids.put_id(), serialized, owner_id)
+
+
+def failed(exc: BaseException, name: str, count: int) -> list[ErrorValue]:
+    if isinstance(exc, Cancelled):
+        return [box_system(TaskCancelledError(f"{name}() was cancelled while running"))] * count
+    return [box(exc, name)] * count
+
+
+class Reply:
+    """Sends a call's results back to its caller, from any thread."""
+
+    def __init__(self, runtime: Runtime, channel: Channel, call_id: bytes) -> None:
+        self.runtime = runtime
+        self.channel = channel
+        self.call_id = call_id
+        self.started = time.perf_counter()
+
+    def done(self, returns: list[Value]) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.send(TaskDone(task_id=self.call_id, returns=returns, elapsed=elapsed))
+
+    def item(self, index: int, value: Value) -> None:
+        self.send(StreamItem(task_id=self.call_id, index=index, value=value))
+
+    def end(self, count: int, error: ErrorValue | None = None) -> None:
+        self.send(StreamEnd(task_id=self.call_id, count=count, error=error))
+
+    def send(self, message: Any) -> None:
+        try:
+            self.channel.send_threadsafe(message)
+        except (trio.ClosedResourceError, trio.RunFinishedError):
+            pass  # the caller is gone, or this process is shutting down
+
+    @property
+    def abandoned(self) -> bool:
+        return self.channel.closed
+
+
+def send_quietly(channel: Channel, message: Any) -> None:
+    if not channel.closed:
+        try:
+            channel.send_nowait(message)
+        except trio.ClosedResourceError:
+            pass
+
+
+def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, name: str) -> None:
+    """Run a call on this thread and reply (a stream for generators, when asked for one)."""
+    try:
+        args, kwargs = arguments(runtime, call.args, call.resolved)
+        result = fn(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = trio.run(_await, result)
+        if call.streaming:
+            stream_sync(runtime, result, call, reply, name)
+            return
+        reply.done(pack(runtime, name, result, call.num_returns, call.owner_id))
+    except BaseException as exc:
+        if call.streaming:
+            reply.end(0, failed(exc, name, 1)[0])
+        else:
+            reply.done(failed(exc, name, call.num_returns))
+
+
+def stream_sync(runtime: Runtime, result: Any, call: Any, reply: Reply, name: str) -> None:
+    if not inspect.isgenerator(result) and not hasattr(result, "__iter__"):
+        raise TypeError(f"{name}() has num_returns='streaming' but returned {type(result).__name__}, not a generator")
+    count = 0
+    try:
+        for item in result:
+            reply.item(count, value_of(runtime, name, item, call.owner_id))
+            count += 1
+    except BaseException as exc:
+        reply.end(count, failed(exc, name, 1)[0])
+        return
+    reply.end(count)
+
+
+async def _await(coroutine: Any) -> Any:
+    return await coroutine
