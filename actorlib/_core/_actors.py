@@ -85,6 +85,9 @@ class ActorSubmitter:
         # Guards the call state: the runtime thread and, for the fast path, callers' threads.
         self._lock = threading.RLock()
         self._handle_events: deque[tuple[bytes, int, str, int, bool]] = deque()
+        self._creations: deque[tuple[ActorSpec, list[ObjectRef]]] = deque()
+        self._creating = False
+        self._created_sent = trio.Event()
 
     def _state(self, actor_id: bytes, name: str = "", retries: int = 0) -> _Actor:
         actor = self._actors.get(actor_id)
@@ -136,23 +139,41 @@ class ActorSubmitter:
                 actor.registered.set()
 
     def create(self, spec: ActorSpec, deps: list[ObjectRef]) -> None:
-        """Create an actor once its constructor arguments are ready (never blocks)."""
-        pending = [ref for ref in deps if self.rt.entry_for(ref).value is None]
-        remaining = [len(pending)]
+        """Create an actor once its constructor arguments are ready (never blocks).
 
-        def one_ready() -> None:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                self.rt.nursery.start_soon(self.register, spec, deps)
+        Creations are sent in the order they were asked for (a supervision
+        group's members start in that order, which rest_for_one relies on).
+        """
+        self._creations.append((spec, deps))
+        if not self._creating:
+            self._creating = True
+            self.rt.nursery.start_soon(self._send_creations)
 
-        if not pending:
-            self.rt.nursery.start_soon(self.register, spec, deps)
-        for ref in pending:
-            if not self.rt.objects.wait_on(self.rt.entry_for(ref), CallbackWaiter(one_ready)):
-                one_ready()
+    async def _send_creations(self) -> None:
+        try:
+            while self._creations:
+                spec, deps = self._creations.popleft()
+                for ref in deps:
+                    await _ready(self.rt, ref)
+                self.rt.nursery.start_soon(self._await_creation, spec, deps)
+                await self._created_sent.wait()
+                self._created_sent = trio.Event()
+        finally:
+            self._creating = False
 
-    async def register(self, spec: ActorSpec, deps: list[ObjectRef], get_if_exists: bool = False) -> ActorView | None:
-        """Send the creation request; return the existing actor's view for get_if_exists."""
+    async def _await_creation(self, spec: ActorSpec, deps: list[ObjectRef]) -> None:
+        try:
+            await self.register(spec, deps, sent=self._created_sent)
+        except (ActorDiedError, ValueError, ConnectionError):
+            pass  # the actor is marked dead; calls to it raise
+
+    async def register(
+        self, spec: ActorSpec, deps: list[ObjectRef], get_if_exists: bool = False, sent: trio.Event | None = None
+    ) -> ActorView | None:
+        """Send the creation request; return the existing actor's view for get_if_exists.
+
+        ``sent`` is set once the request is on its way (or failed).
+        """
         actor = self._actors[spec.actor_id]
         values = [self.rt.objects.get(ref.binary()).value for ref in deps]  # type: ignore[union-attr]
         failed = next((v for v in values if type(v) is ErrorValue), None)
@@ -160,7 +181,9 @@ class ActorSubmitter:
             if failed is not None:
                 raise ActorDiedError(f"{spec.class_name}'s constructor argument failed: {_text(failed)}")
             spec = _with_resolved(spec, values)
-            reply = await self.rt.head.request(lambda req: CreateActor(req=req, spec=spec, get_if_exists=get_if_exists))
+            reply = await self.rt.head.request(
+                lambda req: CreateActor(req=req, spec=spec, get_if_exists=get_if_exists), sent=sent
+            )
             if reply.error:
                 raise ValueError(reply.error)
             return reply.view
@@ -170,6 +193,8 @@ class ActorSubmitter:
             raise
         finally:
             actor.registered.set()
+            if sent is not None:
+                sent.set()
 
     # ---- calls ---------------------------------------------------------------------------
 
@@ -309,7 +334,8 @@ class ActorSubmitter:
                     else:
                         error = ActorDiedError(
                             f"the actor {actor.name} died while running {call.name}(); "
-                            f"max_task_retries={actor.max_task_retries} allows no retry"
+                            f"max_task_retries={actor.max_task_retries} allows no retry",
+                            final=False,
                         )
                         self._finish(call, box_system(error))
                 actor.queue.extendleft(reversed(retry))
@@ -351,6 +377,14 @@ class ActorSubmitter:
             await self.rt.head.request(lambda req: KillActor(req=req, actor_id=actor_id, no_restart=no_restart, reason=reason))
         except ConnectionError:
             pass
+
+
+async def _ready(runtime: Runtime, ref: ObjectRef) -> None:
+    """Wait (on the runtime thread) until ``ref`` has a value or an error."""
+    entry = runtime.entry_for(ref)
+    event = trio.Event()
+    if runtime.objects.wait_on(entry, CallbackWaiter(event.set)):
+        await event.wait()
 
 
 def _with_resolved(spec: ActorSpec, values: list[Any]) -> ActorSpec:

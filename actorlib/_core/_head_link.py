@@ -27,11 +27,16 @@ class HeadLink:
         self.channel = channel
         self.rt.nursery.start_soon(self._read, channel)
 
-    async def request(self, make: Callable[[int], Any]) -> Any:
-        """Send ``make(req)`` and return the head's reply. Raises ConnectionError."""
+    async def request(self, make: Callable[[int], Any], sent: trio.Event | None = None) -> Any:
+        """Send ``make(req)`` and return the head's reply. Raises ConnectionError.
+
+        ``sent`` is set as soon as the request is written (requests keep their order).
+        """
         channel = await self._connected()
         req = self.pending.new()
         channel.send_nowait(make(req))
+        if sent is not None:
+            sent.set()
         return await self.pending.wait(req)
 
     async def cluster(self) -> ClusterInfoReply:

@@ -45,7 +45,7 @@ class Directory(Protocol):
 
 
 class _Hosted:
-    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved")
+    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn")
 
     def __init__(self, spec: ActorSpec, directory: Directory) -> None:
         self.spec = spec
@@ -55,6 +55,7 @@ class _Hosted:
         self.child: ActorChild | None = None
         self.dead = False
         self.reserved = False
+        self.turn = 0  # its place in its group's start order
 
 
 class ActorHost:
@@ -71,6 +72,7 @@ class ActorHost:
         self._groups: dict[bytes, supervisors.Supervisor] = {}
         self._group_keys: dict[str, bytes] = {}
         self._group_lock = trio.Lock()
+        self._turns: dict[bytes, list[Any]] = {}  # group id -> [next ticket, next to start, changed]
 
     # ---- requests from the head ------------------------------------------------------
 
@@ -78,6 +80,10 @@ class ActorHost:
         hosted = _Hosted(spec, directory)
         self._actors[spec.actor_id] = hosted
         self._by_key[hosted.key] = hosted
+        if hosted.group is not None:  # members start in the order they were created
+            turns = self._turns.setdefault(hosted.group, [0, 0, trio.Event()])
+            hosted.turn = turns[0]
+            turns[0] += 1
         self.pool.nursery.start_soon(self._start, hosted)
 
     async def _start(self, hosted: _Hosted) -> None:
@@ -95,12 +101,23 @@ class ActorHost:
             if spec.group is None:
                 await self._pool().start_child(_alone(hosted, child))
             else:
-                group = await self._group(spec.group)
-                await group.start_child(child)
+                await self._start_in_group(hosted, spec.group, child)
         except supervisors.StartError as exc:
             self._dead(hosted, exc.exit.reason)
         except RuntimeError as exc:  # the node is shutting down
             self._dead(hosted, f"its node stopped: {exc}")
+
+    async def _start_in_group(self, hosted: _Hosted, group: GroupSpec, child: supervisors.ChildSpec) -> None:
+        turns = self._turns[group.group_id]
+        while turns[1] != hosted.turn:
+            await turns[2].wait()
+        try:
+            supervisor = await self._group(group)
+            await supervisor.start_child(child)
+        finally:
+            turns[1] += 1
+            turns[2].set()
+            turns[2] = trio.Event()
 
     def _pool(self) -> supervisors.Supervisor:
         assert self.supervisor is not None
