@@ -17,6 +17,8 @@ EXPECTED = {
     "tasks.py": "tree_sum(range(20)) = 190",
     "objects.py": "copy: False, writeable: False",
     "errors.py": "cancelled the running task",
+    "actors.py": "actors ok",
+    "supervision_groups.py": "supervision groups ok",
 }
 
 
