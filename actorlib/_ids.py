@@ -22,16 +22,17 @@ TASK_ID_LEN = 16
 OBJECT_ID_LEN = TASK_ID_LEN + 2
 
 
-def _reseed_if_forked() -> None:
+def _reseed() -> None:
     global _prefix, _counter, _pid
-    if os.getpid() != _pid:
-        with _lock:
-            _prefix, _counter, _pid = os.urandom(_PREFIX_LEN), itertools.count(1), os.getpid()
+    with _lock:
+        _prefix, _counter, _pid = os.urandom(_PREFIX_LEN), itertools.count(1), os.getpid()
+
+
+os.register_at_fork(after_in_child=_reseed)  # a forked child (a zygote's) gets its own prefix
 
 
 def unique_id() -> bytes:
     """A new 16-byte id, unique across processes and machines."""
-    _reseed_if_forked()
     return _prefix + next(_counter).to_bytes(8, "big")
 
 

@@ -15,7 +15,6 @@ from .._wire import (
     Channel,
     CoreMessage,
     GetObject,
-    InitActor,
     LeaseGranted,
     LeaseRefused,
     LogBatch,
@@ -24,7 +23,6 @@ from .._wire import (
     ObjectReply,
     Pending,
     ProtocolError,
-    PushTask,
     Stored,
     StoreFree,
     StoreMessage,
@@ -121,9 +119,15 @@ class Peers:
             await channel.aclose()
 
     async def _read_core(self, channel: Channel) -> None:
+        dispatch = self._dispatch
+        receive = channel.receive
         try:
-            async for message in channel:
-                self._dispatch(channel, message)
+            while True:
+                try:
+                    message = await receive()
+                except EOFError:
+                    break
+                dispatch(channel, message)
         finally:
             channel._mark_closed(None)
             self.rt.submitter.on_channel_lost(channel)
@@ -141,10 +145,8 @@ class Peers:
                 self.rt.submitter.free_orphans(message.returns)
         elif kind is ObjectReply:
             self._pending_for(channel).resolve(message.req, message)
-        elif kind is PushTask:
-            self._executor().push(message, channel)
         elif kind is CancelTask:
-            self._executor().cancel(message.task_id)
+            self._executor().cancel(message.task_id, message.num_returns, channel)
         elif kind is GetObject:
             self._serve_object(channel, message)
         elif kind is CallActor:
@@ -154,8 +156,7 @@ class Peers:
         elif kind is StreamEnd:
             self.rt.streams.on_message(message)
             self.rt.submitter.on_stream_end(message) or self.rt.actors.on_stream_end(message)
-        elif kind is InitActor:
-            self._executor().init_actor(message, channel)
+
 
     def _executor(self) -> Any:
         if self.rt.executor is None:

@@ -88,13 +88,14 @@ class _Queue:
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "pid", "channel", "queue", "inflight", "slow", "idle_since")
+    __slots__ = ("lease_id", "worker_id", "pid", "channel", "core", "queue", "inflight", "slow", "idle_since")
 
     def __init__(self, granted: Any, channel: Channel, queue: _Queue) -> None:
         self.lease_id = granted.lease_id
         self.worker_id = granted.worker_id
         self.pid = granted.pid
         self.channel = channel
+        self.core = granted.core_address  # the worker's runtime: cancels go there
         self.queue = queue
         self.inflight: dict[bytes, TaskSpec] = {}
         self.slow = 0  # tasks in flight not known to be short: nothing may queue behind them
@@ -384,5 +385,12 @@ class TaskSubmitter:
             if lease in lease.queue.leases:
                 lease.queue.leases.remove(lease)  # push nothing more to a worker about to die
             self._send_node(ReturnLease(lease_id=lease.lease_id, kill=True))
-        elif not spec.lease.channel.closed:
-            spec.lease.channel.send_nowait(CancelTask(task_id=task_id))
+        else:
+            self.rt.nursery.start_soon(self._send_cancel, spec.lease.core, task_id, spec.num_returns)
+
+    async def _send_cancel(self, address: str, task_id: bytes, num_returns: int) -> None:
+        try:
+            channel = await self.rt.peers.channel_to(address)
+            channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns))
+        except (OSError, trio.ClosedResourceError):
+            pass  # the worker is gone: the task fails (and is not retried) when its channel closes

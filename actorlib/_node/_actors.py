@@ -27,6 +27,7 @@ import supervisors
 from .. import _ids
 from .._serial import unbox
 from .._wire import ActorReady, ActorSpec, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
+from .._worker._exec import exec_address
 from ..exceptions import TaskError
 from ._leases import LeaseManager
 from ._pool import WorkerPool
@@ -269,7 +270,7 @@ class ActorChild:
         self.host.pool.pump_logs(self.hosted.key, self.process)
         address = self.host.pool.address_of(self.worker_id)
         try:
-            error = await self._initialize(address)
+            error, calls_exec = await self._initialize(exec_address(address))
         except EOFError:  # it died during __init__: its exit says why
             raise supervisors.StartError(self.hosted.key, await self.process.wait()) from None
         except BaseException:
@@ -279,16 +280,16 @@ class ActorChild:
         if error is not None:
             await self.process.stop(0, "__init__ raised")
             raise supervisors.StartError(self.hosted.key, _init_exit(error))
-        self.host.alive(self.hosted, self.pid or 0, address)
+        self.host.alive(self.hosted, self.pid or 0, exec_address(address) if calls_exec else address)
 
-    async def _initialize(self, address: str) -> ErrorValue | None:
+    async def _initialize(self, address: str) -> tuple[ErrorValue | None, bool]:
         async with trio.open_nursery() as nursery:
             channel = await connect(nursery, address, self.host.token, CoreMessage, name="node:00")
             try:
                 channel.send_nowait(InitActor(req=1, spec=self.hosted.spec, incarnation=0))
                 while not isinstance(reply := await channel.receive(), ActorReady):
                     pass
-                return reply.error
+                return reply.error, reply.exec
             finally:
                 await channel.aclose()
 

@@ -12,6 +12,7 @@ import trio
 from .. import _ids
 from .._wire import Channel, LeaseGranted, LeaseRefused, RequestLease
 from . import _resources as res
+from .._worker._exec import exec_address
 from ._pool import Worker, WorkerPool, env_key
 
 MAX_CONCURRENT_STARTS = 4
@@ -94,12 +95,14 @@ class LeaseManager:
         worker.state = "leased"
         worker.lease = lease
         self.leases[lease.lease_id] = lease
+        core = self.address_of(worker)
         granted = LeaseGranted(
             req=request.req,
             lease_id=lease.lease_id,
             worker_id=worker.worker_id,
-            address=self.address_of(worker),
+            address=exec_address(core),
             pid=worker.pid,
+            core_address=core,
         )
         if not _send(request.channel, granted):
             self.release(lease.lease_id, kill=False)

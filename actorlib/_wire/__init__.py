@@ -2,6 +2,7 @@
 
 from ._address import is_unix, open_listener, open_stream, split_host_port, unix_address, unix_path
 from ._auth import AuthenticationError, new_token, read_token, write_token
+from ._blocking import BlockingChannel
 from ._channel import Channel, connect, serve
 from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import *  # noqa: F403

@@ -177,9 +177,10 @@ class PushTask(Msg, tag="push"):
 
 
 class CancelTask(Msg, tag="cancel"):
-    """Owner to worker: interrupt this task if queued or running."""
+    """Owner to worker (core socket): interrupt this task if running, else answer at once."""
 
     task_id: bytes
+    num_returns: int = 1
 
 
 class GetObject(Msg, tag="get"):
@@ -228,10 +229,12 @@ class InitActor(Msg, tag="init"):
 
 
 class ActorReady(Msg, tag="ready_actor"):
-    """Actor process to node: __init__ finished (error set if it raised)."""
+    """Actor process to node: __init__ finished (error set if it raised); ``exec``: calls
+    go to its exec socket (a sync actor), else to its core socket."""
 
     req: int
     error: ErrorValue | None = None
+    exec: bool = False
 
 
 class StreamItem(Msg, tag="item"):
@@ -314,6 +317,7 @@ class LeaseGranted(Msg, tag="granted"):
     worker_id: bytes
     address: str
     pid: int
+    core_address: str = ""
 
 
 class LeaseRefused(Msg, tag="refused_lease"):

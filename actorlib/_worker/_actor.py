@@ -1,6 +1,7 @@
 """An actor inside its worker process: the instance, and how its method calls run.
 
-``sync``: methods run one at a time, in arrival order, on the main thread.
+``sync``: methods run one at a time, in arrival order, on the main thread
+(straight from the exec socket).
 ``threaded``: sync methods with ``max_concurrency`` (or concurrency groups)
 above one run on that many threads per group. ``trio`` / ``asyncio``: the
 main thread runs that event loop; ``async def`` methods run concurrently
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,10 +28,9 @@ DEFAULT_GROUP = ""
 class ActorRunner:
     """One actor instance and the machinery that runs its calls."""
 
-    def __init__(self, runtime: Runtime, spec: ActorSpec, calls: queue.SimpleQueue[Any]) -> None:
+    def __init__(self, runtime: Runtime, spec: ActorSpec) -> None:
         self.rt = runtime
         self.spec = spec
-        self.calls = calls  # the main thread's queue, for sync actors
         cls = deserialize(spec.class_blob)
         args, kwargs = arguments(runtime, spec.args, spec.resolved)
         self.instance = cls(*args, **kwargs)
@@ -49,9 +48,8 @@ class ActorRunner:
     # ---- on the runtime thread ------------------------------------------------------
 
     def submit(self, call: CallActor, channel: Channel) -> None:
-        if self.mode == "sync":
-            self.calls.put(("call", call, channel))
-        elif self.mode == "threaded":
+        """From the runtime thread (threaded and async actors; sync ones are called inline)."""
+        if self.mode == "threaded":
             self._pools[self._group(call.method)].submit(self.run_one, call, channel)
         else:
             self._loop_handoff(call, channel)

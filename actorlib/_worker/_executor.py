@@ -1,21 +1,22 @@
-"""The main thread of a worker: runs pushed tasks one at a time, or becomes an actor."""
+"""The main thread of a worker: runs tasks one at a time from its exec socket, or becomes an actor."""
 
 from __future__ import annotations
 
-import queue
 import signal
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 from .._core import Runtime
 from .._serial import FunctionCache, box, box_system
-from .._wire import ActorReady, CallActor, Channel, InitActor, PushTask
+from .._wire import ActorReady, CallActor, InitActor, PushTask
 from ..exceptions import TaskCancelledError
 from ._actor import ActorRunner
-from ._calls import Cancelled, Reply, run_sync, send_quietly
+from ._calls import Cancelled, Reply, run_sync
 
 LOG_MARKER = "\x1factorlib:"
+REMEMBERED_CANCELS = 10_000
 
 
 class TaskContext:
@@ -28,125 +29,122 @@ class TaskContext:
 
 
 class Executor:
-    """The work queue of a worker, drained by its main thread."""
+    """What the worker's main thread runs, and how the runtime thread reaches into it."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.functions = FunctionCache()
         self.current: TaskContext | None = None
         self.actor: ActorRunner | None = None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cancelled: set[bytes] = set()
-        self._queued: dict[bytes, tuple[PushTask, Channel]] = {}
+        self._cancel_order: deque[bytes] = deque()
         self._lock = threading.Lock()  # orders cancel() against a task starting
         self._main = threading.main_thread().ident
         self._label: tuple[str, str] | None = None
         signal.signal(signal.SIGINT, self._on_sigint)
 
-    # ---- called on the runtime thread ------------------------------------------
+    # ---- the main thread: messages from the exec socket ---------------------------------
 
-    def push(self, task: PushTask, channel: Channel) -> None:
+    def handle(self, message: Any, channel: Any) -> bool:
+        """Run one message; False when the main thread must leave the exec loop."""
+        try:
+            kind = type(message)
+            if kind is PushTask:
+                self._run_task(message, channel)
+            elif kind is CallActor:
+                self.call(message, channel)
+            elif kind is InitActor:
+                return self._become_actor(message, channel)
+        except Cancelled:
+            pass  # a cancel that arrived as its task finished
+        return True
+
+    def _run_task(self, task: PushTask, channel: Any) -> None:
         self.functions.remember(task.fn_id, task.fn_blob)
-        self._queued[task.task_id] = (task, channel)
-        self._queue.put(("task", task, channel))
-
-    def init_actor(self, message: InitActor, channel: Channel) -> None:
-        self._queue.put(("init", message, channel))
-
-    def call(self, message: CallActor, channel: Channel) -> None:
-        if self.actor is None:
-            error = box_system(RuntimeError("this worker is not an actor"))
-            Reply(self.rt, channel, message.call_id).done([error] * message.num_returns)
-            return
-        self.actor.submit(message, channel)
-
-    def cancel(self, task_id: bytes) -> None:
-        """Interrupt the task if it runs; answer at once (and skip it later) if it waits."""
-        with self._lock:
-            current = self.current
-            if current is not None and current.task_id == task_id:
-                self._cancelled.add(task_id)
-                signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
-                return
-            queued = self._queued.pop(task_id, None)
-            if queued is None:
-                return
-            self._cancelled.add(task_id)
-        task, channel = queued
-        error = box_system(TaskCancelledError("the task was cancelled before it ran"))
-        Reply(self.rt, channel, task_id).done([error] * task.num_returns)
-
-    def on_channel_lost(self, channel: Channel) -> None:
-        pass  # queued tasks of a lost owner are skipped when dequeued (channel.closed)
-
-    def stop(self) -> None:
-        self._queue.put(None)
-
-    # ---- the main thread -----------------------------------------------------------
-
-    def run_forever(self) -> None:
-        while (item := self._queue.get()) is not None:
-            try:
-                self._run_item(*item)
-            except Cancelled:
-                pass  # a cancel that arrived as its task finished
-            if self.actor is not None and self.actor.mode in ("trio", "asyncio"):
-                return  # the actor's event loop ran on this thread until it ended
-
-    def _run_item(self, kind: str, message: Any, channel: Channel) -> None:
-        if kind == "task":
-            self._run_task(message, channel)
-        elif kind == "call":
-            assert self.actor is not None
-            self.actor.run_one(message, channel)
-        else:
-            self._become_actor(message, channel)
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        current = self.current
-        if current is not None and current.task_id in self._cancelled:
-            raise Cancelled()
-
-    def _run_task(self, task: PushTask, channel: Channel) -> None:
         if not self._begin(task, channel):
             return
         self.rt.identity.job_id = task.job_id
         self._mark_output(task.job_id, task.name)
+        reply = Reply(self.rt, channel, task.task_id)
         try:
             fn = self.functions.get(task.fn_id, task.fn_blob)
         except Exception as exc:
-            Reply(self.rt, channel, task.task_id).done([box(exc, task.name)] * task.num_returns)
+            reply.done([box(exc, task.name)] * task.num_returns)
         else:
-            run_sync(self.rt, fn, task, Reply(self.rt, channel, task.task_id), task.name)
+            run_sync(self.rt, fn, task, reply, task.name)
         finally:
             with self._lock:
                 self.current = None
-                self._cancelled.discard(task.task_id)
 
-    def _begin(self, task: PushTask, channel: Channel) -> bool:
-        """Make ``task`` current unless it was cancelled (or its owner left) while queued."""
+    def _begin(self, task: PushTask, channel: Any) -> bool:
+        """Make ``task`` current unless it was cancelled (or its owner left) before it ran."""
         with self._lock:
-            self._queued.pop(task.task_id, None)
             if channel.closed or task.task_id in self._cancelled:
                 self._cancelled.discard(task.task_id)
                 return False
             self.current = TaskContext(task)
             return True
 
-    def _become_actor(self, message: InitActor, channel: Channel) -> None:
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        current = self.current
+        if current is not None and current.task_id in self._cancelled:
+            raise Cancelled()
+
+    # ---- either thread: actor calls ---------------------------------------------------
+
+    def call(self, message: CallActor, channel: Any) -> None:
+        actor = self.actor
+        if actor is None:
+            error = box_system(RuntimeError("this worker is not an actor"))
+            Reply(self.rt, channel, message.call_id).done([error] * message.num_returns)
+        elif actor.mode == "sync":
+            if threading.get_ident() == self._main:
+                actor.run_one(message, channel)
+            else:
+                error = box_system(RuntimeError("calls to a sync actor go to its exec socket"))
+                Reply(self.rt, channel, message.call_id).done([error] * message.num_returns)
+        else:
+            actor.submit(message, channel)
+
+    def _become_actor(self, message: InitActor, channel: Any) -> bool:
         spec = message.spec
         self.rt.identity.job_id = spec.job_id
+        self.rt.identity.namespace = spec.namespace
         self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
         self._mark_output(spec.job_id, spec.class_name)
         try:
-            self.actor = ActorRunner(self.rt, spec, self._queue)
+            self.actor = ActorRunner(self.rt, spec)
         except BaseException as exc:
-            send_quietly_soon(self.rt, channel, ActorReady(req=message.req, error=box(exc, f"{spec.class_name}.__init__")))
-            return
-        if self.actor.mode in ("trio", "asyncio"):
-            self.actor.serve(lambda: send_quietly_soon(self.rt, channel, ActorReady(req=message.req)))
-        else:
-            send_quietly_soon(self.rt, channel, ActorReady(req=message.req))
+            _send(channel, ActorReady(req=message.req, error=box(exc, f"{spec.class_name}.__init__")))
+            return True
+        actor = self.actor
+        if actor.mode in ("trio", "asyncio"):
+            actor.serve(lambda: _send(channel, ActorReady(req=message.req)))  # runs until the process ends
+            return False
+        _send(channel, ActorReady(req=message.req, exec=actor.mode == "sync"))
+        return True
+
+    # ---- the runtime thread: cancellation -------------------------------------------------
+
+    def cancel(self, task_id: bytes, num_returns: int, channel: Any) -> None:
+        """Interrupt the task if it runs; else answer now and skip it if it arrives later."""
+        with self._lock:
+            self._remember_cancel(task_id)
+            current = self.current
+            if current is not None and current.task_id == task_id:
+                signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
+                return
+        error = box_system(TaskCancelledError("the task was cancelled before it ran"))
+        Reply(self.rt, channel, task_id).done([error] * num_returns)
+
+    def _remember_cancel(self, task_id: bytes) -> None:
+        self._cancelled.add(task_id)
+        self._cancel_order.append(task_id)
+        if len(self._cancel_order) > REMEMBERED_CANCELS:
+            self._cancelled.discard(self._cancel_order.popleft())
+
+    def on_channel_lost(self, channel: Any) -> None:
+        pass
 
     def _mark_output(self, job_id: str, name: str) -> None:
         label = (job_id, name)
@@ -159,8 +157,8 @@ class Executor:
             sys.stderr.flush()
 
 
-def send_quietly_soon(runtime: Runtime, channel: Channel, message: Any) -> None:
+def _send(channel: Any, message: Any) -> None:
     try:
-        runtime.soon(send_quietly, channel, message)
+        channel.send_threadsafe(message)
     except Exception:
-        pass
+        pass  # the node is gone

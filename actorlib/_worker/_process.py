@@ -11,6 +11,7 @@ import supervisors
 from .. import _ids
 from .._core import Identity, Runtime, set_current
 from .._wire import WorkerBlocked, WorkerUnblocked, read_token, unix_address
+from ._exec import ExecServer, exec_address
 from ._executor import Executor
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     )
     runtime = Runtime(identity)
     runtime.executor = executor = Executor(runtime)
+    server = ExecServer(exec_address(identity.address), identity.token, executor.handle)
 
     def blocked(is_blocked: bool) -> None:
         message = (WorkerBlocked if is_blocked else WorkerUnblocked)(worker_id=worker_id)
@@ -42,7 +44,7 @@ def main() -> None:
     set_current(runtime)
     link.on_stop(lambda reason: _exit_now())
     link.ready()
-    executor.run_forever()
+    server.serve_forever()
 
 
 async def _bootstrap(runtime: Runtime) -> None:

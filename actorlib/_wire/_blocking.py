@@ -1,0 +1,101 @@
+"""Framed, authenticated message connections over blocking sockets, for threads without Trio."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+import msgspec
+import trio
+
+from . import _auth
+from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
+from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+
+RECEIVE_CHUNK = 1 << 18
+
+
+class BlockingChannel:
+    """One connection's messages on a blocking socket; sends are thread-safe.
+
+    Has the sending half of :class:`Channel`'s interface (``send_threadsafe``,
+    ``closed``), so code that replies to a call need not care which it has.
+    """
+
+    def __init__(self, sock: socket.socket, decode_type: Any, *, peer: str, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.sock = sock
+        self.peer = peer
+        self._reader = FrameReader(max_frame)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(decode_type)
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send_threadsafe(self, message: Any) -> None:
+        """Send one message. Raises trio.ClosedResourceError if the peer is gone."""
+        payload = self._encoder.encode(message)
+        with self._lock:
+            if self.closed:
+                raise trio.ClosedResourceError(f"connection to {self.peer} is closed")
+            try:
+                self.sock.sendall(len(payload).to_bytes(4, "big") + payload, socket.MSG_NOSIGNAL)
+            except OSError as exc:
+                self.closed = True
+                raise trio.ClosedResourceError(f"connection to {self.peer} lost: {exc}") from exc
+
+    send_nowait = send_threadsafe
+
+    def receive_available(self) -> list[Any]:
+        """The messages in what one ``recv`` returns (call when the socket is readable).
+
+        Raises EOFError at the end of the stream, ProtocolError on garbage.
+        """
+        data = self.sock.recv(RECEIVE_CHUNK)
+        if not data:
+            raise EOFError(f"{self.peer} closed the connection")
+        try:
+            return [self._decoder.decode(frame) for frame in self._reader.feed(data)]
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"bad message from {self.peer}: {exc}") from None
+
+    def handshake_server(self, token: str) -> str:
+        """Challenge the client (mutual HMAC, as Channel does); return its peer name."""
+        handshake = msgspec.msgpack.Decoder(Handshake)
+        challenge = _auth.nonce()
+        self._send_frame(Hello(version=PROTOCOL_VERSION, nonce=challenge))
+        reply = self._receive_one(handshake)
+        if not isinstance(reply, Auth):
+            raise ProtocolError(f"expected auth from {self.peer}, got {type(reply).__name__}")
+        if reply.version != PROTOCOL_VERSION or not _auth.check(_auth.client_proof(token, challenge), reply.proof):
+            self._send_frame(Refused(reason="invalid cluster token or protocol version"))
+            raise _auth.AuthenticationError(f"refused {self.peer}")
+        self._send_frame(Welcome(proof=_auth.server_proof(token, reply.nonce)))
+        self.peer = reply.peer
+        return reply.peer
+
+    def _send_frame(self, message: Any) -> None:
+        payload = self._encoder.encode(message)
+        self.sock.sendall(len(payload).to_bytes(4, "big") + payload, socket.MSG_NOSIGNAL)
+
+    def _receive_one(self, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
+        while True:
+            data = self.sock.recv(4096)
+            if not data:
+                raise EOFError(f"{self.peer} closed the connection during the handshake")
+            frames = self._reader.feed(data)
+            if frames:
+                if len(frames) > 1 or self._reader.pending:
+                    raise ProtocolError(f"{self.peer} sent messages before the handshake completed")
+                try:
+                    return decoder.decode(frames[0])
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise ProtocolError(f"bad handshake from {self.peer}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+        self.sock.close()
