@@ -28,16 +28,7 @@ _SUPPORTED_RUNTIME_ENV = {"env_vars"}
 
 def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check options given to ``@remote(...)`` or ``.options(...)``; raise ValueError/TypeError naming the bad one."""
-    unknown = sorted(set(options) - set(TASK_DEFAULTS))
-    if unknown:
-        valid = ", ".join(sorted(TASK_DEFAULTS))
-        raise ValueError(f"invalid option {unknown[0]!r} for a remote function; valid options: {valid}")
-    checked = dict(options)
-    for name in ("num_cpus", "num_gpus", "memory"):
-        if name in checked:
-            checked[name] = _non_negative(name, checked[name])
-    if "resources" in checked:
-        checked["resources"] = validate_resources(checked["resources"], where="remote function")
+    checked = _common(options, TASK_DEFAULTS, "a remote function", unset_ok=False)
     if "num_returns" in checked:
         value = checked["num_returns"]
         if value != "streaming" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -109,6 +100,20 @@ def env_vars_of(runtime_env: Any, *, where: str) -> dict[str, str]:
     return dict(env_vars)
 
 
+def _common(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str, *, unset_ok: bool) -> dict[str, Any]:
+    """The checks tasks and actors share: known names, resource quantities (None allowed if ``unset_ok``)."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"invalid option {unknown[0]!r} for {what}; valid options: {', '.join(sorted(defaults))}")
+    checked = dict(options)
+    for name in ("num_cpus", "num_gpus", "memory"):
+        if name in checked and not (unset_ok and checked[name] is None):
+            checked[name] = _non_negative(name, checked[name])
+    if "resources" in checked:
+        checked["resources"] = validate_resources(checked["resources"], where=what.split(" ", 1)[1])
+    return checked
+
+
 def _non_negative(name: str, value: Any) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
@@ -144,16 +149,7 @@ ACTOR_DEFAULTS: dict[str, Any] = {
 
 def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check options of ``@remote`` on a class or ``Cls.options(...)``; raise naming the bad one."""
-    unknown = sorted(set(options) - set(ACTOR_DEFAULTS))
-    if unknown:
-        valid = ", ".join(sorted(ACTOR_DEFAULTS))
-        raise ValueError(f"invalid option {unknown[0]!r} for an actor; valid options: {valid}")
-    checked = dict(options)
-    for name in ("num_cpus", "num_gpus", "memory"):
-        if checked.get(name) is not None:
-            checked[name] = _non_negative(name, checked[name])
-    if "resources" in checked:
-        checked["resources"] = validate_resources(checked["resources"], where="actor")
+    checked = _common(options, ACTOR_DEFAULTS, "an actor", unset_ok=True)
     for name, low in (("max_restarts", -1), ("max_task_retries", -1), ("max_concurrency", 1)):
         value = checked.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
