@@ -19,6 +19,7 @@ EXPECTED = {
     "errors.py": "cancelled the running task",
     "actors.py": "actors ok",
     "supervision_groups.py": "supervision groups ok",
+    "utilities.py": "utilities ok",
 }
 
 

@@ -218,7 +218,7 @@ class ActorSubmitter:
 
     def _pump(self, actor: _Actor) -> None:
         if actor.channel is None or actor.channel.closed:
-            if not actor.connecting and actor.dead is None:
+            if actor.queue and not actor.connecting and actor.dead is None and not self.rt.closed:
                 actor.connecting = True
                 self.rt.nursery.start_soon(self._connect, actor)
             return

@@ -49,7 +49,11 @@ class HeadLink:
                 if not address:
                     raise ConnectionError("this process does not know the head's address")
                 self.pending = Pending()
-                await self.attach(await self.rt.connect(address, HeadMessage))
+                try:
+                    channel = await self.rt.connect(address, HeadMessage)
+                except OSError as exc:
+                    raise ConnectionError(f"cannot reach the head at {address}: {exc}") from exc
+                await self.attach(channel)
             assert self.channel is not None
             return self.channel
 

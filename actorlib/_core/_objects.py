@@ -8,6 +8,7 @@ thread applies queued decrements with :meth:`ObjectTable.collect`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any
 import trio
 
 from .._wire import Stored, Value
+
+log = logging.getLogger("actorlib.core")
 
 
 class Entry:
@@ -121,7 +124,10 @@ class ObjectTable:
             entry.value = value
             waiters, entry.waiters = entry.waiters, None
         for waiter in waiters or ():
-            waiter.notify()
+            try:
+                waiter.notify()
+            except Exception:  # one broken waiter must not stall the others (or the loop)
+                log.exception("a waiter of object %s failed", object_id.hex())
         return True
 
     def wait_on(self, entry: Entry, waiter: Any) -> bool:

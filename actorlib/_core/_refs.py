@@ -91,6 +91,8 @@ class ObjectRef:
         entry = runtime.entry_for(self)
 
         def settle() -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # the caller cancelled the future
             try:
                 future.set_result(runtime.value_of(self, entry))
             except BaseException as exc:

@@ -122,9 +122,7 @@ class ActorPool:
         if timeout is not None and not _ready(pending.refs, timeout):
             if not ignore_if_timedout:
                 raise TimeoutError(_TIMED_OUT)
-            self._take(pending)
-            self._return_actor(pending.actor)
-            raise TimeoutError(f"{_TIMED_OUT}. The task {pending.refs if not pending.single else pending.refs[0]} has been ignored.")
+            raise self._ignore(pending)
         self._take(pending)
         return self._result(pending)
 
@@ -140,10 +138,7 @@ class ActorPool:
         if pending is None:
             if not ignore_if_timedout:
                 raise TimeoutError(_TIMED_OUT)
-            pending = next(iter(self._running.values()))
-            self._take(pending)
-            self._return_actor(pending.actor)
-            raise TimeoutError(f"{_TIMED_OUT}. The task {pending.refs[0]} has been ignored.")
+            raise self._ignore(next(iter(self._running.values())))  # the oldest
         self._take(pending)
         return self._result(pending)
 
@@ -160,6 +155,14 @@ class ActorPool:
             if remaining is not None and remaining <= 0:
                 return None
             actorlib.wait(not_done, num_returns=1, timeout=remaining)
+
+    def _ignore(self, pending: _Pending) -> TimeoutError:
+        # As in Ray, the actor rejoins the idle set at once; its next call
+        # queues behind the ignored one in the actor.
+        self._take(pending)
+        self._return_actor(pending.actor)
+        task = pending.refs[0] if pending.single else pending.refs
+        return TimeoutError(f"{_TIMED_OUT}. The task {task} has been ignored.")
 
     def _take(self, pending: _Pending) -> None:
         del self._running[pending.index]

@@ -16,17 +16,14 @@ from ._outcome import Failure, unwrap
 
 SubmitChunk = Callable[[int, list[tuple[Any, ...]]], ObjectRef]
 
-# Chunks in flight per pool process: one running and one queued behind it, so
-# a process never idles while its next chunk travels.
-PER_PROCESS = 2
-
 
 class IMapIterator:
     """Iterates over results in input order (``ordered``) or in completion order.
 
-    Input is read lazily: each process holds at most two chunks, and a new
-    chunk is sent to a process when one of its chunks finishes, while the
-    iterator is being consumed. A call's exception is raised at its place in
+    Input is read lazily: each process holds one chunk at a time, and gets
+    the next when the iterator, being consumed, sees its chunk finish (so a
+    slow chunk holds up no other). Use a larger ``chunksize`` for many
+    small calls. A call's exception is raised at its place in
     the iteration; iterating further goes on with the next result.
     """
 
@@ -41,8 +38,7 @@ class IMapIterator:
         self._sent = 0
         self._buffer: deque[Any] = deque()
         for process in range(processes):
-            for _ in range(PER_PROCESS):
-                self._send_next(process)
+            self._send_next(process)
 
     def __iter__(self) -> IMapIterator:
         return self

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from multiprocessing.pool import RemoteTraceback
+from multiprocessing.pool import RemoteTraceback  # type: ignore[attr-defined]  # exists, untyped
 from typing import Any
 
 import cloudpickle

@@ -1,0 +1,63 @@
+"""The public surface of actorlib.util, pinned: a change here is a change to users' code."""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing
+
+import actorlib.util
+import actorlib.util.multiprocessing
+import actorlib.util.queue
+
+
+def test_public_names():
+    assert sorted(actorlib.util.__all__) == ["ActorPool", "ActorlibExecutor", "Executor", "RayExecutor", "multiprocessing", "queue"]
+    assert sorted(actorlib.util.queue.__all__) == ["Empty", "Full", "Queue"]
+    assert sorted(actorlib.util.multiprocessing.__all__) == ["AsyncResult", "IMapIterator", "Pool", "TimeoutError"]
+    for module in (actorlib.util, actorlib.util.queue, actorlib.util.multiprocessing):
+        assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_imports_ray_users_write():
+    from actorlib.util import ActorPool  # noqa: F401
+    from actorlib.util.multiprocessing import Pool  # noqa: F401
+    from actorlib.util.queue import Empty, Full, Queue  # noqa: F401
+
+
+def public_methods(cls):
+    return sorted(name for name, _ in inspect.getmembers(cls, callable) if not name.startswith("_"))
+
+
+def test_actor_pool_methods_and_signatures():
+    cls = actorlib.util.ActorPool
+    assert public_methods(cls) == [
+        "get_next", "get_next_unordered", "has_free", "has_next", "map", "map_unordered", "pop_idle", "push", "submit",
+    ]  # fmt: skip
+    assert str(inspect.signature(cls.get_next)) == "(self, timeout: 'float | None' = None, ignore_if_timedout: 'bool' = False) -> 'Any'"
+
+
+def test_queue_methods_and_signatures():
+    cls = actorlib.util.queue.Queue
+    assert public_methods(cls) == [
+        "empty", "full", "get", "get_async", "get_nowait", "get_nowait_batch", "put", "put_async", "put_nowait",
+        "put_nowait_batch", "qsize", "shutdown", "size",
+    ]  # fmt: skip
+    assert list(inspect.signature(cls).parameters) == ["maxsize", "actor_options"]
+    assert list(inspect.signature(cls.get).parameters) == ["self", "block", "timeout"]
+    assert list(inspect.signature(cls.put).parameters) == ["self", "item", "block", "timeout"]
+
+
+def test_pool_methods_and_signatures():
+    cls = actorlib.util.multiprocessing.Pool
+    assert public_methods(cls) == [
+        "apply", "apply_async", "close", "imap", "imap_unordered", "join", "map", "map_async", "starmap",
+        "starmap_async", "terminate",
+    ]  # fmt: skip
+    assert list(inspect.signature(cls).parameters)[:6] == [
+        "processes", "initializer", "initargs", "maxtasksperchild", "context", "ray_address",
+    ]  # fmt: skip
+    assert actorlib.util.multiprocessing.TimeoutError is multiprocessing.TimeoutError
+
+
+def test_executor_methods():
+    assert public_methods(actorlib.util.ActorlibExecutor) == ["map", "shutdown", "submit"]
