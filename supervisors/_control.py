@@ -14,7 +14,10 @@ class _Message(msgspec.Struct, tag_field="msg"):
 
 
 class Ready(_Message, tag="ready"):
-    """Child to supervisor, once: the child has started and is serving."""
+    """Child to supervisor, once: the child has started and is serving (``info``: what it
+    wants its supervisor to know, e.g. the addresses it listens on)."""
+
+    info: dict[str, str] = {}
 
 
 class Stop(_Message, tag="stop"):

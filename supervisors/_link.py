@@ -42,9 +42,9 @@ class ParentLink:
         """Whether a supervisor started this process."""
         return self._sock is not None
 
-    def ready(self) -> None:
-        """Tell the supervisor this child has started. Call once."""
-        self._send(_control.Ready())
+    def ready(self, info: dict[str, str] | None = None) -> None:
+        """Tell the supervisor this child has started (with ``info`` for it). Call once."""
+        self._send(_control.Ready(info=info or {}))
 
     def report_failure(self, exc: BaseException) -> None:
         """Tell the supervisor why this child is about to exit abnormally."""

@@ -39,6 +39,7 @@ class ProcessBase:
         self._stop_requested = False
         self._reader_scope = trio.CancelScope(shield=True)
         self._reader_done = trio.Event()
+        self.ready_info: dict[str, str] = {}  # what the child sent with READY
         self.stdout: trio.lowlevel.FdStream | None = None
         self.stderr: trio.lowlevel.FdStream | None = None
 
@@ -104,6 +105,7 @@ class ProcessBase:
 
     def _on_message(self, message: _control.Message) -> None:
         if isinstance(message, _control.Ready):
+            self.ready_info = dict(message.info)
             self._ready.set()
         elif isinstance(message, _control.Failure):
             self._failure = (message.type, message.message, message.traceback)

@@ -57,7 +57,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     ident.node_address = node.address
     ident.store_address = node.store
     ident.address = unix_address(session / "sockets" / f"d-{_ids.short(ident.core_id)}.sock")
-    await runtime.nursery.start(runtime.peers.serve, ident.address)
+    ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs

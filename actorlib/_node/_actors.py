@@ -27,7 +27,6 @@ import supervisors
 from .. import _ids
 from .._serial import unbox
 from .._wire import ActorReady, ActorSpec, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
-from .._worker._exec import exec_address
 from ..exceptions import TaskError
 from ._leases import LeaseManager
 from ._pool import WorkerPool
@@ -268,9 +267,9 @@ class ActorChild:
     async def start(self, nursery: trio.Nursery) -> None:
         await self.process.start(nursery)
         self.host.pool.pump_logs(self.hosted.key, self.process)
-        address = self.host.pool.address_of(self.worker_id)
+        core, exec_ = self.process.ready_info.get("core", ""), self.process.ready_info.get("exec", "")
         try:
-            error, calls_exec = await self._initialize(exec_address(address))
+            error, calls_exec = await self._initialize(exec_)
         except EOFError:  # it died during __init__: its exit says why
             raise supervisors.StartError(self.hosted.key, await self.process.wait()) from None
         except BaseException:
@@ -280,7 +279,7 @@ class ActorChild:
         if error is not None:
             await self.process.stop(0, "__init__ raised")
             raise supervisors.StartError(self.hosted.key, _init_exit(error))
-        self.host.alive(self.hosted, self.pid or 0, exec_address(address) if calls_exec else address)
+        self.host.alive(self.hosted, self.pid or 0, exec_ if calls_exec else core)
 
     async def _initialize(self, address: str) -> tuple[ErrorValue | None, bool]:
         async with trio.open_nursery() as nursery:

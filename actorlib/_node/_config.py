@@ -21,6 +21,7 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     is_head: bool = True
     idle_worker_timeout: float = 10.0
     head_address: str = ""
+    tcp: bool = False  # also listen on ``ip`` (a multi-node cluster)
 
     @property
     def short(self) -> str:

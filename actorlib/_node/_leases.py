@@ -12,7 +12,6 @@ import trio
 from .. import _ids
 from .._wire import Channel, LeaseGranted, LeaseRefused, RequestLease
 from . import _resources as res
-from .._worker._exec import exec_address
 from ._pool import Worker, WorkerPool, env_key
 
 MAX_CONCURRENT_STARTS = 4
@@ -46,11 +45,10 @@ class Lease:
 class LeaseManager:
     """Grants leases in request order as resources and idle workers allow."""
 
-    def __init__(self, total: dict[str, float], pool: WorkerPool, address_of: Callable[[Worker], str]) -> None:
+    def __init__(self, total: dict[str, float], pool: WorkerPool) -> None:
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
-        self.address_of = address_of
         self.leases: dict[bytes, Lease] = {}
         self._queue: deque[_Request] = deque()
         self._freed = trio.Event()
@@ -95,14 +93,13 @@ class LeaseManager:
         worker.state = "leased"
         worker.lease = lease
         self.leases[lease.lease_id] = lease
-        core = self.address_of(worker)
         granted = LeaseGranted(
             req=request.req,
             lease_id=lease.lease_id,
             worker_id=worker.worker_id,
-            address=exec_address(core),
+            address=worker.exec,
             pid=worker.pid,
-            core_address=core,
+            core_address=worker.core,
         )
         if not _send(request.channel, granted):
             self.release(lease.lease_id, kill=False)

@@ -35,7 +35,7 @@ def env_key(env: dict[str, str]) -> str:
 class Worker:
     """One worker process and what the node knows of it."""
 
-    __slots__ = ("worker_id", "name", "env", "key", "child", "state", "lease", "idle_since", "exit_reason", "exited")
+    __slots__ = ("worker_id", "name", "env", "key", "child", "state", "lease", "idle_since", "exit_reason", "exited", "core", "exec")
 
     def __init__(self, env: dict[str, str]) -> None:
         self.worker_id = _ids.unique_id()
@@ -48,6 +48,8 @@ class Worker:
         self.idle_since = 0.0
         self.exit_reason = ""
         self.exited = trio.Event()
+        self.core = ""  # addresses it reported with READY: its runtime's socket(s)
+        self.exec = ""  # and its exec socket(s), for tasks
 
     @property
     def pid(self) -> int:
@@ -62,6 +64,7 @@ class WorkerPool:
         supervisor: supervisors.Supervisor,
         *,
         session_dir: Path,
+        ip: str = "",
         base_env: dict[str, str],
         logs: LogRelay,
         nursery: trio.Nursery,
@@ -71,6 +74,7 @@ class WorkerPool:
     ) -> None:
         self.sup = supervisor
         self.zygote = zygote
+        self.ip = ip
         self.session_dir = session_dir
         self.base_env = base_env
         self.logs = logs
@@ -81,12 +85,6 @@ class WorkerPool:
         self._by_name: dict[str, Worker] = {}
         self.failures: dict[str, tuple[int, str]] = {}
         self.exits: dict[bytes, str] = {}
-
-    def address(self, worker: Worker) -> str:
-        return self.address_of(worker.worker_id)
-
-    def address_of(self, worker_id: bytes) -> str:
-        return unix_address(self.session_dir / "sockets" / f"w-{_ids.short(worker_id)}.sock")
 
     def take_idle(self, key: str) -> Worker | None:
         """An idle worker for this environment, if any (the longest idle first)."""
@@ -124,6 +122,8 @@ class WorkerPool:
             return
         self.failures.pop(worker.key, None)
         assert worker.child is not None
+        worker.core = worker.child.ready_info.get("core", "")
+        worker.exec = worker.child.ready_info.get("exec", "")
         self.pump_logs(worker.name, worker.child)
         if worker.state == "starting":
             worker.state = "idle"
@@ -140,6 +140,7 @@ class WorkerPool:
             **self.base_env,
             **extra_env,
             "ACTORLIB_WORKER_ID": worker_id.hex(),
+            "ACTORLIB_NODE_IP": self.ip,
             "PYTHONUNBUFFERED": "1",
         }
         child: supervisors.ProcessChild | supervisors.ForkedChild

@@ -94,6 +94,7 @@ class NodeService:
             pool = WorkerPool(
                 self.state.pool_supervisor,
                 session_dir=session,
+                ip=config.ip if config.tcp else "",
                 base_env=self._worker_env(),
                 logs=LogRelay(session / "logs"),
                 nursery=nursery,
@@ -104,7 +105,7 @@ class NodeService:
             self.pool = pool
             self.logs = pool.logs
             self.state.listener = pool.on_event
-            self.leases = LeaseManager(self.total, pool, pool.address)
+            self.leases = LeaseManager(self.total, pool)
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event

@@ -1,4 +1,10 @@
-"""Addresses: ``unix:/path/to.sock`` within a machine, ``host:port`` across machines."""
+"""Addresses: ``unix:/path/to.sock`` within a machine, ``host:port`` across machines.
+
+A server may listen on several at once; its address is then the list joined
+by ``;`` (``unix:/tmp/.../w-1.sock;10.0.0.5:41234``). A client tries them in
+order, skipping Unix sockets that do not exist on its machine, so processes
+on one machine talk over Unix sockets and others over TCP.
+"""
 
 from __future__ import annotations
 
@@ -31,12 +37,40 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+SEPARATOR = ";"
+
+
+def parts(address: str) -> list[str]:
+    """The single addresses in an address list."""
+    return [part for part in address.split(SEPARATOR) if part]
+
+
+def join(addresses: list[str]) -> str:
+    return SEPARATOR.join(addresses)
+
+
+def reachable(address: str) -> list[str]:
+    """The parts of an address list worth trying from this machine, in order."""
+    return [part for part in parts(address) if not is_unix(part) or os.path.exists(unix_path(part))]
+
+
+def local_part(address: str) -> str | None:
+    """The Unix socket of an address list, if it has one."""
+    return next((part for part in parts(address) if is_unix(part)), None)
+
+
 async def open_stream(address: str) -> trio.SocketStream:
-    """Connect to ``address``. Raises OSError if nobody listens there."""
-    if is_unix(address):
-        return await trio.open_unix_socket(unix_path(address))
-    host, port = split_host_port(address)
-    return await trio.open_tcp_stream(host, port)
+    """Connect to ``address`` (a single address or a list). Raises OSError if nobody answers."""
+    error: OSError | None = None
+    for part in reachable(address) or parts(address):
+        try:
+            if is_unix(part):
+                return await trio.open_unix_socket(unix_path(part))
+            host, port = split_host_port(part)
+            return await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            error = exc
+    raise error or OSError(f"no address to connect to in {address!r}")
 
 
 async def open_listener(address: str) -> tuple[trio.SocketListener, str]:

@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from . import _auth
-from ._address import is_unix, open_listener, open_stream, unix_path
+from ._address import is_unix, join, open_listener, open_stream, parts, unix_path
 from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
 
@@ -262,7 +262,9 @@ async def serve(
     fails the handshake, sends garbage or whose handler raises
     ProtocolError is closed; the server keeps serving.
     """
-    listener, bound = await open_listener(address)
+    opened = [await open_listener(part) for part in parts(address)]
+    listeners = [listener for listener, _ in opened]
+    bound = join([where for _, where in opened])
     conn_ids = itertools.count(1)
 
     async def handle(stream: trio.SocketStream) -> None:
@@ -286,10 +288,12 @@ async def serve(
             await channel.aclose()
 
     try:
-        async with listener:
-            task_status.started(bound)
-            await trio.serve_listeners(handle, [listener])
+        task_status.started(bound)
+        await trio.serve_listeners(handle, listeners)
     finally:
-        if is_unix(bound):
-            with contextlib.suppress(OSError):
-                os.unlink(unix_path(bound))
+        for listener, where in opened:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
+            if is_unix(where):
+                with contextlib.suppress(OSError):
+                    os.unlink(unix_path(where))

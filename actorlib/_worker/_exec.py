@@ -14,15 +14,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .._wire import AuthenticationError, BlockingChannel, CoreMessage, ProtocolError, unix_path
+from .._wire import AuthenticationError, BlockingChannel, CoreMessage, ProtocolError, is_unix, join, parts, split_host_port, unix_path
 
 log = logging.getLogger("actorlib.worker")
 HANDSHAKE_TIMEOUT = 10.0
-
-
-def exec_address(core_address: str) -> str:
-    """A worker's exec socket, next to its core socket."""
-    return core_address.removesuffix(".sock") + "-x.sock"
 
 
 class ExecServer:
@@ -32,30 +27,30 @@ class ExecServer:
     """
 
     def __init__(self, address: str, token: str, handle: Callable[[Any, BlockingChannel], bool]) -> None:
-        self.address = address
         self._token = token
         self._handle = handle
-        path = unix_path(address)
-        if os.path.exists(path):
-            os.unlink(path)
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(path)
-        os.chmod(path, 0o600)
-        self._listener.listen(128)
+        self._listeners: dict[int, socket.socket] = {}
+        bound = []
+        for part in parts(address):
+            listener, where = _listen(part)
+            self._listeners[listener.fileno()] = listener
+            bound.append(where)
+        self.address = join(bound)
         self._connections: dict[int, BlockingChannel] = {}
 
     def serve_forever(self) -> None:
-        listener = self._listener.fileno()
         while True:
-            readable, _, _ = select.select([listener, *self._connections], [], [])
+            readable, _, _ = select.select([*self._listeners, *self._connections], [], [])
             for fd in readable:
-                if fd == listener:
-                    self._accept()
+                if fd in self._listeners:
+                    self._accept(self._listeners[fd])
                 elif fd in self._connections and not self._serve(self._connections[fd]):
                     return
 
-    def _accept(self) -> None:
-        sock, _ = self._listener.accept()
+    def _accept(self, listener: socket.socket) -> None:
+        sock, _ = listener.accept()
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         channel = BlockingChannel(sock, CoreMessage, peer=f"{self.address} client")
         try:
             sock.settimeout(HANDSHAKE_TIMEOUT)
@@ -83,3 +78,22 @@ class ExecServer:
     def _drop(self, channel: BlockingChannel) -> None:
         self._connections.pop(channel.fileno(), None)
         channel.close()
+
+
+def _listen(address: str) -> tuple[socket.socket, str]:
+    """A blocking listener on one address (TCP port 0 picks one); and the bound address."""
+    if is_unix(address):
+        path = unix_path(address)
+        if os.path.exists(path):
+            os.unlink(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+    else:
+        host, port = split_host_port(address)
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        address = f"{host}:{listener.getsockname()[1]}"
+    listener.listen(128)
+    return listener, address

@@ -10,8 +10,8 @@ import supervisors
 
 from .. import _ids
 from .._core import Identity, Runtime, set_current
-from .._wire import WorkerBlocked, WorkerUnblocked, read_token, unix_address
-from ._exec import ExecServer, exec_address
+from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
+from ._exec import ExecServer
 from ._executor import Executor
 
 
@@ -20,12 +20,13 @@ def main() -> None:
     env = os.environ
     session = Path(env["ACTORLIB_SESSION_DIR"])
     worker_id = bytes.fromhex(env["ACTORLIB_WORKER_ID"])
+    core, exec_ = _listen_addresses(session, worker_id, env.get("ACTORLIB_NODE_IP", ""))
     identity = Identity(
         mode="worker",
         core_id=worker_id,
         session_dir=session,
         token=read_token(session / "token"),
-        address=unix_address(session / "sockets" / f"w-{_ids.short(worker_id)}.sock"),
+        address=core,
         node_id=bytes.fromhex(env["ACTORLIB_NODE_ID"]),
         node_address=env["ACTORLIB_NODE_ADDRESS"],
         store_address=env["ACTORLIB_STORE_ADDRESS"],
@@ -33,7 +34,7 @@ def main() -> None:
     )
     runtime = Runtime(identity)
     runtime.executor = executor = Executor(runtime)
-    server = ExecServer(exec_address(identity.address), identity.token, executor.handle)
+    server = ExecServer(exec_, identity.token, executor.handle)
 
     def blocked(is_blocked: bool) -> None:
         message = (WorkerBlocked if is_blocked else WorkerUnblocked)(worker_id=worker_id)
@@ -43,12 +44,25 @@ def main() -> None:
     runtime.start(_bootstrap)
     set_current(runtime)
     link.on_stop(lambda reason: _exit_now())
-    link.ready()
+    link.ready({"core": identity.address, "exec": server.address})
     server.serve_forever()
 
 
+def _listen_addresses(session: Path, worker_id: bytes, ip: str) -> tuple[str, str]:
+    """Where this worker listens: Unix sockets, plus TCP on ``ip`` in a multi-node cluster."""
+    sockets = session / "sockets"
+    short = _ids.short(worker_id)
+    core = [unix_address(sockets / f"w-{short}.sock")]
+    exec_ = [unix_address(sockets / f"w-{short}-x.sock")]
+    if ip:
+        core.append(f"{ip}:0")
+        exec_.append(f"{ip}:0")
+    return join(core), join(exec_)
+
+
 async def _bootstrap(runtime: Runtime) -> None:
-    await runtime.nursery.start(runtime.peers.serve, runtime.identity.address)
+    ident = runtime.identity
+    ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
 
 
