@@ -11,7 +11,7 @@ from . import _ids
 from ._core import ObjectRef, Runtime, current, pack
 from ._core._actors import CallSpec
 from ._core._streams import ObjectRefGenerator
-from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, validate_actor_options
+from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, strategy_of, validate_actor_options
 from ._serial import Exported, export
 from ._supervision import current_group
 from ._wire import ActorSpec, GetNamedActor, MethodInfo
@@ -139,6 +139,7 @@ class ActorClass:
         concurrency = options.get("max_concurrency") or (1000 if loop != "sync" else 1)
         job_env = {"env_vars": ident.env} if ident.env else None
         group = options.get("supervisor") or current_group()
+        strategy, affinity, soft = strategy_of(options)
         spec = ActorSpec(
             actor_id=_ids.unique_id(),
             class_name=self._cls.__name__,
@@ -161,6 +162,9 @@ class ActorClass:
             owner_id=ident.core_id,
             job_id=ident.job_id,
             group=group.spec if group is not None else None,
+            strategy=strategy,
+            node_affinity=affinity,
+            soft=soft,
         )
         return spec, deps
 

@@ -41,6 +41,7 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
         checked["retry_exceptions"] = _retry_exceptions(checked["retry_exceptions"])
     if "runtime_env" in checked:
         env_vars_of(checked["runtime_env"], where="remote function")
+    strategy_of(checked)
     return checked
 
 
@@ -166,6 +167,7 @@ def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"{name} must be a string, got {checked[name]!r}")
     if "runtime_env" in checked:
         env_vars_of(checked["runtime_env"], where="actor")
+    strategy_of(checked)
     return checked
 
 
@@ -176,3 +178,18 @@ def actor_shapes(options: Mapping[str, Any]) -> tuple[dict[str, float], dict[str
     held = shape_of({**options, "num_cpus": explicit or 0})
     placement = shape_of({**options, "num_cpus": 1 if explicit is None else explicit})
     return placement, held
+
+
+def strategy_of(options: Mapping[str, Any]) -> tuple[str, bytes, bool]:
+    """``scheduling_strategy`` as (name, node affinity, soft); raises ValueError naming a bad one."""
+    strategy = options.get("scheduling_strategy")
+    if strategy is None or strategy == "DEFAULT":
+        return ("DEFAULT", b"", False)
+    if strategy == "SPREAD":
+        return ("SPREAD", b"", False)
+    node_id = getattr(strategy, "node_id", None)
+    if isinstance(node_id, str):
+        return ("DEFAULT", bytes.fromhex(node_id), bool(getattr(strategy, "soft", False)))
+    raise ValueError(
+        f"scheduling_strategy must be 'DEFAULT', 'SPREAD' or a NodeAffinitySchedulingStrategy, got {strategy!r}"
+    )

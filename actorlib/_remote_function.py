@@ -9,7 +9,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
 from ._core._streams import ObjectRefGenerator
-from ._options import TASK_DEFAULTS, merge, merge_runtime_env, shape_of, validate_task_options
+from ._options import TASK_DEFAULTS, merge, merge_runtime_env, shape_of, strategy_of, validate_task_options
 from ._serial import Exported, export
 
 P = ParamSpec("P")
@@ -19,7 +19,10 @@ R = TypeVar("R")
 class _Prepared:
     """Everything about a function and its options that does not change per call."""
 
-    __slots__ = ("runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries", "retry_exceptions")
+    __slots__ = (
+        "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries",
+        "retry_exceptions", "strategy",
+    )  # fmt: skip
 
     def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any]) -> None:
         self.runtime = runtime
@@ -32,6 +35,7 @@ class _Prepared:
         self.streaming = self.num_returns == "streaming"
         self.max_retries = options.get("max_retries", 3)
         self.retry_exceptions = options.get("retry_exceptions", False)
+        self.strategy = strategy_of(options)
 
 
 class RemoteFunction(Generic[P, R]):
@@ -115,6 +119,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             max_retries=prepared.max_retries,
             retry_exceptions=prepared.retry_exceptions,
             streaming=streaming,
+            strategy=prepared.strategy,
         )
     )
     if streaming:

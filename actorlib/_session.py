@@ -33,8 +33,8 @@ def sessions_root() -> Path:
     return root
 
 
-def new_session() -> Path:
-    """Create a fresh session directory with a new token; point session_latest at it."""
+def new_session(with_token: bool = True) -> Path:
+    """Create a fresh session directory (with a new token); point session_latest at it."""
     root = sessions_root()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
@@ -42,7 +42,8 @@ def new_session() -> Path:
     session.mkdir(mode=0o700)
     (session / "logs").mkdir()
     (session / "sockets").mkdir()
-    write_token(session / "token", new_token())
+    if with_token:
+        write_token(session / "token", new_token())
     latest = root / "session_latest"
     with contextlib.suppress(OSError):
         tmp = root / f".latest-{os.getpid()}"

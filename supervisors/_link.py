@@ -168,15 +168,32 @@ async def _run_until_stopped(
     link: ParentLink, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
 ) -> None:
     token = trio.lowlevel.current_trio_token()
-    with trio.CancelScope() as scope:
+    with trio.CancelScope() as scope, trio.open_signal_receiver(signal.SIGTERM) as signals:
+        # SIGTERM (the stop ladder's second step, or `kill`) stops it the same orderly way.
+        async def on_sigterm() -> None:
+            async for _ in signals:
+                scope.cancel()
 
-        def stop(reason: str) -> None:
-            try:
-                token.run_sync_soon(scope.cancel)
-            except trio.RunFinishedError:
-                pass
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(on_sigterm)
+            await _run_body(link, async_fn, args, token, scope)
+            nursery.cancel_scope.cancel()
 
-        link.on_stop(stop)
-        if link.stop_requested:
-            scope.cancel()
-        await async_fn(link, *args)
+
+async def _run_body(
+    link: ParentLink,
+    async_fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    token: trio.lowlevel.TrioToken,
+    scope: trio.CancelScope,
+) -> None:
+    def stop(reason: str) -> None:
+        try:
+            token.run_sync_soon(scope.cancel)
+        except trio.RunFinishedError:
+            pass
+
+    link.on_stop(stop)
+    if link.stop_requested:
+        scope.cancel()
+    await async_fn(link, *args)

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import socket
+from collections.abc import Callable
 
 import trio
 
@@ -40,6 +41,7 @@ class ProcessBase:
         self._reader_scope = trio.CancelScope(shield=True)
         self._reader_done = trio.Event()
         self.ready_info: dict[str, str] = {}  # what the child sent with READY
+        self.on_spawned: Callable[[ProcessBase], None] | None = None  # e.g. start reading its pipes
         self.stdout: trio.lowlevel.FdStream | None = None
         self.stderr: trio.lowlevel.FdStream | None = None
 
@@ -70,6 +72,8 @@ class ProcessBase:
             finally:
                 if child_sock is not None:
                     child_sock.close()
+            if self.on_spawned is not None:
+                self.on_spawned(self)
             nursery.start_soon(self._reap)
             if self._sock is not None:
                 nursery.start_soon(self._read_control)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from ._run import run
+from ._start import start
+from ._status import status
+from ._stop import stop
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,4 +16,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-main.add_command(run)
+for command in (run, start, stop, status):
+    main.add_command(command)

@@ -43,13 +43,30 @@ log = logging.getLogger("actorlib.core")
 _REPLIES = (LeaseGranted, LeaseRefused, WorkerExitReply, NodeInfoReply)
 
 
+class NodeLink:
+    """A channel to a node service, with request/reply."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.pending = Pending()
+
+    async def request(self, make: Callable[[int], Any]) -> Any:
+        req = self.pending.new()
+        self.send(make(req))
+        return await self.pending.wait(req)
+
+    def send(self, message: Any) -> None:
+        self.channel.send_nowait(message)
+
+
 class Peers:
     """Every channel this runtime holds, and what arrives on them."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.node: Channel | None = None
-        self.node_pending = Pending()
+        self.local: NodeLink | None = None
+        self._nodes: dict[str, NodeLink] = {}
         self.on_logs: Callable[[LogBatch], None] = lambda batch: None
         self._channels: dict[str, Channel] = {}
         self._connecting: dict[str, trio.Event] = {}
@@ -60,30 +77,37 @@ class Peers:
     # ---- the node ------------------------------------------------------------
 
     async def connect_node(self) -> None:
-        self.node = await self.rt.connect(self.rt.identity.node_address, NodeMessage)
-        self.rt.nursery.start_soon(self._read_node, self.node)
+        self.local = await self.node_link(self.rt.identity.node_address)
+        self.node = self.local.channel
 
-    async def _read_node(self, channel: Channel) -> None:
+    async def node_link(self, address: str) -> NodeLink:
+        """A link to the node service at ``address`` (connected once). Raises OSError."""
+        link = self._nodes.get(address)
+        if link is None or link.channel.closed:
+            link = self._nodes[address] = NodeLink(await self.rt.connect(address, NodeMessage))
+            self.rt.nursery.start_soon(self._read_node, link)
+        return link
+
+    async def _read_node(self, link: NodeLink) -> None:
         try:
-            async for message in channel:
+            async for message in link.channel:
                 if isinstance(message, _REPLIES):
-                    self.node_pending.resolve(message.req, message)
+                    link.pending.resolve(message.req, message)
                 elif isinstance(message, LogBatch):
                     self.on_logs(message)
         except ProtocolError as exc:
             log.error("closing the node connection: %s", exc)
         finally:
-            self.node_pending.fail_all(ConnectionError("lost the connection to the node"))
+            link.pending.fail_all(ConnectionError("lost the connection to the node"))
 
     async def node_request(self, make: Callable[[int], Any]) -> Any:
-        """Send ``make(req)`` to the node and return its reply."""
-        req = self.node_pending.new()
-        self.node_send(make(req))
-        return await self.node_pending.wait(req)
+        """Send ``make(req)`` to the local node and return its reply."""
+        assert self.local is not None
+        return await self.local.request(make)
 
     def node_send(self, message: Any) -> None:
-        assert self.node is not None
-        self.node.send_nowait(message)
+        assert self.local is not None
+        self.local.send(message)
 
     # ---- our own server --------------------------------------------------------
 

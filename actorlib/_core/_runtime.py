@@ -20,7 +20,7 @@ import trio
 
 from .. import _ids
 from .._serial import deserialize, serialize, unbox
-from .._store import StoreClient
+from .._store import RemoteReader, StoreClient
 from .._wire import Channel, Inline, Stored, Value, connect
 from ..exceptions import GetTimeoutError, NotInitializedError, RuntimeShutdownError
 from ._actors import ActorSubmitter, CallSpec
@@ -62,6 +62,7 @@ class Identity:
     job_id: str = ""
     namespace: str = ""
     head_address: str = ""
+    store_public: str = ""  # the node store's full address (with TCP), for readers on other nodes
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -88,6 +89,7 @@ class Runtime:
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
         self._store: StoreClient | None = None
+        self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -163,6 +165,8 @@ class Runtime:
             self._thread.join(timeout)
         if self._store is not None:
             self._store.close()
+        if self._remote is not None:
+            self._remote.close()
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -234,7 +238,18 @@ class Runtime:
     def store_put(self, object_id: bytes, serialized: Any, owner: bytes) -> Stored:
         size = self.store.put(object_id, serialized, owner)
         ident = self.identity
-        return Stored(object_id=object_id, node_id=ident.node_id, size=size, store=ident.store_address)
+        return Stored(object_id=object_id, node_id=ident.node_id, size=size, store=ident.store_public or ident.store_address)
+
+    def read_stored(self, value: Stored) -> Any:
+        """A stored object's value: zero-copy from this node's store, else copied from its node's."""
+        ident = self.identity
+        if value.node_id == ident.node_id or value.store == ident.store_address:
+            return self.store.get(value.object_id)
+        if self._remote is None:
+            with self._store_lock:
+                if self._remote is None:
+                    self._remote = RemoteReader(ident.token, ident.peer_name)
+        return self._remote.read(value.store, value.object_id)
 
     @property
     def store(self) -> StoreClient:
@@ -261,7 +276,7 @@ class Runtime:
         if type(value) is Inline:
             return deserialize(value.data, value.buffers)
         if type(value) is Stored:
-            return self.store.get(value.object_id)
+            return self.read_stored(value)
         assert value is not None, f"{ref} is not ready"
         raise unbox(value)  # type: ignore[arg-type]
 

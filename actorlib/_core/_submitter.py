@@ -38,6 +38,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
+        "strategy",
     )  # fmt: skip
 
     def __init__(
@@ -54,9 +55,11 @@ class TaskSpec:
         max_retries: int,
         retry_exceptions: bool | tuple[type[BaseException], ...],
         streaming: bool = False,
+        strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
     ) -> None:
         self.task_id = task_id
         self.streaming = streaming
+        self.strategy = strategy  # (name, node affinity, soft)
         self.fn = fn
         self.name = name
         self.args = args
@@ -65,7 +68,7 @@ class TaskSpec:
         self.return_ids = return_ids
         self.shape = shape
         self.env = env
-        self.key = repr((sorted(shape.items()), sorted(env.items())))
+        self.key = repr((sorted(shape.items()), sorted(env.items()), strategy))
         self.max_retries = max_retries
         self.retry_exceptions = retry_exceptions
         self.attempt = 0
@@ -76,21 +79,23 @@ class TaskSpec:
 
 
 class _Queue:
-    __slots__ = ("key", "shape", "env", "tasks", "leases", "requesting")
+    __slots__ = ("key", "shape", "env", "strategy", "tasks", "leases", "requesting")
 
     def __init__(self, spec: TaskSpec) -> None:
         self.key = spec.key
         self.shape = spec.shape
         self.env = spec.env
+        self.strategy = spec.strategy
         self.tasks: deque[TaskSpec] = deque()
         self.leases: list[_Lease] = []
         self.requesting = 0
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "pid", "channel", "core", "queue", "inflight", "slow", "idle_since")
+    __slots__ = ("lease_id", "worker_id", "pid", "channel", "core", "node", "queue", "inflight", "slow", "idle_since", "used")
 
-    def __init__(self, granted: Any, channel: Channel, queue: _Queue) -> None:
+    def __init__(self, granted: Any, channel: Channel, queue: _Queue, node: Any) -> None:
+        self.node = node  # the NodeLink that granted it: returns and questions go there
         self.lease_id = granted.lease_id
         self.worker_id = granted.worker_id
         self.pid = granted.pid
@@ -100,6 +105,7 @@ class _Lease:
         self.inflight: dict[bytes, TaskSpec] = {}
         self.slow = 0  # tasks in flight not known to be short: nothing may queue behind them
         self.idle_since = trio.current_time()
+        self.used = False
 
 
 class TaskSubmitter:
@@ -160,44 +166,59 @@ class TaskSubmitter:
         behind a task that may be long.
         """
         tasks = queue.tasks
+        spread = queue.strategy[0] == "SPREAD"  # one task per lease: each is placed on its own
         while tasks:
-            short = self._short(tasks[0])
+            short = self._short(tasks[0]) and not spread
             best = None
             for lease in queue.leases:
                 load = len(lease.inflight)
+                if spread and lease.used:
+                    continue
                 if load == 0 or (short and not lease.slow and load < PIPELINE_DEPTH):
                     if best is None or load < len(best.inflight):
                         best = lease
             if best is None:
                 break
+            best.used = True
             self._push(best, tasks.popleft(), short)
         if tasks:
-            depth = PIPELINE_DEPTH if self._short(tasks[0]) else 1
+            depth = PIPELINE_DEPTH if self._short(tasks[0]) and not spread else 1
             wanted = min(MAX_LEASE_REQUESTS, math.ceil(len(tasks) / depth))
             while queue.requesting < wanted:
                 queue.requesting += 1
                 self.rt.nursery.start_soon(self._lease, queue)
 
     async def _lease(self, queue: _Queue) -> None:
+        """Ask the local node for a lease; follow spillbacks to the node it names."""
         ident = self.rt.identity
         name = queue.tasks[0].name if queue.tasks else ""
+        strategy, affinity, soft = queue.strategy
         try:
-            reply = await self.rt.peers.node_request(
-                lambda req: RequestLease(req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name)
-            )
+            link = self.rt.peers.local
+            assert link is not None
+            for spilled in (False, True):
+                reply = await link.request(
+                    lambda req: RequestLease(
+                        req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
+                        strategy=strategy, node_affinity=affinity, soft=soft, spilled=spilled,
+                    )  # fmt: skip
+                )
+                if not (isinstance(reply, LeaseRefused) and reply.kind == "spillback"):
+                    break
+                link = await self.rt.peers.node_link(reply.message)
             if isinstance(reply, LeaseRefused):
                 self._refused(queue, reply)
                 return
             try:
                 channel = await self.rt.peers.channel_to(reply.address)
             except OSError:
-                self.rt.peers.node_send(ReturnLease(lease_id=reply.lease_id, kill=True))
+                link.send(ReturnLease(lease_id=reply.lease_id, kill=True))
                 return
-        except (ConnectionError, trio.ClosedResourceError):
-            return  # the node is gone; shutdown fails what is pending
+        except (ConnectionError, OSError, trio.ClosedResourceError):
+            return  # the node is gone; shutdown (or a retry) deals with what is pending
         finally:
             queue.requesting -= 1
-        queue.leases.append(_Lease(reply, channel, queue))
+        queue.leases.append(_Lease(reply, channel, queue, link))
         self._dispatch(queue)
 
     def _refused(self, queue: _Queue, reply: LeaseRefused) -> None:
@@ -248,12 +269,12 @@ class TaskSubmitter:
             for lease in list(queue.leases):
                 if not lease.inflight and now - lease.idle_since >= LEASE_IDLE:
                     queue.leases.remove(lease)
-                    self._send_node(ReturnLease(lease_id=lease.lease_id))
+                    self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
 
-    def _send_node(self, message: Any) -> None:
+    def _send_node(self, lease: _Lease, message: Any) -> None:
         try:
-            self.rt.peers.node_send(message)
-        except (trio.ClosedResourceError, AssertionError):
+            lease.node.send(message)
+        except trio.ClosedResourceError:
             pass
 
     # ---- results ----------------------------------------------------------------
@@ -293,6 +314,9 @@ class TaskSubmitter:
             self._durations[fn_id] = elapsed if average is None else 0.8 * average + 0.2 * elapsed
         if not lease.inflight:
             lease.idle_since = trio.current_time()
+            if lease.queue.strategy[0] == "SPREAD" and lease in lease.queue.leases:
+                lease.queue.leases.remove(lease)
+                self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
 
     def _retry_error(self, spec: TaskSpec, returns: list[Value]) -> bool:
         if not spec.retry_exceptions or spec.cancelled or not returns or type(returns[0]) is not ErrorValue:
@@ -338,7 +362,7 @@ class TaskSubmitter:
         reason = "its connection was lost"
         with trio.move_on_after(EXIT_QUERY_TIMEOUT):
             try:
-                reply = await self.rt.peers.node_request(lambda req: WorkerExitQuery(req=req, worker_id=lease.worker_id))
+                reply = await lease.node.request(lambda req: WorkerExitQuery(req=req, worker_id=lease.worker_id))
                 reason = reply.reason
             except (ConnectionError, trio.ClosedResourceError, AssertionError):
                 pass
@@ -384,7 +408,7 @@ class TaskSubmitter:
             lease = spec.lease
             if lease in lease.queue.leases:
                 lease.queue.leases.remove(lease)  # push nothing more to a worker about to die
-            self._send_node(ReturnLease(lease_id=lease.lease_id, kill=True))
+            self._send_node(lease, ReturnLease(lease_id=lease.lease_id, kill=True))
         else:
             self.rt.nursery.start_soon(self._send_cancel, spec.lease.core, task_id, spec.num_returns)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from .. import _ids
 from .._core import Runtime
-from .._session import session_of
+from .._session import sessions_root
 from .._wire import (
     AuthenticationError,
     DriverRegistered,
@@ -16,14 +18,18 @@ from .._wire import (
     LogBatch,
     RegisterDriver,
     SubscribeLogs,
+    is_unix,
+    join,
+    local_part,
+    parts,
     read_token,
     unix_address,
 )
+from ._discovery import Found, find
 from ._local import start_local_cluster
 from ._options import InitOptions
 
 ADDRESS_ENV = "ACTORLIB_ADDRESS"
-TOKEN_ENV = "ACTORLIB_TOKEN"
 
 
 async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
@@ -31,19 +37,20 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.address is None:
         cluster = await start_local_cluster(runtime.nursery, options)
         runtime.on_teardown.append(cluster.stop)
-        session, head = cluster.session, cluster.head_address
+        found = Found(cluster.head_address, read_token(cluster.session / "token"), cluster.session)
     else:
-        session, head = _resolve(options.address)
+        found = find(options.address)
+    session = found.session or _scratch_session(runtime)
     ident.session_dir = session
-    runtime.head_address = head  # type: ignore[attr-defined]
-    ident.token = os.environ.get(TOKEN_ENV) or read_token(session / "token")
+    ident.token = found.token
+    runtime.head_address = found.head  # type: ignore[attr-defined]
     try:
-        channel = await runtime.connect(head, HeadMessage)
+        channel = await runtime.connect(found.head, HeadMessage)
     except OSError as exc:
-        raise ConnectionError(f"cannot reach the actorlib cluster at {head}: {exc}") from None
+        raise ConnectionError(f"cannot reach the actorlib cluster at {found.head}: {exc}") from None
     except AuthenticationError as exc:
-        raise ConnectionError(f"the cluster at {head} refused this driver: {exc}") from None
-    ident.head_address = head
+        raise ConnectionError(f"the cluster at {found.head} refused this driver: {exc}") from None
+    ident.head_address = found.head
     await runtime.head.attach(channel)
     entrypoint = " ".join(sys.argv)[:200]
     reply = await runtime.head.request(
@@ -55,20 +62,47 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     ident.namespace = options.namespace or f"anonymous-{reply.job_id}"  # Ray: each job its own, unless named
     ident.node_id = node.node_id
     ident.node_address = node.address
-    ident.store_address = node.store
-    ident.address = unix_address(session / "sockets" / f"d-{_ids.short(ident.core_id)}.sock")
-    ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
+    ident.store_address = local_part(node.store) or node.store
+    ident.store_public = node.store
+    listen = [unix_address(session / "sockets" / f"d-{_ids.short(ident.core_id)}.sock")]
+    ip = _tcp_ip(channel, node)
+    if ip:
+        listen.append(f"{ip}:0")
+    ident.address = await runtime.nursery.start(runtime.peers.serve, join(listen))
     await runtime.peers.connect_node()
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs
         runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
 
 
-def _resolve(address: str) -> tuple[Path, str]:
-    session = session_of(address)
-    if session is None:
-        raise ValueError(f"cannot connect to {address!r}: only unix:<session>/sockets/head.sock addresses are supported")
-    return session, address
+def _tcp_ip(channel: object, node: object) -> str | None:
+    """The IP to listen on, in a multi-node cluster (None in a single-node one)."""
+    if all(is_unix(part) for part in parts(node.address)):  # type: ignore[attr-defined]
+        return None
+    sock = getattr(getattr(channel, "stream", None), "socket", None)
+    try:
+        local = sock.getsockname() if sock is not None else None
+    except OSError:
+        local = None
+    return local[0] if isinstance(local, tuple) else node.ip  # type: ignore[attr-defined]
+
+
+def _scratch_session(runtime: Runtime) -> Path:
+    """A directory for this driver's sockets when the cluster has no session on this machine."""
+    session = Path(tempfile.mkdtemp(prefix="driver_", dir=_ensure(sessions_root())))
+    (session / "sockets").mkdir()
+    (session / "logs").mkdir()
+
+    async def remove() -> None:
+        shutil.rmtree(session, ignore_errors=True)
+
+    runtime.on_teardown.append(remove)
+    return session
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def print_logs(batch: LogBatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,17 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 
 class _Record:
     __slots__ = ("spec", "view", "owner", "node", "changed")
+
+    @classmethod
+    def recovered(cls, view: ActorView) -> _Record:
+        """A record rebuilt from what a node reports (its spec is not known here)."""
+        record = cls.__new__(cls)
+        record.spec = None  # type: ignore[assignment]
+        record.owner = None
+        record.node = None
+        record.changed = trio.Event()
+        record.view = view
+        return record
 
     def __init__(self, spec: ActorSpec, owner: Channel | None) -> None:
         self.spec = spec
@@ -44,6 +56,7 @@ class ActorDirectory:
         self._nodes = nodes
         self._actors: dict[bytes, _Record] = {}
         self._names: dict[tuple[str, str], bytes] = {}
+        self._spread = itertools.count()
 
     # ---- requests from owners and callers ----------------------------------------
 
@@ -66,15 +79,27 @@ class ActorDirectory:
         return None, ""
 
     def _place(self, record: _Record) -> Any:
+        """The node to host an actor, by its scheduling strategy (None: it is dead, and why)."""
         spec = record.spec
         nodes = self._nodes()
+        if spec.node_affinity:
+            target = next((n for n in nodes if n.node_id == spec.node_affinity), None)
+            if target is not None and res.infeasible_reason(spec.placement, target.total) is None:
+                return target
+            if not spec.soft:
+                why = "is not alive" if target is None else res.infeasible_reason(spec.placement, target.total)
+                self.update(spec.actor_id, DEAD, cause=f"node affinity: node {spec.node_affinity.hex()} {why}")
+                return None
         fits = [n for n in nodes if res.infeasible_reason(spec.placement, n.total) is None]
         if not fits:
             total = "; ".join(res.describe(n.total) for n in nodes) or "no nodes"
             reason = res.infeasible_reason(spec.placement, nodes[0].total) if nodes else "no node is up"
             self.update(spec.actor_id, DEAD, cause=f"{spec.class_name} {reason}; no node can host it ({total})")
             return None
-        return fits[0]
+        free = [n for n in fits if res.fits(spec.placement, _available(n))] or fits
+        if spec.strategy == "SPREAD":
+            return free[next(self._spread) % len(free)]
+        return free[0]
 
     def _live_named(self, name: str, namespace: str) -> _Record | None:
         actor_id = self._names.get((namespace, name))
@@ -117,6 +142,39 @@ class ActorDirectory:
     def views(self) -> list[ActorView]:
         return [record.view for record in self._actors.values()]
 
+    # ---- nodes joining and dying ----------------------------------------------------------
+
+    def node_joined(self, node: Any, hosted: list[ActorView]) -> None:
+        """A node (re-)registered with the actors it hosts: after a head restart this is how
+        the directory learns of them again."""
+        for view in hosted:
+            record = self._actors.get(view.actor_id)
+            if record is None:
+                record = _Record.recovered(view)
+                self._actors[view.actor_id] = record
+                if view.name:
+                    self._names[(view.namespace, view.name)] = view.actor_id
+            record.node = node
+            self.update(view.actor_id, view.state, address=view.address, pid=view.pid, node_id=node.node_id)
+
+    def node_died(self, node: Any, reason: str) -> None:
+        """Re-place the restartable actors of a dead node; the others are dead."""
+        for record in list(self._actors.values()):
+            if record.node is not node or record.view.state == DEAD:
+                continue
+            spec, view = record.spec, record.view
+            left = -1 if spec is None or spec.max_restarts == -1 else spec.max_restarts - view.restarts
+            if spec is None or left == 0 or spec.group is not None:
+                self.update(spec_id(record), DEAD, cause=f"its node died ({reason})")
+                continue
+            record.spec = msgspec.structs.replace(spec, max_restarts=-1 if left == -1 else left - 1)
+            record.node = None
+            self.update(spec.actor_id, RESTARTING, cause=f"its node died ({reason})")
+            placed = self._place(record)
+            if placed is not None:
+                record.node = placed
+                placed.start_actor(record.spec, self)
+
     # ---- reports from nodes ----------------------------------------------------------
 
     def update(self, actor_id: bytes, state: str, **fields: Any) -> None:
@@ -137,3 +195,11 @@ class ActorDirectory:
             log.info("actor %s died: %s", _ids.short(actor_id), record.view.cause)
         changed, record.changed = record.changed, trio.Event()
         changed.set()
+
+
+def spec_id(record: _Record) -> bytes:
+    return record.view.actor_id
+
+
+def _available(node: Any) -> dict[str, float]:
+    return node.available if hasattr(node, "available") and isinstance(node.available, dict) else node.view().available

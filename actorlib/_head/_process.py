@@ -11,7 +11,6 @@ Its root supervisor runs the head service and the head machine's node::
 
 from __future__ import annotations
 
-import resource
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import trio
 import supervisors
 
 from .._node import NodeConfig, node_spec
+from .._node._process import raise_fd_limit, write_ready_file
 from .._wire import read_token
 from ._registry import Registry
 from ._service import HeadService
@@ -37,7 +37,7 @@ WORKER_MODULES = ["actorlib._worker._process"]
 
 def main(argv: list[str]) -> None:
     config = msgspec.json.decode(argv[0], type=NodeConfig)
-    _raise_fd_limit()
+    raise_fd_limit()
     # Fork the zygote now, while this process has one thread and no Trio loop.
     zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
     try:
@@ -46,17 +46,10 @@ def main(argv: list[str]) -> None:
         zygote.close()
 
 
-def _raise_fd_limit() -> None:
-    """The object store holds one file descriptor per object: allow as many as we may."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
-    token = read_token(Path(config.session_dir) / "token")
+    token = read_token(config.token_path)
     registry = Registry()
-    head = HeadService(head_address(config.session_dir), token, registry)
+    head = HeadService(config.head_listen, token, registry, heartbeat=config.heartbeat, node_timeout=config.node_timeout)
     children = [
         supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
         node_spec(config, token, registry, zygote),
@@ -64,7 +57,9 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
         async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
-            link.ready()
+            if config.tcp:  # a standalone cluster: findable by `init(address="auto")` and `actorlib stop`
+                write_ready_file(config.session_dir, "head.json", {"address": head.address, "node_id": config.node_id})
+            link.ready({"address": head.address})
             await trio.sleep_forever()
 
 

@@ -1,4 +1,5 @@
-"""The head service: registers drivers (one job each) and answers questions about the cluster."""
+"""The head service: registers drivers (one job each) and nodes, tracks their liveness, and
+answers questions about the cluster."""
 
 from __future__ import annotations
 
@@ -7,8 +8,18 @@ import logging
 
 import trio
 
+from .. import _ids
 from .._wire import (
     ActorCreated,
+    ActorState,
+    ClusterView,
+    Heartbeat,
+    NodeDied,
+    NodePicked,
+    NodeRegistered,
+    NodeView,
+    PickNode,
+    RegisterNode,
     ActorList,
     ActorReply,
     Channel,
@@ -26,46 +37,130 @@ from .._wire import (
     serve,
 )
 from ._actors import ActorDirectory
+from ._nodes import DEFAULT_HEARTBEAT, DEFAULT_NODE_TIMEOUT, RemoteNode
 from ._registry import Registry
 
 log = logging.getLogger("actorlib.head")
 
 
 class HeadService:
-    """Serves the head socket."""
+    """Serves the head socket: drivers, nodes, and the actor directory."""
 
-    def __init__(self, address: str, token: str, registry: Registry) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str,
+        registry: Registry,
+        *,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        node_timeout: float = DEFAULT_NODE_TIMEOUT,
+    ) -> None:
         self.address = address
         self.token = token
         self.registry = registry
         self.actors = ActorDirectory(registry.nodes)
+        self.heartbeat = heartbeat
+        self.node_timeout = node_timeout
         self._jobs = itertools.count(1)
+        self._clients: set[Channel] = set()
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await nursery.start(serve, self.address, self.token, HeadMessage, self._serve_channel)
-            task_status.started()
+            self.address = await nursery.start(serve, self.address, self.token, HeadMessage, self._serve_channel)
+            nursery.start_soon(self._watch_nodes)
+            task_status.started(self.address)
 
     async def _serve_channel(self, channel: Channel) -> None:
+        first = await channel.receive()
+        if isinstance(first, RegisterNode):
+            await self._serve_node(channel, first)
+            return
+        self._clients.add(channel)
         try:
-            await self._serve_messages(channel)
+            self._dispatch(channel, first)
+            while True:
+                try:
+                    message = await channel.receive()
+                except EOFError:
+                    return
+                self._dispatch(channel, message)
         finally:
+            self._clients.discard(channel)
             self.actors.owner_gone(channel)
 
-    async def _serve_messages(self, channel: Channel) -> None:
-        async for message in channel:
-            if isinstance(message, (WaitActor, CreateActor, GetNamedActor, KillActor, ListActors)):
-                self._actor_request(channel, message)
-            elif isinstance(message, RegisterDriver):
-                node = self.registry.head_node()
-                if node is None:
-                    log.warning("driver %s registered while no node is up", channel.peer)
-                    return
-                job_id = f"{next(self._jobs):08x}"
-                channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
-            elif isinstance(message, ClusterInfoRequest):
-                channel.send_nowait(ClusterInfoReply(req=message.req, nodes=self.registry.views()))
+    def _dispatch(self, channel: Channel, message: object) -> None:
+        if isinstance(message, (WaitActor, CreateActor, GetNamedActor, KillActor, ListActors)):
+            self._actor_request(channel, message)
+        elif isinstance(message, RegisterDriver):
+            node = self._node_for(channel)
+            if node is None:
+                log.warning("driver %s registered while no node is up", channel.peer)
+                return
+            job_id = f"{next(self._jobs):08x}"
+            channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
+        elif isinstance(message, ClusterInfoRequest):
+            channel.send_nowait(ClusterInfoReply(req=message.req, nodes=self.registry.views(dead=True)))
+        elif isinstance(message, PickNode):
+            node = self.registry.pick(message.shape, message.strategy, message.exclude)
+            channel.send_nowait(NodePicked(req=message.req, node=node))
+
+    def _node_for(self, channel: Channel) -> NodeView | None:
+        """The node a driver should use: one on its machine (by IP), else the head's."""
+        ip = _peer_ip(channel)
+        if ip is not None:
+            for view in self.registry.views():
+                if view.ip == ip:
+                    return view
+        return self.registry.head_node()
+
+    # ---- nodes in their own processes ----------------------------------------------------
+
+    async def _serve_node(self, channel: Channel, hello: RegisterNode) -> None:
+        node = RemoteNode(hello.node, channel)
+        self.registry.add(node)
+        self.actors.node_joined(node, hello.actors)
+        channel.send_nowait(NodeRegistered(req=hello.req, period=self.heartbeat))
+        log.info("node %s joined from %s", _ids.short(node.node_id), hello.node.ip)
+        try:
+            while True:
+                try:
+                    message = await channel.receive()
+                except EOFError:
+                    break
+                if isinstance(message, Heartbeat):
+                    node.beat(message.available, message.pending)
+                    channel.send_nowait(ClusterView(nodes=self.registry.views()))
+                elif isinstance(message, ActorState):
+                    self.actors.update(
+                        message.actor_id, message.state, address=message.address, pid=message.pid,
+                        cause=message.cause, node_id=node.node_id,
+                    )  # fmt: skip
+                elif isinstance(message, PickNode):
+                    picked = self.registry.pick(message.shape, message.strategy, message.exclude)
+                    channel.send_nowait(NodePicked(req=message.req, node=picked))
+        finally:
+            self._node_died(node, "its connection to the head closed")
+
+    async def _watch_nodes(self) -> None:
+        while True:
+            await trio.sleep(self.heartbeat)
+            now = trio.current_time()
+            for node in self.registry.remote_nodes():
+                if now - node.last_beat > self.node_timeout:
+                    self._node_died(node, f"no heartbeat for {self.node_timeout:g}s")
+                    await node.channel.aclose()
+
+    def _node_died(self, node: RemoteNode, reason: str) -> None:
+        if not self.registry.mark_dead(node, reason):
+            return
+        log.warning("node %s is dead: %s", _ids.short(node.node_id), reason)
+        self.actors.node_died(node, reason)
+        for client in list(self._clients):
+            if not client.closed:
+                client.send_nowait(NodeDied(node_id=node.node_id, reason=reason))
+
+    # ---- the actor directory ------------------------------------------------------------------
 
     def _actor_request(self, channel: Channel, message: object) -> None:
         actors = self.actors
@@ -94,3 +189,12 @@ class HeadService:
             if not channel.closed:
                 channel.send_nowait(ActorReply(req=message.req, view=view))
             nursery.cancel_scope.cancel()
+
+
+def _peer_ip(channel: Channel) -> str | None:
+    sock = getattr(channel.stream, "socket", None)
+    try:
+        peer = sock.getpeername() if sock is not None else None
+    except OSError:
+        return None
+    return peer[0] if isinstance(peer, tuple) else None

@@ -26,7 +26,7 @@ import supervisors
 
 from .. import _ids
 from .._serial import unbox
-from .._wire import ActorReady, ActorSpec, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
+from .._wire import ActorReady, ActorSpec, ActorView, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
 from ..exceptions import TaskError
 from ._leases import LeaseManager
 from ._pool import WorkerPool
@@ -217,6 +217,23 @@ class ActorHost:
             self.leases.give_back(dict(hosted.spec.shape))
             self.leases.schedule()
 
+    def views(self) -> list[ActorView]:
+        """The actors hosted here that are alive (re-registration after a head restart)."""
+        views = []
+        for hosted in self._actors.values():
+            child = hosted.child
+            if hosted.dead or child is None or child.address is None:
+                continue
+            spec = hosted.spec
+            views.append(
+                ActorView(
+                    actor_id=spec.actor_id, state="ALIVE", address=child.address, pid=child.pid or 0,
+                    class_name=spec.class_name, name=spec.name, namespace=spec.namespace,
+                    methods=spec.methods, max_task_retries=spec.max_task_retries, node_id=self.node_id,
+                )  # fmt: skip
+            )
+        return views
+
     def stop_all(self) -> None:
         for hosted in list(self._actors.values()):
             self._dead(hosted, "its node stopped")
@@ -257,8 +274,9 @@ class ActorChild:
     def __init__(self, host: ActorHost, hosted: _Hosted) -> None:
         self.host = host
         self.hosted = hosted
+        self.address: str | None = None
         self.worker_id = _ids.unique_id()
-        self.process = host.pool.make_process(self.worker_id, dict(hosted.spec.env))
+        self.process = host.pool.make_process(self.worker_id, dict(hosted.spec.env), hosted.key)
 
     @property
     def pid(self) -> int | None:
@@ -266,7 +284,6 @@ class ActorChild:
 
     async def start(self, nursery: trio.Nursery) -> None:
         await self.process.start(nursery)
-        self.host.pool.pump_logs(self.hosted.key, self.process)
         core, exec_ = self.process.ready_info.get("core", ""), self.process.ready_info.get("exec", "")
         try:
             error, calls_exec = await self._initialize(exec_)
@@ -279,7 +296,8 @@ class ActorChild:
         if error is not None:
             await self.process.stop(0, "__init__ raised")
             raise supervisors.StartError(self.hosted.key, _init_exit(error))
-        self.host.alive(self.hosted, self.pid or 0, exec_ if calls_exec else core)
+        self.address = exec_ if calls_exec else core
+        self.host.alive(self.hosted, self.pid or 0, self.address)
 
     async def _initialize(self, address: str) -> tuple[ErrorValue | None, bool]:
         async with trio.open_nursery() as nursery:

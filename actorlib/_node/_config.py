@@ -22,6 +22,11 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     idle_worker_timeout: float = 10.0
     head_address: str = ""
     tcp: bool = False  # also listen on ``ip`` (a multi-node cluster)
+    head_port: int = 0  # the head's TCP port (head process with tcp only)
+    token_file: str = ""  # where a node process finds the cluster token (default: its session's)
+    grace: float = 10.0  # seconds a node process may lose the head before it stops itself
+    heartbeat: float = 0.5
+    node_timeout: float = 4.0
 
     @property
     def short(self) -> str:
@@ -30,10 +35,22 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     def socket(self, name: str) -> str:
         return unix_address(Path(self.session_dir) / "sockets" / name)
 
+    def _listen(self, unix: str, port: int = 0) -> str:
+        return f"{unix};{self.ip}:{port}" if self.tcp else unix
+
     @property
     def address(self) -> str:
-        return self.socket(f"node-{self.short}.sock")
+        """Where the node service listens (a Unix socket, and TCP in a multi-node cluster)."""
+        return self._listen(self.socket(f"node-{self.short}.sock"))
 
     @property
     def store_address(self) -> str:
-        return self.socket(f"store-{self.short}.sock")
+        return self._listen(self.socket(f"store-{self.short}.sock"))
+
+    @property
+    def head_listen(self) -> str:
+        return self._listen(self.socket("head.sock"), self.head_port)
+
+    @property
+    def token_path(self) -> Path:
+        return Path(self.token_file) if self.token_file else Path(self.session_dir) / "token"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from collections import deque
@@ -10,7 +11,7 @@ from collections.abc import Callable
 import trio
 
 from .. import _ids
-from .._wire import Channel, LeaseGranted, LeaseRefused, RequestLease
+from .._wire import Channel, LeaseGranted, LeaseRefused, NodeView, RequestLease
 from . import _resources as res
 from ._pool import Worker, WorkerPool, env_key
 
@@ -18,7 +19,7 @@ MAX_CONCURRENT_STARTS = 4
 
 
 class _Request:
-    __slots__ = ("req", "shape", "env", "key", "channel", "name")
+    __slots__ = ("req", "shape", "env", "key", "channel", "name", "message")
 
     def __init__(self, message: RequestLease, channel: Channel) -> None:
         self.req = message.req
@@ -27,6 +28,7 @@ class _Request:
         self.key = env_key(self.env)
         self.channel = channel
         self.name = message.name
+        self.message = message
 
 
 class Lease:
@@ -45,10 +47,19 @@ class Lease:
 class LeaseManager:
     """Grants leases in request order as resources and idle workers allow."""
 
-    def __init__(self, total: dict[str, float], pool: WorkerPool) -> None:
+    def __init__(
+        self,
+        total: dict[str, float],
+        pool: WorkerPool,
+        node_id: bytes = b"",
+        cluster: Callable[[], list[NodeView]] = lambda: [],
+    ) -> None:
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
+        self.node_id = node_id
+        self.cluster = cluster  # every live node, as last known (for spillback)
+        self._spread = itertools.count()
         self.leases: dict[bytes, Lease] = {}
         self._queue: deque[_Request] = deque()
         self._freed = trio.Event()
@@ -59,13 +70,47 @@ class LeaseManager:
 
     def request(self, message: RequestLease, channel: Channel) -> None:
         request = _Request(message, channel)
-        reason = res.infeasible_reason(request.shape, self.total)
+        elsewhere = None if message.spilled else self._elsewhere(request)
+        if elsewhere is not None:
+            _send(channel, LeaseRefused(req=request.req, kind="spillback", message=elsewhere.address))
+            return
+        reason = self._refusal(request)
         if reason is not None:
-            text = f"{message.name}() {reason}; no node in the cluster can run it (node total: {res.describe(self.total)})"
-            _send(channel, LeaseRefused(req=request.req, kind="infeasible", message=text))
+            _send(channel, LeaseRefused(req=request.req, kind="infeasible", message=reason))
             return
         self._queue.append(request)
         self.schedule()
+
+    def _elsewhere(self, request: _Request) -> NodeView | None:
+        """The node this request should go to instead, if not this one (spillback)."""
+        message = request.message
+        others = [n for n in self.cluster() if n.alive and n.node_id != self.node_id]
+        if message.node_affinity:
+            target = next((n for n in others if n.node_id == message.node_affinity), None)
+            if target is not None or not message.soft or message.node_affinity == self.node_id:
+                return target
+        feasible_here = res.infeasible_reason(request.shape, self.total) is None
+        candidates = [n for n in others if res.infeasible_reason(request.shape, n.total) is None]
+        free = [n for n in candidates if res.fits(request.shape, n.available)]
+        if not feasible_here:
+            return (free or candidates or [None])[0]
+        if message.strategy == "SPREAD":
+            turn = next(self._spread) % (len(free) + 1)
+            return free[turn - 1] if turn else None
+        if not res.fits(request.shape, self.available) and free:
+            return max(free, key=lambda n: n.available.get(res.CPU, 0.0))  # busy here, free there
+        return None
+
+    def _refusal(self, request: _Request) -> str | None:
+        message = request.message
+        if message.node_affinity and message.node_affinity != self.node_id and not message.soft:
+            return f"{message.name}() must run on node {message.node_affinity.hex()}, which is not alive"
+        reason = res.infeasible_reason(request.shape, self.total)
+        if reason is None:
+            return None
+        nodes = self.cluster() or []
+        totals = "; ".join(res.describe(n.total) for n in nodes) or res.describe(self.total)
+        return f"{message.name}() {reason}; no node in the cluster can run it (nodes: {totals})"
 
     def schedule(self) -> None:
         """Grant what fits; start workers for requests that fit but lack one."""

@@ -124,18 +124,22 @@ class WorkerPool:
         assert worker.child is not None
         worker.core = worker.child.ready_info.get("core", "")
         worker.exec = worker.child.ready_info.get("exec", "")
-        self.pump_logs(worker.name, worker.child)
         if worker.state == "starting":
             worker.state = "idle"
             worker.idle_since = trio.current_time()
             self.on_change()
 
     def _make_child(self, worker: Worker) -> supervisors.Child:
-        worker.child = self.make_process(worker.worker_id, worker.env)
+        worker.child = self.make_process(worker.worker_id, worker.env, worker.name)
         return worker.child
 
-    def make_process(self, worker_id: bytes, extra_env: dict[str, str]) -> supervisors.ProcessChild | supervisors.ForkedChild:
-        """A worker process: forked from the zygote (milliseconds) or, without one, exec'd."""
+    def make_process(
+        self, worker_id: bytes, extra_env: dict[str, str], name: str
+    ) -> supervisors.ProcessChild | supervisors.ForkedChild:
+        """A worker process: forked from the zygote (milliseconds) or, without one, exec'd.
+
+        Its output is logged from the moment it exists, so a failed start leaves a trace.
+        """
         env = {
             **self.base_env,
             **extra_env,
@@ -152,6 +156,7 @@ class WorkerPool:
             child = supervisors.ProcessChild(
                 [sys.executable, "-m", "actorlib._worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
+        child.on_spawned = lambda process: self.pump_logs(name, process)  # type: ignore[arg-type]
         return child
 
     def pump_logs(self, name: str, child: supervisors.ProcessChild | supervisors.ForkedChild) -> None:

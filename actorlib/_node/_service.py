@@ -28,6 +28,7 @@ from .._wire import (
     WorkerExitQuery,
     WorkerExitReply,
     WorkerUnblocked,
+    local_part,
     serve,
 )
 from . import _resources as res
@@ -45,6 +46,7 @@ EXIT_QUERY_WAIT = 5.0
 class Registry(Protocol):
     def add(self, node: NodeService) -> None: ...
     def remove(self, node: NodeService) -> None: ...
+    def views(self) -> list[NodeView]: ...
 
 
 class NodeState:
@@ -84,7 +86,10 @@ class NodeService:
         self.node_id = bytes.fromhex(config.node_id)
         self.total = res.normalize(config.resources)
         self.leases: LeaseManager | None = None
+        self.actors: ActorHost | None = None
         self.store: ObjectStore | None = None
+        self.address = config.address  # as bound (TCP ports chosen) once running
+        self.store_address = config.store_address
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -105,13 +110,14 @@ class NodeService:
             self.pool = pool
             self.logs = pool.logs
             self.state.listener = pool.on_event
-            self.leases = LeaseManager(self.total, pool)
+            self.leases = LeaseManager(self.total, pool, self.node_id, self.registry.views)
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event
             self.store = ObjectStore(config.object_store_memory)
-            await nursery.start(self.store.serve, config.store_address, self.token)
-            await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
+            self.store_address = await nursery.start(self.store.serve, config.store_address, self.token)
+            self.address = await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
+            pool.base_env["ACTORLIB_STORE_PUBLIC"] = self.store_address  # with its TCP port, once bound
             self.registry.add(self)
             try:
                 for _ in range(int(self.total.get(res.CPU, 0))):
@@ -123,6 +129,10 @@ class NodeService:
                 self.registry.remove(self)
                 self.actors.stop_all()
                 self.store.close()
+
+    def pending(self) -> int:
+        """Lease requests waiting here (reported to the head with each heartbeat)."""
+        return self.leases.pending if self.leases is not None else 0
 
     def start_actor(self, spec: ActorSpec, directory: Any) -> None:
         """Create an actor here (called by the head's directory)."""
@@ -137,9 +147,10 @@ class NodeService:
         env.update(
             ACTORLIB_SESSION_DIR=config.session_dir,
             ACTORLIB_NODE_ID=config.node_id,
-            ACTORLIB_NODE_ADDRESS=config.address,
-            ACTORLIB_STORE_ADDRESS=config.store_address,
+            ACTORLIB_NODE_ADDRESS=local_part(self.address) or self.address,
+            ACTORLIB_STORE_ADDRESS=local_part(self.store_address) or self.store_address,
             ACTORLIB_HEAD_ADDRESS=config.head_address,
+            ACTORLIB_TOKEN_FILE=str(config.token_path),
         )
         return env
 
@@ -198,8 +209,8 @@ class NodeService:
         available["object_store_memory"] = float(config.object_store_memory - store_used)
         return NodeView(
             node_id=self.node_id,
-            address=config.address,
-            store=config.store_address,
+            address=self.address,
+            store=self.store_address,
             hostname=socket.gethostname(),
             ip=config.ip,
             pid=os.getpid(),
@@ -208,6 +219,7 @@ class NodeService:
             available=available,
             session_dir=config.session_dir,
             is_head=config.is_head,
+            pending=self.pending(),
         )
 
 

@@ -6,12 +6,14 @@ import os
 
 from ._client import ObjectExistsError, StoreClient
 from ._layout import ObjectFormatError, object_pieces, object_size, read_object, write_object
+from ._remote import RemoteReader
 from ._server import ObjectStore
 
 __all__ = [
     "ObjectExistsError",
     "ObjectFormatError",
     "ObjectStore",
+    "RemoteReader",
     "StoreClient",
     "default_capacity",
     "object_pieces",

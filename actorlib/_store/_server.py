@@ -16,8 +16,8 @@ import msgspec
 import trio
 
 from .._wire import Channel, ProtocolError, serve
-from .._wire._messages import StoreCreate, StoreError, StoreFd, StoreFree, StoreGet, StoreMessage, StoreOk
-from .._wire._messages import StoreSeal, StoreStats, StoreStatsRequest
+from .._wire._messages import StoreCreate, StoreData, StoreError, StoreFd, StoreFree, StoreGet, StoreMessage, StoreOk
+from .._wire._messages import StoreRead, StoreSeal, StoreStats, StoreStatsRequest
 
 MIB = 1024 * 1024
 # Sized objects may never shrink or grow, so a reader's mapping can never SIGBUS.
@@ -48,13 +48,25 @@ class _Connection:
 
     async def reply(self, message: Any, fd: int | None = None) -> None:
         """Send one framed message, with ``fd`` attached to its first byte (the fd is not closed)."""
+        async with self.send_lock:
+            await self.send_locked(message, fd)
+
+    async def send_locked(self, message: Any, fd: int | None = None) -> None:
         payload = self.encoder.encode(message)
         frame = memoryview(len(payload).to_bytes(4, "big") + payload)
         ancillary = [] if fd is None else [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-        async with self.send_lock:
-            while frame:
-                sent = await self.socket.sendmsg([frame], ancillary, socket.MSG_NOSIGNAL)
-                frame, ancillary = frame[sent:], []
+        while frame:
+            sent = await self.socket.sendmsg([frame], ancillary, socket.MSG_NOSIGNAL)
+            frame, ancillary = frame[sent:], []
+
+    async def send_file(self, fd: int, size: int) -> None:
+        """Stream ``size`` bytes of ``fd`` with sendfile (the caller holds the send lock)."""
+        offset = 0
+        while offset < size:
+            try:
+                offset += os.sendfile(self.socket.fileno(), fd, offset, size - offset)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(self.socket)
 
 
 class ObjectStore:
@@ -102,6 +114,8 @@ class ObjectStore:
             await conn.reply(self._seal(conn, message))
         elif isinstance(message, StoreGet):
             nursery.start_soon(self._get, conn, message)
+        elif isinstance(message, StoreRead):
+            nursery.start_soon(self._read, conn, message)
         elif isinstance(message, StoreFree):
             self.free(message.object_ids)
         elif isinstance(message, StoreStatsRequest):
@@ -161,17 +175,38 @@ class ObjectStore:
         return StoreOk(req=request.req)
 
     async def _get(self, conn: _Connection, request: StoreGet) -> None:
-        obj = self._objects.get(request.object_id)
+        obj = await self._sealed(request.object_id)
+        if obj is None:
+            await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
+            return
+        await self._reply_fd(conn, StoreFd(req=request.req, size=obj.size), obj.fd)
+
+    async def _read(self, conn: _Connection, request: StoreRead) -> None:
+        """Send a remote reader the object's bytes (a copy of its memory, via sendfile)."""
+        obj = await self._sealed(request.object_id)
+        if obj is None:
+            await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
+            return
+        fd = os.dup(obj.fd)  # the object may be freed while it streams; its memory stays
+        try:
+            async with conn.send_lock:
+                await conn.send_locked(StoreData(req=request.req, size=obj.size))
+                await conn.send_file(fd, obj.size)
+        finally:
+            os.close(fd)
+
+    async def _sealed(self, object_id: bytes) -> _Object | None:
+        """The object once it is sealed; None if unknown or freed first."""
+        obj = self._objects.get(object_id)
         if obj is not None and not obj.sealed:
             self._waiting_gets += 1
             try:
                 await obj.settled.wait()
             finally:
                 self._waiting_gets -= 1
-        if obj is None or not obj.sealed or self._objects.get(request.object_id) is not obj:
-            await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
-            return
-        await self._reply_fd(conn, StoreFd(req=request.req, size=obj.size), obj.fd)
+        if obj is None or not obj.sealed or self._objects.get(object_id) is not obj:
+            return None
+        return obj
 
     async def _reply_fd(self, conn: _Connection, message: StoreFd, fd: int) -> None:
         # Send a duplicate: the object may be freed (and its fd number reused)

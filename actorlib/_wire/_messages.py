@@ -92,6 +92,7 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     available: dict[str, float]
     session_dir: str
     is_head: bool = False
+    pending: int = 0  # lease requests waiting there
 
 
 class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
@@ -136,6 +137,9 @@ class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
     owner_id: bytes = b""
     job_id: str = ""
     group: GroupSpec | None = None
+    strategy: str = "DEFAULT"  # DEFAULT | SPREAD
+    node_affinity: bytes = b""
+    soft: bool = False
 
 
 class ActorView(msgspec.Struct, frozen=True, kw_only=True):
@@ -269,6 +273,10 @@ class RequestLease(Msg, tag="lease"):
     env: dict[str, str]
     job_id: str
     name: str
+    strategy: str = "DEFAULT"  # DEFAULT | SPREAD
+    node_affinity: bytes = b""
+    soft: bool = False
+    spilled: bool = False  # another node sent it here: grant or queue, never spill again
 
 
 class ReturnLease(Msg, tag="unlease"):
@@ -456,8 +464,94 @@ class Done(Msg, tag="done_head"):
     error: str = ""
 
 
+class RegisterNode(Msg, tag="node"):
+    """Node to head, first on its channel: here I am, with the actors I host (after a head restart)."""
+
+    req: int
+    node: NodeView
+    actors: list[ActorView] = []
+
+
+class NodeRegistered(Msg, tag="node_ok"):
+    """Head to node: registered; heartbeat every ``period`` seconds."""
+
+    req: int
+    period: float
+    error: str = ""
+
+
+class Heartbeat(Msg, tag="beat"):
+    """Node to head, periodically: alive, and these resources are free."""
+
+    node_id: bytes
+    available: dict[str, float]
+    pending: int = 0
+
+
+class ClusterView(Msg, tag="view"):
+    """Head to node, answering a heartbeat: every live node's free resources (for spillback)."""
+
+    nodes: list[NodeView]
+
+
+class StartActor(Msg, tag="start_actor"):
+    """Head to node: host this actor."""
+
+    spec: ActorSpec
+
+
+class StopActor(Msg, tag="stop_actor"):
+    """Head to node: kill this actor (restart it per policy unless ``no_restart``)."""
+
+    actor_id: bytes
+    no_restart: bool
+    reason: str
+
+
+class ActorState(Msg, tag="actor_state"):
+    """Node to head: an actor it hosts changed state."""
+
+    actor_id: bytes
+    state: str
+    address: str = ""
+    pid: int = 0
+    cause: str = ""
+
+
+class NodeDied(Msg, tag="node_died"):
+    """Head to drivers and nodes: a node missed its heartbeats and is dead."""
+
+    node_id: bytes
+    reason: str
+
+
+class PickNode(Msg, tag="pick"):
+    """Node to head: which node should run this lease instead (spillback)?"""
+
+    req: int
+    shape: dict[str, float]
+    strategy: str = "DEFAULT"
+    exclude: bytes = b""
+
+
+class NodePicked(Msg, tag="picked"):
+    req: int
+    node: NodeView | None
+    reason: str = ""
+
+
 HeadMessage = (
-    RegisterDriver
+    RegisterNode
+    | NodeRegistered
+    | Heartbeat
+    | ClusterView
+    | StartActor
+    | StopActor
+    | ActorState
+    | NodeDied
+    | PickNode
+    | NodePicked
+    | RegisterDriver
     | DriverRegistered
     | ClusterInfoRequest
     | ClusterInfoReply
@@ -505,6 +599,20 @@ class StoreFree(Msg, tag="free"):
     object_ids: list[bytes]
 
 
+class StoreRead(Msg, tag="read"):
+    """A process on another node to store: send me the object's bytes (waits until sealed)."""
+
+    req: int
+    object_id: bytes
+
+
+class StoreData(Msg, tag="data"):
+    """Store to remote reader: ``size`` raw bytes of the object follow this frame."""
+
+    req: int
+    size: int
+
+
 class StoreStatsRequest(Msg, tag="stats"):
     req: int
 
@@ -535,4 +643,16 @@ class StoreStats(Msg, tag="stats_reply"):
     objects: int
 
 
-StoreMessage = StoreCreate | StoreSeal | StoreGet | StoreFree | StoreStatsRequest | StoreFd | StoreOk | StoreError | StoreStats
+StoreMessage = (
+    StoreCreate
+    | StoreSeal
+    | StoreGet
+    | StoreRead
+    | StoreFree
+    | StoreStatsRequest
+    | StoreFd
+    | StoreData
+    | StoreOk
+    | StoreError
+    | StoreStats
+)

@@ -25,7 +25,7 @@ def resolve(runtime: Runtime, value: Value) -> Any:
     if type(value) is Inline:
         return deserialize(value.data, value.buffers)
     if type(value) is Stored:
-        return runtime.store.get(value.object_id)
+        return runtime.read_stored(value)
     raise AssertionError(f"unexpected argument value {type(value).__name__}")
 
 

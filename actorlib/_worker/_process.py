@@ -25,11 +25,12 @@ def main() -> None:
         mode="worker",
         core_id=worker_id,
         session_dir=session,
-        token=read_token(session / "token"),
+        token=read_token(Path(env.get("ACTORLIB_TOKEN_FILE") or session / "token")),
         address=core,
         node_id=bytes.fromhex(env["ACTORLIB_NODE_ID"]),
         node_address=env["ACTORLIB_NODE_ADDRESS"],
         store_address=env["ACTORLIB_STORE_ADDRESS"],
+        store_public=env.get("ACTORLIB_STORE_PUBLIC", ""),
         head_address=env.get("ACTORLIB_HEAD_ADDRESS", ""),
     )
     runtime = Runtime(identity)

@@ -1,0 +1,132 @@
+"""``actorlib start``: a head (``--head``) or a worker node (``--address``), in the background."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import msgspec
+
+from .. import _ids
+from .._head import head_address
+from .._node import NodeConfig
+from .._session import new_session
+from .._store import default_capacity
+from .._wire import split_host_port
+
+START_TIMEOUT = 60.0
+
+
+@click.command()
+@click.option("--head", is_flag=True, help="Start a head (which also runs a node).")
+@click.option("--address", help="Join the cluster whose head is at HOST:PORT.")
+@click.option("--port", type=int, default=6379, show_default=True, help="The head's TCP port.")
+@click.option("--node-ip-address", help="The IP this node listens on [head: 127.0.0.1; node: the one that reaches the head].")
+@click.option("--num-cpus", type=float, help="CPUs to offer [default: all cores].")
+@click.option("--num-gpus", type=float, help="GPUs to offer [default: $CUDA_VISIBLE_DEVICES].")
+@click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"ssd": 1}\'.')
+@click.option("--object-store-memory", type=int, help="Bytes of shared memory for large objects.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False), help="The cluster token (joining node).")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True, help="Reserved for the dashboard.")
+@click.option("--dashboard-port", type=int, default=8265, show_default=True, help="Reserved for the dashboard.")
+@click.option("--node-timeout", type=float, default=4.0, show_default=True, help="Seconds without a heartbeat before a node is dead (head).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds a node may lose the head before it stops itself.")
+@click.option("--block", is_flag=True, help="Run in the foreground until interrupted.")
+def start(
+    head: bool,
+    address: str | None,
+    port: int,
+    node_ip_address: str | None,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: str,
+    object_store_memory: int | None,
+    token_file: str | None,
+    dashboard_host: str,
+    dashboard_port: int,
+    node_timeout: float,
+    grace: float,
+    block: bool,
+) -> None:
+    """Start a head or a worker node on this machine, in the background."""
+    if head == bool(address):
+        raise click.UsageError("give exactly one of --head or --address HOST:PORT")
+    try:
+        custom = json.loads(resources)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
+    from .._driver._options import InitOptions
+
+    options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
+    ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
+    session = new_session(with_token=head)
+    store = options.object_store_memory or default_capacity()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    config = NodeConfig(
+        session_dir=str(session),
+        node_id=_ids.unique_id().hex(),
+        resources=options.node_resources(memory, store),
+        object_store_memory=int(store),
+        ip=ip,
+        is_head=head,
+        tcp=True,
+        head_port=port if head else 0,
+        head_address=address or head_address(session),  # the head's own workers use its Unix socket
+        token_file=str(Path(token_file).resolve()) if token_file else "",
+        grace=grace,
+        node_timeout=node_timeout,
+    )
+    module = "actorlib._head" if head else "actorlib._node"
+    argv = [sys.executable, "-m", module, msgspec.json.encode(config).decode()]
+    if block:
+        os.execv(sys.executable, argv)
+    info = _spawn(argv, session, "head.json" if head else "node.json")
+    if head:
+        _print_head(info, session, ip, port)
+    else:
+        click.echo(f"Started a node (pid {info['pid']}) joined to {address}; its logs are in {session / 'logs'}")
+
+
+def _spawn(argv: list[str], session: Path, ready: str) -> dict[str, object]:
+    logs = session / "logs"
+    with open(logs / f"{ready.split('.')[0]}.out", "ab") as out, open(logs / f"{ready.split('.')[0]}.err", "ab") as err:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if (session / ready).exists():
+            return json.loads((session / ready).read_text())
+        if process.poll() is not None:
+            tail = (logs / f"{ready.split('.')[0]}.err").read_text(errors="replace").strip().splitlines()[-15:]
+            raise click.ClickException("it failed to start:\n" + "\n".join(tail))
+        time.sleep(0.05)
+    process.kill()
+    raise click.ClickException(f"it did not start within {START_TIMEOUT:g}s; see {logs}")
+
+
+def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> None:
+    token = session / "token"
+    click.echo(f"Started the actorlib head (pid {info['pid']}); session {session}")
+    click.echo(f"  address:    {ip}:{port}")
+    click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")
+    click.echo("To join a worker node (copy the token file to its machine first):")
+    click.echo(f"  actorlib start --address {ip}:{port} --token-file {token}")
+    click.echo("To connect a driver on this machine:  actorlib.init(address=\"auto\")")
+    click.echo(f"  elsewhere:  ACTORLIB_TOKEN_FILE=<token file> with actorlib.init(address=\"{ip}:{port}\")")
+    click.echo("To stop every cluster process of yours on this machine:  actorlib stop")
+
+
+def _ip_towards(address: str) -> str:
+    """The local IP a connection to ``address`` would use."""
+    host, port = split_host_port(address)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, port))
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"

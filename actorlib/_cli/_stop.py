@@ -1,0 +1,48 @@
+"""``actorlib stop``: stop this user's actorlib heads and nodes on this machine, and nothing else."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import click
+import psutil
+
+from .._driver._discovery import running_sessions
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="SIGKILL at once instead of asking first.")
+@click.option("--grace-period", type=float, default=10.0, show_default=True, help="Seconds to wait before SIGKILL.")
+def stop(force: bool, grace_period: float) -> None:
+    """Stop the heads and nodes this user started on this machine (gracefully, then forcibly).
+
+    Processes are found through the session directories, and each is checked
+    to be an actorlib head or node of this user before it is signalled.
+    """
+    processes = []
+    for kind in ("node.json", "head.json"):
+        for _session, info in running_sessions(kind):
+            try:
+                processes.append(psutil.Process(int(info["pid"])))  # type: ignore[arg-type]
+            except psutil.NoSuchProcess:
+                pass
+    if not processes:
+        click.echo("No actorlib processes of yours are running on this machine.")
+        return
+    for process in processes:
+        _signal(process, signal.SIGKILL if force else signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=grace_period)
+    for process in alive:
+        _signal(process, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+    forced = f" ({len(alive)} had to be killed)" if alive and not force else ""
+    click.echo(f"Stopped {len(processes)} actorlib process{'es' if len(processes) != 1 else ''}{forced}.")
+    time.sleep(0)  # nothing else to do: children die with their parents
+
+
+def _signal(process: psutil.Process, sig: int) -> None:
+    try:
+        process.send_signal(sig)
+    except psutil.NoSuchProcess:
+        pass

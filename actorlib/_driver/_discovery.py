@@ -1,0 +1,84 @@
+"""Finding a running cluster: ``address="auto"``, ``HOST:PORT``, ``unix:...``, and its token."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .._session import SESSION_PREFIX, session_of, sessions_root
+from .._wire import parts, read_token
+
+TOKEN_ENV = "ACTORLIB_TOKEN"
+TOKEN_FILE_ENV = "ACTORLIB_TOKEN_FILE"
+
+
+@dataclass(frozen=True)
+class Found:
+    head: str  # the head's address (a list: Unix socket first when on this machine)
+    token: str
+    session: Path | None  # the cluster's session directory on this machine, if it has one
+
+
+def running_sessions(kind: str = "head.json") -> list[tuple[Path, dict[str, object]]]:
+    """This user's sessions on this machine whose head (or node) process is alive, newest first."""
+    root = sessions_root()
+    found = []
+    for session in sorted(root.glob(f"{SESSION_PREFIX}*"), reverse=True):
+        info = _ready_info(session / kind)
+        if info is not None:
+            found.append((session, info))
+    return found
+
+
+def _ready_info(path: Path) -> dict[str, object] | None:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not _is_ours(pid):
+        return None
+    return info
+
+
+def _is_ours(pid: int) -> bool:
+    """Whether ``pid`` is a live actorlib head or node process of this user."""
+    try:
+        process = psutil.Process(pid)
+        return process.uids().real == os.getuid() and any("actorlib._" in arg for arg in process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def find(address: str) -> Found:
+    """Resolve an ``init(address=...)`` to the head's address and the cluster token.
+
+    Raises ConnectionError naming what is missing.
+    """
+    if address == "auto":
+        sessions = running_sessions()
+        if not sessions:
+            raise ConnectionError(f"no running actorlib cluster of this user on this machine (looked in {sessions_root()})")
+        session, info = sessions[0]
+        return Found(str(info["address"]), _token(session), session)
+    session = session_of(address)
+    if session is not None:
+        return Found(address, _token(session), session)
+    for session, info in running_sessions():
+        if address in parts(str(info["address"])):
+            return Found(str(info["address"]), _token(session), session)
+    return Found(address, _token(None), None)
+
+
+def _token(session: Path | None) -> str:
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    if os.environ.get(TOKEN_FILE_ENV):
+        return read_token(Path(os.environ[TOKEN_FILE_ENV]))
+    if session is not None and (session / "token").exists():
+        return read_token(session / "token")
+    raise ConnectionError(f"no cluster token: set {TOKEN_ENV} or {TOKEN_FILE_ENV} (the head's session has a token file)")

@@ -1,0 +1,5 @@
+import sys
+
+from ._process import main
+
+main(sys.argv[1:])

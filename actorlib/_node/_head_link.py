@@ -1,0 +1,161 @@
+"""A node process's link to the head: registration, heartbeats, actor commands, fencing.
+
+If the head cannot be reached for ``grace`` seconds, the node stops itself
+(and so every worker and actor it hosts): a node cut off from the head must
+not keep running work the head will have placed elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from .. import _ids
+from .._wire import (
+    ActorState,
+    AuthenticationError,
+    Channel,
+    ClusterView,
+    Heartbeat,
+    HeadMessage,
+    NodePicked,
+    NodeRegistered,
+    NodeView,
+    Pending,
+    PickNode,
+    RegisterNode,
+    StartActor,
+    StopActor,
+    connect,
+)
+
+log = logging.getLogger("actorlib.node")
+
+RECONNECT_EVERY = 0.5
+
+
+class Fenced(Exception):
+    """The node lost the head for longer than its grace period and stopped itself."""
+
+
+class HeadLink:
+    """Registry and actor directory for a NodeService running outside the head's process."""
+
+    def __init__(self, head_address: str, token: str, *, grace: float) -> None:
+        self.head_address = head_address
+        self.token = token
+        self.grace = grace
+        self.service: Any = None
+        self.cluster: list[NodeView] = []  # every live node, as of the last heartbeat
+        self._added = trio.Event()
+        self._channel: Channel | None = None
+        self._pending = Pending()
+        self._started = False
+
+    # ---- the Registry interface (NodeService calls these) -------------------------------
+
+    def add(self, node: Any) -> None:
+        self.service = node
+        self._added.set()
+
+    def remove(self, node: Any) -> None:
+        if self.service is node:
+            self.service = None
+
+    def views(self) -> list[NodeView]:
+        """Every live node, as of the last heartbeat."""
+        return self.cluster
+
+    # ---- the Directory interface (ActorHost calls this) ------------------------------------
+
+    def update(self, actor_id: bytes, state: str, **fields: Any) -> None:
+        keep = {k: fields[k] for k in ("address", "pid", "cause") if k in fields}
+        self._send(ActorState(actor_id=actor_id, state=state, **keep))
+
+    def _send(self, message: Any) -> None:
+        channel = self._channel
+        if channel is not None and not channel.closed:
+            try:
+                channel.send_nowait(message)
+            except trio.ClosedResourceError:
+                pass
+
+    async def pick(self, shape: dict[str, float], strategy: str, exclude: bytes) -> NodeView | None:
+        """Ask the head which node should take a lease this node cannot."""
+        channel = self._channel
+        if channel is None or channel.closed:
+            return None
+        req = self._pending.new()
+        channel.send_nowait(PickNode(req=req, shape=shape, strategy=strategy, exclude=exclude))
+        reply: NodePicked = await self._pending.wait(req)
+        return reply.node
+
+    # ---- running -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Register, then heartbeat and serve the head's commands; reconnect if the head goes
+        away; raise Fenced after ``grace`` seconds without it."""
+        await self._added.wait()
+        lost_at: float | None = trio.current_time()
+        while True:
+            try:
+                async with trio.open_nursery() as nursery:
+                    channel = await connect(nursery, self.head_address, self.token, HeadMessage, name=self._name())
+                    self._channel = channel
+                    period = await self._register(channel)
+                    if not self._started:
+                        self._started = True
+                        task_status.started()
+                    lost_at = None
+                    nursery.start_soon(self._beat, channel, period)
+                    await self._serve(channel)
+            except* (OSError, EOFError, ConnectionError, AuthenticationError, trio.BrokenResourceError) as group:
+                log.warning("lost the head at %s: %s", self.head_address, group.exceptions[0])
+            finally:
+                self._pending.fail_all(ConnectionError("lost the head"))
+                self._pending = Pending()
+                self._channel = None
+            now = trio.current_time()
+            if lost_at is None:
+                lost_at = now
+            if now - lost_at > self.grace:
+                raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s")
+            await trio.sleep(RECONNECT_EVERY)
+
+    def _name(self) -> str:
+        return f"node:{self.service.node_id.hex()}"
+
+    async def _register(self, channel: Channel) -> float:
+        service = self.service
+        hosted = service.actors.views() if service.actors is not None else []
+        channel.send_nowait(RegisterNode(req=0, node=service.view(), actors=hosted))
+        reply = await channel.receive()
+        if not isinstance(reply, NodeRegistered) or reply.error:
+            raise ConnectionError(f"the head refused this node: {getattr(reply, 'error', reply)}")
+        log.info("node %s registered with the head at %s", _ids.short(service.node_id), self.head_address)
+        return reply.period
+
+    async def _beat(self, channel: Channel, period: float) -> None:
+        while not channel.closed:
+            service = self.service
+            if service is not None:
+                view = service.view()
+                channel.send_nowait(Heartbeat(node_id=view.node_id, available=view.available, pending=service.pending()))
+            await trio.sleep(period)
+
+    async def _serve(self, channel: Channel) -> None:
+        while True:
+            message = await channel.receive()
+            service = self.service
+            if isinstance(message, ClusterView):
+                self.cluster = message.nodes
+            elif isinstance(message, NodePicked):
+                self._pending.resolve(message.req, message)
+            elif service is None:
+                continue
+            elif isinstance(message, StartActor):
+                service.start_actor(message.spec, self)
+            elif isinstance(message, StopActor):
+                service.kill_actor(message.actor_id, message.no_restart, message.reason)

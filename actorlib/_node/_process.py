@@ -1,0 +1,83 @@
+"""A node process: ``python -m actorlib._node CONFIG_JSON`` (started by ``actorlib start --address``).
+
+::
+
+    node-host (one_for_one)            + a zygote forking the workers
+    ├─ node-<id>      the node subtree (workers, actors, service)
+    └─ head-link      registration, heartbeats, the head's commands (significant)
+
+If the head stays unreachable past the grace period, the head link ends and
+the whole node shuts down (exit status 3): no zombie nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+import msgspec
+import trio
+
+import supervisors
+
+from .._wire import read_token
+from ._config import NodeConfig
+from ._head_link import HeadLink
+from ._tree import node_spec
+
+WORKER_MODULES = ["actorlib._worker._process"]
+FENCED_EXIT = 3
+
+
+def main(argv: list[str]) -> None:
+    config = msgspec.json.decode(argv[0], type=NodeConfig)
+    raise_fd_limit()
+    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
+    try:
+        supervisors.run_child(_serve, config, zygote)
+    finally:
+        zygote.close()
+
+
+def raise_fd_limit() -> None:
+    """The object store holds one file descriptor per object: allow as many as we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def write_ready_file(session: str | Path, name: str, info: dict[str, object]) -> None:
+    """Publish a process's pid and addresses in its session (for ``actorlib stop``/``status``)."""
+    path = Path(session) / name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **info}))
+    tmp.replace(path)
+
+
+async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
+    token = os.environ.get("ACTORLIB_TOKEN") or read_token(config.token_path)
+    head = HeadLink(config.head_address, token, grace=config.grace)
+    children = [
+        node_spec(config, token, head, zygote),
+        supervisors.ChildSpec(
+            id="head-link", start=lambda: supervisors.TaskChild(head.run), restart="temporary", significant=True
+        ),
+    ]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(zygote.run)
+        async with supervisors.open_supervisor(children, id="node-host", auto_shutdown="any_significant") as root:
+            service = head.service
+            write_ready_file(config.session_dir, "node.json", {"address": service.address, "node_id": config.node_id})
+            link.ready({"address": service.address})
+            while root.state == "running":
+                await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    print(f"actorlib node {config.short}: cut off from the head at {config.head_address}; stopped", file=sys.stderr)
+    sys.exit(FENCED_EXIT)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
