@@ -34,7 +34,8 @@ def sessions_root() -> Path:
 
 
 def new_session(with_token: bool = True) -> Path:
-    """Create a fresh session directory (with a new token); point session_latest at it."""
+    """Create a fresh session directory; with a new token (a head's or a local cluster's)
+    it also becomes session_latest."""
     root = sessions_root()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
@@ -42,8 +43,9 @@ def new_session(with_token: bool = True) -> Path:
     session.mkdir(mode=0o700)
     (session / "logs").mkdir()
     (session / "sockets").mkdir()
-    if with_token:
-        write_token(session / "token", new_token())
+    if not with_token:
+        return session  # a worker node's session: session_latest keeps naming the head's
+    write_token(session / "token", new_token())
     latest = root / "session_latest"
     with contextlib.suppress(OSError):
         tmp = root / f".latest-{os.getpid()}"

@@ -65,6 +65,7 @@ def start(
 
     options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
+    token_path = str(Path(token_file).resolve()) if token_file else ""  # before a new session moves links
     session = new_session(with_token=head)
     store = options.object_store_memory or default_capacity()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -78,7 +79,7 @@ def start(
         tcp=True,
         head_port=port if head else 0,
         head_address=address or head_address(session),  # the head's own workers use its Unix socket
-        token_file=str(Path(token_file).resolve()) if token_file else "",
+        token_file=token_path,
         grace=grace,
         node_timeout=node_timeout,
     )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._wire import Channel, ClusterInfoReply, ClusterInfoRequest, HeadMessage, Pending
+from .._wire import Channel, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -61,6 +61,9 @@ class HeadLink:
         pending = self.pending
         try:
             async for message in channel:
-                pending.resolve(message.req, message)
+                if isinstance(message, NodeDied):
+                    self.rt.submitter.node_died(message.node_id)
+                elif getattr(message, "req", None) is not None:
+                    pending.resolve(message.req, message)
         finally:
             pending.fail_all(ConnectionError("lost the connection to the head"))

@@ -92,10 +92,14 @@ class _Queue:
 
 
 class _Lease:
-    __slots__ = ("lease_id", "worker_id", "pid", "channel", "core", "node", "queue", "inflight", "slow", "idle_since", "used")
+    __slots__ = (
+        "lease_id", "worker_id", "pid", "channel", "core", "node", "node_id", "queue", "inflight", "slow", "idle_since",
+        "used",
+    )  # fmt: skip
 
     def __init__(self, granted: Any, channel: Channel, queue: _Queue, node: Any) -> None:
         self.node = node  # the NodeLink that granted it: returns and questions go there
+        self.node_id = granted.node_id
         self.lease_id = granted.lease_id
         self.worker_id = granted.worker_id
         self.pid = granted.pid
@@ -357,6 +361,14 @@ class TaskSubmitter:
                 lost[id(lease)] = lease
         for lease in lost.values():
             self.rt.nursery.start_soon(self._recover, lease)
+
+    def node_died(self, node_id: bytes) -> None:
+        """The head says a node is dead: drop the connections to its workers (their tasks are
+        then retried elsewhere), even if the network never reports them broken."""
+        for queue in self._queues.values():
+            for lease in queue.leases:
+                if lease.node_id == node_id:
+                    self.rt.nursery.start_soon(lease.channel.aclose)
 
     async def _recover(self, lease: _Lease) -> None:
         reason = "its connection was lost"

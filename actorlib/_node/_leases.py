@@ -94,9 +94,9 @@ class LeaseManager:
         free = [n for n in candidates if res.fits(request.shape, n.available)]
         if not feasible_here:
             return (free or candidates or [None])[0]
-        if message.strategy == "SPREAD":
-            turn = next(self._spread) % (len(free) + 1)
-            return free[turn - 1] if turn else None
+        if message.strategy == "SPREAD":  # round-robin over every node that can run it
+            turn = next(self._spread) % (len(candidates) + 1)
+            return candidates[turn - 1] if turn else None
         if not res.fits(request.shape, self.available) and free:
             return max(free, key=lambda n: n.available.get(res.CPU, 0.0))  # busy here, free there
         return None
@@ -145,6 +145,7 @@ class LeaseManager:
             address=worker.exec,
             pid=worker.pid,
             core_address=worker.core,
+            node_id=self.node_id,
         )
         if not _send(request.channel, granted):
             self.release(lease.lease_id, kill=False)

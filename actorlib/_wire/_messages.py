@@ -326,6 +326,7 @@ class LeaseGranted(Msg, tag="granted"):
     address: str
     pid: int
     core_address: str = ""
+    node_id: bytes = b""
 
 
 class LeaseRefused(Msg, tag="refused_lease"):

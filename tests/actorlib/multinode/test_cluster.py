@@ -1,0 +1,115 @@
+"""A head and two nodes on loopback: placement, strategies, objects across nodes, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+import actorlib
+from actorlib.exceptions import InfeasibleResourcesError
+from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..integration.conftest import poll
+
+
+def node_of() -> str:
+    return actorlib.get_runtime_context().get_node_id()
+
+
+@actorlib.remote
+def where() -> str:
+    return node_of()
+
+
+@actorlib.remote
+class Located:
+    def node(self) -> str:
+        return node_of()
+
+
+def test_status_lists_every_node(cluster):
+    report = cluster.cli("status", "--address", cluster.address, "-v", env={**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file}).stdout
+    assert "Nodes: 3 healthy, 0 dead" in report
+    assert "ssd" in report and "gpu_like" in report
+    assert report.count("127.0.0.") >= 3
+
+
+def test_custom_resources_place_work_on_the_right_node(cluster):
+    nodes = cluster.node_ids()
+    assert actorlib.get(where.options(resources={"ssd": 1}).remote(), timeout=60) == nodes["127.0.0.2"]
+    assert actorlib.get(where.options(resources={"gpu_like": 1}).remote(), timeout=60) == nodes["127.0.0.3"]
+    actor = Located.options(resources={"gpu_like": 1}).remote()
+    assert actorlib.get(actor.node.remote(), timeout=60) == nodes["127.0.0.3"]
+    actorlib.kill(actor)
+
+
+def test_spread_uses_every_node(cluster):
+    placed = actorlib.get([where.options(scheduling_strategy="SPREAD").remote() for _ in range(12)], timeout=60)
+    assert set(placed) == set(cluster.node_ids().values())
+
+
+def test_node_affinity(cluster):
+    nodes = cluster.node_ids()
+    for ip, node_id in nodes.items():
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        assert actorlib.get(where.options(scheduling_strategy=strategy).remote(), timeout=60) == node_id
+        actor = Located.options(scheduling_strategy=strategy).remote()
+        assert actorlib.get(actor.node.remote(), timeout=60) == node_id
+    gone = NodeAffinitySchedulingStrategy("ab" * 16, soft=False)
+    with pytest.raises(InfeasibleResourcesError, match="not alive"):
+        actorlib.get(where.options(scheduling_strategy=gone).remote(), timeout=60)
+    soft = NodeAffinitySchedulingStrategy("ab" * 16, soft=True)
+    assert actorlib.get(where.options(scheduling_strategy=soft).remote(), timeout=60) in nodes.values()
+
+
+def test_infeasible_anywhere_fails_fast(cluster):
+    with pytest.raises(InfeasibleResourcesError, match="tpu"):
+        actorlib.get(where.options(resources={"tpu": 1}).remote(), timeout=60)
+
+
+@actorlib.remote
+def make_array(mb: int) -> np.ndarray:
+    return np.frombuffer(os.urandom(mb * 2**20), dtype=np.uint8)
+
+
+@actorlib.remote
+def digest(array: np.ndarray) -> tuple[str, str]:
+    return hashlib.sha256(array).hexdigest(), node_of()
+
+
+def test_a_large_object_crosses_nodes(cluster):
+    nodes = cluster.node_ids()
+    ref = make_array.options(resources={"ssd": 1}).remote(50)  # made on 127.0.0.2
+    here = actorlib.get(ref, timeout=60)  # read by the driver, on the head's node
+    expected = hashlib.sha256(here).hexdigest()
+    assert not here.flags.writeable
+    remote_digest, node = actorlib.get(digest.options(resources={"gpu_like": 1}).remote(ref), timeout=60)
+    assert (remote_digest, node) == (expected, nodes["127.0.0.3"])
+
+
+def test_a_wrong_token_is_refused(cluster):
+    result = cluster.cli(
+        "status", "--address", cluster.address, check=False, env={**cluster.env, "ACTORLIB_TOKEN": "not-the-token"}
+    )
+    assert result.returncode != 0
+    assert "refused" in (result.stderr + result.stdout)
+
+
+def test_join_is_fast_and_death_is_detected(cluster):
+    import time
+
+    started = time.monotonic()
+    pid = cluster.add_node("127.0.0.4", cpus=1, resources={"extra": 1})
+    poll(lambda: "127.0.0.4" in cluster.node_ids(), timeout=30)
+    joined = time.monotonic() - started
+    assert actorlib.get(where.options(resources={"extra": 1}).remote(), timeout=60) == cluster.node_ids()["127.0.0.4"]
+    os.kill(pid, 9)
+    killed = time.monotonic()
+    poll(lambda: "127.0.0.4" not in cluster.node_ids(), timeout=30)
+    detected = time.monotonic() - killed
+    dead = [n for n in actorlib.nodes() if n["NodeManagerAddress"] == "127.0.0.4"]
+    assert dead and not dead[0]["Alive"]
+    print(f"join {joined:.2f}s, death detected in {detected:.2f}s")

@@ -1,0 +1,98 @@
+"""Nodes failing under load: work is retried elsewhere, actors move, the dead are detected."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+import actorlib
+
+from ..integration.conftest import alive, poll, wait_gone
+from .conftest import MultiNode
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    multi = MultiNode(
+        [
+            {"ip": "127.0.0.2", "cpus": 1, "resources": {"pool": 1}},
+            {"ip": "127.0.0.3", "cpus": 1, "resources": {"pool": 1}},
+            {"ip": "127.0.0.4", "cpus": 1, "resources": {"pool": 1}},
+        ],
+        node_timeout=2.0,
+        grace=3.0,
+    )
+    try:
+        multi.connect()
+        poll(lambda: len(multi.node_ids()) == 4, timeout=30)
+        yield multi
+    finally:
+        if actorlib.is_initialized():
+            multi.disconnect()
+        multi.stop()
+
+
+@actorlib.remote(resources={"pool": 1})
+def slow_square(x: int) -> tuple[int, str]:
+    time.sleep(0.3)
+    return x * x, actorlib.get_runtime_context().get_node_id()
+
+
+@actorlib.remote(resources={"pool": 1}, max_restarts=1)
+class Mover:
+    def node(self) -> str:
+        return actorlib.get_runtime_context().get_node_id()
+
+
+def test_every_task_completes_when_a_node_is_killed(cluster):
+    refs = [slow_square.remote(i) for i in range(12)]
+    poll(lambda: len(actorlib.wait(refs, num_returns=1, timeout=0)[0]) >= 1, timeout=60)
+    victim = cluster.node_pids.pop("127.0.0.4")
+    os.kill(victim, signal.SIGKILL)
+    results = actorlib.get(refs, timeout=120)
+    assert [value for value, _ in results] == [i * i for i in range(12)]
+    assert wait_gone([victim], 10) == []
+
+
+def test_a_restartable_actor_moves_off_a_dead_node(cluster):
+    ids = cluster.node_ids()
+    actor = Mover.remote()
+    first = actorlib.get(actor.node.remote(), timeout=60)
+    ip = next(ip for ip, node_id in ids.items() if node_id == first)
+    os.kill(cluster.node_pids.pop(ip), signal.SIGKILL)
+
+    def moved():
+        try:
+            node = actorlib.get(actor.node.remote(), timeout=30)
+        except actorlib.exceptions.ActorDiedError as error:
+            assert not error.final, str(error)
+            return None
+        return node if node != first else None
+
+    assert poll(moved, timeout=60) in cluster.node_ids().values()
+
+
+def test_a_frozen_node_is_declared_dead_by_heartbeat(cluster):
+    ip, pid = next(iter(cluster.node_pids.items()))
+    os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        poll(lambda: ip not in cluster.node_ids(), timeout=30)
+        detected = time.monotonic() - stopped
+        assert detected < cluster.node_timeout + 3  # heartbeat timeout, plus a check period
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    poll(lambda: ip in cluster.node_ids(), timeout=30)  # it comes back and registers again
+
+
+def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
+    nodes = list(cluster.node_pids.values())
+    node_trees = [pid for pid in cluster.processes() if pid not in cluster._ready_pids("head.json")]
+    assert all(alive(pid) for pid in nodes)
+    cluster.disconnect()
+    (head,) = cluster._ready_pids("head.json")
+    os.kill(head, signal.SIGKILL)
+    assert wait_gone(node_trees, cluster.grace + 10) == []
