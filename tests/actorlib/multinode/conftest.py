@@ -15,7 +15,7 @@ import pytest
 
 import actorlib
 
-from ..integration.conftest import alive, poll, wait_gone
+from ..integration.conftest import _stop_shared, alive, poll, wait_gone
 
 
 def free_port() -> int:
@@ -73,6 +73,7 @@ class MultiNode:
         return [pid for pid in pids if alive(pid)]
 
     def connect(self) -> None:
+        _stop_shared()  # the integration tests' cluster, if it is still up
         os.environ["ACTORLIB_TOKEN_FILE"] = self.token_file
         actorlib.init(address=self.address)
 
