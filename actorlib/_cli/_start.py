@@ -83,7 +83,7 @@ def start(
         grace=grace,
         node_timeout=node_timeout,
     )
-    module = "actorlib._head" if head else "actorlib._node"
+    module = "actorlib._head._daemon" if head else "actorlib._node"  # the daemon supervises the head
     argv = [sys.executable, "-m", module, msgspec.json.encode(config).decode()]
     if block:
         os.execv(sys.executable, argv)
@@ -96,23 +96,32 @@ def start(
 
 def _spawn(argv: list[str], session: Path, ready: str) -> dict[str, object]:
     logs = session / "logs"
-    with open(logs / f"{ready.split('.')[0]}.out", "ab") as out, open(logs / f"{ready.split('.')[0]}.err", "ab") as err:
+    name = "daemon" if ready == "head.json" else "node"
+    with open(logs / f"{name}.out", "ab") as out, open(logs / f"{name}.err", "ab") as err:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if (session / ready).exists():
             return json.loads((session / ready).read_text())
         if process.poll() is not None:
-            tail = (logs / f"{ready.split('.')[0]}.err").read_text(errors="replace").strip().splitlines()[-15:]
+            errors = (logs / f"{name}.err").read_text(errors="replace") + _read(logs / "head.err")
+            tail = errors.strip().splitlines()[-15:]
             raise click.ClickException("it failed to start:\n" + "\n".join(tail))
         time.sleep(0.05)
     process.kill()
     raise click.ClickException(f"it did not start within {START_TIMEOUT:g}s; see {logs}")
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> None:
     token = session / "token"
-    click.echo(f"Started the actorlib head (pid {info['pid']}); session {session}")
+    click.echo(f"Started the actorlib head (pid {info['pid']}, restarted if it dies); session {session}")
     click.echo(f"  address:    {ip}:{port}")
     click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")
     click.echo("To join a worker node (copy the token file to its machine first):")

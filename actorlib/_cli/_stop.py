@@ -21,7 +21,7 @@ def stop(force: bool, grace_period: float) -> None:
     to be an actorlib head or node of this user before it is signalled.
     """
     processes = []
-    for kind in ("node.json", "head.json"):
+    for kind in ("node.json", "daemon.json", "head.json"):  # a daemon would restart its head
         for _session, info in running_sessions(kind):
             try:
                 processes.append(psutil.Process(int(info["pid"])))  # type: ignore[arg-type]

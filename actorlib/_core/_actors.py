@@ -21,6 +21,9 @@ from .._wire import ActorSpec, ActorView, CallActor, Channel, CreateActor, Error
 from ..exceptions import ActorDiedError
 from ._objects import CallbackWaiter
 
+HEAD_RECONNECT_GRACE = 30.0  # seconds callers keep asking for an actor while the head is away
+HEAD_RETRY = 0.5
+
 if TYPE_CHECKING:
     from ._refs import ObjectRef
     from ._runtime import Runtime
@@ -273,15 +276,22 @@ class ActorSubmitter:
             pass  # on_channel_lost handles it
 
     async def _connect(self, actor: _Actor) -> None:
+        """Find the actor's current process (asking the head) and connect to it; or mark it dead."""
+        started = trio.current_time()
         try:
             await actor.registered.wait()
             while actor.dead is None:
-                reply = await self.rt.head.request(lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=actor.incarnation))
-                view = reply.view
+                try:
+                    view = await self._locate(actor)
+                except ConnectionError as exc:
+                    if trio.current_time() - started < HEAD_RECONNECT_GRACE and not self.rt.closed:
+                        await trio.sleep(HEAD_RETRY)  # the head may be restarting: ask again
+                        continue
+                    self._dead(actor, f"cannot reach the head to find actor {actor.name}: {exc}")
+                    return
                 if view is None or view.state == "DEAD":
                     cause = view.cause if view is not None else "the head does not know it"
-                    with self._lock:
-                        self._die(actor, box_system(ActorDiedError(f"the actor {actor.name} ({actor.actor_id.hex()}) is dead: {cause}")))
+                    self._dead(actor, f"the actor {actor.name} ({actor.actor_id.hex()}) is dead: {cause}")
                     return
                 try:
                     channel = await self.rt.peers.channel_to(view.address)
@@ -292,14 +302,18 @@ class ActorSubmitter:
                     actor.channel = channel
                     actor.incarnation = view.incarnation
                 break
-        except ConnectionError as exc:
-            with self._lock:
-                self._die(actor, box_system(ActorDiedError(f"cannot reach the head to find actor {actor.name}: {exc}")))
-            return
         finally:
             actor.connecting = False
         with self._lock:
             self._pump(actor)
+
+    async def _locate(self, actor: _Actor) -> ActorView | None:
+        reply = await self.rt.head.request(lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=actor.incarnation))
+        return reply.view  # type: ignore[no-any-return]
+
+    def _dead(self, actor: _Actor, message: str) -> None:
+        with self._lock:
+            self._die(actor, box_system(ActorDiedError(message)))
 
     def on_done(self, done: TaskDone) -> bool:
         with self._lock:

@@ -67,3 +67,4 @@ class HeadLink:
                     pending.resolve(message.req, message)
         finally:
             pending.fail_all(ConnectionError("lost the connection to the head"))
+            await channel.aclose()

@@ -99,6 +99,7 @@ class Peers:
             log.error("closing the node connection: %s", exc)
         finally:
             link.pending.fail_all(ConnectionError("lost the connection to the node"))
+            await link.channel.aclose()
 
     async def node_request(self, make: Callable[[int], Any]) -> Any:
         """Send ``make(req)`` to the local node and return its reply."""

@@ -49,7 +49,7 @@ def _is_ours(pid: int) -> bool:
     """Whether ``pid`` is a live actorlib head or node process of this user."""
     try:
         process = psutil.Process(pid)
-        return process.uids().real == os.getuid() and any("actorlib._" in arg for arg in process.cmdline())
+        return process.uids().real == os.getuid() and any(arg.startswith("actorlib._") for arg in process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 

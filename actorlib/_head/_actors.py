@@ -13,6 +13,7 @@ import trio
 from .. import _ids
 from .._node import _resources as res
 from .._wire import ActorSpec, ActorView, Channel
+from ._state import MemoryState, StateStore
 
 log = logging.getLogger("actorlib.head")
 
@@ -52,8 +53,9 @@ class _Record:
 class ActorDirectory:
     """Actors of the cluster, as the head tracks them; nodes report state changes here."""
 
-    def __init__(self, nodes: Callable[[], list[Any]]) -> None:
+    def __init__(self, nodes: Callable[[], list[Any]], state: StateStore | None = None) -> None:
         self._nodes = nodes
+        self._state = state or MemoryState()
         self._actors: dict[bytes, _Record] = {}
         self._names: dict[tuple[str, str], bytes] = {}
         self._spread = itertools.count()
@@ -72,6 +74,8 @@ class ActorDirectory:
         self._actors[spec.actor_id] = record
         if spec.name:
             self._names[(spec.namespace, spec.name)] = spec.actor_id
+        if spec.detached:
+            self._state.save_actor(spec)  # found again (or re-created) after a head restart
         node = self._place(record)
         if node is not None:
             record.node = node
@@ -142,6 +146,27 @@ class ActorDirectory:
     def views(self) -> list[ActorView]:
         return [record.view for record in self._actors.values()]
 
+    # ---- after a head restart -------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Load the detached actors of the previous head; they wait for their node to report them."""
+        for spec in self._state.actors():
+            if spec.actor_id not in self._actors:
+                record = _Record(spec, None)
+                record.view = msgspec.structs.replace(record.view, state=RESTARTING, cause="the head restarted")
+                self._actors[spec.actor_id] = record
+                if spec.name:
+                    self._names[(spec.namespace, spec.name)] = spec.actor_id
+
+    def place_unclaimed(self) -> None:
+        """Re-create recovered actors that no node reported after the grace period."""
+        for record in list(self._actors.values()):
+            if record.node is None and record.spec is not None and record.view.state == RESTARTING:
+                placed = self._place(record)
+                if placed is not None:
+                    record.node = placed
+                    placed.start_actor(record.spec, self)
+
     # ---- nodes joining and dying ----------------------------------------------------------
 
     def node_joined(self, node: Any, hosted: list[ActorView]) -> None:
@@ -193,6 +218,8 @@ class ActorDirectory:
         record.view = msgspec.structs.replace(view, **changes)
         if state == DEAD:
             log.info("actor %s died: %s", _ids.short(actor_id), record.view.cause)
+            if record.spec is not None and record.spec.detached:
+                self._state.forget_actor(actor_id)
         changed, record.changed = record.changed, trio.Event()
         changed.set()
 

@@ -24,6 +24,7 @@ from .._node._process import raise_fd_limit, write_ready_file
 from .._wire import read_token
 from ._registry import Registry
 from ._service import HeadService
+from ._state import MemoryState, SqliteState
 
 ROOT_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
 
@@ -49,7 +50,12 @@ def main(argv: list[str]) -> None:
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
     token = read_token(config.token_path)
     registry = Registry()
-    head = HeadService(config.head_listen, token, registry, heartbeat=config.heartbeat, node_timeout=config.node_timeout)
+    durable = config.tcp  # a standalone cluster keeps state across head restarts
+    state = SqliteState(Path(config.session_dir) / "state.db") if durable else MemoryState()
+    head = HeadService(
+        config.head_listen, token, registry, heartbeat=config.heartbeat, node_timeout=config.node_timeout,
+        state=state, recovery_grace=config.grace + config.node_timeout if durable else 0.0,
+    )  # fmt: skip
     children = [
         supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
         node_spec(config, token, registry, zygote),

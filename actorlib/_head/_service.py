@@ -3,7 +3,6 @@ answers questions about the cluster."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 
 import trio
@@ -39,6 +38,7 @@ from .._wire import (
 from ._actors import ActorDirectory
 from ._nodes import DEFAULT_HEARTBEAT, DEFAULT_NODE_TIMEOUT, RemoteNode
 from ._registry import Registry
+from ._state import MemoryState, StateStore
 
 log = logging.getLogger("actorlib.head")
 
@@ -54,22 +54,32 @@ class HeadService:
         *,
         heartbeat: float = DEFAULT_HEARTBEAT,
         node_timeout: float = DEFAULT_NODE_TIMEOUT,
+        state: StateStore | None = None,
+        recovery_grace: float = 0.0,
     ) -> None:
         self.address = address
         self.token = token
         self.registry = registry
-        self.actors = ActorDirectory(registry.nodes)
+        self.state = state or MemoryState()
+        self.actors = ActorDirectory(registry.nodes, self.state)
         self.heartbeat = heartbeat
         self.node_timeout = node_timeout
-        self._jobs = itertools.count(1)
+        self.recovery_grace = recovery_grace
         self._clients: set[Channel] = set()
 
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.actors.recover()
             self.address = await nursery.start(serve, self.address, self.token, HeadMessage, self._serve_channel)
             nursery.start_soon(self._watch_nodes)
+            nursery.start_soon(self._place_unclaimed)
             task_status.started(self.address)
+
+    async def _place_unclaimed(self) -> None:
+        # Nodes re-register within their grace period; what none claimed by then is re-created.
+        await trio.sleep(self.recovery_grace)
+        self.actors.place_unclaimed()
 
     async def _serve_channel(self, channel: Channel) -> None:
         first = await channel.receive()
@@ -97,7 +107,7 @@ class HeadService:
             if node is None:
                 log.warning("driver %s registered while no node is up", channel.peer)
                 return
-            job_id = f"{next(self._jobs):08x}"
+            job_id = f"{self.state.next_job():08x}"
             channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
         elif isinstance(message, ClusterInfoRequest):
             channel.send_nowait(ClusterInfoReply(req=message.req, nodes=self.registry.views(dead=True)))

@@ -64,7 +64,7 @@ class MultiNode:
     def processes(self) -> list[int]:
         """Every process of the cluster: heads, nodes, zygotes, workers, actors."""
         pids = []
-        for pid in self._ready_pids("head.json") + self._ready_pids("node.json"):
+        for pid in self._ready_pids("daemon.json") + self._ready_pids("head.json") + self._ready_pids("node.json"):
             try:
                 root = psutil.Process(pid)
                 pids += [pid] + [child.pid for child in root.children(recursive=True)]

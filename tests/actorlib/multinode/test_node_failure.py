@@ -88,11 +88,29 @@ def test_a_frozen_node_is_declared_dead_by_heartbeat(cluster):
     poll(lambda: ip in cluster.node_ids(), timeout=30)  # it comes back and registers again
 
 
-def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
-    nodes = list(cluster.node_pids.values())
-    node_trees = [pid for pid in cluster.processes() if pid not in cluster._ready_pids("head.json")]
-    assert all(alive(pid) for pid in nodes)
-    cluster.disconnect()
+def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
+    actor = Mover.options(name="keeper", lifetime="detached", namespace="ops").remote()
+    pid_before = actorlib.get(actor.node.remote(), timeout=60)
     (head,) = cluster._ready_pids("head.json")
     os.kill(head, signal.SIGKILL)
+    poll(lambda: cluster._ready_pids("head.json") and cluster._ready_pids("head.json")[0] != head, timeout=30)
+
+    def found_again():
+        try:
+            return actorlib.get(actorlib.get_actor("keeper", namespace="ops").node.remote(), timeout=30)
+        except (ValueError, ConnectionError, actorlib.exceptions.ActorDiedError, actorlib.exceptions.GetTimeoutError):
+            return None
+
+    assert poll(found_again, timeout=60) == pid_before  # the same actor, on the same node
+    poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
+
+
+def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
+    nodes = list(cluster.node_pids.values())
+    (daemon,) = cluster._ready_pids("daemon.json")
+    heads = set(cluster._ready_pids("head.json"))
+    node_trees = [pid for pid in cluster.processes() if pid != daemon and pid not in heads]
+    assert all(alive(pid) for pid in nodes)
+    cluster.disconnect()
+    os.kill(daemon, signal.SIGKILL)  # the cluster's root: its head dies with it
     assert wait_gone(node_trees, cluster.grace + 10) == []

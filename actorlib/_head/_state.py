@@ -1,0 +1,93 @@
+"""The head's durable state, behind a small interface (SQLite in the session directory).
+
+What survives a head restart: detached actors (their specs, to find them
+again or re-create them) and the job counter. Nodes are not stored: they
+register again on their own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from .._wire import ActorSpec
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actors (
+    actor_id BLOB PRIMARY KEY,
+    spec BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+class StateStore(Protocol):
+    """What the head keeps across restarts (another backend can implement this)."""
+
+    def save_actor(self, spec: ActorSpec) -> None: ...
+    def forget_actor(self, actor_id: bytes) -> None: ...
+    def actors(self) -> list[ActorSpec]: ...
+    def next_job(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteState:
+    """The default store: one SQLite file, written synchronously (small, rare writes)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(ActorSpec)
+
+    def save_actor(self, spec: ActorSpec) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO actors (actor_id, spec) VALUES (?, ?)", (spec.actor_id, self._encoder.encode(spec))
+        )
+
+    def forget_actor(self, actor_id: bytes) -> None:
+        self._db.execute("DELETE FROM actors WHERE actor_id = ?", (actor_id,))
+
+    def actors(self) -> list[ActorSpec]:
+        return [self._decoder.decode(row[0]) for row in self._db.execute("SELECT spec FROM actors")]
+
+    def next_job(self) -> int:
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('job', 0)")
+            self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'job'")
+            (value,) = self._db.execute("SELECT value FROM counters WHERE name = 'job'").fetchone()
+        return int(value)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemoryState:
+    """A store that forgets everything (embedded local clusters have nothing to recover)."""
+
+    def __init__(self) -> None:
+        self._actors: dict[bytes, ActorSpec] = {}
+        self._jobs = 0
+
+    def save_actor(self, spec: ActorSpec) -> None:
+        self._actors[spec.actor_id] = spec
+
+    def forget_actor(self, actor_id: bytes) -> None:
+        self._actors.pop(actor_id, None)
+
+    def actors(self) -> list[ActorSpec]:
+        return list(self._actors.values())
+
+    def next_job(self) -> int:
+        self._jobs += 1
+        return self._jobs
+
+    def close(self) -> None:
+        pass
