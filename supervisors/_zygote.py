@@ -204,7 +204,10 @@ def _zygote_main(sock: socket.socket) -> NoReturn:
                 os.read(wake_r, 4096)
                 _reap_all(sock)
             if sock in readable:
-                data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+                except ConnectionResetError:
+                    data, fds = b"", []
                 if not data:
                     os._exit(0)  # whoever forked us is gone
                 _handle(sock, data, fds, (wake_r, wake_w))

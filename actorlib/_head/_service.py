@@ -88,13 +88,16 @@ class HeadService:
             return
         self._clients.add(channel)
         try:
-            self._dispatch(channel, first)
+            message = first
             while True:
+                try:
+                    self._dispatch(channel, message)
+                except Exception:  # a bug answering one request must not cut the client off
+                    log.exception("head: failed to handle %s from %s", type(message).__name__, channel.peer)
                 try:
                     message = await channel.receive()
                 except EOFError:
                     return
-                self._dispatch(channel, message)
         finally:
             self._clients.discard(channel)
             self.actors.owner_gone(channel)
