@@ -17,7 +17,7 @@ from ._api import (
     wait,
 )
 from ._actor_class import ActorClass, ActorHandle, ActorMethod, get_actor, kill, method
-from ._context import RuntimeContext, get_runtime_context
+from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
 from ._core import ObjectRef
 from ._core._streams import ObjectRefGenerator
 from ._remote_function import RemoteFunction, remote
@@ -40,6 +40,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",

@@ -1,6 +1,8 @@
-"""``get_runtime_context()``: who and where the calling code runs."""
+"""``get_runtime_context()``: who and where the calling code runs; ``get_gpu_ids()``."""
 
 from __future__ import annotations
+
+import os
 
 from ._core import Runtime, current
 
@@ -30,6 +32,10 @@ class RuntimeContext:
         executor = self._runtime.executor
         task = executor.current if executor is not None else None
         return task.name if task is not None else None
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators assigned to the running task or actor: ``{"GPU": ["0"]}``."""
+        return {"GPU": _assigned_gpus(self._runtime)}
 
     def get_actor_id(self) -> str | None:
         """The actor's id in an actor process, else None."""
@@ -63,3 +69,25 @@ class RuntimeContext:
 def get_runtime_context() -> RuntimeContext:
     """The context of the calling driver or task. Raises NotInitializedError before init()."""
     return RuntimeContext(current())
+
+
+def get_gpu_ids() -> list[int | str]:
+    """The GPUs assigned to the calling task or actor (ints where the ids are numeric).
+
+    Empty in a driver and in tasks or actors that asked for no GPUs. The
+    same ids are in the process's ``CUDA_VISIBLE_DEVICES`` while it runs.
+    """
+    return [int(gpu) if gpu.isdigit() else gpu for gpu in _assigned_gpus(current())]
+
+
+def _assigned_gpus(runtime: Runtime) -> list[str]:
+    executor = runtime.executor
+    if executor is None:
+        return []  # a driver holds no resources
+    task = executor.current
+    if task is not None:
+        return list(task.gpu_ids)
+    if getattr(runtime, "actor_id", None):  # an actor's GPUs are fixed for its process's life
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        return [gpu for gpu in visible.split(",") if gpu]
+    return []

@@ -61,7 +61,7 @@ def start(
         custom = json.loads(resources)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
-    from .._driver._options import InitOptions
+    from .._driver._options import InitOptions, gpu_ids
 
     options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
@@ -72,7 +72,8 @@ def start(
     config = NodeConfig(
         session_dir=str(session),
         node_id=_ids.unique_id().hex(),
-        resources=options.node_resources(memory, store),
+        resources=(offered := options.node_resources(memory, store)),
+        gpu_ids=gpu_ids(offered["GPU"]),
         object_store_memory=int(store),
         ip=ip,
         is_head=head,

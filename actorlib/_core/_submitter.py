@@ -94,7 +94,7 @@ class _Queue:
 class _Lease:
     __slots__ = (
         "lease_id", "worker_id", "pid", "channel", "core", "node", "node_id", "queue", "inflight", "slow", "idle_since",
-        "used",
+        "used", "gpu_ids",
     )  # fmt: skip
 
     def __init__(self, granted: Any, channel: Channel, queue: _Queue, node: Any) -> None:
@@ -103,6 +103,7 @@ class _Lease:
         self.lease_id = granted.lease_id
         self.worker_id = granted.worker_id
         self.pid = granted.pid
+        self.gpu_ids = granted.gpu_ids
         self.channel = channel
         self.core = granted.core_address  # the worker's runtime: cancels go there
         self.queue = queue
@@ -252,6 +253,7 @@ class TaskSubmitter:
             owner_id=ident.core_id,
             attempt=spec.attempt,
             streaming=spec.streaming,
+            gpu_ids=lease.gpu_ids,
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short

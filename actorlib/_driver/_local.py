@@ -16,7 +16,7 @@ from .._head import head_address
 from .._node import NodeConfig
 from .._session import new_session, remove_sockets
 from .._store import default_capacity
-from ._options import InitOptions
+from ._options import InitOptions, gpu_ids
 
 HEAD_SHUTDOWN = 10.0
 HEAD_START_TIMEOUT = 60.0
@@ -52,7 +52,8 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> Lo
     config = NodeConfig(
         session_dir=str(session),
         node_id=_ids.unique_id().hex(),
-        resources=options.node_resources(memory, store),
+        resources=(offered := options.node_resources(memory, store)),
+        gpu_ids=gpu_ids(offered["GPU"]),
         object_store_memory=int(store),
         head_address=head_address(session),
     )

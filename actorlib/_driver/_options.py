@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import itertools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._node._gpus import detect
 from .._options import env_vars_of, validate_resources
 
 
@@ -49,13 +52,13 @@ class InitOptions:
     def node_resources(self, physical_memory: int, store_memory: int) -> dict[str, float]:
         """The local node's resources: CPUs by default all cores, memory 70% of RAM minus the store."""
         cpus = self.num_cpus if self.num_cpus is not None else float(os.cpu_count() or 1)
-        gpus = self.num_gpus if self.num_gpus is not None else float(_visible_gpus())
+        gpus = self.num_gpus if self.num_gpus is not None else float(len(detect()))
         memory = self.memory if self.memory is not None else max(0.0, physical_memory * 0.7 - store_memory)
         return {"CPU": float(cpus), "GPU": float(gpus), "memory": float(int(memory)), **self.resources}
 
 
-def _visible_gpus() -> int:
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if not devices:
-        return 0
-    return len([d for d in devices.split(",") if d.strip() and d.strip() != "-1"])
+def gpu_ids(count: float) -> list[str]:
+    """The ids behind ``count`` GPUs: the detected ones first, then unused "0", "1", ..."""
+    ids = detect()[: math.ceil(count)]
+    spare = (str(i) for i in itertools.count() if str(i) not in ids)
+    return ids + [next(spare) for _ in range(math.ceil(count) - len(ids))]

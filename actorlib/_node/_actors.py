@@ -28,6 +28,8 @@ from .. import _ids
 from .._serial import unbox
 from .._wire import ActorReady, ActorSpec, ActorView, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
 from ..exceptions import TaskError
+from . import _resources as res
+from ._gpus import CUDA_VISIBLE_DEVICES
 from ._leases import LeaseManager
 from ._pool import WorkerPool
 
@@ -45,7 +47,7 @@ class Directory(Protocol):
 
 
 class _Hosted:
-    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn")
+    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn", "gpu_ids")
 
     def __init__(self, spec: ActorSpec, directory: Directory) -> None:
         self.spec = spec
@@ -56,6 +58,7 @@ class _Hosted:
         self.dead = False
         self.reserved = False
         self.turn = 0  # its place in its group's start order
+        self.gpu_ids: list[str] = []  # the GPUs it holds for life: its CUDA_VISIBLE_DEVICES
 
 
 class ActorHost:
@@ -88,7 +91,7 @@ class ActorHost:
 
     async def _start(self, hosted: _Hosted) -> None:
         spec = hosted.spec
-        await self.leases.reserve(spec.shape)
+        hosted.gpu_ids = await self.leases.reserve(spec.shape)
         hosted.reserved = True
         if hosted.dead:  # killed while it waited for resources
             self._release(hosted)
@@ -214,7 +217,8 @@ class ActorHost:
     def _release(self, hosted: _Hosted) -> None:
         if hosted.reserved:
             hosted.reserved = False
-            self.leases.give_back(dict(hosted.spec.shape))
+            self.leases.give_back(res.normalize(hosted.spec.shape), hosted.gpu_ids)
+            hosted.gpu_ids = []
             self.leases.schedule()
 
     def views(self) -> list[ActorView]:
@@ -276,7 +280,8 @@ class ActorChild:
         self.hosted = hosted
         self.address: str | None = None
         self.worker_id = _ids.unique_id()
-        self.process = host.pool.make_process(self.worker_id, dict(hosted.spec.env), hosted.key)
+        env = {**hosted.spec.env, CUDA_VISIBLE_DEVICES: ",".join(hosted.gpu_ids)}
+        self.process = host.pool.make_process(self.worker_id, env, hosted.key)
 
     @property
     def pid(self) -> int | None:

@@ -27,6 +27,7 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     grace: float = 10.0  # seconds a node process may lose the head before it stops itself
     heartbeat: float = 0.5
     node_timeout: float = 4.0
+    gpu_ids: list[str] = []  # the ids behind resources["GPU"] (default "0", "1", ...)
 
     @property
     def short(self) -> str:

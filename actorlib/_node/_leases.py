@@ -13,6 +13,7 @@ import trio
 from .. import _ids
 from .._wire import Channel, LeaseGranted, LeaseRefused, NodeView, RequestLease
 from . import _resources as res
+from ._gpus import GpuIds
 from ._pool import Worker, WorkerPool, env_key
 
 MAX_CONCURRENT_STARTS = 4
@@ -34,14 +35,15 @@ class _Request:
 class Lease:
     """A worker lent to one owner, and the resources it holds."""
 
-    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked")
+    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids")
 
-    def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel) -> None:
+    def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel, gpu_ids: list[str]) -> None:
         self.lease_id = _ids.unique_id()
         self.worker = worker
         self.shape = shape
         self.channel = channel
         self.blocked = False
+        self.gpu_ids = gpu_ids
 
 
 class LeaseManager:
@@ -53,12 +55,15 @@ class LeaseManager:
         pool: WorkerPool,
         node_id: bytes = b"",
         cluster: Callable[[], list[NodeView]] = lambda: [],
+        gpu_ids: list[str] | None = None,
     ) -> None:
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
         self.node_id = node_id
         self.cluster = cluster  # every live node, as last known (for spillback)
+        gpus = total.get(res.GPU, 0.0)
+        self.gpus = GpuIds(gpu_ids if gpu_ids else [str(i) for i in range(int(gpus + 0.9999))])
         self._spread = itertools.count()
         self.leases: dict[bytes, Lease] = {}
         self._queue: deque[_Request] = deque()
@@ -119,7 +124,7 @@ class LeaseManager:
         for request in self._queue:
             if request.channel.closed:
                 continue
-            if not res.fits(request.shape, self.available):
+            if not self._fits(request.shape):
                 waiting.append(request)
                 continue
             worker = self.pool.take_idle(request.key)
@@ -132,8 +137,11 @@ class LeaseManager:
         self._queue = waiting
         self._start_workers(wanted)
 
+    def _fits(self, shape: dict[str, float]) -> bool:
+        return res.fits(shape, self.available) and self.gpus.fits(shape.get(res.GPU, 0.0))
+
     def _grant(self, request: _Request, worker: Worker) -> None:
-        lease = Lease(worker, request.shape, request.channel)
+        lease = Lease(worker, request.shape, request.channel, self.gpus.take(request.shape.get(res.GPU, 0.0)))
         res.subtract(self.available, lease.shape)
         worker.state = "leased"
         worker.lease = lease
@@ -146,6 +154,7 @@ class LeaseManager:
             pid=worker.pid,
             core_address=worker.core,
             node_id=self.node_id,
+            gpu_ids=lease.gpu_ids,
         )
         if not _send(request.channel, granted):
             self.release(lease.lease_id, kill=False)
@@ -190,20 +199,24 @@ class LeaseManager:
         shape = lease.shape
         if lease.blocked:
             shape = {k: v for k, v in shape.items() if k != res.CPU}
-        self.give_back(shape)
+        self.give_back(shape, lease.gpu_ids)
+        lease.gpu_ids = []
 
-    def give_back(self, shape: dict[str, float]) -> None:
-        """Return resources to the ledger (a lease or an actor is done with them)."""
+    def give_back(self, shape: dict[str, float], gpu_ids: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Return resources (and the GPU ids behind them) to the ledger."""
         res.add(self.available, shape)
+        if gpu_ids:
+            self.gpus.give_back(list(gpu_ids), shape.get(res.GPU, 0.0))
         freed, self._freed = self._freed, trio.Event()
         freed.set()
 
-    async def reserve(self, shape: dict[str, float]) -> None:
-        """Wait until ``shape`` fits, then take it (for an actor's lifetime). Cancellable."""
+    async def reserve(self, shape: dict[str, float]) -> list[str]:
+        """Wait until ``shape`` fits, then take it (for an actor's lifetime); its GPU ids. Cancellable."""
         shape = res.normalize(shape)
-        while not res.fits(shape, self.available):
+        while not self._fits(shape):
             await self._freed.wait()
         res.subtract(self.available, shape)
+        return self.gpus.take(shape.get(res.GPU, 0.0))
 
     def set_blocked(self, worker_id: bytes, blocked: bool) -> None:
         """A leased worker waits on objects (lend its CPUs) or runs again (take them back)."""

@@ -110,7 +110,7 @@ class NodeService:
             self.pool = pool
             self.logs = pool.logs
             self.state.listener = pool.on_event
-            self.leases = LeaseManager(self.total, pool, self.node_id, self.registry.views)
+            self.leases = LeaseManager(self.total, pool, self.node_id, self.registry.views, config.gpu_ids)
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event

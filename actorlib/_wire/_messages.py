@@ -178,6 +178,7 @@ class PushTask(Msg, tag="push"):
     owner_id: bytes
     attempt: int = 0
     streaming: bool = False
+    gpu_ids: list[str] = []  # the GPUs its lease holds: its CUDA_VISIBLE_DEVICES
 
 
 class CancelTask(Msg, tag="cancel"):
@@ -327,6 +328,7 @@ class LeaseGranted(Msg, tag="granted"):
     pid: int
     core_address: str = ""
     node_id: bytes = b""
+    gpu_ids: list[str] = []
 
 
 class LeaseRefused(Msg, tag="refused_lease"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ class TaskContext:
         self.task_id = task.task_id
         self.name = task.name
         self.job_id = task.job_id
+        self.gpu_ids = task.gpu_ids
 
 
 class Executor:
@@ -64,6 +66,9 @@ class Executor:
         if not self._begin(task, channel):
             return
         self.rt.identity.job_id = task.job_id
+        visible = ",".join(task.gpu_ids)  # the task sees only the GPUs its lease holds
+        if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
         self._mark_output(task.job_id, task.name)
         reply = Reply(self.rt, channel, task.task_id)
         try:
