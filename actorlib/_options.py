@@ -181,9 +181,14 @@ def actor_shapes(options: Mapping[str, Any]) -> tuple[dict[str, float], dict[str
 
 
 def strategy_of(options: Mapping[str, Any]) -> tuple[str, bytes, bool]:
-    """``scheduling_strategy`` as (name, node affinity, soft); raises ValueError naming a bad one."""
+    """``scheduling_strategy`` as (name, node affinity, soft); raises ValueError naming a bad one.
+
+    A placement group strategy is DEFAULT here: see :func:`group_of`.
+    """
     strategy = options.get("scheduling_strategy")
-    if strategy is None or strategy == "DEFAULT":
+    if strategy is None or strategy == "DEFAULT" or group_of(options) is not None:
+        return ("DEFAULT", b"", False)
+    if hasattr(strategy, "placement_group"):  # PlacementGroupSchedulingStrategy(placement_group=None)
         return ("DEFAULT", b"", False)
     if strategy == "SPREAD":
         return ("SPREAD", b"", False)
@@ -191,5 +196,25 @@ def strategy_of(options: Mapping[str, Any]) -> tuple[str, bytes, bool]:
     if isinstance(node_id, str):
         return ("DEFAULT", bytes.fromhex(node_id), bool(getattr(strategy, "soft", False)))
     raise ValueError(
-        f"scheduling_strategy must be 'DEFAULT', 'SPREAD' or a NodeAffinitySchedulingStrategy, got {strategy!r}"
+        "scheduling_strategy must be 'DEFAULT', 'SPREAD', a NodeAffinitySchedulingStrategy "
+        f"or a PlacementGroupSchedulingStrategy, got {strategy!r}"
     )
+
+
+def group_of(options: Mapping[str, Any]) -> tuple[bytes, int] | None:
+    """(placement group id, bundle index) of a PlacementGroupSchedulingStrategy; None without one.
+
+    Raises ValueError for a bundle index outside the group.
+    """
+    group = getattr(options.get("scheduling_strategy"), "placement_group", None)
+    if group is None:
+        return None
+    pg_id = getattr(group, "id", None)
+    if not isinstance(pg_id, bytes):
+        raise TypeError(f"placement_group must be a PlacementGroup, got {group!r}")
+    index = options["scheduling_strategy"].placement_group_bundle_index
+    count = getattr(group, "bundle_count", None)
+    if not isinstance(index, int) or isinstance(index, bool) or index < -1 or (count is not None and index >= count):
+        within = f"0..{count - 1}" if count is not None else "0 or more"
+        raise ValueError(f"placement_group_bundle_index must be -1 (any bundle) or in {within}, got {index!r}")
+    return bytes(pg_id), index

@@ -9,7 +9,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
 from ._core._streams import ObjectRefGenerator
-from ._options import TASK_DEFAULTS, merge, merge_runtime_env, shape_of, strategy_of, validate_task_options
+from ._options import TASK_DEFAULTS, group_of, merge, merge_runtime_env, shape_of, strategy_of, validate_task_options
+from ._placement import group_shape
 from ._serial import Exported, export
 
 P = ParamSpec("P")
@@ -21,7 +22,7 @@ class _Prepared:
 
     __slots__ = (
         "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries",
-        "retry_exceptions", "strategy",
+        "retry_exceptions", "strategy", "group",
     )  # fmt: skip
 
     def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any]) -> None:
@@ -29,6 +30,9 @@ class _Prepared:
         self.exported = exported
         self.name = options.get("name") or exported.name
         self.shape = shape_of(options)
+        self.group = group_of(options)
+        if self.group is not None:  # ask the group's bundle for it instead
+            self.shape = group_shape(self.shape, self.group[0].hex(), self.group[1])
         job_env = {"env_vars": runtime.identity.env} if runtime.identity.env else None
         self.env = merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {})
         self.num_returns = options.get("num_returns", 1)
@@ -120,6 +124,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             retry_exceptions=prepared.retry_exceptions,
             streaming=streaming,
             strategy=prepared.strategy,
+            group=prepared.group,
         )
     )
     if streaming:

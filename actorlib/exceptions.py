@@ -14,6 +14,7 @@
     ├── InfeasibleResourcesError       also a ValueError: no node can ever satisfy the request
     ├── SerializationError             also a TypeError: a value cannot be pickled or unpickled
     ├── WorkerStartError               no worker process could be started for the task
+    ├── TaskUnschedulableError         the task can never be placed (its placement group was removed)
     ├── ActorError                     (Ray: RayActorError)
     │   ├── ActorDiedError             the actor is dead and will not come back
     │   └── ActorUnavailableError      the actor is restarting; try again
@@ -49,6 +50,7 @@ __all__ = [
     "SerializationError",
     "TaskCancelledError",
     "TaskError",
+    "TaskUnschedulableError",
     "WorkerCrashedError",
     "WorkerStartError",
     # Ray's names
@@ -181,6 +183,10 @@ class SerializationError(ActorlibError, TypeError):
 
 class WorkerStartError(ActorlibError):
     """Worker processes for the task fail to start (a broken environment, usually)."""
+
+
+class TaskUnschedulableError(ActorlibError):
+    """The task can never be scheduled: its placement group was removed, or its bundle does not exist."""
 
 
 class ActorError(ActorlibError):

@@ -7,7 +7,8 @@ import trio
 
 from .._driver._discovery import find
 from .._node import _resources as res
-from .._wire import ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, connect
+from .._placement import is_group_resource
+from .._wire import ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect
 
 
 @click.command()
@@ -17,13 +18,13 @@ def status(address: str, verbose: bool) -> None:
     """Show the cluster's nodes, resource usage and pending demands."""
     try:
         found = find(address)
-        nodes = trio.run(_cluster, found.head, found.token)
+        reply = trio.run(_cluster, found.head, found.token)
     except (ConnectionError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(render(found.head, nodes, verbose))
+    click.echo(render(found.head, reply.nodes, verbose, reply.groups))
 
 
-async def _cluster(head: str, token: str) -> list[NodeView]:
+async def _cluster(head: str, token: str) -> ClusterInfoReply:
     async with trio.open_nursery() as nursery:
         channel = await connect(nursery, head, token, HeadMessage, name="cli:00")
         channel.send_nowait(ClusterInfoRequest(req=1))
@@ -31,10 +32,10 @@ async def _cluster(head: str, token: str) -> list[NodeView]:
         await channel.aclose()
         nursery.cancel_scope.cancel()
     assert isinstance(reply, ClusterInfoReply)
-    return reply.nodes
+    return reply
 
 
-def render(head: str, nodes: list[NodeView], verbose: bool) -> str:
+def render(head: str, nodes: list[NodeView], verbose: bool, groups: list[PlacementGroupView] = ()) -> str:  # type: ignore[assignment]
     """The status report (pure: tested without a cluster)."""
     alive = [n for n in nodes if n.alive]
     dead = [n for n in nodes if not n.alive]
@@ -47,18 +48,69 @@ def render(head: str, nodes: list[NodeView], verbose: bool) -> str:
         res.add(total, node.total)
         res.add(free, node.available)
     lines.append("Resources (used / total):")
-    for name in sorted(total):
-        lines.append(f"  {_line(name, total[name] - free.get(name, 0.0), total[name])}")
-    pending = sum(n.pending for n in alive)
-    lines.append(f"Pending lease requests: {pending}")
+    lines += [f"  {line}" for line in _usage(total, free)]
+    lines.append("Pending demands:")
+    demands = _demands(alive, groups)
+    lines += [f"  {line}" for line in demands] or ["  (none)"]
     if verbose:
         for node in alive:
             role = "head" if node.is_head else "node"
             lines.append(f"{role} {node.node_id.hex()[:12]} at {node.ip} (pid {node.pid}), {node.pending} pending")
-            for name in sorted(node.total):
-                used = node.total[name] - node.available.get(name, 0.0)
-                lines.append(f"    {_line(name, used, node.total[name])}")
+            lines += [f"    {line}" for line in _usage(node.total, node.available)]
     return "\n".join(lines)
+
+
+def _usage(total: dict[str, float], free: dict[str, float]) -> list[str]:
+    """A line per plain resource; what placement groups reserve of it is said beside it."""
+    lines = []
+    for name in sorted(n for n in total if not is_group_resource(n)):
+        line = _line(name, total[name] - free.get(name, 0.0), total[name])
+        group_names = [n for n in total if _wildcard_of(n) == name]
+        reserved = sum(total[n] for n in group_names)
+        if reserved:
+            busy = reserved - sum(free.get(n, 0.0) for n in group_names)
+            line += f"  ({_amount(name, reserved)} reserved in placement groups, {_amount(name, busy)} of it in use)"
+        lines.append(line)
+    return lines
+
+
+def _demands(nodes: list[NodeView], groups: list[PlacementGroupView]) -> list[str]:
+    counts: dict[str, int] = {}
+    for node in nodes:
+        for demand in node.demands:
+            what = "task lease requests" if demand.kind == "task" else "actors"
+            key = f"{_describe(demand.shape)} ({what})"
+            counts[key] = counts.get(key, 0) + demand.count
+    lines = [f"{count} x {key}" for key, count in sorted(counts.items())]
+    for group in groups:
+        if group.state in ("PENDING", "RESCHEDULING"):
+            bundles = ", ".join(_describe(b) for b in group.bundles)
+            name = f" {group.name!r}" if group.name else ""
+            why = f": {group.reason}" if group.reason else ""
+            lines.append(f"placement group {group.pg_id.hex()[:12]}{name} {group.strategy} [{bundles}] {group.state}{why}")
+    return lines
+
+
+def _wildcard_of(name: str) -> str | None:
+    """``CPU`` for ``CPU_group_<pg>`` (a group's total of CPUs on a node), else None."""
+    base, sep, rest = name.rpartition("_group_")
+    return base if sep and "_" not in rest and base != "bundle" else None
+
+
+def _describe(shape: dict[str, float]) -> str:
+    """``{CPU: 1}``, or ``{CPU: 1} in placement group 1a2b3c`` for a shape asked of a group."""
+    plain = {n: q for n, q in shape.items() if not is_group_resource(n)}
+    groups = {name.rpartition("_group_")[2] for name in shape if _wildcard_of(name) is not None}
+    for name, qty in shape.items():
+        base = _wildcard_of(name)
+        if base is not None:
+            plain[base] = qty
+    text = "{" + ", ".join(f"{n}: {_amount(n, q)}" for n, q in sorted(plain.items())) + "}"
+    return text + (f" in placement group {sorted(groups)[0][:12]}" if groups else "")
+
+
+def _amount(name: str, qty: float) -> str:
+    return f"{qty / 2**30:.2f} GiB" if name in ("memory", "object_store_memory") else f"{qty:g}"
 
 
 def _line(name: str, used: float, total: float) -> str:

@@ -17,8 +17,14 @@ import trio
 
 from .._serial import Exported, box_system, boxed_type
 from .._wire import Channel, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
-from .._wire import CancelTask, WorkerExitQuery
-from ..exceptions import InfeasibleResourcesError, TaskCancelledError, WorkerCrashedError, WorkerStartError
+from .._wire import CancelTask, WaitPlacementGroup, WorkerExitQuery
+from ..exceptions import (
+    InfeasibleResourcesError,
+    TaskCancelledError,
+    TaskUnschedulableError,
+    WorkerCrashedError,
+    WorkerStartError,
+)
 from ._objects import CallbackWaiter
 
 if TYPE_CHECKING:
@@ -30,6 +36,7 @@ SHORT_TASK = 0.002  # seconds; tasks faster than this (on average) are pipelined
 MAX_LEASE_REQUESTS = 10  # outstanding lease requests per scheduling key
 LEASE_IDLE = 0.1  # seconds an unused lease is kept before it is returned
 EXIT_QUERY_TIMEOUT = 2.0
+GROUP_RETRIES = 50  # lease requests into a placement group refused while its bundles move
 
 
 class TaskSpec:
@@ -38,7 +45,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy",
+        "strategy", "group",
     )  # fmt: skip
 
     def __init__(
@@ -56,8 +63,10 @@ class TaskSpec:
         retry_exceptions: bool | tuple[type[BaseException], ...],
         streaming: bool = False,
         strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
+        group: tuple[bytes, int] | None = None,
     ) -> None:
         self.task_id = task_id
+        self.group = group  # (placement group id, bundle index); its shape is in the group's resources
         self.streaming = streaming
         self.strategy = strategy  # (name, node affinity, soft)
         self.fn = fn
@@ -79,13 +88,16 @@ class TaskSpec:
 
 
 class _Queue:
-    __slots__ = ("key", "shape", "env", "strategy", "tasks", "leases", "requesting")
+    __slots__ = ("key", "shape", "env", "strategy", "group", "turn", "retries", "tasks", "leases", "requesting")
 
     def __init__(self, spec: TaskSpec) -> None:
         self.key = spec.key
         self.shape = spec.shape
         self.env = spec.env
         self.strategy = spec.strategy
+        self.group = spec.group
+        self.turn = 0  # which of its group's nodes the next lease request goes to
+        self.retries = 0
         self.tasks: deque[TaskSpec] = deque()
         self.leases: list[_Lease] = []
         self.requesting = 0
@@ -199,6 +211,11 @@ class TaskSubmitter:
         name = queue.tasks[0].name if queue.tasks else ""
         strategy, affinity, soft = queue.strategy
         try:
+            if queue.group is not None:
+                node = await self._group_node(queue, name)
+                if node is None:
+                    return
+                affinity, soft = node, False
             link = self.rt.peers.local
             assert link is not None
             for spilled in (False, True):
@@ -212,6 +229,11 @@ class TaskSubmitter:
                     break
                 link = await self.rt.peers.node_link(reply.message)
             if isinstance(reply, LeaseRefused):
+                if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
+                    queue.retries += 1  # its bundle's node died just now: the group is being placed again
+                    await trio.sleep(0.2)
+                    self.rt.nursery.start_soon(self._retry_lease, queue)
+                    return
                 self._refused(queue, reply)
                 return
             try:
@@ -226,9 +248,35 @@ class TaskSubmitter:
         queue.leases.append(_Lease(reply, channel, queue, link))
         self._dispatch(queue)
 
+    async def _retry_lease(self, queue: _Queue) -> None:
+        queue.requesting += 1
+        await self._lease(queue)
+
+    async def _group_node(self, queue: _Queue, name: str) -> bytes | None:
+        """The node of the queue's bundle once its placement group exists (None: it never will)."""
+        assert queue.group is not None
+        pg_id, index = queue.group
+        reply = await self.rt.head.request(lambda req: WaitPlacementGroup(req=req, pg_id=pg_id))
+        view = reply.view
+        message = ""
+        if view is None or view.state == "REMOVED":
+            message = f"{name}() was to run in placement group {pg_id.hex()}, which was removed"
+        elif index >= len(view.nodes):
+            message = f"{name}() asks for bundle {index} of a placement group of {len(view.nodes)} bundles"
+        if message:
+            self._refused(queue, LeaseRefused(req=0, kind="placement_group", message=message))
+            return None
+        if index >= 0:
+            return view.nodes[index]
+        nodes = list(dict.fromkeys(view.nodes))
+        queue.turn += 1
+        return nodes[queue.turn % len(nodes)]
+
     def _refused(self, queue: _Queue, reply: LeaseRefused) -> None:
         error: Exception
-        if reply.kind == "infeasible":
+        if reply.kind == "placement_group":
+            error = TaskUnschedulableError(reply.message)
+        elif reply.kind in ("infeasible", "node_gone"):
             error = InfeasibleResourcesError(reply.message)
         else:
             error = WorkerStartError(reply.message)
@@ -254,6 +302,7 @@ class TaskSubmitter:
             attempt=spec.attempt,
             streaming=spec.streaming,
             gpu_ids=lease.gpu_ids,
+            placement_group=spec.group[0] if spec.group is not None else b"",
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short

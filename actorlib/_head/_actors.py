@@ -18,6 +18,7 @@ from ._state import MemoryState, StateStore
 log = logging.getLogger("actorlib.head")
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
+UNKNOWN_GRACE = 10.0  # seconds a caller waits for an actor the head has not heard of yet
 
 
 class _Record:
@@ -53,9 +54,15 @@ class _Record:
 class ActorDirectory:
     """Actors of the cluster, as the head tracks them; nodes report state changes here."""
 
-    def __init__(self, nodes: Callable[[], list[Any]], state: StateStore | None = None) -> None:
+    def __init__(self, nodes: Callable[[], list[Any]], state: StateStore | None = None, groups: Any = None) -> None:
         self._nodes = nodes
         self._state = state or MemoryState()
+        self._groups = groups  # PlacementGroups (None: no placement groups)
+        self._parked: dict[bytes, list[_Record]] = {}  # placement group id -> actors waiting for it
+        self._created = trio.Event()  # set (and replaced) whenever an actor is registered
+        if groups is not None:
+            groups.on_created = self._group_created
+            groups.on_removed = self._group_removed
         self._actors: dict[bytes, _Record] = {}
         self._names: dict[tuple[str, str], bytes] = {}
         self._spread = itertools.count()
@@ -72,6 +79,8 @@ class ActorDirectory:
                 return None, f"an actor named {spec.name!r} already exists in namespace {spec.namespace!r}"
         record = _Record(spec, None if spec.detached else owner)
         self._actors[spec.actor_id] = record
+        created, self._created = self._created, trio.Event()
+        created.set()
         if spec.name:
             self._names[(spec.namespace, spec.name)] = spec.actor_id
         if spec.detached:
@@ -86,6 +95,8 @@ class ActorDirectory:
         """The node to host an actor, by its scheduling strategy (None: it is dead, and why)."""
         spec = record.spec
         nodes = self._nodes()
+        if spec.placement_group:
+            return self._place_in_group(record, nodes)
         if spec.node_affinity:
             target = next((n for n in nodes if n.node_id == spec.node_affinity), None)
             if target is not None and res.infeasible_reason(spec.placement, target.total) is None:
@@ -105,6 +116,44 @@ class ActorDirectory:
             return free[next(self._spread) % len(free)]
         return free[0]
 
+    def _place_in_group(self, record: _Record, nodes: list[Any]) -> Any:
+        """The node of the actor's bundle; None if it is dead or waits for its group."""
+        spec = record.spec
+        view = self._groups.get(spec.placement_group) if self._groups is not None else None
+        if view is None or view.state == "REMOVED":
+            why = view.reason if view is not None else "it does not exist"
+            self.update(spec.actor_id, DEAD, cause=f"its placement group {spec.placement_group.hex()} was removed ({why})")
+            return None
+        if spec.bundle_index >= len(view.bundles):
+            cause = f"bundle index {spec.bundle_index} is out of range: the placement group has {len(view.bundles)} bundles"
+            self.update(spec.actor_id, DEAD, cause=cause)
+            return None
+        if view.state != "CREATED":
+            self._parked.setdefault(spec.placement_group, []).append(record)
+            return None
+        wanted = {view.nodes[spec.bundle_index]} if spec.bundle_index >= 0 else set(view.nodes)
+        hosts = [n for n in nodes if n.node_id in wanted]
+        fits = [n for n in hosts if res.infeasible_reason(spec.placement, n.total) is None]
+        if not fits:
+            reason = res.infeasible_reason(spec.placement, hosts[0].total) if hosts else "its bundle's node is gone"
+            self.update(spec.actor_id, DEAD, cause=f"{spec.class_name} does not fit its placement group bundle: {reason}")
+            return None
+        free = [n for n in fits if res.fits(spec.placement, _available(n))]
+        return (free or fits)[0]
+
+    def _group_created(self, pg_id: bytes) -> None:
+        for record in self._parked.pop(pg_id, []):
+            if record.view.state != DEAD and record.node is None:
+                placed = self._place(record)
+                if placed is not None:
+                    record.node = placed
+                    placed.start_actor(record.spec, self)
+
+    def _group_removed(self, pg_id: bytes, reason: str) -> None:
+        for record in self._parked.pop(pg_id, []):
+            if record.node is None:
+                self.update(record.spec.actor_id, DEAD, cause=f"its placement group was removed ({reason})")
+
     def _live_named(self, name: str, namespace: str) -> _Record | None:
         actor_id = self._names.get((namespace, name))
         record = self._actors.get(actor_id) if actor_id else None
@@ -115,10 +164,18 @@ class ActorDirectory:
         return record.view if record is not None else None
 
     async def wait(self, actor_id: bytes, after: int) -> ActorView | None:
-        """The actor's view once ALIVE with incarnation > ``after``, or DEAD (None if unknown)."""
+        """The actor's view once ALIVE with incarnation > ``after``, or DEAD (None if unknown).
+
+        An unknown actor is waited for a while: a handle can reach another process (in a
+        task's arguments) before its creator's request to create it reaches the head.
+        """
+        deadline = trio.current_time() + UNKNOWN_GRACE
         while True:
             record = self._actors.get(actor_id)
             if record is None:
+                with trio.move_on_at(deadline):
+                    await self._created.wait()
+                    continue
                 return None
             view = record.view
             if view.state == DEAD or (view.state == ALIVE and view.incarnation > after):
@@ -177,6 +234,8 @@ class ActorDirectory:
             if record is None:
                 record = _Record.recovered(view)
                 self._actors[view.actor_id] = record
+                created, self._created = self._created, trio.Event()
+                created.set()
                 if view.name:
                     self._names[(view.namespace, view.name)] = view.actor_id
             record.node = node

@@ -8,7 +8,21 @@ from typing import Any
 import msgspec
 import trio
 
-from .._wire import ActorSpec, Channel, NodeView, StartActor, StopActor
+from .. import _placement as placement
+from .._node import _resources as res
+from .._wire import (
+    ActorSpec,
+    BundlesReply,
+    Channel,
+    CommitBundles,
+    Demand,
+    NodeView,
+    Pending,
+    PrepareBundles,
+    ReleaseBundles,
+    StartActor,
+    StopActor,
+)
 
 log = logging.getLogger("actorlib.head")
 
@@ -26,15 +40,52 @@ class RemoteNode:
         self.total = {k: v for k, v in view.total.items() if k != "object_store_memory"}
         self.available = dict(view.available)
         self.pending = 0
+        self.demands: list[Demand] = []
         self.last_beat = trio.current_time()
+        self.requests = Pending()  # the head's requests to the node (placement group bundles)
 
     def view(self) -> NodeView:
-        return msgspec.structs.replace(self._view, available=dict(self.available), pending=self.pending)
+        total = {**self.total, "object_store_memory": self._view.total.get("object_store_memory", 0.0)}
+        return msgspec.structs.replace(
+            self._view, total=total, available=dict(self.available), pending=self.pending, demands=self.demands
+        )
 
-    def beat(self, available: dict[str, float], pending: int) -> None:
+    def beat(
+        self, available: dict[str, float], pending: int, total: dict[str, float] | None = None, demands: list[Demand] = []
+    ) -> None:
         self.available = dict(available)
         self.pending = pending
+        self.demands = demands
+        if total is not None:
+            self.total = {k: v for k, v in total.items() if k != "object_store_memory"}
         self.last_beat = trio.current_time()
+
+    def committed(self, pg_id: bytes, bundles: dict[int, dict[str, float]]) -> None:
+        """The node offers these bundles now (its next heartbeat would say so too)."""
+        for index, bundle in bundles.items():
+            offered = placement.bundle_resources(pg_id.hex(), index, bundle)
+            res.add(self.total, offered)
+            res.add(self.available, offered)
+
+    def released(self, pg_id: bytes) -> None:
+        for resources in (self.total, self.available):
+            for name in [name for name in resources if placement.of_group(name, pg_id.hex())]:
+                del resources[name]
+
+    async def prepare_bundles(self, pg_id: bytes, bundles: dict[int, dict[str, float]]) -> str:
+        return await self._request(lambda req: PrepareBundles(req=req, pg_id=pg_id, bundles=bundles))
+
+    async def commit_bundles(self, pg_id: bytes) -> str:
+        return await self._request(lambda req: CommitBundles(req=req, pg_id=pg_id))
+
+    async def release_bundles(self, pg_id: bytes, indexes: list[int], reason: str) -> str:
+        return await self._request(lambda req: ReleaseBundles(req=req, pg_id=pg_id, indexes=indexes, reason=reason))
+
+    async def _request(self, make: Any) -> str:
+        req = self.requests.new()
+        self._send(make(req))
+        reply: BundlesReply = await self.requests.wait(req)
+        return reply.error
 
     def start_actor(self, spec: ActorSpec, directory: Any) -> None:
         self._send(StartActor(spec=spec))

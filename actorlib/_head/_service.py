@@ -33,9 +33,17 @@ from .._wire import (
     ListActors,
     RegisterDriver,
     WaitActor,
+    BundlesReply,
+    CreatePlacementGroup,
+    ListPlacementGroups,
+    PlacementGroupList,
+    PlacementGroupReply,
+    RemovePlacementGroup,
+    WaitPlacementGroup,
     serve,
 )
 from ._actors import ActorDirectory
+from ._groups import PlacementGroups
 from ._nodes import DEFAULT_HEARTBEAT, DEFAULT_NODE_TIMEOUT, RemoteNode
 from ._registry import Registry
 from ._state import MemoryState, StateStore
@@ -61,7 +69,8 @@ class HeadService:
         self.token = token
         self.registry = registry
         self.state = state or MemoryState()
-        self.actors = ActorDirectory(registry.nodes, self.state)
+        self.groups = PlacementGroups(registry.nodes, self.state)
+        self.actors = ActorDirectory(registry.nodes, self.state, self.groups)
         self.heartbeat = heartbeat
         self.node_timeout = node_timeout
         self.recovery_grace = recovery_grace
@@ -71,6 +80,8 @@ class HeadService:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.actors.recover()
+            self.groups.recover()
+            nursery.start_soon(self.groups.run)
             self.address = await nursery.start(serve, self.address, self.token, HeadMessage, self._serve_channel)
             nursery.start_soon(self._watch_nodes)
             nursery.start_soon(self._place_unclaimed)
@@ -79,6 +90,7 @@ class HeadService:
     async def _place_unclaimed(self) -> None:
         # Nodes re-register within their grace period; what none claimed by then is re-created.
         await trio.sleep(self.recovery_grace)
+        self.groups.forget_missing_nodes()
         self.actors.place_unclaimed()
 
     async def _serve_channel(self, channel: Channel) -> None:
@@ -101,10 +113,13 @@ class HeadService:
         finally:
             self._clients.discard(channel)
             self.actors.owner_gone(channel)
+            self.groups.owner_gone(channel)
 
     def _dispatch(self, channel: Channel, message: object) -> None:
         if isinstance(message, (WaitActor, CreateActor, GetNamedActor, KillActor, ListActors)):
             self._actor_request(channel, message)
+        elif isinstance(message, (CreatePlacementGroup, RemovePlacementGroup, WaitPlacementGroup, ListPlacementGroups)):
+            self._group_request(channel, message)
         elif isinstance(message, RegisterDriver):
             node = self._node_for(channel)
             if node is None:
@@ -113,7 +128,8 @@ class HeadService:
             job_id = f"{self.state.next_job():08x}"
             channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
         elif isinstance(message, ClusterInfoRequest):
-            channel.send_nowait(ClusterInfoReply(req=message.req, nodes=self.registry.views(dead=True)))
+            views = self.registry.views(dead=True)
+            channel.send_nowait(ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views()))
         elif isinstance(message, PickNode):
             node = self.registry.pick(message.shape, message.strategy, message.exclude)
             channel.send_nowait(NodePicked(req=message.req, node=node))
@@ -132,6 +148,7 @@ class HeadService:
     async def _serve_node(self, channel: Channel, hello: RegisterNode) -> None:
         node = RemoteNode(hello.node, channel)
         self.registry.add(node)
+        self.groups.node_joined(node, hello.groups)
         self.actors.node_joined(node, hello.actors)
         channel.send_nowait(NodeRegistered(req=hello.req, period=self.heartbeat))
         log.info("node %s joined from %s", _ids.short(node.node_id), hello.node.ip)
@@ -142,7 +159,7 @@ class HeadService:
                 except EOFError:
                     break
                 if isinstance(message, Heartbeat):
-                    node.beat(message.available, message.pending)
+                    node.beat(message.available, message.pending, message.total, message.demands)
                     channel.send_nowait(ClusterView(nodes=self.registry.views()))
                 elif isinstance(message, ActorState):
                     self.actors.update(
@@ -152,7 +169,10 @@ class HeadService:
                 elif isinstance(message, PickNode):
                     picked = self.registry.pick(message.shape, message.strategy, message.exclude)
                     channel.send_nowait(NodePicked(req=message.req, node=picked))
+                elif isinstance(message, BundlesReply):
+                    node.requests.resolve(message.req, message)
         finally:
+            node.requests.fail_all(ConnectionError("the node's connection closed"))
             self._node_died(node, "its connection to the head closed")
 
     async def _watch_nodes(self) -> None:
@@ -168,6 +188,7 @@ class HeadService:
         if not self.registry.mark_dead(node, reason):
             return
         log.warning("node %s is dead: %s", _ids.short(node.node_id), reason)
+        self.groups.node_died(node.node_id)
         self.actors.node_died(node, reason)
         for client in list(self._clients):
             if not client.closed:
@@ -189,6 +210,37 @@ class HeadService:
             channel.send_nowait(Done(req=message.req, error=error))
         elif isinstance(message, ListActors):
             channel.send_nowait(ActorList(req=message.req, actors=actors.views()))
+
+    # ---- placement groups ----------------------------------------------------------------------
+
+    def _group_request(self, channel: Channel, message: object) -> None:
+        groups = self.groups
+        if isinstance(message, CreatePlacementGroup):
+            error = groups.create(message.spec, channel)
+            channel.send_nowait(PlacementGroupReply(req=message.req, view=groups.get(message.spec.pg_id), error=error))
+        elif isinstance(message, RemovePlacementGroup):
+            channel.send_nowait(Done(req=message.req, error=groups.remove(message.pg_id)))
+        elif isinstance(message, ListPlacementGroups):
+            channel.send_nowait(PlacementGroupList(req=message.req, groups=groups.views()))
+        elif isinstance(message, WaitPlacementGroup):
+            view = groups.get(message.pg_id) if message.pg_id else groups.named(message.name, message.namespace)
+            if view is None or not message.wait:
+                channel.send_nowait(PlacementGroupReply(req=message.req, view=view))
+            else:
+                self._nursery.start_soon(self._answer_group_wait, channel, message.req, view.pg_id)
+
+    async def _answer_group_wait(self, channel: Channel, req: int, pg_id: bytes) -> None:
+        async with trio.open_nursery() as nursery:
+
+            async def give_up_when_closed() -> None:
+                await channel.closed_event.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(give_up_when_closed)
+            view = await self.groups.wait(pg_id)
+            if not channel.closed:
+                channel.send_nowait(PlacementGroupReply(req=req, view=view))
+            nursery.cancel_scope.cancel()
 
     async def _answer_wait(self, channel: Channel, message: WaitActor) -> None:
         async with trio.open_nursery() as nursery:

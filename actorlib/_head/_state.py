@@ -1,7 +1,8 @@
 """The head's durable state, behind a small interface (SQLite in the session directory).
 
 What survives a head restart: detached actors (their specs, to find them
-again or re-create them) and the job counter. Nodes are not stored: they
+again or re-create them), placement groups (with the node of each bundle)
+and the job counter. Nodes are not stored: they
 register again on their own.
 """
 
@@ -13,12 +14,16 @@ from typing import Protocol
 
 import msgspec
 
-from .._wire import ActorSpec
+from .._wire import ActorSpec, PlacementGroupView
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actors (
     actor_id BLOB PRIMARY KEY,
     spec BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    pg_id BLOB PRIMARY KEY,
+    view BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -33,6 +38,9 @@ class StateStore(Protocol):
     def save_actor(self, spec: ActorSpec) -> None: ...
     def forget_actor(self, actor_id: bytes) -> None: ...
     def actors(self) -> list[ActorSpec]: ...
+    def save_group(self, view: PlacementGroupView) -> None: ...
+    def forget_group(self, pg_id: bytes) -> None: ...
+    def groups(self) -> list[PlacementGroupView]: ...
     def next_job(self) -> int: ...
     def close(self) -> None: ...
 
@@ -46,6 +54,7 @@ class SqliteState:
         self._db.executescript(_SCHEMA)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(ActorSpec)
+        self._groups = msgspec.msgpack.Decoder(PlacementGroupView)
 
     def save_actor(self, spec: ActorSpec) -> None:
         self._db.execute(
@@ -57,6 +66,17 @@ class SqliteState:
 
     def actors(self) -> list[ActorSpec]:
         return [self._decoder.decode(row[0]) for row in self._db.execute("SELECT spec FROM actors")]
+
+    def save_group(self, view: PlacementGroupView) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO groups (pg_id, view) VALUES (?, ?)", (view.pg_id, self._encoder.encode(view))
+        )
+
+    def forget_group(self, pg_id: bytes) -> None:
+        self._db.execute("DELETE FROM groups WHERE pg_id = ?", (pg_id,))
+
+    def groups(self) -> list[PlacementGroupView]:
+        return [self._groups.decode(row[0]) for row in self._db.execute("SELECT view FROM groups")]
 
     def next_job(self) -> int:
         with self._db:
@@ -74,6 +94,7 @@ class MemoryState:
 
     def __init__(self) -> None:
         self._actors: dict[bytes, ActorSpec] = {}
+        self._groups: dict[bytes, PlacementGroupView] = {}
         self._jobs = 0
 
     def save_actor(self, spec: ActorSpec) -> None:
@@ -84,6 +105,15 @@ class MemoryState:
 
     def actors(self) -> list[ActorSpec]:
         return list(self._actors.values())
+
+    def save_group(self, view: PlacementGroupView) -> None:
+        self._groups[view.pg_id] = view
+
+    def forget_group(self, pg_id: bytes) -> None:
+        self._groups.pop(pg_id, None)
+
+    def groups(self) -> list[PlacementGroupView]:
+        return list(self._groups.values())
 
     def next_job(self) -> int:
         self._jobs += 1

@@ -26,11 +26,11 @@ import supervisors
 
 from .. import _ids
 from .._serial import unbox
-from .._wire import ActorReady, ActorSpec, ActorView, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
+from .._wire import ActorReady, Demand, ActorSpec, ActorView, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
 from ..exceptions import TaskError
 from . import _resources as res
 from ._gpus import CUDA_VISIBLE_DEVICES
-from ._leases import LeaseManager
+from ._leases import LeaseManager, count_demands
 from ._pool import WorkerPool
 
 log = logging.getLogger("actorlib.node")
@@ -91,7 +91,11 @@ class ActorHost:
 
     async def _start(self, hosted: _Hosted) -> None:
         spec = hosted.spec
-        hosted.gpu_ids = await self.leases.reserve(spec.shape)
+        try:
+            hosted.gpu_ids = await self.leases.reserve(spec.shape)
+        except LookupError as exc:  # its placement group went away while it waited
+            self._dead(hosted, str(exc))
+            return
         hosted.reserved = True
         if hosted.dead:  # killed while it waited for resources
             self._release(hosted)
@@ -164,6 +168,12 @@ class ActorHost:
         self._dead(hosted, reason)
         self.pool.nursery.start_soon(self._terminate, hosted, reason)
 
+    def kill_group(self, pg_id: bytes, reason: str) -> None:
+        """Kill (for good) the actors placed in placement group ``pg_id``."""
+        for hosted in list(self._actors.values()):
+            if hosted.spec.placement_group == pg_id:
+                self.kill(hosted.spec.actor_id, True, reason)
+
     async def _terminate(self, hosted: _Hosted, reason: str) -> None:
         try:
             if hosted.group is None:
@@ -220,6 +230,11 @@ class ActorHost:
             self.leases.give_back(res.normalize(hosted.spec.shape), hosted.gpu_ids)
             hosted.gpu_ids = []
             self.leases.schedule()
+
+    def demands(self) -> list[Demand]:
+        """Actors waiting here for their resources, counted by shape."""
+        waiting = [dict(h.spec.shape) for h in self._actors.values() if not h.reserved and not h.dead]
+        return count_demands(waiting, "actor")
 
     def views(self) -> list[ActorView]:
         """The actors hosted here that are alive (re-registration after a head restart)."""

@@ -16,7 +16,9 @@ from .. import _ids
 from .._wire import (
     ActorState,
     AuthenticationError,
+    BundlesReply,
     Channel,
+    CommitBundles,
     ClusterView,
     Heartbeat,
     HeadMessage,
@@ -25,7 +27,9 @@ from .._wire import (
     NodeView,
     Pending,
     PickNode,
+    PrepareBundles,
     RegisterNode,
+    ReleaseBundles,
     StartActor,
     StopActor,
     connect,
@@ -130,7 +134,7 @@ class HeadLink:
     async def _register(self, channel: Channel) -> float:
         service = self.service
         hosted = service.actors.views() if service.actors is not None else []
-        channel.send_nowait(RegisterNode(req=0, node=service.view(), actors=hosted))
+        channel.send_nowait(RegisterNode(req=0, node=service.view(), actors=hosted, groups=service.groups()))
         reply = await channel.receive()
         if not isinstance(reply, NodeRegistered) or reply.error:
             raise ConnectionError(f"the head refused this node: {getattr(reply, 'error', reply)}")
@@ -142,7 +146,12 @@ class HeadLink:
             service = self.service
             if service is not None:
                 view = service.view()
-                channel.send_nowait(Heartbeat(node_id=view.node_id, available=view.available, pending=service.pending()))
+                channel.send_nowait(
+                    Heartbeat(
+                        node_id=view.node_id, available=view.available, pending=view.pending, total=view.total,
+                        demands=view.demands,
+                    )
+                )
             await trio.sleep(period)
 
     async def _serve(self, channel: Channel) -> None:
@@ -159,3 +168,14 @@ class HeadLink:
                 service.start_actor(message.spec, self)
             elif isinstance(message, StopActor):
                 service.kill_actor(message.actor_id, message.no_restart, message.reason)
+            elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
+                error = await _bundles(service, message)
+                channel.send_nowait(BundlesReply(req=message.req, ok=not error, error=error))
+
+
+async def _bundles(service: Any, message: PrepareBundles | CommitBundles | ReleaseBundles) -> str:
+    if isinstance(message, PrepareBundles):
+        return await service.prepare_bundles(message.pg_id, message.bundles)  # type: ignore[no-any-return]
+    if isinstance(message, CommitBundles):
+        return await service.commit_bundles(message.pg_id)  # type: ignore[no-any-return]
+    return await service.release_bundles(message.pg_id, message.indexes, message.reason)  # type: ignore[no-any-return]

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import trio
 
 from .. import _ids
-from .._wire import Channel, LeaseGranted, LeaseRefused, NodeView, RequestLease
+from .._placement import bundle_resources, gpus_of, of_group
+from .._wire import Channel, Demand, LeaseGranted, LeaseRefused, NodeView, RequestLease
 from . import _resources as res
 from ._gpus import GpuIds
 from ._pool import Worker, WorkerPool, env_key
@@ -46,6 +47,16 @@ class Lease:
         self.gpu_ids = gpu_ids
 
 
+class _Bundles:
+    """The bundles of one placement group on this node: prepared, then committed."""
+
+    __slots__ = ("shapes", "committed")
+
+    def __init__(self) -> None:
+        self.shapes: dict[int, dict[str, float]] = {}
+        self.committed: set[int] = set()
+
+
 class LeaseManager:
     """Grants leases in request order as resources and idle workers allow."""
 
@@ -57,8 +68,9 @@ class LeaseManager:
         cluster: Callable[[], list[NodeView]] = lambda: [],
         gpu_ids: list[str] | None = None,
     ) -> None:
-        self.total = dict(total)
+        self.total = total  # shared with the node: placement groups add and remove resources
         self.available = dict(total)
+        self.bundles: dict[bytes, _Bundles] = {}  # placement group id -> its bundles here
         self.pool = pool
         self.node_id = node_id
         self.cluster = cluster  # every live node, as last known (for spillback)
@@ -73,6 +85,10 @@ class LeaseManager:
     def pending(self) -> int:
         return len(self._queue)
 
+    def demands(self) -> list[Demand]:
+        """The queued lease requests, counted by shape."""
+        return count_demands([request.shape for request in self._queue], "task")
+
     def request(self, message: RequestLease, channel: Channel) -> None:
         request = _Request(message, channel)
         elsewhere = None if message.spilled else self._elsewhere(request)
@@ -81,7 +97,9 @@ class LeaseManager:
             return
         reason = self._refusal(request)
         if reason is not None:
-            _send(channel, LeaseRefused(req=request.req, kind="infeasible", message=reason))
+            gone = message.node_affinity and message.node_affinity != self.node_id and not message.soft
+            kind = "node_gone" if gone else "infeasible"  # owners of placement group tasks ask again
+            _send(channel, LeaseRefused(req=request.req, kind=kind, message=reason))
             return
         self._queue.append(request)
         self.schedule()
@@ -138,10 +156,10 @@ class LeaseManager:
         self._start_workers(wanted)
 
     def _fits(self, shape: dict[str, float]) -> bool:
-        return res.fits(shape, self.available) and self.gpus.fits(shape.get(res.GPU, 0.0))
+        return res.fits(shape, self.available) and self.gpus.fits(gpus_of(shape))
 
     def _grant(self, request: _Request, worker: Worker) -> None:
-        lease = Lease(worker, request.shape, request.channel, self.gpus.take(request.shape.get(res.GPU, 0.0)))
+        lease = Lease(worker, request.shape, request.channel, self.gpus.take(gpus_of(request.shape)))
         res.subtract(self.available, lease.shape)
         worker.state = "leased"
         worker.lease = lease
@@ -204,9 +222,9 @@ class LeaseManager:
 
     def give_back(self, shape: dict[str, float], gpu_ids: list[str] = ()) -> None:  # type: ignore[assignment]
         """Return resources (and the GPU ids behind them) to the ledger."""
-        res.add(self.available, shape)
+        res.add(self.available, {name: qty for name, qty in shape.items() if name in self.total})  # not a removed group's
         if gpu_ids:
-            self.gpus.give_back(list(gpu_ids), shape.get(res.GPU, 0.0))
+            self.gpus.give_back(list(gpu_ids), gpus_of(shape))
         freed, self._freed = self._freed, trio.Event()
         freed.set()
 
@@ -214,9 +232,76 @@ class LeaseManager:
         """Wait until ``shape`` fits, then take it (for an actor's lifetime); its GPU ids. Cancellable."""
         shape = res.normalize(shape)
         while not self._fits(shape):
+            gone = [name for name in shape if name not in self.total]
+            if gone:
+                raise LookupError(f"this node no longer offers {gone[0]} (its placement group was removed)")
             await self._freed.wait()
         res.subtract(self.available, shape)
-        return self.gpus.take(shape.get(res.GPU, 0.0))
+        return self.gpus.take(gpus_of(shape))
+
+    # ---- placement group bundles (two-phase: prepare, then commit or release) ----------------
+
+    def prepare_bundles(self, pg_id: bytes, bundles: dict[int, dict[str, float]]) -> str:
+        """Set the bundles' resources aside if they all fit now; else say why ("" when done)."""
+        need: dict[str, float] = {}
+        for shape in bundles.values():
+            res.add(need, res.normalize(shape))
+        if not self._fits(need):
+            return f"node {self.node_id.hex()[:8]} has {res.describe(self.available)} free, the bundles need {res.describe(need)}"
+        res.subtract(self.available, need)
+        held = self.bundles.setdefault(pg_id, _Bundles())
+        held.shapes.update({index: res.normalize(shape) for index, shape in bundles.items()})
+        return ""
+
+    def commit_bundles(self, pg_id: bytes) -> str:
+        """Offer the prepared bundles as the group's resources."""
+        held = self.bundles.get(pg_id)
+        if held is None:
+            return f"no bundles of placement group {pg_id.hex()} are prepared here"
+        for index, shape in held.shapes.items():
+            if index not in held.committed:
+                offered = bundle_resources(pg_id.hex(), index, shape)
+                res.add(self.total, offered)
+                res.add(self.available, offered)
+                held.committed.add(index)
+        self.schedule()
+        return ""
+
+    def release_bundles(self, pg_id: bytes, indexes: list[int], reason: str) -> None:
+        """Give up the group's bundles here (``indexes``: only these, never committed ones;
+        empty: all), killing the workers leased from them and refusing requests for them."""
+        held = self.bundles.get(pg_id)
+        if held is None:
+            return
+        if indexes:  # a rolled-back prepare: nothing was offered yet
+            for index in indexes:
+                shape = held.shapes.pop(index, None) if index not in held.committed else None
+                if shape is not None:
+                    res.add(self.available, shape)
+            if not held.shapes:
+                del self.bundles[pg_id]
+            self._changed()
+            return
+        del self.bundles[pg_id]
+        group = pg_id.hex()
+        for lease in [lease for lease in self.leases.values() if any(of_group(name, group) for name in lease.shape)]:
+            self.release(lease.lease_id, kill=True)
+        for name in [name for name in self.total if of_group(name, group)]:
+            del self.total[name]
+            self.available.pop(name, None)
+        for shape in held.shapes.values():
+            res.add(self.available, shape)
+        refused = [r for r in self._queue if any(of_group(name, group) for name in r.shape)]
+        self._queue = deque(r for r in self._queue if r not in refused)
+        for request in refused:
+            message = f"{request.name}() was to run in placement group {group}, which was {reason or 'removed'}"
+            _send(request.channel, LeaseRefused(req=request.req, kind="placement_group", message=message))
+        self._changed()
+
+    def _changed(self) -> None:
+        freed, self._freed = self._freed, trio.Event()
+        freed.set()
+        self.schedule()
 
     def set_blocked(self, worker_id: bytes, blocked: bool) -> None:
         """A leased worker waits on objects (lend its CPUs) or runs again (take them back)."""
@@ -244,6 +329,14 @@ class LeaseManager:
         for lease in [lease for lease in self.leases.values() if lease.channel is channel]:
             self.release(lease.lease_id, kill=True)
         self.schedule()
+
+
+def count_demands(shapes: list[dict[str, float]], kind: str) -> list[Demand]:
+    counts: dict[str, tuple[dict[str, float], int]] = {}
+    for shape in shapes:
+        key = repr(sorted(shape.items()))
+        counts[key] = (shape, counts.get(key, (shape, 0))[1] + 1)
+    return [Demand(shape=dict(shape), count=count, kind=kind) for shape, count in counts.values()]
 
 
 def _kill(worker: Worker) -> None:

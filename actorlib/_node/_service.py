@@ -17,6 +17,7 @@ from .._store import ObjectStore
 from .._wire import (
     ActorSpec,
     Channel,
+    Demand,
     NodeInfoReply,
     NodeInfoRequest,
     NodeMessage,
@@ -141,6 +142,26 @@ class NodeService:
     def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
         self.actors.kill(actor_id, no_restart, reason)
 
+    # ---- placement group bundles (the head's two-phase reservation) ------------------------
+
+    async def prepare_bundles(self, pg_id: bytes, bundles: dict[int, dict[str, float]]) -> str:
+        return self.leases.prepare_bundles(pg_id, bundles) if self.leases is not None else "the node is not running"
+
+    async def commit_bundles(self, pg_id: bytes) -> str:
+        return self.leases.commit_bundles(pg_id) if self.leases is not None else "the node is not running"
+
+    async def release_bundles(self, pg_id: bytes, indexes: list[int], reason: str) -> str:
+        if self.leases is None:
+            return ""
+        if not indexes and self.actors is not None:
+            self.actors.kill_group(pg_id, f"its placement group was {reason or 'removed'}")
+        self.leases.release_bundles(pg_id, indexes, reason)
+        return ""
+
+    def groups(self) -> list[bytes]:
+        """Placement groups with bundles here."""
+        return list(self.leases.bundles) if self.leases is not None else []
+
     def _worker_env(self) -> dict[str, str]:
         config = self.config
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISORS_")}
@@ -220,7 +241,13 @@ class NodeService:
             session_dir=config.session_dir,
             is_head=config.is_head,
             pending=self.pending(),
+            demands=self.demands(),
         )
+
+    def demands(self) -> list[Demand]:
+        """What waits here for resources: lease requests and actors, by shape."""
+        tasks = self.leases.demands() if self.leases is not None else []
+        return tasks + (self.actors.demands() if self.actors is not None else [])
 
 
 def _owner_of(peer: str) -> bytes | None:

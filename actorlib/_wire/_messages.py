@@ -78,6 +78,14 @@ class ErrorValue(Msg, tag="error"):
 Value = Inline | Stored | ErrorValue
 
 
+class Demand(msgspec.Struct, frozen=True, array_like=True):
+    """Work waiting for resources on a node: ``count`` requests of ``shape``."""
+
+    shape: dict[str, float]
+    count: int
+    kind: str  # task | actor
+
+
 class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     """What the cluster knows of one node."""
 
@@ -93,6 +101,7 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     session_dir: str
     is_head: bool = False
     pending: int = 0  # lease requests waiting there
+    demands: list[Demand] = []  # what waits there for resources, by shape
 
 
 class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
@@ -111,6 +120,33 @@ class GroupSpec(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str
     max_restarts: int
     period_s: float
+
+
+class PlacementGroupSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A placement group as its creator asked for it."""
+
+    pg_id: bytes
+    bundles: list[dict[str, float]]
+    strategy: str
+    name: str = ""
+    namespace: str = ""
+    detached: bool = False
+    job_id: str = ""
+
+
+class PlacementGroupView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the head knows of a placement group right now."""
+
+    pg_id: bytes
+    bundles: list[dict[str, float]]
+    strategy: str
+    state: str  # PENDING | CREATED | RESCHEDULING | REMOVED
+    nodes: list[bytes]  # the node of each bundle (b"" while unplaced)
+    name: str = ""
+    namespace: str = ""
+    detached: bool = False
+    job_id: str = ""
+    reason: str = ""  # why it is still pending, or why it was removed
 
 
 class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +176,8 @@ class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str = "DEFAULT"  # DEFAULT | SPREAD
     node_affinity: bytes = b""
     soft: bool = False
+    placement_group: bytes = b""  # shape and placement are then in the group's resources
+    bundle_index: int = -1
 
 
 class ActorView(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +217,7 @@ class PushTask(Msg, tag="push"):
     attempt: int = 0
     streaming: bool = False
     gpu_ids: list[str] = []  # the GPUs its lease holds: its CUDA_VISIBLE_DEVICES
+    placement_group: bytes = b""  # the group it runs in (get_current_placement_group)
 
 
 class CancelTask(Msg, tag="cancel"):
@@ -405,6 +444,7 @@ class ClusterInfoRequest(Msg, tag="cluster"):
 class ClusterInfoReply(Msg, tag="cluster_reply"):
     req: int
     nodes: list[NodeView]
+    groups: list[PlacementGroupView] = []
 
 
 class CreateActor(Msg, tag="create_actor"):
@@ -473,6 +513,7 @@ class RegisterNode(Msg, tag="node"):
     req: int
     node: NodeView
     actors: list[ActorView] = []
+    groups: list[bytes] = []  # placement groups with bundles here (after a head restart)
 
 
 class NodeRegistered(Msg, tag="node_ok"):
@@ -489,6 +530,8 @@ class Heartbeat(Msg, tag="beat"):
     node_id: bytes
     available: dict[str, float]
     pending: int = 0
+    total: dict[str, float] | None = None  # when it changed (placement groups come and go)
+    demands: list[Demand] = []
 
 
 class ClusterView(Msg, tag="view"):
@@ -543,6 +586,74 @@ class NodePicked(Msg, tag="picked"):
     reason: str = ""
 
 
+# ---- placement groups ------------------------------------------------------------
+
+
+class CreatePlacementGroup(Msg, tag="create_pg"):
+    req: int
+    spec: PlacementGroupSpec
+
+
+class RemovePlacementGroup(Msg, tag="remove_pg"):
+    req: int
+    pg_id: bytes
+
+
+class WaitPlacementGroup(Msg, tag="wait_pg"):
+    """Reply when the group is CREATED or REMOVED (at once, without ``wait``)."""
+
+    req: int
+    pg_id: bytes = b""
+    name: str = ""
+    namespace: str = ""
+    wait: bool = True
+
+
+class ListPlacementGroups(Msg, tag="list_pgs"):
+    req: int
+
+
+class PlacementGroupReply(Msg, tag="pg"):
+    req: int
+    view: PlacementGroupView | None = None
+    error: str = ""
+
+
+class PlacementGroupList(Msg, tag="pg_list"):
+    req: int
+    groups: list[PlacementGroupView]
+
+
+class PrepareBundles(Msg, tag="prepare_bundles"):
+    """Head to node: set aside these bundles' resources if they fit now (phase one)."""
+
+    req: int
+    pg_id: bytes
+    bundles: dict[int, dict[str, float]]
+
+
+class CommitBundles(Msg, tag="commit_bundles"):
+    """Head to node: offer the prepared bundles as the group's resources (phase two)."""
+
+    req: int
+    pg_id: bytes
+
+
+class ReleaseBundles(Msg, tag="release_bundles"):
+    """Head to node: give up the group's bundles here, killing what runs in them."""
+
+    req: int
+    pg_id: bytes
+    indexes: list[int] = []  # only these (a rolled-back prepare); empty: every bundle
+    reason: str = ""
+
+
+class BundlesReply(Msg, tag="bundles_reply"):
+    req: int
+    ok: bool
+    error: str = ""
+
+
 HeadMessage = (
     RegisterNode
     | NodeRegistered
@@ -567,6 +678,16 @@ HeadMessage = (
     | ListActors
     | ActorList
     | Done
+    | CreatePlacementGroup
+    | RemovePlacementGroup
+    | WaitPlacementGroup
+    | ListPlacementGroups
+    | PlacementGroupReply
+    | PlacementGroupList
+    | PrepareBundles
+    | CommitBundles
+    | ReleaseBundles
+    | BundlesReply
 )
 
 

@@ -28,6 +28,7 @@ class TaskContext:
         self.name = task.name
         self.job_id = task.job_id
         self.gpu_ids = task.gpu_ids
+        self.placement_group = task.placement_group
 
 
 class Executor:
@@ -116,6 +117,7 @@ class Executor:
         self.rt.identity.job_id = spec.job_id
         self.rt.identity.namespace = spec.namespace
         self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
+        self.rt.placement_group = spec.placement_group  # type: ignore[attr-defined]
         self._mark_output(spec.job_id, spec.class_name)
         try:
             self.actor = ActorRunner(self.rt, spec)

@@ -9,6 +9,8 @@ import time
 import pytest
 
 import actorlib
+from actorlib.util import get_placement_group, placement_group, placement_group_table, remove_placement_group
+from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..integration.conftest import alive, poll, wait_gone
 from .conftest import MultiNode
@@ -21,13 +23,14 @@ def cluster():
             {"ip": "127.0.0.2", "cpus": 1, "resources": {"pool": 1}},
             {"ip": "127.0.0.3", "cpus": 1, "resources": {"pool": 1}},
             {"ip": "127.0.0.4", "cpus": 1, "resources": {"pool": 1}},
+            {"ip": "127.0.0.5", "cpus": 1, "resources": {"pool": 1}},
         ],
         node_timeout=2.0,
         grace=3.0,
     )
     try:
         multi.connect()
-        poll(lambda: len(multi.node_ids()) == 4, timeout=30)
+        poll(lambda: len(multi.node_ids()) == 5, timeout=30)
         yield multi
     finally:
         if actorlib.is_initialized():
@@ -45,6 +48,34 @@ def slow_square(x: int) -> tuple[int, str]:
 class Mover:
     def node(self) -> str:
         return actorlib.get_runtime_context().get_node_id()
+
+
+def test_bundles_of_a_dead_node_are_placed_again_and_their_actors_follow(cluster):
+    pg = placement_group([{"pool": 1}, {"pool": 1}], strategy="STRICT_SPREAD")
+    assert pg.wait(30)
+    before = placement_group_table(pg)["bundles_to_node_id"]
+    actor = Mover.options(num_cpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+    assert actorlib.get(actor.node.remote(), timeout=60) == before[0]
+    ip = next(ip for ip, node_id in cluster.node_ids().items() if node_id == before[0])
+    os.kill(cluster.node_pids.pop(ip), signal.SIGKILL)
+
+    def placed_again():
+        row = placement_group_table(pg)
+        return row if row["state"] == "CREATED" and row["bundles_to_node_id"].get(0) not in (None, before[0]) else None
+
+    after = poll(placed_again, timeout=60)["bundles_to_node_id"]
+    assert after[1] == before[1]  # the surviving bundle stays where it was
+    assert after[0] in cluster.node_ids().values() and after[0] != after[1]
+    assert poll(lambda: _node_of(actor), timeout=60) == after[0]
+    remove_placement_group(pg)
+
+
+def _node_of(actor):
+    try:
+        return actorlib.get(actor.node.remote(), timeout=30)
+    except actorlib.exceptions.ActorDiedError as error:
+        assert not error.final, str(error)
+        return None
 
 
 def test_every_task_completes_when_a_node_is_killed(cluster):
@@ -91,6 +122,9 @@ def test_a_frozen_node_is_declared_dead_by_heartbeat(cluster):
 def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
     actor = Mover.options(name="keeper", lifetime="detached", namespace="ops").remote()
     pid_before = actorlib.get(actor.node.remote(), timeout=60)
+    group = placement_group([{"CPU": 1}], name="kept-group", lifetime="detached")
+    assert group.wait(30)
+    group_nodes = placement_group_table(group)["bundles_to_node_id"]
     (head,) = cluster._ready_pids("head.json")
     os.kill(head, signal.SIGKILL)
     poll(lambda: cluster._ready_pids("head.json") and cluster._ready_pids("head.json")[0] != head, timeout=30)
@@ -102,6 +136,10 @@ def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
             return None
 
     assert poll(found_again, timeout=60) == pid_before  # the same actor, on the same node
+    assert get_placement_group("kept-group") == group
+    row = poll(lambda: (r := placement_group_table(group))["state"] == "CREATED" and r, timeout=30)
+    assert row["bundles_to_node_id"] == group_nodes  # the same reservation, on the same node
+    remove_placement_group(group)
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
 
 

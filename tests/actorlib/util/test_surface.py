@@ -11,7 +11,11 @@ import actorlib.util.queue
 
 
 def test_public_names():
-    assert sorted(actorlib.util.__all__) == ["ActorPool", "ActorlibExecutor", "Executor", "RayExecutor", "multiprocessing", "queue"]
+    assert sorted(actorlib.util.__all__) == [
+        "ActorPool", "ActorlibExecutor", "Executor", "PlacementGroup", "RayExecutor", "get_current_placement_group",
+        "get_placement_group", "multiprocessing", "placement_group", "placement_group_table", "queue",
+        "remove_placement_group",
+    ]  # fmt: skip
     assert sorted(actorlib.util.queue.__all__) == ["Empty", "Full", "Queue"]
     assert sorted(actorlib.util.multiprocessing.__all__) == ["AsyncResult", "IMapIterator", "Pool", "TimeoutError"]
     for module in (actorlib.util, actorlib.util.queue, actorlib.util.multiprocessing):
@@ -22,6 +26,18 @@ def test_imports_ray_users_write():
     from actorlib.util import ActorPool  # noqa: F401
     from actorlib.util.multiprocessing import Pool  # noqa: F401
     from actorlib.util.queue import Empty, Full, Queue  # noqa: F401
+    from actorlib.util import placement_group, remove_placement_group  # noqa: F401
+    from actorlib.util.placement_group import PlacementGroup, placement_group_table  # noqa: F401
+    from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: F401
+
+    assert callable(actorlib.util.placement_group)  # the function, as in Ray (the module is importable too)
+
+
+def test_placement_group_signatures():
+    from actorlib.util import placement_group
+
+    assert list(inspect.signature(placement_group).parameters)[:4] == ["bundles", "strategy", "name", "lifetime"]
+    assert public_methods(actorlib.util.PlacementGroup) == ["ready", "wait"]
 
 
 def public_methods(cls):
