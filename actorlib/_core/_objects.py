@@ -155,6 +155,25 @@ class ObjectTable:
                 entry.waiters.append(waiter)
             return waiter
 
+    def stored_on(self, node_id: bytes) -> list[tuple[bytes, Stored]]:
+        """Owned objects whose value is kept only in ``node_id``'s store."""
+        with self._lock:
+            return [
+                (object_id, entry.value)
+                for object_id, entry in self._entries.items()
+                if entry.owned and type(entry.value) is Stored and entry.value.node_id == node_id
+            ]
+
+    def replace(self, object_id: bytes, old: Value, new: Value | None) -> bool:
+        """Swap a completed value (a lost one) for ``new``: an error, or None to make it pending
+        again. False if the value is no longer ``old``."""
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is None or entry.value is not old:
+                return False
+            entry.value = new
+            return True
+
     def mark_escaped(self, object_ids: list[bytes]) -> None:
         """These owned objects were handed to another process: never free them (see docs)."""
         for object_id in object_ids:

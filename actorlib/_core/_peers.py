@@ -196,16 +196,18 @@ class Peers:
 
     # ---- objects between owners and borrowers ---------------------------------
 
-    def fetch(self, owner: str, object_id: bytes) -> None:
-        """Ask ``owner`` for an object this process borrows; complete it when it answers."""
-        self.rt.nursery.start_soon(self._fetch, owner, object_id)
+    def fetch(self, owner: str, object_id: bytes, lost: bytes = b"") -> None:
+        """Ask ``owner`` for an object this process borrows; complete it when it answers.
 
-    async def _fetch(self, owner: str, object_id: bytes) -> None:
+        ``lost``: the node whose store no longer has it (the owner recomputes it if it can)."""
+        self.rt.nursery.start_soon(self._fetch, owner, object_id, lost)
+
+    async def _fetch(self, owner: str, object_id: bytes, lost: bytes = b"") -> None:
         try:
             channel = await self.channel_to(owner)
             pending = self._pending_for(channel)
             req = pending.new()
-            channel.send_nowait(GetObject(req=req, object_id=object_id))
+            channel.send_nowait(GetObject(req=req, object_id=object_id, lost=lost))
             reply = await pending.wait(req)
             value = reply.value
         except (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -225,7 +227,11 @@ class Peers:
             error = ObjectFreedError(f"object {request.object_id.hex()} is not held by its owner any more")
             if not channel.closed:
                 channel.send_nowait(ObjectReply(req=request.req, value=box_system(error)))
-        elif not self.rt.objects.wait_on(entry, CallbackWaiter(reply)):
+            return
+        value = entry.value
+        if request.lost and type(value) is Stored and value.node_id == request.lost:
+            self.rt.recover_lost(request.object_id, value)  # recompute it, or say it is lost
+        if not self.rt.objects.wait_on(entry, CallbackWaiter(reply)):
             reply()
 
     def free_stored(self, stored: list[Stored]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,10 @@ from typing import Any
 import trio
 
 from .. import _ids
-from .._serial import deserialize, serialize, unbox
+from .._serial import box_system, deserialize, serialize, unbox
 from .._store import RemoteReader, StoreClient
 from .._wire import Channel, Inline, Stored, Value, connect
-from ..exceptions import GetTimeoutError, NotInitializedError, RuntimeShutdownError
+from ..exceptions import GetTimeoutError, NotInitializedError, ObjectLostError, RuntimeShutdownError
 from ._actors import ActorSubmitter, CallSpec
 from ._head_link import HeadLink
 from ._objects import Entry, ObjectTable, ThreadWaiter
@@ -33,6 +34,7 @@ from ._submitter import TaskSpec, TaskSubmitter
 
 _current: Runtime | None = None
 TICK = 0.05
+LOST_RETRIES = 5  # times get() recomputes or refetches a value lost with its node
 
 
 def current() -> Runtime:
@@ -282,12 +284,13 @@ class Runtime:
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None) -> list[Any]:
         """Block until every ref has a value; return the values in order."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         entries = [self.entry_for(ref) for ref in refs]
         waiter = self.objects.wait_many(entries)
         if waiter is not None and not self._block(waiter, timeout):
             missing = sum(entry.value is None for entry in entries)
             raise GetTimeoutError(f"get() timed out after {timeout}s: {missing} of {len(refs)} objects not ready")
-        return [self.value_of(ref, entry) for ref, entry in zip(refs, entries)]
+        return [self._value_recovering(ref, entry, deadline) for ref, entry in zip(refs, entries)]
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list[Any], list[Any]]:
         """Ray's wait: the first ``num_returns`` ready refs (in input order) and the rest."""
@@ -312,12 +315,50 @@ class Runtime:
                 self.blocked_hook(False)
 
     def _free_stored(self, stored: list[Stored]) -> None:
+        self.submitter.forget(stored)
         self.peers.free_stored(stored)
+
+    # ---- objects lost with their node ------------------------------------------------------
+
+    def recover_lost(self, object_id: bytes, lost: Stored) -> None:
+        """(Runtime thread.) ``lost`` cannot be read from its node: make the entry pending again
+        (recomputed by its task here, or fetched again from its owner) or an ObjectLostError."""
+        entry = self.objects.get(object_id)
+        if entry is None or entry.value is not lost:
+            return  # already recomputed, or refetched
+        if entry.owned:
+            if not self.submitter.reconstruct(object_id, lost):
+                error = ObjectLostError(
+                    f"object {object_id.hex()} cannot be read from the store of node {lost.node_id.hex()} "
+                    "and cannot be recomputed (put() objects, actor results and tasks out of retries are not)"
+                )
+                self.objects.replace(object_id, lost, box_system(error))
+            return
+        if self.objects.replace(object_id, lost, None):  # a borrower: ask the owner again
+            entry.fetching = True
+            self.peers.fetch(entry.owner, object_id, lost.node_id)
+
+    def _value_recovering(self, ref: ObjectRef, entry: Entry, deadline: float | None) -> Any:
+        """``value_of``, recomputing (or refetching) a stored value whose node is gone."""
+        for _ in range(LOST_RETRIES):
+            value = entry.value
+            try:
+                return self.value_of(ref, entry)
+            except ObjectLostError:
+                if type(value) is not Stored:
+                    raise
+            self.call(self._recover_async, ref.binary(), value)
+            waiter = self.objects.wait_many([entry])
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if waiter is not None and not self._block(waiter, timeout):
+                raise GetTimeoutError(f"get() timed out after recomputing lost object {ref.hex()}")
+        return self.value_of(ref, entry)
+
+    async def _recover_async(self, object_id: bytes, lost: Stored) -> None:
+        self.recover_lost(object_id, lost)
 
 
 def _shutdown_value(message: str = "actorlib was shut down before this object was ready") -> Value:
-    from .._serial import box_system
-
     return box_system(RuntimeShutdownError(message))
 
 

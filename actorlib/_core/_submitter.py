@@ -9,6 +9,7 @@ ones one at a time so that work spreads over every leased worker.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from .._wire import Channel, ErrorValue, Inline, LeaseRefused, PushTask, Request
 from .._wire import CancelTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
     InfeasibleResourcesError,
+    ObjectLostError,
     TaskCancelledError,
     TaskUnschedulableError,
     WorkerCrashedError,
@@ -30,6 +32,8 @@ from ._objects import CallbackWaiter
 if TYPE_CHECKING:
     from ._refs import ObjectRef
     from ._runtime import Runtime
+
+log = logging.getLogger("actorlib.core")
 
 PIPELINE_DEPTH = 16  # tasks in flight per lease, for short tasks
 SHORT_TASK = 0.002  # seconds; tasks faster than this (on average) are pipelined
@@ -135,6 +139,10 @@ class TaskSubmitter:
         self._waiting: dict[bytes, TaskSpec] = {}
         self._sent_fns: dict[Channel, set[bytes]] = {}
         self._durations: dict[bytes, float] = {}  # seconds per call, by function
+        # Lineage: the task behind each result kept in a store, to run it again if that
+        # store's node dies. Held (with the task's arguments) while the result is referenced.
+        self._lineage: dict[bytes, TaskSpec] = {}
+        self._dead_nodes: set[bytes] = set()
 
     # ---- submission and dependencies --------------------------------------
 
@@ -389,10 +397,16 @@ class TaskSubmitter:
             self.rt.streams.finish(spec.task_id, self.rt.streams.count(spec.task_id), error)  # type: ignore[arg-type]
             return
         complete = self.rt.objects.complete
+        kept = False
         for object_id, value in zip(spec.return_ids, values):
-            if not complete(object_id, value) and type(value) is Stored:
+            if complete(object_id, value):
+                if type(value) is Stored and (spec.max_retries == -1 or spec.attempt < spec.max_retries):
+                    self._lineage[object_id] = spec  # recomputable if its node dies
+                    kept = True
+            elif type(value) is Stored:
                 self.rt.peers.free_stored([value])  # nobody holds a ref to it any more
-        spec.deps = []
+        if not kept:
+            spec.deps = []
         spec.resolved = []
 
     def free_orphans(self, values: list[Value]) -> None:
@@ -415,11 +429,50 @@ class TaskSubmitter:
 
     def node_died(self, node_id: bytes) -> None:
         """The head says a node is dead: drop the connections to its workers (their tasks are
-        then retried elsewhere), even if the network never reports them broken."""
+        then retried elsewhere), even if the network never reports them broken; recompute the
+        results only that node held, or mark them lost."""
+        self._dead_nodes.add(node_id)
         for queue in self._queues.values():
             for lease in queue.leases:
                 if lease.node_id == node_id:
                     self.rt.nursery.start_soon(lease.channel.aclose)
+        for object_id, value in self.rt.objects.stored_on(node_id):
+            if not self.reconstruct(object_id, value):
+                self.rt.objects.replace(object_id, value, box_system(_lost(object_id, node_id, "")))
+
+    # ---- lineage ------------------------------------------------------------------
+
+    def reconstruct(self, object_id: bytes, lost: Stored) -> bool:
+        """Run again the task whose stored result ``lost`` is gone; False if it cannot be
+        (a put() object, an actor's result, retries used up, or lineage already released)."""
+        spec = self._lineage.get(object_id)
+        if spec is None:
+            return False
+        entry = self.rt.objects.get(object_id)
+        if entry is None:
+            return False
+        if entry.value is None:
+            return True  # already being recomputed
+        if entry.value is not lost:
+            return True  # already recomputed: read it again
+        if spec.max_retries != -1 and spec.attempt >= spec.max_retries:
+            return False
+        spec.attempt += 1
+        for return_id in spec.return_ids:  # every result of the task that lived on that node
+            other = self.rt.objects.get(return_id)
+            if other is not None and type(other.value) is Stored and other.value.node_id == lost.node_id:
+                self.rt.objects.replace(return_id, other.value, None)
+                self._lineage.pop(return_id, None)
+        log.info("recomputing %s() for object %s, lost with its node", spec.name, object_id.hex())
+        self.submit(spec)  # its own arguments may be recomputed first
+        return True
+
+    def forget(self, stored: list[Stored]) -> None:
+        """These results are no longer referenced: their tasks need not be kept."""
+        for value in stored:
+            spec = self._lineage.pop(value.object_id, None)
+            if spec is not None and not any(rid in self._lineage for rid in spec.return_ids):
+                spec.deps = []
 
     async def _recover(self, lease: _Lease) -> None:
         reason = "its connection was lost"
@@ -481,3 +534,8 @@ class TaskSubmitter:
             channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns))
         except (OSError, trio.ClosedResourceError):
             pass  # the worker is gone: the task fails (and is not retried) when its channel closes
+
+
+def _lost(object_id: bytes, node_id: bytes, why: str) -> ObjectLostError:
+    reason = why or "it is not the result of a task that can run again (put() objects, actor results and tasks out of retries are not recomputed)"
+    return ObjectLostError(f"object {object_id.hex()} was only on node {node_id.hex()}, which died, and {reason}")

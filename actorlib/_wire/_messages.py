@@ -232,6 +232,7 @@ class GetObject(Msg, tag="get"):
 
     req: int
     object_id: bytes
+    lost: bytes = b""  # the borrower could not read it from this node's store: recompute it
 
 
 class TaskDone(Msg, tag="done"):

@@ -6,11 +6,12 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 import actorlib
 from actorlib.util import get_placement_group, placement_group, placement_group_table, remove_placement_group
-from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from ..integration.conftest import alive, poll, wait_gone
 from .conftest import MultiNode
@@ -24,13 +25,14 @@ def cluster():
             {"ip": "127.0.0.3", "cpus": 1, "resources": {"pool": 1}},
             {"ip": "127.0.0.4", "cpus": 1, "resources": {"pool": 1}},
             {"ip": "127.0.0.5", "cpus": 1, "resources": {"pool": 1}},
+            {"ip": "127.0.0.6", "cpus": 1, "resources": {"pool": 1}},
         ],
         node_timeout=2.0,
         grace=3.0,
     )
     try:
         multi.connect()
-        poll(lambda: len(multi.node_ids()) == 5, timeout=30)
+        poll(lambda: len(multi.node_ids()) == 6, timeout=30)
         yield multi
     finally:
         if actorlib.is_initialized():
@@ -78,10 +80,54 @@ def _node_of(actor):
         return None
 
 
+@actorlib.remote(resources={"pool": 1})
+def block(n: int) -> dict:
+    return {"node": actorlib.get_runtime_context().get_node_id(), "data": np.arange(n, dtype=np.int64)}
+
+
+@actorlib.remote(resources={"pool": 1}, max_retries=0)
+def block_once(n: int) -> dict:
+    return {"node": actorlib.get_runtime_context().get_node_id(), "data": np.arange(n, dtype=np.int64)}
+
+
+@actorlib.remote(num_cpus=0)
+class Borrower:
+    def total(self, refs: list) -> tuple[int, str]:
+        value = actorlib.get(refs[0])
+        return int(value["data"].sum()), value["node"]
+
+
+def kill_node_of(cluster, node_id: str) -> None:
+    ip = next(ip for ip, found in cluster.node_ids().items() if found == node_id)
+    pid = cluster.node_pids.pop(ip)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone([pid], 10) == []
+
+
+def test_results_lost_with_their_node_are_recomputed_unless_they_cannot_be(cluster):
+    n = 1_000_000  # 8 MB: kept in the store of the node that made it
+    ref = block.remote(n)
+    first = actorlib.get(ref, timeout=60)
+    there = NodeAffinitySchedulingStrategy(first["node"], soft=False)
+    once = block_once.options(scheduling_strategy=there).remote(n)
+    assert actorlib.get(once, timeout=60)["node"] == first["node"]
+    here = NodeAffinitySchedulingStrategy(actorlib.get_runtime_context().get_node_id(), soft=False)
+    borrower = Borrower.options(scheduling_strategy=here).remote()
+    assert actorlib.get(borrower.total.remote([ref]), timeout=60)[1] == first["node"]
+    kill_node_of(cluster, first["node"])
+    with pytest.raises(actorlib.exceptions.ObjectLostError, match="cannot be recomputed|not the result of a task"):
+        actorlib.get(once, timeout=60)  # max_retries=0: it may not run again
+    again = actorlib.get(ref, timeout=60)  # the task ran again, on a live node
+    assert again["node"] != first["node"] and again["node"] in cluster.node_ids().values()
+    assert np.array_equal(again["data"], first["data"])
+    total, node = actorlib.get(borrower.total.remote([ref]), timeout=60)  # a borrower reads the new copy
+    assert total == n * (n - 1) // 2 and node == again["node"]
+
+
 def test_every_task_completes_when_a_node_is_killed(cluster):
     refs = [slow_square.remote(i) for i in range(12)]
     poll(lambda: len(actorlib.wait(refs, num_returns=1, timeout=0)[0]) >= 1, timeout=60)
-    victim = cluster.node_pids.pop("127.0.0.4")
+    victim = cluster.node_pids.pop(next(iter(cluster.node_pids)))
     os.kill(victim, signal.SIGKILL)
     results = actorlib.get(refs, timeout=120)
     assert [value for value, _ in results] == [i * i for i in range(12)]
