@@ -36,10 +36,12 @@ class Shutdown(Exception):
 
 def exit_from_exception(exc: BaseException, *, at: float) -> Exit:
     """Box an exception raised by a child into an abnormal (or shutdown) exit."""
+    text = "".join(_traceback.format_exception(exc))
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # a nursery's lone error: name the error, not the group
     if isinstance(exc, Shutdown):
         return Exit(kind=ExitKind.SHUTDOWN, reason=f"shutdown: {exc}", at=at)
     name = type(exc).__qualname__
-    text = "".join(_traceback.format_exception(exc))
     return Exit(
         kind=ExitKind.ABNORMAL,
         reason=f"{name}: {exc}" if str(exc) else name,

@@ -20,6 +20,8 @@ EXPECTED = {
     "actors.py": "actors ok",
     "supervision_groups.py": "supervision groups ok",
     "utilities.py": "utilities ok",
+    "cluster.py": "cluster ok",
+    "placement_groups.py": "placement groups ok",
 }
 
 

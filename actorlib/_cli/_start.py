@@ -66,6 +66,8 @@ def start(
     options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
     token_path = str(Path(token_file).resolve()) if token_file else ""  # before a new session moves links
+    if not head and not token_path:
+        token_path = _local_token(address or "")
     session = new_session(with_token=head)
     store = options.object_store_memory or default_capacity()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -95,6 +97,22 @@ def start(
         click.echo(f"Started a node (pid {info['pid']}) joined to {address}; its logs are in {session / 'logs'}")
 
 
+def _local_token(address: str) -> str:
+    """The token file of a head on this machine at ``address``, or $ACTORLIB_TOKEN_FILE."""
+    from .._driver._discovery import TOKEN_FILE_ENV, running_sessions
+    from .._wire import parts
+
+    for session, info in running_sessions():
+        if address in parts(str(info["address"])) and (session / "token").exists():
+            return str(session / "token")
+    if os.environ.get(TOKEN_FILE_ENV):
+        return str(Path(os.environ[TOKEN_FILE_ENV]).resolve())
+    raise click.UsageError(
+        f"no token for the cluster at {address}: copy the head's token file to this machine and pass --token-file "
+        f"(or set {TOKEN_FILE_ENV})"
+    )
+
+
 def _spawn(argv: list[str], session: Path, ready: str) -> dict[str, object]:
     logs = session / "logs"
     name = "daemon" if ready == "head.json" else "node"
@@ -106,8 +124,12 @@ def _spawn(argv: list[str], session: Path, ready: str) -> dict[str, object]:
             return json.loads((session / ready).read_text())
         if process.poll() is not None:
             errors = (logs / f"{name}.err").read_text(errors="replace") + _read(logs / "head.err")
-            tail = errors.strip().splitlines()[-15:]
-            raise click.ClickException("it failed to start:\n" + "\n".join(tail))
+            lines = errors.strip().splitlines()
+            cause = lines[-1].rpartition("failed to start: ")[2] if lines else f"exit code {process.returncode}"
+            if "Address already in use" in cause:
+                cause += " (another cluster on this port? choose one with --port)"
+            what = "head" if ready == "head.json" else "node"
+            raise click.ClickException(f"the {what} failed to start: {cause}\n(details in {logs / (name + '.err')})")
         time.sleep(0.05)
     process.kill()
     raise click.ClickException(f"it did not start within {START_TIMEOUT:g}s; see {logs}")

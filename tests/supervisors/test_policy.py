@@ -166,3 +166,17 @@ def test_returncode_classification():
     assert exit_from_returncode(-signal.SIGKILL, stop_requested=True, at=0).kind is ExitKind.SHUTDOWN
     reported = exit_from_returncode(1, stop_requested=False, at=0, failure=("ValueError", "bad", "tb"))
     assert (reported.kind, reported.reason, reported.error_type) == (ExitKind.ABNORMAL, "ValueError: bad", "ValueError")
+
+
+def test_an_exception_group_of_one_is_reported_as_its_error():
+    from supervisors._exit import ExitKind, exit_from_exception
+
+    try:
+        raise ExceptionGroup("Exceptions from Trio nursery", [OSError(98, "address already in use")])
+    except ExceptionGroup as group:
+        exit = exit_from_exception(group, at=1.0)
+    assert exit.kind is ExitKind.ABNORMAL
+    assert exit.reason == "OSError: [Errno 98] address already in use" and exit.error_type == "OSError"
+    assert "ExceptionGroup" in exit.traceback  # the whole story stays in the traceback
+    both = exit_from_exception(ExceptionGroup("two", [ValueError("a"), KeyError("b")]), at=1.0)
+    assert both.error_type == "ExceptionGroup"

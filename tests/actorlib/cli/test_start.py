@@ -1,0 +1,37 @@
+"""``actorlib start`` failing: a clear error, and nothing left running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+import psutil
+
+
+def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")
+        result = subprocess.run(
+            [sys.executable, "-m", "actorlib", "start", "--head", "--port", str(port), "--num-cpus", "1"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "ACTORLIB_TMPDIR": tmp},
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "the head failed to start: OSError: [Errno 98] Address already in use" in result.stderr
+    assert "choose one with --port" in result.stderr and "Traceback" not in result.stderr
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+    assert not _started_in(tmp)  # the daemon and head, which carry the session path in their config
+
+
+def _started_in(tmp: str) -> list[int]:
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if any(tmp in part for part in process.info["cmdline"] or ()):
+            found.append(process.info["pid"])
+    return found
