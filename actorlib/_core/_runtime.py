@@ -201,6 +201,8 @@ class Runtime:
             self.objects.collect()
             self.actors.collect()
             self.submitter.return_idle_leases()
+            if self._remote is not None:
+                self._remote.trim()  # receive buffers of remote objects, unused for a while
 
     # ---- tasks -------------------------------------------------------------
 

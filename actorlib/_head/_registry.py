@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import msgspec
 
-from .._node import _resources as res
 from .._wire import NodeView
 from ._nodes import RemoteNode
 
@@ -18,7 +16,6 @@ class Registry:
     def __init__(self) -> None:
         self._nodes: dict[bytes, Any] = {}
         self._dead: dict[bytes, NodeView] = {}
-        self._spread = itertools.count()
 
     def add(self, node: Any) -> None:
         self._nodes[node.node_id] = node
@@ -49,17 +46,3 @@ class Registry:
     def head_node(self) -> NodeView | None:
         views = self.views()
         return next((v for v in views if v.is_head), views[0] if views else None)
-
-    def pick(self, shape: dict[str, float], strategy: str, exclude: bytes = b"") -> NodeView | None:
-        """A node where ``shape`` fits now (SPREAD: round-robin over them; else the least loaded).
-
-        Falls back to a node where it could ever fit; None if none could.
-        """
-        views = [v for v in self.views() if v.node_id != exclude]
-        now = [v for v in views if res.fits(shape, v.available)]
-        if now:
-            if strategy == "SPREAD":
-                return now[next(self._spread) % len(now)]
-            return max(now, key=lambda v: v.available.get(res.CPU, 0.0))
-        ever = [v for v in views if res.infeasible_reason(shape, v.total) is None]
-        return ever[0] if ever else None

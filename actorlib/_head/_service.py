@@ -14,10 +14,8 @@ from .._wire import (
     ClusterView,
     Heartbeat,
     NodeDied,
-    NodePicked,
     NodeRegistered,
     NodeView,
-    PickNode,
     RegisterNode,
     ActorList,
     ActorReply,
@@ -130,9 +128,6 @@ class HeadService:
         elif isinstance(message, ClusterInfoRequest):
             views = self.registry.views(dead=True)
             channel.send_nowait(ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views()))
-        elif isinstance(message, PickNode):
-            node = self.registry.pick(message.shape, message.strategy, message.exclude)
-            channel.send_nowait(NodePicked(req=message.req, node=node))
 
     def _node_for(self, channel: Channel) -> NodeView | None:
         """The node a driver should use: one on its machine (by IP), else the head's."""
@@ -166,9 +161,6 @@ class HeadService:
                         message.actor_id, message.state, address=message.address, pid=message.pid,
                         cause=message.cause, node_id=node.node_id,
                     )  # fmt: skip
-                elif isinstance(message, PickNode):
-                    picked = self.registry.pick(message.shape, message.strategy, message.exclude)
-                    channel.send_nowait(NodePicked(req=message.req, node=picked))
                 elif isinstance(message, BundlesReply):
                     node.requests.resolve(message.req, message)
         finally:

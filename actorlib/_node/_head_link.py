@@ -22,11 +22,9 @@ from .._wire import (
     ClusterView,
     Heartbeat,
     HeadMessage,
-    NodePicked,
     NodeRegistered,
     NodeView,
     Pending,
-    PickNode,
     PrepareBundles,
     RegisterNode,
     ReleaseBundles,
@@ -85,16 +83,6 @@ class HeadLink:
                 channel.send_nowait(message)
             except trio.ClosedResourceError:
                 pass
-
-    async def pick(self, shape: dict[str, float], strategy: str, exclude: bytes) -> NodeView | None:
-        """Ask the head which node should take a lease this node cannot."""
-        channel = self._channel
-        if channel is None or channel.closed:
-            return None
-        req = self._pending.new()
-        channel.send_nowait(PickNode(req=req, shape=shape, strategy=strategy, exclude=exclude))
-        reply: NodePicked = await self._pending.wait(req)
-        return reply.node
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -160,8 +148,6 @@ class HeadLink:
             service = self.service
             if isinstance(message, ClusterView):
                 self.cluster = message.nodes
-            elif isinstance(message, NodePicked):
-                self._pending.resolve(message.req, message)
             elif service is None:
                 continue
             elif isinstance(message, StartActor):

@@ -572,21 +572,6 @@ class NodeDied(Msg, tag="node_died"):
     reason: str
 
 
-class PickNode(Msg, tag="pick"):
-    """Node to head: which node should run this lease instead (spillback)?"""
-
-    req: int
-    shape: dict[str, float]
-    strategy: str = "DEFAULT"
-    exclude: bytes = b""
-
-
-class NodePicked(Msg, tag="picked"):
-    req: int
-    node: NodeView | None
-    reason: str = ""
-
-
 # ---- placement groups ------------------------------------------------------------
 
 
@@ -664,8 +649,6 @@ HeadMessage = (
     | StopActor
     | ActorState
     | NodeDied
-    | PickNode
-    | NodePicked
     | RegisterDriver
     | DriverRegistered
     | ClusterInfoRequest

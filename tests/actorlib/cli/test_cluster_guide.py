@@ -10,7 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import psutil
+
+from ..integration.conftest import processes_mentioning
 
 ROOT = Path(__file__).resolve().parents[3]
 GUIDE = ROOT / "docs" / "cluster.md"
@@ -27,14 +28,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def started_in(tmp: str) -> list[int]:
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        if any(tmp in part for part in process.info["cmdline"] or ()):
-            found.append(process.info["pid"])
-    return found
 
 
 def test_the_guides_commands_work_as_written():
@@ -60,4 +53,4 @@ def test_the_guides_commands_work_as_written():
     assert "Nodes: 2 healthy, 0 dead" in status and "node " in status and "at 127.0.0.2" in status
     assert "2 node(s):" in example and "STRICT_SPREAD placement group" in example and "cluster ok" in example
     assert stop.startswith("Stopped")
-    assert started_in(tmp) == []
+    assert processes_mentioning(tmp) == []

@@ -10,6 +10,8 @@ import tempfile
 
 import psutil
 
+from ..integration.conftest import processes_mentioning
+
 
 def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
     with socket.socket() as taken:
@@ -26,12 +28,4 @@ def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
     assert "the head failed to start: OSError: [Errno 98] Address already in use" in result.stderr
     assert "choose one with --port" in result.stderr and "Traceback" not in result.stderr
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
-    assert not _started_in(tmp)  # the daemon and head, which carry the session path in their config
-
-
-def _started_in(tmp: str) -> list[int]:
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        if any(tmp in part for part in process.info["cmdline"] or ()):
-            found.append(process.info["pid"])
-    return found
+    assert not processes_mentioning(tmp)  # the daemon and head, which carry the session path in their config

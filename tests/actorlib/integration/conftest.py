@@ -34,6 +34,15 @@ def wait_gone(pids, timeout: float = 10.0) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of the processes whose command line contains ``text`` (a session path, say)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if any(text in part for part in process.info["cmdline"] or ()):
+            found.append(process.info["pid"])
+    return found
+
+
 def poll(predicate, timeout: float = 10.0, interval: float = 0.02):
     """Poll ``predicate`` until it returns a truthy value; return it, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -9,26 +9,6 @@ from actorlib.util import PlacementGroup, placement_group, placement_group_table
 from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from ..integration.conftest import poll, run_driver
-from .conftest import MultiNode
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """Head (1 CPU) + 127.0.0.2 (1 CPU, "ssd") + 127.0.0.3 (2 CPUs, "gpu_like")."""
-    multi = MultiNode(
-        [
-            {"ip": "127.0.0.2", "cpus": 1, "resources": {"ssd": 1}},
-            {"ip": "127.0.0.3", "cpus": 2, "resources": {"gpu_like": 2}},
-        ]
-    )
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 3, timeout=30)
-        yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 @actorlib.remote(num_cpus=1)
