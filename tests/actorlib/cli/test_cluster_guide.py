@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,3 +55,4 @@ def test_the_guides_commands_work_as_written():
     assert "2 node(s):" in example and "STRICT_SPREAD placement group" in example and "cluster ok" in example
     assert stop.startswith("Stopped")
     assert processes_mentioning(tmp) == []
+    shutil.rmtree(tmp, ignore_errors=True)

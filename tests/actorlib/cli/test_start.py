@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,3 +30,4 @@ def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
     assert "choose one with --port" in result.stderr and "Traceback" not in result.stderr
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
     assert not processes_mentioning(tmp)  # the daemon and head, which carry the session path in their config
+    shutil.rmtree(tmp, ignore_errors=True)

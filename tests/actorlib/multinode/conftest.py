@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class MultiNode:
         result = self.cli("stop", "--grace-period", "5")
         survivors = wait_gone(processes, 10)
         assert not survivors, f"processes left after `actorlib stop`: {survivors}\n{result.stdout}"
+        shutil.rmtree(self.tmp, ignore_errors=True)  # kept when something was left, to look at
 
 
 @pytest.fixture(scope="module")
