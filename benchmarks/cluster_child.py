@@ -368,6 +368,22 @@ class RayCluster(Cluster):
         """Not ``ray stop``, which kills every Ray process of this user: SIGTERM ours."""
         signal_all(live_descendants(), signal.SIGTERM)
         wait_none_left(STOP_GRACE_S)
+        self.forget_cluster()
+
+    def forget_cluster(self) -> None:
+        """``ray start --head`` records its address in /tmp/ray/ray_current_cluster, and a later
+        ``ray.init()`` with no address then tries to join that (dead) cluster instead of
+        starting one, failing every later Ray run on the machine. ``ray stop`` removes the
+        file; we do it ourselves, when it still names our cluster."""
+        for folder in ("/tmp/ray", self.temp_dir):
+            path = os.path.join(folder, "ray_current_cluster")
+            try:
+                with open(path) as recorded:
+                    ours = recorded.read().strip() == self.address
+                if ours:
+                    os.remove(path)
+            except OSError:
+                pass
 
 
 CLUSTERS: dict[str, type[Cluster]] = {"actorlib": ActorlibCluster, "ray": RayCluster}
