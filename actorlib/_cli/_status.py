@@ -35,11 +35,17 @@ async def _cluster(head: str, token: str) -> ClusterInfoReply:
     return reply
 
 
+UNRESPONSIVE = 1.0  # seconds without a heartbeat (two periods) before a node is shown as unresponsive
+
+
 def render(head: str, nodes: list[NodeView], verbose: bool, groups: list[PlacementGroupView] = ()) -> str:  # type: ignore[assignment]
     """The status report (pure: tested without a cluster)."""
     alive = [n for n in nodes if n.alive]
     dead = [n for n in nodes if not n.alive]
-    lines = [f"Cluster at {head}", f"Nodes: {len(alive)} healthy, {len(dead)} dead"]
+    quiet = [n for n in alive if n.silent > UNRESPONSIVE]
+    lines = [f"Cluster at {head}", f"Nodes: {len(alive) - len(quiet)} healthy, {len(quiet)} unresponsive, {len(dead)} dead"]
+    for node in quiet:
+        lines.append(f"  unresponsive: {node.node_id.hex()[:12]} ({node.ip}), no heartbeat for {node.silent:.1f} s")
     for node in dead:
         lines.append(f"  dead: {node.node_id.hex()[:12]} ({node.ip})")
     total: dict[str, float] = {}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+import msgspec
+
 
 from .._session import SESSION_PREFIX, session_of, sessions_root
 from .._wire import parts, read_token
@@ -36,7 +36,7 @@ def running_sessions(kind: str = "head.json") -> list[tuple[Path, dict[str, obje
 
 def _ready_info(path: Path) -> dict[str, object] | None:
     try:
-        info = json.loads(path.read_text())
+        info = msgspec.json.decode(path.read_bytes())
     except (OSError, ValueError):
         return None
     pid = info.get("pid")
@@ -47,6 +47,8 @@ def _ready_info(path: Path) -> dict[str, object] | None:
 
 def _is_ours(pid: int) -> bool:
     """Whether ``pid`` is a live actorlib head or node process of this user."""
+    import psutil  # only drivers that look for a cluster need it: every process imports this module
+
     try:
         process = psutil.Process(pid)
         return process.uids().real == os.getuid() and any(arg.startswith("actorlib._") for arg in process.cmdline())

@@ -47,7 +47,8 @@ class RemoteNode:
     def view(self) -> NodeView:
         total = {**self.total, "object_store_memory": self._view.total.get("object_store_memory", 0.0)}
         return msgspec.structs.replace(
-            self._view, total=total, available=dict(self.available), pending=self.pending, demands=self.demands
+            self._view, total=total, available=dict(self.available), pending=self.pending, demands=self.demands,
+            silent=round(trio.current_time() - self.last_beat, 3),
         )
 
     def beat(

@@ -8,7 +8,6 @@ register again on their own.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +48,8 @@ class SqliteState:
     """The default store: one SQLite file, written synchronously (small, rare writes)."""
 
     def __init__(self, path: Path) -> None:
+        import sqlite3  # only a standalone cluster's head keeps state: workers never load it
+
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)

@@ -12,7 +12,6 @@ the whole node shuts down (exit status 3): no zombie nodes.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import sys
@@ -53,7 +52,7 @@ def write_ready_file(session: str | Path, name: str, info: dict[str, object]) ->
     """Publish a process's pid and addresses in its session (for ``actorlib stop``/``status``)."""
     path = Path(session) / name
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), **info}))
+    tmp.write_bytes(msgspec.json.encode({"pid": os.getpid(), **info}))
     tmp.replace(path)
 
 

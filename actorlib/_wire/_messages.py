@@ -102,6 +102,7 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     is_head: bool = False
     pending: int = 0  # lease requests waiting there
     demands: list[Demand] = []  # what waits there for resources, by shape
+    silent: float = 0.0  # seconds since its last heartbeat, as the head saw it
 
 
 class MethodInfo(msgspec.Struct, frozen=True, array_like=True):

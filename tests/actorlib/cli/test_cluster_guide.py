@@ -51,7 +51,7 @@ def test_the_guides_commands_work_as_written():
     head, node, status, example, stop = outputs
     assert f"address:    127.0.0.1:{port}" in head
     assert "joined to 127.0.0.1" in node
-    assert "Nodes: 2 healthy, 0 dead" in status and "node " in status and "at 127.0.0.2" in status
+    assert "Nodes: 2 healthy, 0 unresponsive, 0 dead" in status and "node " in status and "at 127.0.0.2" in status
     assert "2 node(s):" in example and "STRICT_SPREAD placement group" in example and "cluster ok" in example
     assert stop.startswith("Stopped")
     assert processes_mentioning(tmp) == []

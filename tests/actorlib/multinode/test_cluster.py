@@ -32,7 +32,7 @@ class Located:
 
 def test_status_lists_every_node(cluster):
     report = cluster.cli("status", "--address", cluster.address, "-v", env={**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file}).stdout
-    assert "Nodes: 3 healthy, 0 dead" in report
+    assert "Nodes: 3 healthy, 0 unresponsive, 0 dead" in report
     assert "ssd" in report and "gpu_like" in report
     assert report.count("127.0.0.") >= 3
 
