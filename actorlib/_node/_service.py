@@ -41,6 +41,7 @@ from ._pool import Worker, WorkerPool, env_key
 
 log = logging.getLogger("actorlib.node")
 HOUSEKEEPING_PERIOD = 1.0
+PRESTARTED_WORKERS = 1
 EXIT_QUERY_WAIT = 5.0
 
 
@@ -121,7 +122,10 @@ class NodeService:
             pool.base_env["ACTORLIB_STORE_PUBLIC"] = self.store_address  # with its TCP port, once bound
             self.registry.add(self)
             try:
-                for _ in range(int(self.total.get(res.CPU, 0))):
+                # One warm worker serves the first task at once; more are forked from the
+                # zygote as leases need them (milliseconds each), so an idle node costs
+                # one worker's memory, not one per CPU.
+                for _ in range(min(PRESTARTED_WORKERS, int(self.total.get(res.CPU, 0)))):
                     pool.start({})
                 nursery.start_soon(self._housekeeping)
                 task_status.started()
