@@ -13,11 +13,8 @@ from pathlib import Path
 import click
 import msgspec
 
-from .. import _ids
 from .._head import head_address
-from .._node import NodeConfig
 from .._session import new_session
-from .._store import default_capacity
 from .._wire import split_host_port
 
 START_TIMEOUT = 60.0
@@ -61,7 +58,7 @@ def start(
         custom = json.loads(resources)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
-    from .._driver._options import InitOptions, gpu_ids
+    from .._driver._options import InitOptions
 
     options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
@@ -69,14 +66,8 @@ def start(
     if not head and not token_path:
         token_path = _local_token(address or "")
     session = new_session(with_token=head)
-    store = options.object_store_memory or default_capacity()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    config = NodeConfig(
-        session_dir=str(session),
-        node_id=_ids.unique_id().hex(),
-        resources=(offered := options.node_resources(memory, store)),
-        gpu_ids=gpu_ids(offered["GPU"]),
-        object_store_memory=int(store),
+    config = options.node_config(
+        session,
         ip=ip,
         is_head=head,
         tcp=True,
@@ -85,7 +76,7 @@ def start(
         token_file=token_path,
         grace=grace,
         node_timeout=node_timeout,
-    )
+    )  # fmt: skip
     module = "actorlib._head._daemon" if head else "actorlib._node"  # the daemon supervises the head
     argv = [sys.executable, "-m", module, msgspec.json.encode(config).decode()]
     if block:

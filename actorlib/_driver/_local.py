@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,12 +10,9 @@ import trio
 
 import supervisors
 
-from .. import _ids
 from .._head import head_address
-from .._node import NodeConfig
 from .._session import new_session, remove_sockets
-from .._store import default_capacity
-from ._options import InitOptions, gpu_ids
+from ._options import InitOptions
 
 HEAD_SHUTDOWN = 10.0
 HEAD_START_TIMEOUT = 60.0
@@ -47,16 +43,7 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> Lo
     fails to start.
     """
     session = new_session()
-    store = options.object_store_memory or default_capacity()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    config = NodeConfig(
-        session_dir=str(session),
-        node_id=_ids.unique_id().hex(),
-        resources=(offered := options.node_resources(memory, store)),
-        gpu_ids=gpu_ids(offered["GPU"]),
-        object_store_memory=int(store),
-        head_address=head_address(session),
-    )
+    config = options.node_config(session, head_address=head_address(session))
     logs = session / "logs"
     argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(config).decode()]
     spec = supervisors.ChildSpec(

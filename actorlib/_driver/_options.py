@@ -1,15 +1,18 @@
-"""What ``actorlib.init()`` was asked for, checked, with defaults filled in (pure)."""
+"""What ``actorlib.init()`` (or ``actorlib start``) was asked for, checked, with defaults filled in."""
 
 from __future__ import annotations
 
-import math
 import itertools
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .. import _ids
+from .._node import NodeConfig
 from .._node._gpus import detect
+from .._store import default_capacity
 from .._options import env_vars_of, validate_resources
 
 
@@ -48,6 +51,17 @@ class InitOptions:
             env_vars=env_vars,
             log_to_driver=bool(kwargs.get("log_to_driver", True)),
         )
+
+    def node_config(self, session: Path, **fields: Any) -> NodeConfig:
+        """The config of a new node in ``session``: its resources (see :meth:`node_resources`),
+        GPU ids and store size from these options; anything else from ``fields``."""
+        store = self.object_store_memory or default_capacity()
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        resources = self.node_resources(memory, store)
+        return NodeConfig(
+            session_dir=str(session), node_id=_ids.unique_id().hex(), resources=resources,
+            gpu_ids=gpu_ids(resources["GPU"]), object_store_memory=int(store), **fields,
+        )  # fmt: skip
 
     def node_resources(self, physical_memory: int, store_memory: int) -> dict[str, float]:
         """The local node's resources: CPUs by default all cores, memory 70% of RAM minus the store."""

@@ -17,7 +17,6 @@ import math
 import signal
 import os
 import sys
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio

@@ -19,7 +19,6 @@ import trio
 import supervisors
 
 from .. import _ids
-from .._wire import unix_address
 from ._logs import LogRelay
 
 START_FAILURES_TO_GIVE_UP = 3
