@@ -69,15 +69,18 @@ class Reply:
         self.channel = channel
         self.call_id = call_id
         self.started = time.perf_counter()
+        self.sent = False  # the final answer (done or end) went out
 
     def done(self, returns: list[Value]) -> None:
         elapsed = time.perf_counter() - self.started
+        self.sent = True
         self.send(TaskDone(task_id=self.call_id, returns=returns, elapsed=elapsed))
 
     def item(self, index: int, value: Value) -> None:
         self.send(StreamItem(task_id=self.call_id, index=index, value=value))
 
     def end(self, count: int, error: ErrorValue | None = None) -> None:
+        self.sent = True
         self.send(StreamEnd(task_id=self.call_id, count=count, error=error))
 
     def send(self, message: Any) -> None:

@@ -9,15 +9,18 @@ import threading
 from collections import deque
 from typing import Any
 
+import trio
+
 from .._core import Runtime
 from .._serial import FunctionCache, box, box_system
 from .._wire import ActorReady, CallActor, InitActor, PushTask
 from ..exceptions import TaskCancelledError
 from ._actor import ActorRunner
-from ._calls import Cancelled, Reply, run_sync
+from ._calls import Cancelled, Reply, failed, run_sync
 
 LOG_MARKER = "\x1factorlib:"
 REMEMBERED_CANCELS = 10_000
+INTERRUPT_RETRY = 0.02  # seconds between SIGINTs until a cancelled task has seen one
 
 
 class TaskContext:
@@ -42,6 +45,7 @@ class Executor:
         self._cancelled: set[bytes] = set()
         self._cancel_order: deque[bytes] = deque()
         self._lock = threading.Lock()  # orders cancel() against a task starting
+        self._interrupted: bytes | None = None  # the last task whose SIGINT handler raised
         self._main = threading.main_thread().ident
         self._label: tuple[str, str] | None = None
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -64,8 +68,6 @@ class Executor:
 
     def _run_task(self, task: PushTask, channel: Any) -> None:
         self.functions.remember(task.fn_id, task.fn_blob)
-        if not self._begin(task, channel):
-            return
         self.rt.identity.job_id = task.job_id
         visible = ",".join(task.gpu_ids)  # the task sees only the GPUs its lease holds
         if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
@@ -73,11 +75,20 @@ class Executor:
         self._mark_output(task.job_id, task.name)
         reply = Reply(self.rt, channel, task.task_id)
         try:
-            fn = self.functions.get(task.fn_id, task.fn_blob)
-        except Exception as exc:
-            reply.done([box(exc, task.name)] * task.num_returns)
-        else:
-            run_sync(self.rt, fn, task, reply, task.name)
+            # From here a cancel interrupts this thread (SIGINT raises Cancelled): the task
+            # must be answered wherever that lands, not only inside run_sync.
+            if not self._begin(task, channel):
+                return
+            try:
+                fn = self.functions.get(task.fn_id, task.fn_blob)
+            except Exception as exc:
+                reply.done([box(exc, task.name)] * task.num_returns)
+            else:
+                run_sync(self.rt, fn, task, reply, task.name)
+        except Cancelled:
+            current = self.current
+            if current is not None and current.task_id == task.task_id and not reply.sent:
+                reply.done(failed(Cancelled(), task.name, task.num_returns))
         finally:
             with self._lock:
                 self.current = None
@@ -94,6 +105,7 @@ class Executor:
     def _on_sigint(self, signum: int, frame: Any) -> None:
         current = self.current
         if current is not None and current.task_id in self._cancelled:
+            self._interrupted = current.task_id
             raise Cancelled()
 
     # ---- either thread: actor calls ---------------------------------------------------
@@ -139,10 +151,27 @@ class Executor:
             self._remember_cancel(task_id)
             current = self.current
             if current is not None and current.task_id == task_id:
-                signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
+                self.rt.nursery.start_soon(self._interrupt, task_id)
                 return
         error = box_system(TaskCancelledError("the task was cancelled before it ran"))
         Reply(self.rt, channel, task_id).done([error] * num_returns)
+
+    async def _interrupt(self, task_id: bytes) -> None:
+        """SIGINT the main thread until the running task ``task_id`` has seen it.
+
+        One signal is not always enough on CPython 3.11: when it lands while the main thread
+        runs bytecode (say, unpickling a large function), the runtime thread's eval loop can
+        clear the interpreter's eval breaker before the main thread looks. The handler then
+        waits for the next interrupted system call, and a task sleeping in ``time.sleep``
+        never gets one. Each further signal interrupts that sleep and runs the handler.
+        """
+        while True:
+            with self._lock:
+                current = self.current
+                if current is None or current.task_id != task_id or self._interrupted == task_id:
+                    return
+                signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
+            await trio.sleep(INTERRUPT_RETRY)
 
     def _remember_cancel(self, task_id: bytes) -> None:
         self._cancelled.add(task_id)

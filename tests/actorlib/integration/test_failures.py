@@ -106,6 +106,25 @@ def test_cancel_a_pending_task(tmp_path):
     assert not (tmp_path / "queued").exists()
 
 
+def test_a_cancel_landing_as_the_task_starts_is_still_answered(tmp_path):
+    # The worker takes a while to load each of these functions (each carries 20 MB), so
+    # cancels sent a few milliseconds apart land at every point between the worker taking
+    # the task and running it; wherever the interrupt lands, the task must be answered.
+    for attempt in range(12):
+        ballast = os.urandom(20 * 2**20)
+
+        @actorlib.remote
+        def heavy(seconds: float) -> int:
+            time.sleep(seconds)
+            return len(ballast)
+
+        ref = heavy.remote(30)
+        time.sleep(attempt * 0.004)
+        actorlib.cancel(ref)
+        with pytest.raises(TaskCancelledError):
+            actorlib.get(ref, timeout=30)
+
+
 def test_cancel_interrupts_a_running_task(tmp_path):
     path = tmp_path / "running"
     ref = sleep_then_mark.remote(60, str(path))
