@@ -11,8 +11,8 @@ from . import _ids
 from ._core import ObjectRef, Runtime, current, pack
 from ._core._actors import CallSpec
 from ._core._streams import ObjectRefGenerator
-from ._options import ACTOR_DEFAULTS, actor_shapes, group_of, merge, merge_runtime_env, strategy_of, validate_actor_options
-from ._placement import group_shape
+from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, placement_of, strategy_of, validate_actor_options
+from ._placement import caller_group, group_shape
 from ._serial import Exported, export
 from ._supervision import current_group
 from ._wire import ActorSpec, GetNamedActor, MethodInfo
@@ -141,7 +141,7 @@ class ActorClass:
         job_env = {"env_vars": ident.env} if ident.env else None
         group = options.get("supervisor") or current_group()
         strategy, affinity, soft = strategy_of(options)
-        bundle = group_of(options)
+        bundle, capture = placement_of(options, caller_group(runtime))
         if bundle is not None:  # in a bundle: what it holds is what places it (the bundle is reserved)
             placement = shape = group_shape(shape, bundle[0].hex(), bundle[1])
         spec = ActorSpec(
@@ -171,6 +171,7 @@ class ActorClass:
             soft=soft,
             placement_group=bundle[0] if bundle is not None else b"",
             bundle_index=bundle[1] if bundle is not None else -1,
+            capture_child_tasks=capture,
         )
         return spec, deps
 

@@ -218,3 +218,21 @@ def group_of(options: Mapping[str, Any]) -> tuple[bytes, int] | None:
         within = f"0..{count - 1}" if count is not None else "0 or more"
         raise ValueError(f"placement_group_bundle_index must be -1 (any bundle) or in {within}, got {index!r}")
     return bytes(pg_id), index
+
+
+def placement_of(options: Mapping[str, Any], caller: tuple[bytes, bool]) -> tuple[tuple[bytes, int] | None, bool]:
+    """(placement group and bundle index, captures its children) of a new task or actor.
+
+    ``caller`` is (group, captures) of the task or actor creating it. As in Ray, one
+    without a ``scheduling_strategy`` goes into the caller's group (any bundle) when the
+    caller captures child tasks, and captures in turn; a PlacementGroupSchedulingStrategy
+    whose ``placement_group_capture_child_tasks`` is None inherits the caller's flag.
+    """
+    group = group_of(options)
+    caller_group, captures = caller
+    if group is not None:
+        flag = options["scheduling_strategy"].placement_group_capture_child_tasks
+        return group, captures if flag is None else bool(flag)
+    if options.get("scheduling_strategy") is None and caller_group and captures:
+        return (caller_group, -1), True
+    return None, False

@@ -216,3 +216,12 @@ def _give(available: dict[str, float], shape: Mapping[str, float]) -> None:
 def _size(shape: Mapping[str, float]) -> float:
     """A rough size for ordering: CPUs and GPUs count, memory in GiB."""
     return sum(qty / 2**30 if name in ("memory", "object_store_memory") else qty for name, qty in shape.items())
+
+
+def caller_group(runtime: Any) -> tuple[bytes, bool]:
+    """(placement group, captures child tasks) of the task or actor running here; (b"", False) in a driver."""
+    executor = runtime.executor
+    task = executor.current if executor is not None else None
+    if task is not None:
+        return task.placement_group, task.capture_child_tasks
+    return getattr(runtime, "placement_group", b""), getattr(runtime, "capture_child_tasks", False)

@@ -9,8 +9,8 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
 from ._core._streams import ObjectRefGenerator
-from ._options import TASK_DEFAULTS, group_of, merge, merge_runtime_env, shape_of, strategy_of, validate_task_options
-from ._placement import group_shape
+from ._options import TASK_DEFAULTS, merge, merge_runtime_env, placement_of, shape_of, strategy_of, validate_task_options
+from ._placement import caller_group, group_shape
 from ._serial import Exported, export
 
 P = ParamSpec("P")
@@ -22,15 +22,16 @@ class _Prepared:
 
     __slots__ = (
         "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries",
-        "retry_exceptions", "strategy", "group",
+        "retry_exceptions", "strategy", "group", "capture", "caller",
     )  # fmt: skip
 
-    def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any]) -> None:
+    def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any], caller: tuple[bytes, bool]) -> None:
         self.runtime = runtime
         self.exported = exported
+        self.caller = caller  # the placement group context it was prepared in
         self.name = options.get("name") or exported.name
         self.shape = shape_of(options)
-        self.group = group_of(options)
+        self.group, self.capture = placement_of(options, caller)
         if self.group is not None:  # ask the group's bundle for it instead
             self.shape = group_shape(self.shape, self.group[0].hex(), self.group[1])
         job_env = {"env_vars": runtime.identity.env} if runtime.identity.env else None
@@ -71,13 +72,14 @@ class RemoteFunction(Generic[P, R]):
 
     def _prepare(self, options: dict[str, Any]) -> _Prepared:
         runtime = current()
+        caller = caller_group(runtime)
         prepared = self._prepared
-        if options is self._options and prepared is not None and prepared.runtime is runtime:
+        if options is self._options and prepared is not None and prepared.runtime is runtime and prepared.caller == caller:
             return prepared
         if self._exported is None:
             name = getattr(self._fn, "__qualname__", getattr(self._fn, "__name__", "function"))
             self._exported = export(self._fn, name)
-        prepared = _Prepared(runtime, self._exported, options)
+        prepared = _Prepared(runtime, self._exported, options, caller)
         if options is self._options:
             self._prepared = prepared
         return prepared
@@ -125,6 +127,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             streaming=streaming,
             strategy=prepared.strategy,
             group=prepared.group,
+            capture=prepared.capture,
         )
     )
     if streaming:

@@ -7,7 +7,7 @@ Runs on its own: it starts a one-node cluster offering 4 CPUs and two
 import os
 
 import actorlib
-from actorlib.util import placement_group, placement_group_table, remove_placement_group
+from actorlib.util import get_current_placement_group, placement_group, placement_group_table, remove_placement_group
 from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 
@@ -21,6 +21,20 @@ class Trainer:
 @actorlib.remote(num_cpus=1)
 def preprocess(shard: int) -> int:
     return shard * shard
+
+
+@actorlib.remote(num_cpus=0)
+def group_name() -> str | None:
+    group = get_current_placement_group()
+    return placement_group_table(group)["name"] if group is not None else None
+
+
+@actorlib.remote(num_cpus=1)
+def coordinate(shards: int) -> tuple[list[int], str | None]:
+    # These children name no scheduling_strategy. Started with capture_child_tasks, the
+    # coordinator keeps them in its own group (any bundle with room). Here that matters:
+    # the group holds every CPU of the cluster, so outside it they would wait for ever.
+    return actorlib.get([preprocess.remote(i) for i in range(shards)]), actorlib.get(group_name.remote())
 
 
 def main() -> None:
@@ -42,6 +56,11 @@ def main() -> None:
 
     loading = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=2)
     print("preprocessed:", actorlib.get([preprocess.options(scheduling_strategy=loading).remote(i) for i in range(6)]))
+
+    captured = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=2, placement_group_capture_child_tasks=True)
+    squares, group = actorlib.get(coordinate.options(scheduling_strategy=captured).remote(4))
+    assert group == "training"
+    print(f"the coordinator's children ran in group {group!r}:", squares)
 
     # A group that cannot be placed whole waits, holding nothing.
     too_big = placement_group([{"GPU": 1}], strategy="STRICT_PACK")

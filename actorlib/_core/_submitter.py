@@ -49,7 +49,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group",
+        "strategy", "group", "capture",
     )  # fmt: skip
 
     def __init__(
@@ -68,9 +68,11 @@ class TaskSpec:
         streaming: bool = False,
         strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
         group: tuple[bytes, int] | None = None,
+        capture: bool = False,
     ) -> None:
         self.task_id = task_id
         self.group = group  # (placement group id, bundle index); its shape is in the group's resources
+        self.capture = capture  # the task's own tasks and actors go into its group by default
         self.streaming = streaming
         self.strategy = strategy  # (name, node affinity, soft)
         self.fn = fn
@@ -311,6 +313,7 @@ class TaskSubmitter:
             streaming=spec.streaming,
             gpu_ids=lease.gpu_ids,
             placement_group=spec.group[0] if spec.group is not None else b"",
+            capture_child_tasks=spec.capture,
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short

@@ -179,6 +179,7 @@ class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
     soft: bool = False
     placement_group: bytes = b""  # shape and placement are then in the group's resources
     bundle_index: int = -1
+    capture_child_tasks: bool = False  # its tasks and actors go into its placement group by default
 
 
 class ActorView(msgspec.Struct, frozen=True, kw_only=True):
@@ -219,6 +220,7 @@ class PushTask(Msg, tag="push"):
     streaming: bool = False
     gpu_ids: list[str] = []  # the GPUs its lease holds: its CUDA_VISIBLE_DEVICES
     placement_group: bytes = b""  # the group it runs in (get_current_placement_group)
+    capture_child_tasks: bool = False  # tasks and actors it creates go into that group by default
 
 
 class CancelTask(Msg, tag="cancel"):

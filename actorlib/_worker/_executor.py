@@ -32,6 +32,7 @@ class TaskContext:
         self.job_id = task.job_id
         self.gpu_ids = task.gpu_ids
         self.placement_group = task.placement_group
+        self.capture_child_tasks = task.capture_child_tasks
 
 
 class Executor:
@@ -130,6 +131,7 @@ class Executor:
         self.rt.identity.namespace = spec.namespace
         self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
         self.rt.placement_group = spec.placement_group  # type: ignore[attr-defined]
+        self.rt.capture_child_tasks = spec.capture_child_tasks  # type: ignore[attr-defined]
         self._mark_output(spec.job_id, spec.class_name)
         try:
             self.actor = ActorRunner(self.rt, spec)

@@ -106,6 +106,59 @@ def test_tasks_and_actors_run_in_their_bundle(node):
     remove_placement_group(pg)
 
 
+@actorlib.remote(num_cpus=0)
+def child_group():
+    return actorlib.get(current_group.options(num_cpus=0).remote(), timeout=30)
+
+
+@actorlib.remote(num_cpus=1)
+def where_children_run():
+    opt_out = PlacementGroupSchedulingStrategy(placement_group=None)
+    member = Member.options(num_cpus=0).remote()
+    return {
+        "child": actorlib.get(current_group.remote(), timeout=30),
+        "grandchild": actorlib.get(child_group.remote(), timeout=30),
+        "actor": actorlib.get(member.group.remote(), timeout=30),
+        "opted out": actorlib.get(current_group.options(scheduling_strategy=opt_out).remote(), timeout=30),
+        "DEFAULT": actorlib.get(current_group.options(scheduling_strategy="DEFAULT").remote(), timeout=30),
+    }
+
+
+@actorlib.remote(num_cpus=0)
+class Spawner:
+    def child_group(self):
+        return actorlib.get(current_group.remote(), timeout=30)
+
+
+def test_captured_child_tasks_and_actors_run_in_the_parents_group(node):
+    pg = placement_group([{"CPU": 2}])
+    actorlib.get(pg.ready(), timeout=30)
+    captured = PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_capture_child_tasks=True)
+    seen = actorlib.get(where_children_run.options(scheduling_strategy=captured).remote(), timeout=60)
+    assert seen == {"child": pg.id, "grandchild": pg.id, "actor": pg.id, "opted out": None, "DEFAULT": None}
+    spawner = Spawner.options(scheduling_strategy=captured).remote()
+    assert actorlib.get(spawner.child_group.remote(), timeout=30) == pg.id
+    # Without capture (Ray's default) a task's children run outside its group.
+    seen = actorlib.get(where_children_run.options(scheduling_strategy=in_bundle(pg)).remote(), timeout=60)
+    assert set(seen.values()) == {None}
+    actorlib.kill(spawner)
+    remove_placement_group(pg)
+
+
+def test_captured_children_are_bounded_by_the_bundle(node):
+    pg = placement_group([{"CPU": 1}])
+    actorlib.get(pg.ready(), timeout=30)
+    captured = PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_capture_child_tasks=True)
+    spawner = Spawner.options(num_cpus=1, scheduling_strategy=captured).remote()
+    child = spawner.child_group.remote()  # its 1-CPU child waits: the actor holds the bundle's CPU
+    ready, _ = actorlib.wait([child], timeout=1.0)
+    assert not ready
+    actorlib.kill(spawner)
+    with pytest.raises(ActorDiedError):
+        actorlib.get(child, timeout=30)
+    remove_placement_group(pg)
+
+
 def test_a_bundle_bounds_what_runs_in_it(node):
     pg = placement_group([{"CPU": 1}])
     actorlib.get(pg.ready(), timeout=30)

@@ -13,9 +13,12 @@ from actorlib._options import (
     TASK_DEFAULTS,
     merge,
     merge_runtime_env,
+    placement_of,
     shape_of,
     validate_task_options,
 )
+from actorlib.util.placement_group import PlacementGroup
+from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 # (options, exception, text the message must contain)
 BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
@@ -173,3 +176,35 @@ def test_shape_collects_every_resource_as_floats() -> None:
     shape = shape_of({"num_cpus": 2, "num_gpus": 0.5, "memory": 1024, "resources": {"TPU": 4}})
     assert shape == {"CPU": 2.0, "GPU": 0.5, "memory": 1024.0, "TPU": 4.0}
     assert all(type(qty) is float for qty in shape.values())
+
+
+PG = PlacementGroup(b"g" * 16, [{"CPU": 2}, {"CPU": 1}])
+CALLER_PG = b"c" * 16
+
+
+def in_group(capture: bool | None = None, index: int = -1, group: Any = PG) -> dict[str, Any]:
+    strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index, placement_group_capture_child_tasks=capture)
+    return {"scheduling_strategy": strategy}
+
+
+@pytest.mark.parametrize(
+    "options, caller, expected",
+    [
+        # no strategy: into the caller's group only when the caller captures, and then capture too
+        ({}, (b"", False), (None, False)),
+        ({}, (CALLER_PG, False), (None, False)),
+        ({}, (CALLER_PG, True), ((CALLER_PG, -1), True)),
+        ({"scheduling_strategy": None}, (CALLER_PG, True), ((CALLER_PG, -1), True)),
+        # any explicit strategy wins over capture
+        ({"scheduling_strategy": "DEFAULT"}, (CALLER_PG, True), (None, False)),
+        ({"scheduling_strategy": "SPREAD"}, (CALLER_PG, True), (None, False)),
+        (in_group(group=None), (CALLER_PG, True), (None, False)),  # Ray's way to opt out
+        # an explicit group: its own flag, or the caller's when None
+        (in_group(True, 1), (b"", False), ((PG.id, 1), True)),
+        (in_group(False), (CALLER_PG, True), ((PG.id, -1), False)),
+        (in_group(None), (CALLER_PG, True), ((PG.id, -1), True)),
+        (in_group(None), (b"", False), ((PG.id, -1), False)),
+    ],
+)
+def test_placement_of_follows_rays_capture_rules(options: dict[str, Any], caller: tuple[bytes, bool], expected: Any) -> None:
+    assert placement_of(options, caller) == expected
