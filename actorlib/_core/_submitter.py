@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._serial import Exported, box_system, boxed_type
+from .._serial import LOST_ARGUMENT, Exported, box_system, boxed_type, unbox
 from .._wire import Channel, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
 from .._wire import CancelTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
@@ -354,6 +354,8 @@ class TaskSubmitter:
         if self._retry_error(spec, done.returns):
             spec.attempt += 1
             self._queues[spec.key].tasks.append(spec)
+        elif self._argument_lost(spec, done.returns):
+            pass  # submitted again, once the argument is recomputed or refetched
         else:
             self._finish(spec, done.returns)
         self._dispatch(self._queues[spec.key])
@@ -393,6 +395,27 @@ class TaskSubmitter:
         if cause is None or not issubclass(cause, Exception) or issubclass(cause, TaskCancelledError):
             return False
         return spec.retry_exceptions is True or issubclass(cause, spec.retry_exceptions)  # type: ignore[arg-type]
+
+    def _argument_lost(self, spec: TaskSpec, returns: list[Value]) -> bool:
+        """The worker could not read one of the task's stored arguments (its node died, say):
+        recover that argument as a get() would, and submit the task again (as a retry)."""
+        if not spec.deps or not returns or type(returns[0]) is not ErrorValue or spec.cancelled:
+            return False
+        if spec.max_retries != -1 and spec.attempt >= spec.max_retries:
+            return False
+        stored_id = getattr(unbox(returns[0]), LOST_ARGUMENT, None)  # type: ignore[arg-type]
+        if stored_id is None:
+            return False
+        for ref, value in zip(spec.deps, spec.resolved):
+            if type(value) is Stored and value.object_id == stored_id:
+                break
+        else:
+            return False
+        spec.attempt += 1
+        log.info("argument %s of %s() could not be read; recovering it", ref.hex(), spec.name)
+        self.rt.recover_lost(ref.binary(), value)
+        self.submit(spec)  # waits for the argument, or fails with its error
+        return True
 
     def _finish(self, spec: TaskSpec, values: list[Value]) -> None:
         if spec.streaming:

@@ -13,6 +13,10 @@ from ._pickler import dumps
 from ..exceptions import ActorlibError, TaskError
 from .._wire import ErrorValue
 
+# Set on an ObjectLostError raised reading a call's stored argument: the argument's
+# object id, so that the task's owner can recover the argument and run it again.
+LOST_ARGUMENT = "lost_argument_id"
+
 
 class _Boxed:
     """What crosses the wire for a task's exception.

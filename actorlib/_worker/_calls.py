@@ -11,9 +11,9 @@ import trio
 
 from .. import _ids
 from .._core import Runtime, unpack
-from .._serial import box, box_system, deserialize, serialize
+from .._serial import LOST_ARGUMENT, box, box_system, deserialize, serialize
 from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
-from ..exceptions import TaskCancelledError
+from ..exceptions import ObjectLostError, TaskCancelledError
 
 
 class Cancelled(BaseException):
@@ -25,7 +25,12 @@ def resolve(runtime: Runtime, value: Value) -> Any:
     if type(value) is Inline:
         return deserialize(value.data, value.buffers)
     if type(value) is Stored:
-        return runtime.read_stored(value)
+        try:
+            return runtime.read_stored(value)
+        except ObjectLostError as exc:
+            # Its owner can recompute or refetch it and run the call again.
+            setattr(exc, LOST_ARGUMENT, value.object_id)
+            raise
     raise AssertionError(f"unexpected argument value {type(value).__name__}")
 
 

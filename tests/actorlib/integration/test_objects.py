@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import actorlib
-from actorlib.exceptions import ObjectStoreFullError
+from actorlib.exceptions import ObjectLostError, ObjectStoreFullError
 
 from .conftest import poll
 
@@ -92,3 +92,47 @@ def _fits(array) -> bool:
     except ObjectStoreFullError:
         return False
     return True
+
+
+def drop_from_store(ref) -> None:
+    """Free ``ref``'s object in this node's store behind its owner's back, as a crash would."""
+    from actorlib._core import current
+
+    runtime = current()
+    stored_id = runtime.objects.get(ref.binary()).value.object_id  # its id in the store
+    runtime.store.free([stored_id])
+    # The same connection answers in order: once this get fails, the object is gone.
+    with pytest.raises(ObjectLostError):
+        poll(lambda: runtime.store.get(stored_id) is None)
+
+
+def test_a_stored_argument_lost_before_its_task_reads_it_is_recomputed(cluster, tmp_path):
+    runs = tmp_path / "runs"
+
+    @actorlib.remote
+    def produce(n):
+        with open(runs, "a") as log:
+            log.write("x")
+        return np.arange(n, dtype=np.int64)  # 800 KB: kept in the store
+
+    @actorlib.remote
+    def total(array):
+        return int(array.sum())
+
+    ref = produce.remote(100_000)
+    assert actorlib.get(total.remote(ref), timeout=60) == 4_999_950_000
+    drop_from_store(ref)
+    # The worker cannot read the argument; the owner runs produce() again, then total().
+    assert actorlib.get(total.remote(ref), timeout=60) == 4_999_950_000
+    assert runs.read_text() == "xx"
+
+
+def test_a_lost_argument_that_cannot_be_recomputed_fails_its_task_naming_it(cluster):
+    @actorlib.remote
+    def total(array):
+        return int(array.sum())
+
+    ref = actorlib.put(np.arange(100_000, dtype=np.int64))
+    drop_from_store(ref)
+    with pytest.raises(ObjectLostError, match=f"{ref.hex()}.*cannot be recomputed"):
+        actorlib.get(total.remote(ref), timeout=60)
