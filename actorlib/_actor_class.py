@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import sys
-import types
 from typing import Any
 
 from . import _ids
 from ._core import ObjectRef, Runtime, current, pack
 from ._core._actors import CallSpec
 from ._core._streams import ObjectRefGenerator
+from ._event_loops import EXPLICIT, LOOPS, loop_of
 from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, placement_of, strategy_of, validate_actor_options
 from ._placement import caller_group, group_shape
 from ._serial import Exported, export
@@ -56,37 +55,18 @@ def event_loop_of(cls: type) -> str:
     """How an actor runs its methods: ``sync``, or the event loop of its ``async def`` methods.
 
     ``__actorlib_event_loop__ = "trio" | "asyncio"`` on the class decides.
-    Otherwise: no async methods → sync; the async methods' code names
-    ``trio`` → trio, ``asyncio`` → asyncio; else the class's module imports
-    trio (and not asyncio) → trio; else asyncio, as in Ray.
+    Otherwise: no async methods → sync; else as :func:`actorlib._event_loops.loop_of`
+    (the methods' code names trio or asyncio, else the module's imports, else asyncio).
     """
-    explicit = getattr(cls, "__actorlib_event_loop__", None)
-    if explicit in ("trio", "asyncio"):
-        return explicit
+    explicit = getattr(cls, EXPLICIT, None)
     coroutines = [
         member
         for _, member in inspect.getmembers(cls, inspect.isfunction)
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
     ]
-    if not coroutines:
+    if not coroutines and explicit not in LOOPS:
         return "sync"
-    names: set[str] = set()
-    for member in coroutines:
-        _code_names(member.__code__, names)
-    if "trio" in names:
-        return "trio"
-    if "asyncio" in names:
-        return "asyncio"
-    module = vars(sys.modules.get(cls.__module__, types.ModuleType("_")))
-    imported = {value.__name__ for value in module.values() if isinstance(value, types.ModuleType)}
-    return "trio" if "trio" in imported and "asyncio" not in imported else "asyncio"
-
-
-def _code_names(code: types.CodeType, names: set[str]) -> None:
-    names.update(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _code_names(const, names)
+    return loop_of(coroutines, cls.__module__, explicit)
 
 
 class ActorClass:

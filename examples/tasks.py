@@ -3,6 +3,7 @@
 Run it: actorlib run examples/tasks.py   (or: python examples/tasks.py)
 """
 
+import asyncio
 import time
 
 import actorlib
@@ -34,6 +35,12 @@ def tree_sum(values):
     return actorlib.get(left) + actorlib.get(right)
 
 
+@actorlib.remote
+async def fetch_all(delays):
+    """An async task: asyncio code, as written for Ray, runs as it is."""
+    return await asyncio.gather(*[asyncio.sleep(d, result=d) for d in delays])
+
+
 def main() -> None:
     actorlib.init(num_cpus=2, resources={"gpu_like": 1})
 
@@ -54,6 +61,10 @@ def main() -> None:
     started = time.monotonic()
     actorlib.get([exclusive.remote(0.2) for _ in range(3)])
     print(f"3 exclusive tasks took {time.monotonic() - started:.1f}s (one at a time)")
+
+    started = time.monotonic()
+    waited = actorlib.get(fetch_all.remote([0.2] * 5))
+    print(f"an async task awaited {len(waited)} sleeps at once in {time.monotonic() - started:.1f}s")
 
     print("tree_sum(range(20)) =", actorlib.get(tree_sum.remote(list(range(20)))))
     print("cluster:", {k: v for k, v in actorlib.cluster_resources().items() if k in ("CPU", "gpu_like")})

@@ -11,6 +11,7 @@ import trio
 
 from .. import _ids
 from .._core import Runtime, unpack
+from .._event_loops import EXPLICIT, loop_of
 from .._serial import LOST_ARGUMENT, box, box_system, deserialize, serialize
 from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
 from ..exceptions import ObjectLostError, TaskCancelledError
@@ -113,7 +114,7 @@ def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, 
         args, kwargs = arguments(runtime, call.args, call.resolved)
         result = fn(*args, **kwargs)
         if inspect.iscoroutine(result):
-            result = trio.run(_await, result)
+            result = run_coroutine(fn, result)
         if call.streaming:
             stream_sync(runtime, result, call, reply, name)
             return
@@ -137,6 +138,25 @@ def stream_sync(runtime: Runtime, result: Any, call: Any, reply: Reply, name: st
         reply.end(count, failed(exc, name, 1)[0])
         return
     reply.end(count)
+
+
+def run_coroutine(fn: Callable[..., Any], coroutine: Any) -> Any:
+    """Run an ``async def`` remote function's coroutine to completion on its event loop:
+    asyncio as in Ray, or Trio for Trio code (chosen as for async actors)."""
+    code = getattr(fn, "__code__", None)
+    loop = _loops.get(code) if code is not None else None
+    if loop is None:
+        loop = loop_of([fn], getattr(fn, "__module__", "") or "", getattr(fn, EXPLICIT, None))
+        if code is not None:
+            _loops[code] = loop
+    if loop == "trio":
+        return trio.run(_await, coroutine)
+    import asyncio  # only workers that run asyncio code pay for it
+
+    return asyncio.run(coroutine)
+
+
+_loops: dict[Any, str] = {}  # by code object: the loop each async function runs on
 
 
 async def _await(coroutine: Any) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
 import pytest
+import trio
 
 import actorlib
 from actorlib.exceptions import TaskCancelledError, WorkerCrashedError
@@ -133,6 +135,38 @@ def test_cancel_interrupts_a_running_task(tmp_path):
     with pytest.raises(TaskCancelledError):
         actorlib.get(ref, timeout=30)
     assert path.read_text() == "started\n"
+
+
+@actorlib.remote
+async def asyncio_sleep_then_mark(seconds: float, path: str):
+    with open(path, "a") as f:
+        f.write("started\n")
+    await asyncio.sleep(seconds)
+    with open(path, "a") as f:
+        f.write("finished\n")
+
+
+@actorlib.remote
+async def trio_sleep_then_mark(seconds: float, path: str):
+    with open(path, "a") as f:
+        f.write("started\n")
+    await trio.sleep(seconds)
+    with open(path, "a") as f:
+        f.write("finished\n")
+
+
+@pytest.mark.parametrize("function", [asyncio_sleep_then_mark, trio_sleep_then_mark], ids=["asyncio", "trio"])
+def test_cancel_interrupts_a_running_async_task(tmp_path, function):
+    path = tmp_path / "running"
+    ref = function.remote(60, str(path))
+    _wait_for_file(path)
+    actorlib.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        actorlib.get(ref, timeout=30)
+    assert path.read_text() == "started\n"
+    after = tmp_path / "after"
+    assert actorlib.get(function.remote(0, str(after)), timeout=30) is None  # the worker still runs tasks
+    assert after.read_text() == "started\nfinished\n"
 
 
 def test_force_cancel_kills_the_worker_and_does_not_retry(tmp_path):

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 import pytest
+import sniffio
 import trio
 
 import actorlib
@@ -187,3 +188,52 @@ def test_options_are_validated():
         add.options(bogus=1)
     with pytest.raises(ValueError, match="num_gpus="):
         add.options(resources={"GPU": 1})
+
+
+@actorlib.remote
+async def asyncio_style(n):
+    # Ray's async remote functions are asyncio code; they run unchanged.
+    values = await asyncio.gather(*[asyncio.sleep(0.01, result=i) for i in range(n)])
+    return sum(values), sniffio.current_async_library()
+
+
+@actorlib.remote
+async def trio_style(n):
+    total = 0
+    async with trio.open_nursery() as nursery:
+        for i in range(n):
+
+            async def one(i=i):
+                nonlocal total
+                await trio.sleep(0.01)
+                total += i
+
+            nursery.start_soon(one)
+    return total, sniffio.current_async_library()
+
+
+@actorlib.remote
+async def await_nested(refs):
+    return [await ref for ref in refs], sniffio.current_async_library()
+
+
+async def _which_library():
+    return sniffio.current_async_library()
+
+
+async def _named_trio():
+    return sniffio.current_async_library()
+
+
+_named_trio.__actorlib_event_loop__ = "trio"  # nothing in its code says which
+
+
+def test_async_remote_functions_run_on_the_loop_their_code_uses():
+    assert actorlib.get(asyncio_style.remote(4), timeout=30) == (6, "asyncio")
+    assert actorlib.get(trio_style.remote(4), timeout=30) == (6, "trio")
+    assert actorlib.get(await_nested.remote([add.remote(1, 1), add.remote(2, 2)]), timeout=30) == ([2, 4], "asyncio")
+
+
+def test_an_async_remote_functions_loop_can_be_named():
+    assert actorlib.get(actorlib.remote(_named_trio).remote(), timeout=30) == "trio"
+    assert actorlib.get(actorlib.remote(_which_library).remote(), timeout=30) == "asyncio"  # Ray's default
