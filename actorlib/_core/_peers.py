@@ -10,6 +10,7 @@ import trio
 
 from .._serial import box_system
 from .._wire import (
+    AuthenticationError,
     CallActor,
     CancelTask,
     Channel,
@@ -73,6 +74,9 @@ class Peers:
         self._pending: dict[Channel, Pending] = {}
         self._store: Channel | None = None
         self._frees: list[bytes] = []
+        self._stores: dict[str, Channel] = {}  # other nodes' stores, by address
+        self._remote_frees: dict[str, list[bytes]] = {}
+        self._remote_lock = trio.Lock()
 
     # ---- the node ------------------------------------------------------------
 
@@ -235,10 +239,20 @@ class Peers:
             reply()
 
     def free_stored(self, stored: list[Stored]) -> None:
-        """Tell the local store these objects are unreferenced (asynchronously)."""
-        self._frees.extend(s.object_id for s in stored if s.store == self.rt.identity.store_address)
-        if self._frees and not self.rt.closed:
+        """Tell the stores holding these objects that they are unreferenced (asynchronously):
+        this node's store, and those of other nodes, where results of tasks that ran there live."""
+        ident = self.rt.identity
+        for value in stored:
+            if value.node_id == ident.node_id or value.store == ident.store_address:
+                self._frees.append(value.object_id)
+            else:
+                self._remote_frees.setdefault(value.store, []).append(value.object_id)
+        if self.rt.closed:
+            return
+        if self._frees:
             self.rt.nursery.start_soon(self._flush_frees)
+        if self._remote_frees:
+            self.rt.nursery.start_soon(self._flush_remote_frees)
 
     async def _flush_frees(self) -> None:
         if self._store is None:
@@ -250,3 +264,16 @@ class Peers:
         frees, self._frees = self._frees, []
         if frees and not self._store.closed:
             self._store.send_nowait(StoreFree(object_ids=frees))
+
+    async def _flush_remote_frees(self) -> None:
+        async with self._remote_lock:  # one connection per store
+            frees, self._remote_frees = self._remote_frees, {}
+            for address, object_ids in frees.items():
+                channel = self._stores.get(address)
+                try:
+                    if channel is None or channel.closed:
+                        channel = self._stores[address] = await self.rt.connect(address, StoreMessage)
+                    channel.send_nowait(StoreFree(object_ids=object_ids))
+                except (OSError, AuthenticationError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    # Its node is gone, and the objects with it.
+                    log.debug("cannot free %d objects in the store at %s: %s", len(object_ids), address, exc)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import actorlib
-from actorlib.exceptions import InfeasibleResourcesError
+from actorlib.exceptions import InfeasibleResourcesError, ObjectLostError
 from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..integration.conftest import poll
@@ -88,6 +88,49 @@ def test_a_large_object_crosses_nodes(cluster):
     assert not here.flags.writeable
     remote_digest, node = actorlib.get(digest.options(resources={"gpu_like": 1}).remote(ref), timeout=60)
     assert (remote_digest, node) == (expected, nodes["127.0.0.3"])
+
+
+def stored_id(ref) -> bytes:
+    """The id under which ``ref``'s value is kept in its node's store."""
+    from actorlib._core import current
+
+    return current().objects.get(ref.binary()).value.object_id
+
+
+@actorlib.remote(resources={"ssd": 1})
+def held_by_ssd_node(stored_ids: list[bytes]) -> list[bool]:
+    from actorlib._core import current
+    from actorlib.exceptions import ObjectLostError
+
+    held = []
+    for object_id in stored_ids:
+        try:
+            held.append(current().store.get(object_id) is not None)
+        except ObjectLostError:
+            held.append(False)
+    return held
+
+
+def test_results_kept_on_another_node_are_freed_when_dropped(cluster):
+    refs = [make_array.options(resources={"ssd": 1}).remote(8) for _ in range(3)]  # kept on 127.0.0.2
+    assert len(actorlib.get(refs[0], timeout=60)) == 8 * 2**20  # read once, from here
+    actorlib.wait(refs, num_returns=3, timeout=60)
+    ids = [stored_id(ref) for ref in refs]
+    assert actorlib.get(held_by_ssd_node.remote(ids), timeout=60) == [True, True, True]
+    del refs
+    poll(lambda: actorlib.get(held_by_ssd_node.remote(ids), timeout=60) == [False, False, False], timeout=30)
+
+
+def test_objects_put_by_a_driver_on_a_cluster_are_freed_when_dropped(cluster):
+    from actorlib._core import current
+
+    store = current().store  # the store of the driver's node (the head's)
+    ref = actorlib.put(np.zeros(8 * 2**20, dtype=np.uint8))
+    object_id = stored_id(ref)
+    assert len(store.get(object_id)) == 8 * 2**20
+    del ref
+    with pytest.raises(ObjectLostError):
+        poll(lambda: store.get(object_id) is None, timeout=30)
 
 
 def test_a_wrong_token_is_refused(cluster):
