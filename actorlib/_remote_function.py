@@ -101,7 +101,8 @@ class _BoundFunction(Generic[P, R]):
 
 def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     runtime = prepared.runtime
-    arguments, deps = pack(runtime, prepared.name, args, kwargs)
+    nested: list[ObjectRef] = []
+    arguments, deps = pack(runtime, prepared.name, args, kwargs, nested)
     task_id = _ids.task_id()
     streaming = prepared.streaming
     return_ids = [] if streaming else [_ids.return_id(task_id, i) for i in range(prepared.num_returns)]
@@ -128,6 +129,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
             strategy=prepared.strategy,
             group=prepared.group,
             capture=prepared.capture,
+            nested=nested,
         )
     )
     if streaming:

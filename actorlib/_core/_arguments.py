@@ -24,12 +24,15 @@ class Placeholder:
         return (Placeholder, (self.index,))
 
 
-def pack(runtime: Runtime, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Inline, list[ObjectRef]]:
+def pack(
+    runtime: Runtime, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], nested: list[ObjectRef] | None = None
+) -> tuple[Inline, list[ObjectRef]]:
     """Serialize a call's arguments; return them and the refs they depend on.
 
     Large top-level arguments are put in the object store first, so the
     call message stays small. Refs nested inside arguments are passed as
-    refs (and pinned by their owner).
+    refs: appended to ``nested`` when given (the caller holds them until the
+    callee is counted as their borrower), else pinned by their owner.
     """
     if not args and not kwargs:
         return _NO_ARGUMENTS, []
@@ -47,7 +50,10 @@ def pack(runtime: Runtime, name: str, args: tuple[Any, ...], kwargs: dict[str, A
         call = _spill_large(runtime, name, call, deps)
         serialized = serialize(call, what=f"the arguments of {name}()")
     if serialized.refs:
-        runtime.objects.mark_escaped([ref.binary() for ref in serialized.refs])
+        if nested is None:
+            runtime.objects.mark_escaped([ref.binary() for ref in serialized.refs])
+        else:  # the caller holds them until the callee has told their owners it borrows them
+            nested.extend(serialized.refs)
     return serialized.to_inline(), deps
 
 

@@ -24,7 +24,7 @@ log = logging.getLogger("actorlib.core")
 class Entry:
     """One object: its value (None while pending), waiters, and who knows of it."""
 
-    __slots__ = ("value", "waiters", "count", "owned", "owner", "escaped", "fetching")
+    __slots__ = ("value", "waiters", "count", "owned", "owner", "escaped", "fetching", "borrowers", "registered")
 
     def __init__(self, owned: bool, owner: str) -> None:
         self.value: Value | None = None
@@ -32,8 +32,10 @@ class Entry:
         self.count = 0
         self.owned = owned
         self.owner = owner
-        self.escaped = False
+        self.escaped = False  # owned: pinned for good; borrowed: the owner was asked to pin it
         self.fetching = False
+        self.borrowers: set[Any] | None = None  # owned: channels of processes borrowing it
+        self.registered = False  # borrowed: this process is among the owner's borrowers
 
 
 class ThreadWaiter:
@@ -90,7 +92,11 @@ class ObjectTable:
         self._entries: dict[bytes, Entry] = {}
         self._lock = threading.Lock()
         self._decrefs: deque[bytes] = deque()
+        self._borrowed_by: dict[Any, set[bytes]] = {}  # owned objects each borrower channel holds
         self.on_free: Callable[[list[Stored]], None] = lambda stored: None
+        # (owner address, object id) of borrowed objects: no longer held here / passed on uncounted
+        self.on_release: Callable[[list[tuple[str, bytes]]], None] = lambda released: None
+        self.on_pin: Callable[[list[tuple[str, bytes]]], None] = lambda pinned: None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -175,15 +181,76 @@ class ObjectTable:
             return True
 
     def mark_escaped(self, object_ids: list[bytes]) -> None:
-        """These owned objects were handed to another process: never free them (see docs)."""
-        for object_id in object_ids:
-            entry = self._entries.get(object_id)
-            if entry is not None and entry.owned:
-                entry.escaped = True
+        """Refs to these objects were handed on where no borrower is counted (a put value, a
+        return value, an actor call): pin them for their owner's lifetime (see docs). Borrowed
+        ones this process is counted for are pinned by asking their owner."""
+        pin: list[tuple[str, bytes]] = []
+        with self._lock:
+            for object_id in object_ids:
+                entry = self._entries.get(object_id)
+                if entry is None or entry.escaped:
+                    continue
+                if entry.owned:
+                    entry.escaped = True
+                elif entry.registered:
+                    entry.escaped = True
+                    pin.append((entry.owner, object_id))
+        if pin:
+            self.on_pin(pin)
+
+    def borrowing(self, object_ids: list[bytes]) -> list[tuple[str, bytes]]:
+        """Of these borrowed objects (held here), those whose owner does not count this process
+        yet, as (owner, id); they are marked counted (the caller tells the owners)."""
+        wanted = []
+        with self._lock:
+            for object_id in object_ids:
+                entry = self._entries.get(object_id)
+                if entry is not None and not entry.owned and not entry.registered:
+                    entry.registered = True
+                    wanted.append((entry.owner, object_id))
+        return wanted
+
+    def add_borrowers(self, borrower: Any, object_ids: list[bytes]) -> None:
+        """(Owner.) ``borrower`` (its channel) holds refs to these objects: keep them."""
+        with self._lock:
+            held = self._borrowed_by.setdefault(borrower, set())
+            for object_id in object_ids:
+                entry = self._entries.get(object_id)
+                if entry is not None and entry.owned:
+                    if entry.borrowers is None:
+                        entry.borrowers = set()
+                    entry.borrowers.add(borrower)
+                    held.add(object_id)
+
+    def remove_borrowers(self, borrower: Any, object_ids: list[bytes] | None = None) -> None:
+        """(Owner.) ``borrower`` dropped these (None: all, it is gone); free what nobody holds."""
+        freed: list[Stored] = []
+        with self._lock:
+            held = self._borrowed_by.get(borrower)
+            if held is None:
+                return
+            dropped = list(held) if object_ids is None else [oid for oid in object_ids if oid in held]
+            held.difference_update(dropped)
+            if not held:
+                del self._borrowed_by[borrower]
+            for object_id in dropped:
+                entry = self._entries.get(object_id)
+                if entry is None or entry.borrowers is None:
+                    continue
+                entry.borrowers.discard(borrower)
+                if not entry.borrowers:
+                    entry.borrowers = None
+                    if entry.count <= 0 and not entry.escaped and not entry.waiters:
+                        del self._entries[object_id]
+                        if isinstance(entry.value, Stored):
+                            freed.append(entry.value)
+        if freed:
+            self.on_free(freed)
 
     def collect(self) -> None:
         """Apply queued reference drops; free objects nobody references any more."""
         freed: list[Stored] = []
+        released: list[tuple[str, bytes]] = []
         with self._lock:
             while self._decrefs:
                 object_id = self._decrefs.popleft()
@@ -191,13 +258,18 @@ class ObjectTable:
                 if entry is None:
                     continue
                 entry.count -= 1
-                if entry.count > 0 or entry.escaped or entry.waiters:
+                if entry.count > 0 or (entry.escaped and entry.owned) or entry.waiters or entry.borrowers:
                     continue
                 del self._entries[object_id]
-                if entry.owned and isinstance(entry.value, Stored):
-                    freed.append(entry.value)
+                if entry.owned:
+                    if isinstance(entry.value, Stored):
+                        freed.append(entry.value)
+                elif entry.registered:  # (if it escaped, the owner pinned it first)
+                    released.append((entry.owner, object_id))
         if freed:
             self.on_free(freed)
+        if released:
+            self.on_release(released)
 
     def fail_pending(self, make_value: Callable[[], Value]) -> None:
         """Complete every pending entry with an error value (the runtime is going away)."""

@@ -10,7 +10,9 @@ import trio
 
 from .._serial import box_system
 from .._wire import (
+    AddBorrowers,
     AuthenticationError,
+    BorrowersAdded,
     CallActor,
     CancelTask,
     Channel,
@@ -23,7 +25,9 @@ from .._wire import (
     NodeMessage,
     ObjectReply,
     Pending,
+    PinObjects,
     ProtocolError,
+    RemoveBorrowers,
     Stored,
     StoreFree,
     StoreMessage,
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("actorlib.core")
 
 _REPLIES = (LeaseGranted, LeaseRefused, WorkerExitReply, NodeInfoReply)
+BORROW_TIMEOUT = 30.0  # seconds a task waits for the owners of refs nested in its arguments
 
 
 class NodeLink:
@@ -159,6 +164,7 @@ class Peers:
                 dispatch(channel, message)
         finally:
             channel._mark_closed(None)
+            self.rt.objects.remove_borrowers(channel)  # a borrower that is gone holds nothing
             self.rt.submitter.on_channel_lost(channel)
             self.rt.actors.on_channel_lost(channel)
             if self.rt.executor is not None:
@@ -185,6 +191,16 @@ class Peers:
         elif kind is StreamEnd:
             self.rt.streams.on_message(message)
             self.rt.submitter.on_stream_end(message) or self.rt.actors.on_stream_end(message)
+        elif kind is AddBorrowers:
+            self.rt.objects.add_borrowers(channel, message.object_ids)
+            if not channel.closed:
+                channel.send_nowait(BorrowersAdded(req=message.req))
+        elif kind is BorrowersAdded:
+            self._pending_for(channel).resolve(message.req, message)
+        elif kind is RemoveBorrowers:
+            self.rt.objects.remove_borrowers(channel, message.object_ids)
+        elif kind is PinObjects:
+            self.rt.objects.mark_escaped(message.object_ids)
 
 
     def _executor(self) -> Any:
@@ -238,6 +254,47 @@ class Peers:
         if not self.rt.objects.wait_on(entry, CallbackWaiter(reply)):
             reply()
 
+    async def add_borrowers(self, wanted: list[tuple[str, bytes]]) -> None:
+        """Tell each owner that this process borrows its objects in ``wanted`` ((owner, id)
+        pairs); return once every owner has recorded it, or cannot be reached."""
+        by_owner = _by_owner(wanted)
+        async with trio.open_nursery() as nursery:
+            for owner, object_ids in by_owner.items():
+                nursery.start_soon(self._add_borrowers, owner, object_ids)
+
+    async def _add_borrowers(self, owner: str, object_ids: list[bytes]) -> None:
+        try:
+            with trio.move_on_after(BORROW_TIMEOUT) as waited:  # an owner that froze must not hang the task
+                channel = await self.channel_to(owner)
+                pending = self._pending_for(channel)
+                req = pending.new()
+                channel.send_nowait(AddBorrowers(req=req, object_ids=object_ids))
+                await pending.wait(req)
+            if waited.cancelled_caught:
+                log.warning("%s did not answer AddBorrowers within %s s", owner, BORROW_TIMEOUT)
+        except (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.debug("cannot borrow %d objects of %s (reading them will say why): %s", len(object_ids), owner, exc)
+
+    def release_borrowed(self, released: list[tuple[str, bytes]]) -> None:
+        """(Runtime thread.) This process holds no more refs to these borrowed objects.
+
+        Sent at once, on the channel that registered them, so that a later AddBorrowers for
+        the same object cannot overtake it. No channel: the owner already forgot us."""
+        self._send_to_owners(released, RemoveBorrowers)
+
+    def pin_borrowed(self, pinned: list[tuple[str, bytes]]) -> None:
+        """(Runtime thread.) Refs to these borrowed objects went where nobody counts them."""
+        self._send_to_owners(pinned, PinObjects)
+
+    def _send_to_owners(self, pairs: list[tuple[str, bytes]], kind: Any) -> None:
+        for owner, object_ids in _by_owner(pairs).items():
+            channel = self._channels.get(owner)
+            if channel is not None and not channel.closed:
+                try:
+                    channel.send_nowait(kind(object_ids=object_ids))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+
     def free_stored(self, stored: list[Stored]) -> None:
         """Tell the stores holding these objects that they are unreferenced (asynchronously):
         this node's store, and those of other nodes, where results of tasks that ran there live."""
@@ -277,3 +334,10 @@ class Peers:
                 except (OSError, AuthenticationError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     # Its node is gone, and the objects with it.
                     log.debug("cannot free %d objects in the store at %s: %s", len(object_ids), address, exc)
+
+
+def _by_owner(pairs: list[tuple[str, bytes]]) -> dict[str, list[bytes]]:
+    grouped: dict[str, list[bytes]] = {}
+    for owner, object_id in pairs:
+        grouped.setdefault(owner, []).append(object_id)
+    return grouped

@@ -87,6 +87,8 @@ class Runtime:
         self.streams = StreamTable(self)
         self.head = HeadLink(self)
         self.peers = Peers(self)
+        self.objects.on_release = self.peers.release_borrowed
+        self.objects.on_pin = self._pin_borrowed
         self.executor: Any = None  # set in worker processes
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
@@ -315,6 +317,27 @@ class Runtime:
         finally:
             if self.blocked_hook is not None:
                 self.blocked_hook(False)
+
+    def borrow(self, object_ids: list[bytes]) -> None:
+        """(Not the runtime thread.) Be counted by their owners as a borrower of these objects,
+        held here; returns once every owner has answered (or cannot be reached)."""
+        wanted = self.objects.borrowing(object_ids)
+        if wanted and not self.closed:
+            self.call(self.peers.add_borrowers, wanted)
+
+    def _pin_borrowed(self, pinned: list[tuple[str, bytes]]) -> None:
+        # Before the message carrying the refs leaves: the owner must pin them before this
+        # process's RemoveBorrowers (sent once its own refs are gone) can free them.
+        if threading.current_thread() is self._thread:
+            self.peers.pin_borrowed(pinned)
+        elif not self.closed:
+            try:
+                self.call(self._pin_borrowed_async, pinned)
+            except (RuntimeShutdownError, trio.RunFinishedError):
+                pass
+
+    async def _pin_borrowed_async(self, pinned: list[tuple[str, bytes]]) -> None:
+        self.peers.pin_borrowed(pinned)
 
     def _free_stored(self, stored: list[Stored]) -> None:
         self.submitter.forget(stored)

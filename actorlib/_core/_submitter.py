@@ -49,7 +49,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture",
+        "strategy", "group", "capture", "nested",
     )  # fmt: skip
 
     def __init__(
@@ -69,8 +69,12 @@ class TaskSpec:
         strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
         group: tuple[bytes, int] | None = None,
         capture: bool = False,
+        nested: list[ObjectRef] | None = None,
     ) -> None:
         self.task_id = task_id
+        # Refs nested in the arguments, held until the task is done: by then its worker has
+        # told their owners that it borrows them (or it never ran).
+        self.nested = nested or []
         self.group = group  # (placement group id, bundle index); its shape is in the group's resources
         self.capture = capture  # the task's own tasks and actors go into its group by default
         self.streaming = streaming
@@ -314,6 +318,7 @@ class TaskSubmitter:
             gpu_ids=lease.gpu_ids,
             placement_group=spec.group[0] if spec.group is not None else b"",
             capture_child_tasks=spec.capture,
+            nested=[(ref.binary(), ref.owner_address) for ref in spec.nested] if spec.nested else [],
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short
@@ -419,6 +424,7 @@ class TaskSubmitter:
 
     def _finish(self, spec: TaskSpec, values: list[Value]) -> None:
         if spec.streaming:
+            spec.nested = []
             error = values[0] if values else None
             self.rt.streams.finish(spec.task_id, self.rt.streams.count(spec.task_id), error)  # type: ignore[arg-type]
             return
@@ -433,6 +439,7 @@ class TaskSubmitter:
                 self.rt.peers.free_stored([value])  # nobody holds a ref to it any more
         if not kept:
             spec.deps = []
+            spec.nested = []
         spec.resolved = []
 
     def free_orphans(self, values: list[Value]) -> None:
@@ -499,6 +506,7 @@ class TaskSubmitter:
             spec = self._lineage.pop(value.object_id, None)
             if spec is not None and not any(rid in self._lineage for rid in spec.return_ids):
                 spec.deps = []
+                spec.nested = []
 
     async def _recover(self, lease: _Lease) -> None:
         reason = "its connection was lost"

@@ -221,6 +221,7 @@ class PushTask(Msg, tag="push"):
     gpu_ids: list[str] = []  # the GPUs its lease holds: its CUDA_VISIBLE_DEVICES
     placement_group: bytes = b""  # the group it runs in (get_current_placement_group)
     capture_child_tasks: bool = False  # tasks and actors it creates go into that group by default
+    nested: list[tuple[bytes, str]] = []  # refs nested in args (id, owner): borrowed before it runs
 
 
 class CancelTask(Msg, tag="cancel"):
@@ -244,6 +245,34 @@ class TaskDone(Msg, tag="done"):
     task_id: bytes
     returns: list[Value]
     elapsed: float = 0.0
+
+
+class AddBorrowers(Msg, tag="borrow"):
+    """Borrower to owner: keep these objects while I hold refs to them; answer BorrowersAdded.
+
+    Sent before running a task whose arguments nest refs, while its submitter still holds them.
+    """
+
+    req: int
+    object_ids: list[bytes]
+
+
+class BorrowersAdded(Msg, tag="borrowed"):
+    """Owner to borrower: AddBorrowers ``req`` is recorded."""
+
+    req: int
+
+
+class RemoveBorrowers(Msg, tag="unborrow"):
+    """Borrower to owner (same channel as AddBorrowers): I hold no refs to these any more."""
+
+    object_ids: list[bytes]
+
+
+class PinObjects(Msg, tag="pin"):
+    """Borrower to owner: I passed refs to these where nobody counts them; keep them for good."""
+
+    object_ids: list[bytes]
 
 
 class ObjectReply(Msg, tag="object"):
@@ -303,6 +332,7 @@ class StreamEnd(Msg, tag="end"):
 
 CoreMessage = (
     PushTask | CancelTask | GetObject | TaskDone | ObjectReply | CallActor | InitActor | ActorReady | StreamItem | StreamEnd
+    | AddBorrowers | BorrowersAdded | RemoveBorrowers | PinObjects
 )
 
 

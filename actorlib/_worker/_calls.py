@@ -112,6 +112,9 @@ def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, 
     """Run a call on this thread and reply (a stream for generators, when asked for one)."""
     try:
         args, kwargs = arguments(runtime, call.args, call.resolved)
+        nested = getattr(call, "nested", None)
+        if nested:  # its submitter holds these refs until we are done: borrow them first
+            runtime.borrow([object_id for object_id, _ in nested])
         result = fn(*args, **kwargs)
         if inspect.iscoroutine(result):
             result = run_coroutine(fn, result)

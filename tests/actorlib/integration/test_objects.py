@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -136,3 +138,84 @@ def test_a_lost_argument_that_cannot_be_recomputed_fails_its_task_naming_it(clus
     drop_from_store(ref)
     with pytest.raises(ObjectLostError, match=f"{ref.hex()}.*cannot be recomputed"):
         actorlib.get(total.remote(ref), timeout=60)
+
+
+# ---- refs nested in task arguments: borrowers are counted -----------------------------------
+
+
+def in_store(object_id: bytes) -> bool:
+    from actorlib._core import current
+
+    try:
+        return current().store.get(object_id) is not None
+    except ObjectLostError:
+        return False
+
+
+def owner_entry(object_id: bytes):
+    from actorlib._core import current
+
+    return current().objects.get(object_id)
+
+
+@actorlib.remote
+def first_total(refs):
+    return int(actorlib.get(refs[0]).sum())
+
+
+@actorlib.remote
+def first_total_via_a_subtask(refs):
+    return actorlib.get(first_total.remote(refs))  # passes the borrowed ref on, nested
+
+
+_kept: list = []
+
+
+@actorlib.remote
+def keep(refs):
+    _kept.extend(refs)  # outlives the task: this worker still borrows it
+    return os.getpid()
+
+
+@actorlib.remote
+def pass_back(refs):
+    return refs  # the borrowed ref leaves inside a return value, where nobody counts it
+
+
+def stored(value):
+    ref = actorlib.put(value)
+    from actorlib._core import current
+
+    return ref, current().objects.get(ref.binary()).value.object_id
+
+
+def test_a_ref_nested_in_task_arguments_is_freed_once_nobody_holds_it(cluster):
+    ref, object_id = stored(np.ones(200_000))
+    assert actorlib.get(first_total.remote([ref]), timeout=60) == 200_000
+    assert actorlib.get(first_total_via_a_subtask.remote([ref]), timeout=60) == 200_000
+    assert in_store(object_id)
+    del ref
+    poll(lambda: not in_store(object_id), timeout=30)
+
+
+def test_a_worker_that_keeps_a_nested_ref_keeps_the_object_until_it_dies(cluster):
+    ref, object_id = stored(np.ones(200_000))
+    ref_id = ref.binary()
+    worker = actorlib.get(keep.remote([ref]), timeout=60)
+    del ref
+    entry = poll(lambda: (e := owner_entry(ref_id)) is not None and e.count == 0 and e)  # the driver dropped it
+    assert entry.borrowers and in_store(object_id)  # but the worker still borrows it
+    os.kill(worker, signal.SIGKILL)
+    poll(lambda: not in_store(object_id), timeout=30)  # a borrower that died holds nothing
+
+
+def test_a_nested_ref_passed_on_where_nobody_counts_it_is_pinned(cluster):
+    ref, object_id = stored(np.ones(200_000))
+    ref_id = ref.binary()
+    wrapped = pass_back.remote([ref])  # a list holding the ref, kept by the driver unread
+    actorlib.wait([wrapped], timeout=60)
+    del ref
+    entry = poll(lambda: (e := owner_entry(ref_id)) is not None and e.count == 0 and e)
+    poll(lambda: not entry.borrowers)  # the worker let go of its own refs ...
+    assert entry.escaped and in_store(object_id)  # ... after asking for the object to be pinned
+    assert actorlib.get(first_total.remote(wrapped), timeout=60) == 200_000

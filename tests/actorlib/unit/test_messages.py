@@ -52,6 +52,8 @@ def strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.none()
     if isinstance(t, mi.ListType):
         return st.lists(strategy_for(t.item_type), max_size=3)
+    if isinstance(t, mi.TupleType):
+        return st.tuples(*[strategy_for(item) for item in t.item_types])
     if isinstance(t, mi.DictType):
         return st.dictionaries(strategy_for(t.key_type), strategy_for(t.value_type), max_size=3)
     if isinstance(t, mi.UnionType):
