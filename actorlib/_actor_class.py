@@ -260,7 +260,8 @@ class ActorMethod:
         handle = self._handle
         runtime = handle._runtime if not handle._runtime.closed else current()
         name = f"{handle._class_name}.{self._name}"
-        arguments, deps = pack(runtime, name, args, kwargs)
+        nested: list[ObjectRef] = []
+        arguments, deps = pack(runtime, name, args, kwargs, nested)
         call_id = _ids.task_id()
         info = self._info
         return_ids = [] if info.streaming else [_ids.return_id(call_id, i) for i in range(info.num_returns)]
@@ -273,7 +274,7 @@ class ActorMethod:
             runtime.streams.open(call_id)
         call = CallSpec(
             call_id=call_id, actor_id=handle._actor_id, method=self._name, name=name, args=arguments,
-            deps=deps, return_ids=return_ids, streaming=info.streaming,
+            deps=deps, return_ids=return_ids, streaming=info.streaming, nested=nested,
         )  # fmt: skip
         if not runtime.actors.send_now(call):
             runtime.submit(call)

@@ -34,12 +34,12 @@ class CallSpec:
 
     __slots__ = (
         "call_id", "actor_id", "method", "name", "args", "deps", "return_ids", "num_returns",
-        "streaming", "attempt", "resolved", "pending",
+        "streaming", "attempt", "resolved", "pending", "nested",
     )  # fmt: skip
 
     def __init__(
         self, *, call_id: bytes, actor_id: bytes, method: str, name: str, args: Inline,
-        deps: list[ObjectRef], return_ids: list[bytes], streaming: bool,
+        deps: list[ObjectRef], return_ids: list[bytes], streaming: bool, nested: list[ObjectRef] | None = None,
     ) -> None:  # fmt: skip
         self.call_id = call_id
         self.actor_id = actor_id
@@ -53,6 +53,8 @@ class CallSpec:
         self.attempt = 0
         self.resolved: list[Value] = []
         self.pending = len(deps)  # arguments not yet ready
+        # Refs nested in the arguments, held while the call is: the actor borrows them first.
+        self.nested = nested or []
 
 
 class _Actor:
@@ -263,6 +265,7 @@ class ActorSubmitter:
             owner_id=ident.core_id,
             streaming=call.streaming,
             attempt=call.attempt,
+            nested=[(ref.binary(), ref.owner_address) for ref in call.nested] if call.nested else [],
         )
         actor.inflight[call.call_id] = call
         self._calls[call.call_id] = actor

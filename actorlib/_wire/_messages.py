@@ -295,6 +295,7 @@ class CallActor(Msg, tag="call"):
     owner_id: bytes
     streaming: bool = False
     attempt: int = 0
+    nested: list[tuple[bytes, str]] = []  # refs nested in args (id, owner): borrowed before it runs
 
 
 class InitActor(Msg, tag="init"):

@@ -115,6 +115,8 @@ class ActorRunner:
             try:
                 method = self._method(call.method)
                 args, kwargs = arguments(self.rt, call.args, call.resolved)
+                if call.nested:  # borrow them before running, off the loop's thread
+                    await self._borrow([object_id for object_id, _ in call.nested])
                 if call.streaming:
                     await self._stream_async(method(*args, **kwargs), call, reply, name)
                     return
@@ -129,6 +131,12 @@ class ActorRunner:
                     reply.end(0, failed(exc, name, 1)[0])
                 else:
                     reply.done(failed(exc, name, call.num_returns))
+
+    async def _borrow(self, object_ids: list[bytes]) -> None:
+        if self.mode == "trio":
+            await trio.to_thread.run_sync(self.rt.borrow, object_ids)
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, self.rt.borrow, object_ids)
 
     async def _stream_async(self, result: Any, call: CallActor, reply: Reply, name: str) -> None:
         count = 0

@@ -219,3 +219,37 @@ def test_a_nested_ref_passed_on_where_nobody_counts_it_is_pinned(cluster):
     poll(lambda: not entry.borrowers)  # the worker let go of its own refs ...
     assert entry.escaped and in_store(object_id)  # ... after asking for the object to be pinned
     assert actorlib.get(first_total.remote(wrapped), timeout=60) == 200_000
+
+
+@actorlib.remote
+class Keeper:
+    def __init__(self):
+        self.kept = []
+
+    def first_total(self, refs):
+        return int(actorlib.get(refs[0]).sum())
+
+    def keep(self, refs):
+        self.kept.extend(refs)
+        return os.getpid()
+
+
+@actorlib.remote
+class AsyncReader:
+    async def first_total(self, refs):
+        return int((await refs[0]).sum())
+
+
+def test_refs_nested_in_actor_calls_are_borrowed_too(cluster):
+    ref, object_id = stored(np.ones(200_000))
+    ref_id = ref.binary()
+    reader, keeper = AsyncReader.remote(), Keeper.remote()
+    assert actorlib.get(reader.first_total.remote([ref]), timeout=60) == 200_000
+    assert actorlib.get(keeper.first_total.remote([ref]), timeout=60) == 200_000
+    actorlib.get(keeper.keep.remote([ref]), timeout=60)
+    del ref
+    entry = poll(lambda: (e := owner_entry(ref_id)) is not None and e.count == 0 and e)
+    assert entry.borrowers and in_store(object_id)  # the keeper holds it
+    actorlib.kill(keeper)
+    poll(lambda: not in_store(object_id), timeout=30)
+    actorlib.kill(reader)
