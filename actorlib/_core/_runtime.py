@@ -200,6 +200,7 @@ class Runtime:
     async def _tick(self) -> None:
         while True:
             await trio.sleep(TICK)
+            self.streams.collect()  # before objects: it queues reference drops
             self.objects.collect()
             self.actors.collect()
             self.submitter.return_idle_leases()

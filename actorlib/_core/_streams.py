@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -20,12 +21,13 @@ def item_id(task_id: bytes, index: int) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("available", "end", "waiters")
+    __slots__ = ("available", "end", "waiters", "abandoned")
 
     def __init__(self) -> None:
         self.available = 0  # items known so far
         self.end: int | None = None  # total items, once the stream ended
         self.waiters: list[Any] = []
+        self.abandoned = False  # its generator is gone: later items are dropped as they come
 
 
 class StreamTable:
@@ -35,6 +37,7 @@ class StreamTable:
         self.rt = runtime
         self._streams: dict[bytes, _Stream] = {}
         self._lock = threading.Lock()
+        self._abandoned: deque[tuple[bytes, int]] = deque()  # (task id, first item not taken)
 
     def open(self, task_id: bytes) -> None:
         self._streams[task_id] = _Stream()
@@ -44,7 +47,11 @@ class StreamTable:
         if stream is None:
             return
         if isinstance(message, StreamItem):
-            self.rt.objects.add(item_id(message.task_id, message.index), owned=True, owner=self.rt.identity.address, value=message.value)
+            object_id = item_id(message.task_id, message.index)
+            self.rt.objects.add(object_id, owned=True, owner=self.rt.identity.address, value=message.value)
+            if stream.abandoned:  # nobody will take it: free it
+                self.rt.objects.decref_later(object_id)
+                return
             with self._lock:
                 stream.available = max(stream.available, message.index + 1)
         else:
@@ -60,6 +67,11 @@ class StreamTable:
         if error is not None:
             self.rt.objects.add(item_id(task_id, count), owned=True, owner=self.rt.identity.address, value=error)
             count += 1
+        if stream.abandoned:
+            if error is not None:
+                self.rt.objects.decref_later(item_id(task_id, count - 1))
+            del self._streams[task_id]
+            return
         with self._lock:
             stream.available = max(stream.available, count)
             stream.end = count
@@ -87,8 +99,26 @@ class StreamTable:
             stream.waiters.append(waiter)
             return "wait"
 
-    def close(self, task_id: bytes) -> None:
-        self._streams.pop(task_id, None)
+    def abandon_later(self, task_id: bytes, taken: int) -> None:
+        """The generator of ``task_id`` is gone after taking ``taken`` items; safe from ``__del__``."""
+        self._abandoned.append((task_id, taken))
+
+    def collect(self) -> None:
+        """(Runtime thread.) Drop the items nobody can take any more, and finished streams."""
+        while self._abandoned:
+            task_id, taken = self._abandoned.popleft()
+            stream = self._streams.get(task_id)
+            if stream is None:
+                continue
+            for index in range(taken, stream.available):  # the table counted one ref for each
+                self.rt.objects.decref_later(item_id(task_id, index))
+            if stream.end is not None:
+                del self._streams[task_id]
+            else:
+                stream.abandoned = True
+
+    def __len__(self) -> int:
+        return len(self._streams)
 
 
 class ObjectRefGenerator:
@@ -103,6 +133,12 @@ class ObjectRefGenerator:
         self._runtime = runtime
         self._task_id = task_id
         self._next = 0
+
+    def __del__(self) -> None:
+        try:
+            self._runtime.streams.abandon_later(self._task_id, self._next)
+        except Exception:  # interpreter shutdown
+            pass
 
     def __iter__(self) -> ObjectRefGenerator:
         return self

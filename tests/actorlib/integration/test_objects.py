@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -253,3 +254,51 @@ def test_refs_nested_in_actor_calls_are_borrowed_too(cluster):
     actorlib.kill(keeper)
     poll(lambda: not in_store(object_id), timeout=30)
     actorlib.kill(reader)
+
+
+@actorlib.remote(num_returns="streaming")
+def chunks(n):
+    for i in range(n):
+        yield np.full(50_000, i)  # 400 KB each: kept in the store
+
+
+def test_stream_items_nobody_took_are_freed_with_their_generator(cluster):
+    from actorlib._core import current
+    from actorlib._core._streams import item_id
+
+    runtime = current()
+    streams_before = len(runtime.streams)
+    gen = chunks.remote(5)
+    task_id = gen._task_id
+    first = next(gen)
+    assert actorlib.get(first, timeout=60)[0] == 0
+    items = [item_id(task_id, i) for i in range(5)]
+    stored_ids = poll(lambda: all(runtime.objects.get(i) for i in items) and [runtime.objects.get(i).value.object_id for i in items], timeout=60)
+    assert all(in_store(object_id) for object_id in stored_ids)
+    del gen, first  # one item taken (and dropped), four never taken
+    poll(lambda: not any(in_store(object_id) for object_id in stored_ids), timeout=30)
+    poll(lambda: len(runtime.streams) == streams_before)
+
+
+def test_a_stream_abandoned_while_running_drops_what_arrives_later(cluster, tmp_path):
+    from actorlib._core import current
+
+    go = tmp_path / "go"
+
+    @actorlib.remote(num_returns="streaming")
+    def gated(path):
+        yield np.zeros(50_000)
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        for i in range(3):
+            yield np.full(50_000, i)
+
+    runtime = current()
+    streams_before, objects_before = len(runtime.streams), len(runtime.objects)
+    gen = gated.remote(str(go))
+    task_id = gen._task_id
+    assert actorlib.get(next(gen), timeout=60).sum() == 0
+    del gen  # abandoned while the task still runs
+    poll(lambda: runtime.streams._streams[task_id].abandoned)
+    go.write_text("go")
+    poll(lambda: len(runtime.streams) == streams_before and len(runtime.objects) <= objects_before, timeout=30)
