@@ -119,6 +119,8 @@ class ActorSubmitter:
             for actor in list(self._actors.values()):
                 if actor.handles > 0 or actor.queue or actor.inflight or actor.connecting:
                     continue
+                if actor.owned and not actor.registered.is_set():
+                    continue  # its creation is still queued: kill it once it is sent
                 if actor.owned and not actor.escaped and not actor.detached and actor.dead is None:
                     self.rt.nursery.start_soon(self._kill, actor.actor_id, True, "all its handles went out of scope")
                 del self._actors[actor.actor_id]
@@ -135,6 +137,11 @@ class ActorSubmitter:
             actor.owned = True
             actor.detached = spec.detached
             actor.handles += 1  # the creator's handle, counted here so no sweep sees zero
+
+    def owned_alive(self) -> list[bytes]:
+        """Non-detached actors this process created that are not known to be dead."""
+        with self._lock:
+            return [a.actor_id for a in self._actors.values() if a.owned and not a.detached and a.dead is None]
 
     def forget(self, actor_id: bytes) -> None:
         """Drop a provisional registration (get_if_exists found another actor)."""
@@ -179,7 +186,11 @@ class ActorSubmitter:
 
         ``sent`` is set once the request is on its way (or failed).
         """
-        actor = self._actors[spec.actor_id]
+        actor = self._actors.get(spec.actor_id)
+        if actor is None:  # forgotten before its creation went out (cannot happen while it is pending)
+            if sent is not None:
+                sent.set()
+            return None
         values = [self.rt.objects.get(ref.binary()).value for ref in deps]  # type: ignore[union-attr]
         failed = next((v for v in values if type(v) is ErrorValue), None)
         try:

@@ -135,6 +135,27 @@ def test_dropping_every_handle_ends_the_actor():
     poll(lambda: not alive(pid))
 
 
+@actorlib.remote
+def open_when(path: str) -> int:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return 0
+
+
+def test_an_actor_whose_handle_drops_before_its_creation_is_sent_is_created_then_ended(tmp_path):
+    from actorlib._core import current
+
+    runtime = current()
+    gate = tmp_path / "gate"
+    actor_id = Counter.remote(open_when.remote(str(gate)))._actor_id  # the handle is dropped at once
+    poll(lambda: not runtime.actors._handle_events)  # the drop was counted while its creation waits
+    gate.write_text("open")
+    poll(lambda: actor_id not in runtime.actors._actors, timeout=60)  # created, then ended
+    assert not runtime.closed  # the runtime thread is fine
+    counter = Counter.remote()
+    assert actorlib.get(counter.add.remote(), timeout=60) == 1
+
+
 def test_actor_processes_show_resources():
     before = actorlib.available_resources().get("CPU", 0)
     counter = Counter.options(num_cpus=1).remote()
