@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._wire import Channel, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
+from .._wire import Channel, ClaimOwnership, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
+
+log = logging.getLogger("actorlib.core")
+RECONNECT_BACKOFF = (0.1, 2.0)  # seconds between attempts to reach a head that went away: first, most
 
 
 class HeadLink:
@@ -21,6 +25,7 @@ class HeadLink:
         self.channel: Channel | None = None
         self.pending = Pending()
         self._lock = trio.Lock()
+        self.reconnects = 0  # times this link came back after losing the head (and claimed)
 
     async def attach(self, channel: Channel) -> None:
         """Use an already connected channel (the driver connects during start-up)."""
@@ -51,7 +56,8 @@ class HeadLink:
                 self.pending = Pending()
                 try:
                     channel = await self.rt.connect(address, HeadMessage)
-                except OSError as exc:
+                except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                    # EOFError, BrokenResourceError: it went away during the handshake
                     raise ConnectionError(f"cannot reach the head at {address}: {exc}") from exc
                 await self.attach(channel)
             assert self.channel is not None
@@ -68,3 +74,26 @@ class HeadLink:
         finally:
             pending.fail_all(ConnectionError("lost the connection to the head"))
             await channel.aclose()
+            if channel is self.channel and not self.rt.closed:
+                self.rt.nursery.start_soon(self._come_back)
+
+    async def _come_back(self) -> None:
+        """The head went away (it is restarted by its daemon): reconnect at once rather than at
+        the next request, so that node deaths are heard again, and claim what we own."""
+        delay, most = RECONNECT_BACKOFF
+        while not self.rt.closed:
+            try:
+                channel = await self._connected()
+            except Exception as exc:  # never let this crash the runtime: try again
+                log.debug("the head is still away: %s", exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, most)
+                continue
+            actor_ids, pg_ids = self.rt.actors.owned_alive(), sorted(self.rt.owned_groups)
+            try:
+                channel.send_nowait(ClaimOwnership(actor_ids=actor_ids, pg_ids=pg_ids))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # gone again: its _read starts another round
+            self.reconnects += 1
+            log.info("reconnected to the head; claimed %d actors, %d placement groups", len(actor_ids), len(pg_ids))
+            return

@@ -90,6 +90,7 @@ class Runtime:
         self.objects.on_release = self.peers.release_borrowed
         self.objects.on_pin = self._pin_borrowed
         self.executor: Any = None  # set in worker processes
+        self.owned_groups: set[bytes] = set()  # non-detached placement groups this process created
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
         self._store: StoreClient | None = None

@@ -66,6 +66,10 @@ class ActorDirectory:
         self._actors: dict[bytes, _Record] = {}
         self._names: dict[tuple[str, str], bytes] = {}
         self._spread = itertools.count()
+        # After a head restart: owners' claims on actors no node reported yet, and actors
+        # whose claimant exited before their node did.
+        self._claims: dict[bytes, Channel] = {}
+        self._unclaimed_gone: set[bytes] = set()
 
     # ---- requests from owners and callers ----------------------------------------
 
@@ -198,7 +202,28 @@ class ActorDirectory:
         """The creator of non-detached actors disconnected: they die with it."""
         for record in list(self._actors.values()):
             if record.owner is owner and record.view.state != DEAD:
-                self.kill(record.spec.actor_id, True, "its owner exited")
+                self.kill(spec_id(record), True, "its owner exited")
+        for actor_id in [a for a, claimer in self._claims.items() if claimer is owner]:
+            del self._claims[actor_id]
+            self._unclaimed_gone.add(actor_id)  # if its node reports it later, it is killed
+
+    def claim(self, owner: Channel, actor_ids: list[bytes]) -> None:
+        """After a head restart, the owner of these non-detached actors reconnected."""
+        for actor_id in actor_ids:
+            record = self._actors.get(actor_id)
+            if record is None:  # its node has not re-registered yet
+                self._claims[actor_id] = owner
+            elif record.owner is None and record.view.state != DEAD and not (record.spec is not None and record.spec.detached):
+                record.owner = owner
+
+    def kill_unclaimed(self) -> None:
+        """After a head restart's grace period: non-detached actors whose owner did not come
+        back (it exited while the head was away) die, as they would have with it."""
+        for record in list(self._actors.values()):
+            if record.owner is None and record.view.state != DEAD and not (record.spec is not None and record.spec.detached):
+                self.kill(spec_id(record), True, "its owner did not come back after the head restarted")
+        self._claims.clear()
+        self._unclaimed_gone.clear()
 
     def views(self) -> list[ActorView]:
         return [record.view for record in self._actors.values()]
@@ -233,6 +258,7 @@ class ActorDirectory:
             record = self._actors.get(view.actor_id)
             if record is None:
                 record = _Record.recovered(view)
+                record.owner = self._claims.pop(view.actor_id, None)
                 self._actors[view.actor_id] = record
                 created, self._created = self._created, trio.Event()
                 created.set()
@@ -240,6 +266,9 @@ class ActorDirectory:
                     self._names[(view.namespace, view.name)] = view.actor_id
             record.node = node
             self.update(view.actor_id, view.state, address=view.address, pid=view.pid, node_id=node.node_id)
+            if view.actor_id in self._unclaimed_gone:
+                self._unclaimed_gone.discard(view.actor_id)
+                self.kill(view.actor_id, True, "its owner exited while the head was restarting")
 
     def node_died(self, node: Any, reason: str) -> None:
         """Re-place the restartable actors of a dead node; the others are dead."""

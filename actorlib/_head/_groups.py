@@ -126,6 +126,19 @@ class PlacementGroups:
             if group.owner is owner and group.view.state != REMOVED:
                 self.remove(group.pg_id, "its owner exited")
 
+    def claim(self, owner: Channel, pg_ids: list[bytes]) -> None:
+        """After a head restart, the owner of these non-detached groups reconnected."""
+        for pg_id in pg_ids:
+            group = self._groups.get(pg_id)
+            if group is not None and group.owner is None and not group.view.detached and group.view.state != REMOVED:
+                group.owner = owner
+
+    def remove_unclaimed(self) -> None:
+        """After a head restart's grace period: non-detached groups whose owner did not come back."""
+        for group in list(self._groups.values()):
+            if group.owner is None and not group.view.detached and group.view.state != REMOVED:
+                self.remove(group.pg_id, "its owner did not come back after the head restarted")
+
     # ---- nodes ------------------------------------------------------------------------
 
     def node_joined(self, node: Any, held: list[bytes]) -> None:

@@ -20,6 +20,7 @@ from .._wire import (
     ActorList,
     ActorReply,
     Channel,
+    ClaimOwnership,
     ClusterInfoReply,
     ClusterInfoRequest,
     CreateActor,
@@ -90,6 +91,10 @@ class HeadService:
         await trio.sleep(self.recovery_grace)
         self.groups.forget_missing_nodes()
         self.actors.place_unclaimed()
+        # Owners reconnect within a couple of seconds of the head coming back (they retry
+        # every 2 s at most); what none claimed by now belonged to an owner that exited.
+        self.actors.kill_unclaimed()
+        self.groups.remove_unclaimed()
 
     async def _serve_channel(self, channel: Channel) -> None:
         first = await channel.receive()
@@ -118,6 +123,9 @@ class HeadService:
             self._actor_request(channel, message)
         elif isinstance(message, (CreatePlacementGroup, RemovePlacementGroup, WaitPlacementGroup, ListPlacementGroups)):
             self._group_request(channel, message)
+        elif isinstance(message, ClaimOwnership):
+            self.actors.claim(channel, message.actor_ids)
+            self.groups.claim(channel, message.pg_ids)
         elif isinstance(message, RegisterDriver):
             node = self._node_for(channel)
             if node is None:

@@ -457,6 +457,14 @@ NodeMessage = (
 # ---- to the head service ----------------------------------------------------------
 
 
+class ClaimOwnership(Msg, tag="claim"):
+    """Driver or worker to a head it reconnected to (after a head restart): I own these
+    non-detached actors and placement groups, so they still end when I do."""
+
+    actor_ids: list[bytes]
+    pg_ids: list[bytes]
+
+
 class RegisterDriver(Msg, tag="driver"):
     """Driver to head: a new job starts; which node serves me?"""
 
@@ -683,6 +691,7 @@ HeadMessage = (
     | StopActor
     | ActorState
     | NodeDied
+    | ClaimOwnership
     | RegisterDriver
     | DriverRegistered
     | ClusterInfoRequest

@@ -125,6 +125,8 @@ def placement_group(
     reply = runtime.call(runtime.head.request, lambda req: CreatePlacementGroup(req=req, spec=spec))
     if reply.error:
         raise ValueError(reply.error)
+    if not spec.detached:
+        runtime.owned_groups.add(spec.pg_id)  # claimed again if the head restarts
     return PlacementGroup(spec.pg_id, checked, strategy)
 
 
@@ -134,6 +136,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
         raise TypeError(f"remove_placement_group() takes a PlacementGroup, got {placement_group!r}")
     runtime = current()
     reply = runtime.call(runtime.head.request, lambda req: RemovePlacementGroup(req=req, pg_id=placement_group.id))
+    runtime.owned_groups.discard(placement_group.id)
     if reply.error:
         raise ValueError(reply.error)
 

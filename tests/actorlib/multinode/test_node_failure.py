@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -189,6 +191,71 @@ def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
 
 
+OWNER_DRIVER = """
+import os, sys, time
+from pathlib import Path
+import actorlib
+from actorlib._core import current
+from actorlib.util import placement_group
+
+out = Path(sys.argv[1])
+actorlib.init(address=sys.argv[2])
+
+@actorlib.remote(num_cpus=0, resources={"owners": 0.1})  # on a worker node: the head's dies with it
+class Held:
+    def pid(self):
+        return os.getpid()
+
+held = Held.remote()
+group = placement_group([{"owners": 0.1}])
+assert group.wait(30)
+(out / "ready").write_text(f"{actorlib.get(held.pid.remote(), timeout=60)} {group.id.hex()}")
+runtime = current()
+while runtime.head.reconnects == 0:  # the head went away; we claim our actor and group again
+    time.sleep(0.02)
+(out / "claimed").write_text("yes")
+sys.stdin.read()  # until the test lets us go
+"""
+
+
+def start_owner(cluster, directory) -> tuple[subprocess.Popen, int, str]:
+    directory.mkdir()
+    env = {**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", OWNER_DRIVER, str(directory), cluster.address], stdin=subprocess.PIPE, env=env
+    )
+    pid, pg_hex = poll(lambda: (directory / "ready").exists() and (directory / "ready").read_text(), timeout=60).split()
+    return driver, int(pid), pg_hex
+
+
+def group_state(pg_hex: str) -> str:
+    return placement_group_table().get(pg_hex, {}).get("state", "")
+
+
+def test_after_a_head_restart_owners_claim_their_actors_and_the_rest_die(cluster, tmp_path):
+    cluster.add_node(ip="127.0.0.7", resources={"owners": 1})
+    staying, staying_actor, staying_group = start_owner(cluster, tmp_path / "staying")
+    leaving, leaving_actor, leaving_group = start_owner(cluster, tmp_path / "leaving")
+    (head,) = cluster._ready_pids("head.json")
+    os.kill(head, signal.SIGSTOP)  # frozen, it cannot see the next driver go ...
+    leaving.kill()
+    leaving.wait(30)
+    leaving.stdin.close()
+    os.kill(head, signal.SIGKILL)  # ... and its successor never heard of that driver
+    poll(lambda: cluster._ready_pids("head.json") and cluster._ready_pids("head.json")[0] != head, timeout=30)
+    poll(lambda: (tmp_path / "staying" / "claimed").exists(), timeout=60)
+    # Once the new head's grace period is over, what nobody claimed dies ...
+    assert wait_gone([leaving_actor], 60) == []
+    poll(lambda: group_state(leaving_group) in ("REMOVED", ""), timeout=30)
+    # ... and what its owner claimed lives on, until that owner exits.
+    assert alive(staying_actor) and group_state(staying_group) == "CREATED"
+    staying.stdin.close()
+    assert staying.wait(60) == 0
+    assert wait_gone([staying_actor], 30) == []
+    poll(lambda: group_state(staying_group) in ("REMOVED", ""), timeout=30)
+    poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
+
+
 def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
     nodes = list(cluster.node_pids.values())
     (daemon,) = cluster._ready_pids("daemon.json")
@@ -198,3 +265,4 @@ def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
     cluster.disconnect()
     os.kill(daemon, signal.SIGKILL)  # the cluster's root: its head dies with it
     assert wait_gone(node_trees, cluster.grace + 10) == []
+
