@@ -3,25 +3,60 @@
 ``import actorlib as ray`` runs Ray Core programs wherever the feature exists.
 """
 
-from . import exceptions
-from ._api import (
-    available_resources,
-    cancel,
-    cluster_resources,
-    get,
-    init,
-    is_initialized,
-    nodes,
-    put,
-    shutdown,
-    wait,
-)
-from ._actor_class import ActorClass, ActorHandle, ActorMethod, get_actor, kill, method
-from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
-from ._core import ObjectRef
-from ._core._streams import ObjectRefGenerator
-from ._remote_function import RemoteFunction, remote
-from ._supervision import SupervisionGroup, supervisor
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import exceptions
+    from ._actor_class import ActorClass, ActorHandle, ActorMethod, get_actor, kill, method
+    from ._api import (
+        available_resources,
+        cancel,
+        cluster_resources,
+        get,
+        init,
+        is_initialized,
+        nodes,
+        put,
+        shutdown,
+        wait,
+    )
+    from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
+    from ._core import ObjectRef
+    from ._core._streams import ObjectRefGenerator
+    from ._remote_function import RemoteFunction, remote
+    from ._supervision import SupervisionGroup, supervisor
+
+# The public names, imported on first use: the head, node and worker processes import
+# ``actorlib._head`` etc., and need not pay for the driver's API (cloudpickle and all).
+_HOMES = {
+    "exceptions": ".exceptions",
+    "available_resources": "._api", "cancel": "._api", "cluster_resources": "._api", "get": "._api",
+    "init": "._api", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",
+    "wait": "._api",
+    "ActorClass": "._actor_class", "ActorHandle": "._actor_class", "ActorMethod": "._actor_class",
+    "get_actor": "._actor_class", "kill": "._actor_class", "method": "._actor_class",
+    "RuntimeContext": "._context", "get_gpu_ids": "._context", "get_runtime_context": "._context",
+    "ObjectRef": "._core", "ObjectRefGenerator": "._core._streams",
+    "RemoteFunction": "._remote_function", "remote": "._remote_function",
+    "SupervisionGroup": "._supervision", "supervisor": "._supervision",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'actorlib' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(home, __name__)
+    value = module if name == "exceptions" else getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
+
 
 __version__ = "0.1.0"
 

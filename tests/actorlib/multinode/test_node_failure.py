@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -218,14 +220,28 @@ sys.stdin.read()  # until the test lets us go
 """
 
 
-def start_owner(cluster, directory) -> tuple[subprocess.Popen, int, str]:
-    directory.mkdir()
+@contextlib.contextmanager
+def owner_drivers(cluster, *directories) -> Iterator[list[tuple[subprocess.Popen, int, str]]]:
+    """Driver processes that each own an actor and a group; killed at the end, pass or fail."""
     env = {**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file}
-    driver = subprocess.Popen(
-        [sys.executable, "-c", OWNER_DRIVER, str(directory), cluster.address], stdin=subprocess.PIPE, env=env
-    )
-    pid, pg_hex = poll(lambda: (directory / "ready").exists() and (directory / "ready").read_text(), timeout=60).split()
-    return driver, int(pid), pg_hex
+    drivers = []
+    try:
+        for directory in directories:
+            directory.mkdir()
+            drivers.append(subprocess.Popen(
+                [sys.executable, "-c", OWNER_DRIVER, str(directory), cluster.address], stdin=subprocess.PIPE, env=env
+            ))  # fmt: skip
+        started = []
+        for driver, directory in zip(drivers, directories):
+            ready = poll(lambda: (directory / "ready").exists() and (directory / "ready").read_text(), timeout=60)  # noqa: B023
+            pid, pg_hex = ready.split()
+            started.append((driver, int(pid), pg_hex))
+        yield started
+    finally:
+        for driver in drivers:
+            driver.kill()
+            driver.wait(30)
+            driver.stdin.close()
 
 
 def group_state(pg_hex: str) -> str:
@@ -234,25 +250,24 @@ def group_state(pg_hex: str) -> str:
 
 def test_after_a_head_restart_owners_claim_their_actors_and_the_rest_die(cluster, tmp_path):
     cluster.add_node(ip="127.0.0.7", resources={"owners": 1})
-    staying, staying_actor, staying_group = start_owner(cluster, tmp_path / "staying")
-    leaving, leaving_actor, leaving_group = start_owner(cluster, tmp_path / "leaving")
-    (head,) = cluster._ready_pids("head.json")
-    os.kill(head, signal.SIGSTOP)  # frozen, it cannot see the next driver go ...
-    leaving.kill()
-    leaving.wait(30)
-    leaving.stdin.close()
-    os.kill(head, signal.SIGKILL)  # ... and its successor never heard of that driver
-    poll(lambda: cluster._ready_pids("head.json") and cluster._ready_pids("head.json")[0] != head, timeout=30)
-    poll(lambda: (tmp_path / "staying" / "claimed").exists(), timeout=60)
-    # Once the new head's grace period is over, what nobody claimed dies ...
-    assert wait_gone([leaving_actor], 60) == []
-    poll(lambda: group_state(leaving_group) in ("REMOVED", ""), timeout=30)
-    # ... and what its owner claimed lives on, until that owner exits.
-    assert alive(staying_actor) and group_state(staying_group) == "CREATED"
-    staying.stdin.close()
-    assert staying.wait(60) == 0
-    assert wait_gone([staying_actor], 30) == []
-    poll(lambda: group_state(staying_group) in ("REMOVED", ""), timeout=30)
+    with owner_drivers(cluster, tmp_path / "staying", tmp_path / "leaving") as started:
+        (staying, staying_actor, staying_group), (leaving, leaving_actor, leaving_group) = started
+        (head,) = cluster._ready_pids("head.json")
+        os.kill(head, signal.SIGSTOP)  # frozen, it cannot see the next driver go ...
+        leaving.kill()
+        leaving.wait(30)
+        os.kill(head, signal.SIGKILL)  # ... and its successor never heard of that driver
+        poll(lambda: cluster._ready_pids("head.json") and cluster._ready_pids("head.json")[0] != head, timeout=30)
+        poll(lambda: (tmp_path / "staying" / "claimed").exists(), timeout=60)
+        # Once the new head's grace period is over, what nobody claimed dies ...
+        assert wait_gone([leaving_actor], 60) == []
+        poll(lambda: group_state(leaving_group) in ("REMOVED", ""), timeout=30)
+        # ... and what its owner claimed lives on, until that owner exits.
+        assert alive(staying_actor) and group_state(staying_group) == "CREATED"
+        staying.stdin.close()
+        assert staying.wait(60) == 0
+        assert wait_gone([staying_actor], 30) == []
+        poll(lambda: group_state(staying_group) in ("REMOVED", ""), timeout=30)
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
 
 
