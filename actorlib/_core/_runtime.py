@@ -87,8 +87,11 @@ class Runtime:
         self.streams = StreamTable(self)
         self.head = HeadLink(self)
         self.peers = Peers(self)
-        self.objects.on_release = self.peers.release_borrowed
-        self.objects.on_pin = self._pin_borrowed
+        # Both go through the loop's FIFO callback queue, so a pin asked for from any thread
+        # (even from inside an actor's own event loop) reaches the owner before the release
+        # that follows it, and a release before a later AddBorrowers for the same object.
+        self.objects.on_release = lambda released: self._queue(self.peers.release_borrowed, released)
+        self.objects.on_pin = lambda pinned: self._queue(self.peers.pin_borrowed, pinned)
         self.executor: Any = None  # set in worker processes
         self.owned_groups: set[bytes] = set()  # non-detached placement groups this process created
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
@@ -327,19 +330,12 @@ class Runtime:
         if wanted and not self.closed:
             self.call(self.peers.add_borrowers, wanted)
 
-    def _pin_borrowed(self, pinned: list[tuple[str, bytes]]) -> None:
-        # Before the message carrying the refs leaves: the owner must pin them before this
-        # process's RemoveBorrowers (sent once its own refs are gone) can free them.
-        if threading.current_thread() is self._thread:
-            self.peers.pin_borrowed(pinned)
-        elif not self.closed:
-            try:
-                self.call(self._pin_borrowed_async, pinned)
-            except (RuntimeShutdownError, trio.RunFinishedError):
-                pass
-
-    async def _pin_borrowed_async(self, pinned: list[tuple[str, bytes]]) -> None:
-        self.peers.pin_borrowed(pinned)
+    def _queue(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``soon``, but quietly nothing once the runtime is gone."""
+        try:
+            self.soon(fn, *args)
+        except (RuntimeShutdownError, trio.RunFinishedError):
+            pass
 
     def _free_stored(self, stored: list[Stored]) -> None:
         self.submitter.forget(stored)

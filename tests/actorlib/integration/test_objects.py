@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import signal
@@ -9,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import trio
 
 import actorlib
 from actorlib.exceptions import ObjectLostError, ObjectStoreFullError
@@ -302,3 +304,32 @@ def test_a_stream_abandoned_while_running_drops_what_arrives_later(cluster, tmp_
     poll(lambda: runtime.streams._streams[task_id].abandoned)
     go.write_text("go")
     poll(lambda: len(runtime.streams) == streams_before and len(runtime.objects) <= objects_before, timeout=30)
+
+
+@actorlib.remote
+class TrioPasser:
+    async def pass_back(self, refs):
+        await trio.sleep(0)  # a Trio actor: its methods run inside its own Trio loop
+        return refs
+
+
+@actorlib.remote
+class AsyncioPasser:
+    async def pass_back(self, refs):
+        await asyncio.sleep(0)
+        return refs
+
+
+@pytest.mark.parametrize("actor_class", [TrioPasser, AsyncioPasser], ids=["trio", "asyncio"])
+def test_an_async_actor_passing_a_borrowed_ref_on_pins_it(cluster, actor_class):
+    ref, object_id = stored(np.ones(200_000))
+    ref_id = ref.binary()
+    passer = actor_class.remote()
+    wrapped = passer.pass_back.remote([ref])
+    actorlib.wait([wrapped], timeout=60)
+    del ref
+    entry = poll(lambda: (e := owner_entry(ref_id)) is not None and e.count == 0 and e)
+    poll(lambda: not entry.borrowers)
+    assert entry.escaped and in_store(object_id)
+    assert actorlib.get(first_total.remote(wrapped), timeout=60) == 200_000
+    actorlib.kill(passer)
