@@ -14,13 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import msgspec
 import trio
 
 import supervisors
 
 from .._node import NodeConfig, node_spec
-from .._node._process import raise_fd_limit, write_ready_file
+from .._node._process import run_node_process, write_ready_file
 from .._wire import read_token
 from ._registry import Registry
 from ._service import HeadService
@@ -33,18 +32,8 @@ def head_address(session_dir: str | Path) -> str:
     return f"unix:{Path(session_dir) / 'sockets' / 'head.sock'}"
 
 
-WORKER_MODULES = ["actorlib._worker._process"]
-
-
 def main(argv: list[str]) -> None:
-    config = msgspec.json.decode(argv[0], type=NodeConfig)
-    raise_fd_limit()
-    # Fork the zygote now, while this process has one thread and no Trio loop.
-    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
-    try:
-        supervisors.run_child(_serve, config, zygote)
-    finally:
-        zygote.close()
+    run_node_process(argv, _serve)
 
 
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:

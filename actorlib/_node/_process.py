@@ -16,6 +16,7 @@ import os
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
@@ -32,11 +33,20 @@ FENCED_EXIT = 3
 
 
 def main(argv: list[str]) -> None:
+    run_node_process(argv, _serve)
+
+
+def run_node_process(argv: list[str], serve: Any) -> None:
+    """The body of a head or node process: ``serve(link, config, zygote)`` as a supervised child.
+
+    ``argv[0]`` is its NodeConfig as JSON. The zygote is forked first, while this process
+    has one thread and no Trio loop.
+    """
     config = msgspec.json.decode(argv[0], type=NodeConfig)
     raise_fd_limit()
     zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
     try:
-        supervisors.run_child(_serve, config, zygote)
+        supervisors.run_child(serve, config, zygote)
     finally:
         zygote.close()
 
