@@ -133,15 +133,7 @@ def _print_report(cells: dict[str, Any], args: argparse.Namespace, absent: dict[
     print(f"\nactorlib benchmarks: {runs} per figure; ratios are actorlib's value over the other's "
           f"(best: whether high or low is better); '!' = some runs failed\n")
     print(report.render(report.table_rows(cells, args.systems, absent)))
-    yardstick = report.yardstick(cells)
-    if yardstick:
-        print("\n" + "\n".join(yardstick))
-    notes = report.notes(cells)
-    if notes:
-        print("\nNotes:")
-        for note in notes:
-            print(f"  - {note}")
-    print(f"\nTotal run time: {duration:.0f} s")
+    print(report.footer(report.yardstick(cells), report.notes(cells), duration))
 
 
 if __name__ == "__main__":

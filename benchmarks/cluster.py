@@ -295,15 +295,7 @@ def _print_report(samples: dict[str, list[dict[str, Any]]], args: argparse.Names
           f"ratios are actorlib's value over Ray's (best: whether high or low is better); "
           f"'!' = some runs lack the figure\n")
     print(report.render(table(samples, args.systems, absent, args.repeat, args.deadline)))
-    targets = _targets(samples)
-    if targets:
-        print("\n" + "\n".join(targets))
-    listed = notes(samples, args.deadline)
-    if listed:
-        print("\nNotes:")
-        for note in listed:
-            print(f"  - {note}")
-    print(f"\nTotal run time: {duration:.0f} s")
+    print(report.footer(_targets(samples), notes(samples, args.deadline), duration))
 
 
 if __name__ == "__main__":

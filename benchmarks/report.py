@@ -139,3 +139,14 @@ def yardstick(cells: dict[str, dict[str, Any]]) -> list[str]:
             target = "  (target for actorlib: within 3x)" if system == "actorlib" else ""
             lines.append(f"  {system} sync actor call: {call_us:.0f} µs = {call_us / rtt:.1f}x the yardstick{target}")
     return lines
+
+
+def footer(lines: list[str], notes: list[str], duration: float) -> str:
+    """What follows a table: its summary lines, its notes, the total run time."""
+    parts = []
+    if lines:
+        parts.append("\n" + "\n".join(lines))
+    if notes:
+        parts.append("\nNotes:\n" + "\n".join(f"  - {note}" for note in notes))
+    parts.append(f"\nTotal run time: {duration:.0f} s")
+    return "\n".join(parts)
