@@ -6,7 +6,7 @@
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import exceptions
+    from . import exceptions, util
     from ._actor_class import ActorClass, ActorHandle, ActorMethod, get_actor, kill, method
     from ._api import (
         available_resources,
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 # The public names, imported on first use: the head, node and worker processes import
 # ``actorlib._head`` etc., and need not pay for the driver's API (cloudpickle and all).
+# Public submodules resolve the same way, as ``import ray`` makes ``ray.util`` reachable.
+_SUBMODULES = {"exceptions", "util", "job_submission", "testing", "autoscaler"}
 _HOMES = {
-    "exceptions": ".exceptions",
     "available_resources": "._api", "cancel": "._api", "cluster_resources": "._api", "get": "._api",
     "init": "._api", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",
     "wait": "._api",
@@ -43,19 +44,29 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'actorlib' has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(home, __name__)
-    value = module if name == "exceptions" else getattr(module, name)
+    if name in _SUBMODULES:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # the submodule exists but something it imports does not
+            raise AttributeError(f"module 'actorlib' has no attribute {name!r}") from None
+    else:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module 'actorlib' has no attribute {name!r}")
+        value = getattr(importlib.import_module(home, __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+    import importlib.util
+
+    present = [name for name in _SUBMODULES if importlib.util.find_spec(f".{name}", __name__) is not None]
+    return sorted({*globals(), *_HOMES, *present})
 
 
 __version__ = "0.1.0"
@@ -86,5 +97,6 @@ __all__ = [
     "remote",
     "shutdown",
     "supervisor",
+    "util",
     "wait",
 ]

@@ -12,9 +12,10 @@ from ._core._streams import ObjectRefGenerator
 from ._event_loops import EXPLICIT, LOOPS, loop_of
 from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, placement_of, strategy_of, validate_actor_options
 from ._placement import caller_group, group_shape
+from ._remote_function import is_generator_function
 from ._serial import Exported, export
 from ._supervision import current_group
-from ._wire import ActorSpec, GetNamedActor, MethodInfo
+from ._wire import ActorSpec, GetNamedActor, ListActors, MethodInfo
 
 _METHOD_ATTR = "__actorlib_method__"
 
@@ -43,7 +44,8 @@ def methods_of(cls: type) -> dict[str, MethodInfo]:
         if name.startswith("__") and name != "__call__":
             continue
         options = getattr(member, _METHOD_ATTR, {})
-        num_returns = options.get("num_returns", 1)
+        default = "streaming" if is_generator_function(member) else 1  # as in Ray 2.x
+        num_returns = options.get("num_returns", default)
         streaming = num_returns == "streaming"
         found[name] = MethodInfo(
             num_returns=1 if streaming else num_returns, streaming=streaming, group=options.get("concurrency_group", "")
@@ -152,6 +154,7 @@ class ActorClass:
             placement_group=bundle[0] if bundle is not None else b"",
             bundle_index=bundle[1] if bundle is not None else -1,
             capture_child_tasks=capture,
+            job_namespace=ident.namespace,
         )
         return spec, deps
 
@@ -297,6 +300,20 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     if view is None:
         raise ValueError(f"no live actor named {name!r} in namespace {namespace!r}")
     return ActorHandle(view.actor_id, view.class_name, view.methods, view.max_task_retries, runtime)
+
+
+def list_named_actors(all_namespaces: bool = False) -> list[str] | list[dict[str, str]]:
+    """The names of the live named actors in this job's namespace (Ray's ``ray.util.list_named_actors``).
+
+    With ``all_namespaces=True``: ``{"name": ..., "namespace": ...}`` for every namespace.
+    """
+    runtime = current()
+    namespace = runtime.identity.namespace
+    reply = runtime.call(runtime.head.request, lambda req: ListActors(req=req))
+    live = [view for view in reply.actors if view.name and view.state != "DEAD"]
+    if all_namespaces:
+        return [{"name": view.name, "namespace": view.namespace} for view in live]
+    return [view.name for view in live if view.namespace == namespace]
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

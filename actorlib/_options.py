@@ -131,7 +131,7 @@ def _retry_exceptions(value: Any) -> bool | tuple[type[BaseException], ...]:
 
 ACTOR_DEFAULTS: dict[str, Any] = {
     "num_cpus": None,
-    "num_gpus": 0,
+    "num_gpus": None,  # None and 0 differ, as in Ray: see actor_shapes
     "memory": 0,
     "resources": {},
     "max_restarts": 0,
@@ -172,12 +172,24 @@ def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def actor_shapes(options: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-    """(resources to place the actor, resources it holds while alive), as Ray counts them:
-    without an explicit ``num_cpus`` it needs 1 CPU to be placed and holds none."""
+    """(resources to place the actor, resources it holds while alive), as Ray counts them.
+
+    An actor that names no resource but ``memory`` needs 1 CPU to be placed and holds
+    none (its methods "use" that CPU only for placement). One that names any other
+    resource — ``num_cpus``, ``num_gpus`` (even 0, as in Ray), a custom one — holds
+    ``num_cpus`` (default 1) with the rest, and needs just that to be placed.
+    """
+    named = {**options.get("resources", {})}
+    for option, resource in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        if options.get(option) is not None:
+            named[resource] = options[option]
+    counted = {**options, "num_gpus": options.get("num_gpus") or 0}
+    if not named:
+        held = shape_of({**counted, "num_cpus": 0})
+        return {**held, "CPU": 1.0}, held
     explicit = options.get("num_cpus")
-    held = shape_of({**options, "num_cpus": explicit or 0})
-    placement = shape_of({**options, "num_cpus": 1 if explicit is None else explicit})
-    return placement, held
+    held = shape_of({**counted, "num_cpus": 1 if explicit is None else explicit})
+    return dict(held), held
 
 
 def strategy_of(options: Mapping[str, Any]) -> tuple[str, bytes, bool]:

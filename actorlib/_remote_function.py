@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -49,6 +50,8 @@ class RemoteFunction(Generic[P, R]):
     def __init__(self, fn: Callable[P, R], options: dict[str, Any]) -> None:
         self._fn = fn
         self._options = {**TASK_DEFAULTS, **options}
+        if "num_returns" not in options and is_generator_function(fn):
+            self._options["num_returns"] = "streaming"  # as in Ray 2.x: generators stream by default
         self._exported: Exported | None = None
         self._prepared: _Prepared | None = None
         functools.update_wrapper(self, fn)
@@ -137,6 +140,11 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     if prepared.num_returns == 1:
         return refs[0]
     return refs or None
+
+
+def is_generator_function(fn: Any) -> bool:
+    """A ``def`` with ``yield`` or an ``async def`` with ``yield``: Ray streams its results."""
+    return inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
 
 
 def remote(*args: Any, **options: Any) -> Any:

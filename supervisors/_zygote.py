@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import msgspec
@@ -85,8 +85,11 @@ class Zygote:
         self.alive = True
 
     @classmethod
-    def fork(cls, preload: Iterable[str] = ()) -> Zygote:
-        """Import ``preload`` modules, then fork the zygote. Call before any thread starts."""
+    def fork(cls, preload: Iterable[str] = (), setup: Callable[[], object] | None = None) -> Zygote:
+        """Import ``preload`` modules, then fork the zygote. Call before any thread starts.
+
+        ``setup`` runs in the zygote right after the fork (to set its process title, say).
+        """
         for module in preload:
             importlib.import_module(module)
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -95,7 +98,7 @@ class Zygote:
         pid = os.fork()
         if pid == 0:
             parent.close()
-            _zygote_main(child)
+            _zygote_main(child, setup)
         child.close()
         return cls(pid, parent)
 
@@ -189,10 +192,12 @@ class Zygote:
 # ---- the zygote process ------------------------------------------------------------
 
 
-def _zygote_main(sock: socket.socket) -> NoReturn:
+def _zygote_main(sock: socket.socket, setup: Callable[[], object] | None) -> NoReturn:
     try:
         os.setpgid(0, 0)
         _set_parent_death_signal()
+        if setup is not None:
+            setup()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)

@@ -22,6 +22,7 @@ EXPECTED = {
     "utilities.py": "utilities ok",
     "cluster.py": "cluster ok",
     "placement_groups.py": "placement groups ok",
+    "streaming.py": "streaming ok",
 }
 
 

@@ -319,6 +319,7 @@ class TaskSubmitter:
             placement_group=spec.group[0] if spec.group is not None else b"",
             capture_child_tasks=spec.capture,
             nested=[(ref.binary(), ref.owner_address) for ref in spec.nested] if spec.nested else [],
+            namespace=ident.namespace,
         )
         lease.inflight[spec.task_id] = spec
         spec.slow = not short

@@ -10,6 +10,7 @@ import msgspec
 
 
 from .._session import SESSION_PREFIX, session_of, sessions_root
+from .._titles import is_actorlib_title
 from .._wire import parts, read_token
 
 TOKEN_ENV = "ACTORLIB_TOKEN"
@@ -51,7 +52,7 @@ def _is_ours(pid: int) -> bool:
 
     try:
         process = psutil.Process(pid)
-        return process.uids().real == os.getuid() and any(arg.startswith("actorlib._") for arg in process.cmdline())
+        return process.uids().real == os.getuid() and is_actorlib_title(process.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 

@@ -19,6 +19,7 @@ import supervisors
 
 from .._node import NodeConfig
 from .._node._process import write_ready_file
+from .._titles import set_title
 
 HEAD_SHUTDOWN = 10.0
 DAEMON_INTENSITY = supervisors.Intensity(max_restarts=5, within=60)
@@ -26,6 +27,7 @@ DAEMON_INTENSITY = supervisors.Intensity(max_restarts=5, within=60)
 
 def main(argv: list[str]) -> None:
     config = msgspec.json.decode(argv[0], type=NodeConfig)
+    set_title("daemon")
     supervisors.run_child(_serve, config, argv[0])
 
 

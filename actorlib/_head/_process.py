@@ -33,7 +33,7 @@ def head_address(session_dir: str | Path) -> str:
 
 
 def main(argv: list[str]) -> None:
-    run_node_process(argv, _serve)
+    run_node_process(argv, _serve, "head")
 
 
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:

@@ -23,6 +23,7 @@ import trio
 
 import supervisors
 
+from .._titles import set_title
 from .._wire import read_token
 from ._config import NodeConfig
 from ._head_link import HeadLink
@@ -33,18 +34,19 @@ FENCED_EXIT = 3
 
 
 def main(argv: list[str]) -> None:
-    run_node_process(argv, _serve)
+    run_node_process(argv, _serve, "node")
 
 
-def run_node_process(argv: list[str], serve: Any) -> None:
+def run_node_process(argv: list[str], serve: Any, role: str) -> None:
     """The body of a head or node process: ``serve(link, config, zygote)`` as a supervised child.
 
     ``argv[0]`` is its NodeConfig as JSON. The zygote is forked first, while this process
     has one thread and no Trio loop.
     """
     config = msgspec.json.decode(argv[0], type=NodeConfig)
+    set_title(f"{role} {config.ip}" if config.tcp else role)
     raise_fd_limit()
-    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES)
+    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES, setup=lambda: set_title("zygote"))
     try:
         supervisors.run_child(serve, config, zygote)
     finally:

@@ -180,6 +180,7 @@ class ActorSpec(msgspec.Struct, frozen=True, kw_only=True):
     placement_group: bytes = b""  # shape and placement are then in the group's resources
     bundle_index: int = -1
     capture_child_tasks: bool = False  # its tasks and actors go into its placement group by default
+    job_namespace: str = ""  # its creator's job's namespace (``namespace`` is its name's): its code runs there
 
 
 class ActorView(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,6 +223,7 @@ class PushTask(Msg, tag="push"):
     placement_group: bytes = b""  # the group it runs in (get_current_placement_group)
     capture_child_tasks: bool = False  # tasks and actors it creates go into that group by default
     nested: list[tuple[bytes, str]] = []  # refs nested in args (id, owner): borrowed before it runs
+    namespace: str = ""  # its job's namespace: get_actor() and named actors inside it use it
 
 
 class CancelTask(Msg, tag="cancel"):

@@ -20,7 +20,7 @@ import trio
 from .._core import Runtime
 from .._serial import deserialize
 from .._wire import ActorSpec, CallActor, Channel
-from ._calls import Reply, arguments, failed, pack, run_sync, value_of
+from ._calls import Reply, arguments, collect, failed, iter_of, pack, run_sync, stream_async
 
 DEFAULT_GROUP = ""
 
@@ -118,11 +118,13 @@ class ActorRunner:
                 if call.nested:  # borrow them before running, off the loop's thread
                     await self._borrow([object_id for object_id, _ in call.nested])
                 if call.streaming:
-                    await self._stream_async(method(*args, **kwargs), call, reply, name)
+                    await stream_async(self.rt, method(*args, **kwargs), call, reply, name)
                     return
                 result = method(*args, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
+                elif inspect.isasyncgen(result):  # an integer num_returns: one value per yield
+                    result = iter_of(await collect(result))
                 reply.done(pack(self.rt, name, result, call.num_returns, call.owner_id))
             except BaseException as exc:
                 if isinstance(exc, (trio.Cancelled, asyncio.CancelledError)):
@@ -137,19 +139,3 @@ class ActorRunner:
             await trio.to_thread.run_sync(self.rt.borrow, object_ids)
         else:
             await asyncio.get_running_loop().run_in_executor(None, self.rt.borrow, object_ids)
-
-    async def _stream_async(self, result: Any, call: CallActor, reply: Reply, name: str) -> None:
-        count = 0
-        try:
-            if inspect.isasyncgen(result):
-                async for item in result:
-                    reply.item(count, value_of(self.rt, name, item, call.owner_id))
-                    count += 1
-            else:
-                for item in result:
-                    reply.item(count, value_of(self.rt, name, item, call.owner_id))
-                    count += 1
-        except Exception as exc:
-            reply.end(count, failed(exc, name, 1)[0])
-            return
-        reply.end(count)

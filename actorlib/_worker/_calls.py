@@ -40,10 +40,17 @@ def arguments(runtime: Runtime, args: Inline, resolved: list[Value]) -> tuple[li
 
 
 def pack(runtime: Runtime, name: str, result: Any, count: int, owner_id: bytes) -> list[Value]:
-    """The return values of a call, each inline or put in the store (owned by ``owner_id``)."""
-    if count == 0:
+    """The return values of a call, each inline or put in the store (owned by ``owner_id``).
+
+    A generator with an integer ``num_returns`` gives one return value per ``yield``, as in Ray.
+    """
+    if inspect.isgenerator(result):
+        items = list(result)
+        if len(items) != count:
+            raise ValueError(f"{name}() yielded {len(items)} values, but num_returns={count}")
+    elif count == 0:
         return []
-    if count == 1:
+    elif count == 1:
         items = [result]
     else:
         items = list(result)
@@ -118,6 +125,11 @@ def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, 
         result = fn(*args, **kwargs)
         if inspect.iscoroutine(result):
             result = run_coroutine(fn, result)
+        elif inspect.isasyncgen(result):
+            if call.streaming:
+                run_coroutine(fn, stream_async(runtime, result, call, reply, name))
+                return
+            result = iter_of(run_coroutine(fn, collect(result)))
         if call.streaming:
             stream_sync(runtime, result, call, reply, name)
             return
@@ -127,6 +139,33 @@ def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, 
             reply.end(0, failed(exc, name, 1)[0])
         else:
             reply.done(failed(exc, name, call.num_returns))
+
+
+async def stream_async(runtime: Runtime, result: Any, call: Any, reply: Reply, name: str) -> None:
+    """Send what an async generator (or a plain iterable) yields, one StreamItem each; end the stream."""
+    count = 0
+    try:
+        if inspect.isasyncgen(result):
+            async for item in result:
+                reply.item(count, value_of(runtime, name, item, call.owner_id))
+                count += 1
+        else:
+            for item in result:
+                reply.item(count, value_of(runtime, name, item, call.owner_id))
+                count += 1
+    except (Exception, Cancelled) as exc:  # not the event loop's own cancellation
+        reply.end(count, failed(exc, name, 1)[0])
+        return
+    reply.end(count)
+
+
+async def collect(agen: Any) -> list[Any]:
+    return [item async for item in agen]
+
+
+def iter_of(items: list[Any]) -> Any:
+    """``items`` as a generator, so ``pack`` counts them as yielded values."""
+    return (item for item in items)
 
 
 def stream_sync(runtime: Runtime, result: Any, call: Any, reply: Reply, name: str) -> None:

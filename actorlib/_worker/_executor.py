@@ -13,6 +13,7 @@ import trio
 
 from .._core import Runtime
 from .._serial import FunctionCache, box, box_system
+from .._titles import set_title
 from .._wire import ActorReady, CallActor, InitActor, PushTask
 from ..exceptions import TaskCancelledError
 from ._actor import ActorRunner
@@ -69,7 +70,9 @@ class Executor:
 
     def _run_task(self, task: PushTask, channel: Any) -> None:
         self.functions.remember(task.fn_id, task.fn_blob)
-        self.rt.identity.job_id = task.job_id
+        ident = self.rt.identity
+        ident.job_id = task.job_id
+        ident.namespace = task.namespace  # nested tasks and named actors live in the job's namespace
         visible = ",".join(task.gpu_ids)  # the task sees only the GPUs its lease holds
         if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
@@ -80,6 +83,7 @@ class Executor:
             # must be answered wherever that lands, not only inside run_sync.
             if not self._begin(task, channel):
                 return
+            set_title(task.name)
             try:
                 fn = self.functions.get(task.fn_id, task.fn_blob)
             except Exception as exc:
@@ -93,6 +97,7 @@ class Executor:
         finally:
             with self._lock:
                 self.current = None
+            set_title("IDLE")
 
     def _begin(self, task: PushTask, channel: Any) -> bool:
         """Make ``task`` current unless it was cancelled (or its owner left) before it ran."""
@@ -128,11 +133,12 @@ class Executor:
     def _become_actor(self, message: InitActor, channel: Any) -> bool:
         spec = message.spec
         self.rt.identity.job_id = spec.job_id
-        self.rt.identity.namespace = spec.namespace
+        self.rt.identity.namespace = spec.job_namespace or spec.namespace
         self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
         self.rt.placement_group = spec.placement_group  # type: ignore[attr-defined]
         self.rt.capture_child_tasks = spec.capture_child_tasks  # type: ignore[attr-defined]
         self._mark_output(spec.job_id, spec.class_name)
+        set_title(spec.class_name)
         try:
             self.actor = ActorRunner(self.rt, spec)
         except BaseException as exc:

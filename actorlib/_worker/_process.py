@@ -9,6 +9,7 @@ from pathlib import Path
 import supervisors
 
 from .. import _ids
+from .._titles import set_title
 from .._core import Identity, Runtime, set_current
 from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
 from ._exec import ExecServer
@@ -16,6 +17,7 @@ from ._executor import Executor
 
 
 def main() -> None:
+    set_title("IDLE")
     link = supervisors.connect_parent()
     env = os.environ
     session = Path(env["ACTORLIB_SESSION_DIR"])

@@ -5,9 +5,14 @@
 - multiprocessing.Pool: ``multiprocessing.Pool`` whose processes are actors.
 - ActorlibExecutor (also RayExecutor, Executor): a ``concurrent.futures.Executor`` over tasks.
 - placement_group(), remove_placement_group(), ...: reserve bundles of resources across nodes.
+- list_named_actors(): the live named actors of this job's namespace (or of all).
+- state, scheduling_strategies: submodules, reachable as attributes as in Ray.
 """
 
+from typing import Any
+
 from . import multiprocessing, queue
+from .._actor_class import list_named_actors
 from ._actor_pool import ActorPool
 from ._executor import ActorlibExecutor
 from .placement_group import (
@@ -22,6 +27,24 @@ from .placement_group import (
 RayExecutor = ActorlibExecutor
 Executor = ActorlibExecutor
 
+# Submodules reachable as attributes without an import of their own (``ray.util.state``).
+_LAZY_SUBMODULES = {"scheduling_strategies", "state"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+        else:
+            globals()[name] = module
+            return module
+    raise AttributeError(f"module 'actorlib.util' has no attribute {name!r}")
+
 __all__ = [
     "ActorPool",
     "ActorlibExecutor",
@@ -30,9 +53,11 @@ __all__ = [
     "RayExecutor",
     "get_current_placement_group",
     "get_placement_group",
+    "list_named_actors",
     "multiprocessing",
     "placement_group",
     "placement_group_table",
     "queue",
     "remove_placement_group",
+    "scheduling_strategies",
 ]

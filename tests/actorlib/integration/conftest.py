@@ -35,11 +35,18 @@ def wait_gone(pids, timeout: float = 10.0) -> list[int]:
 
 
 def processes_mentioning(text: str) -> list[int]:
-    """Pids of the processes whose command line contains ``text`` (a session path, say)."""
+    """Pids of the processes whose command line or environment contains ``text`` (a session
+    path, say). Titled processes (``actorlib::head``) show no config on their command line,
+    but keep the environment they started with, ACTORLIB_TMPDIR included."""
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
-        if any(text in part for part in process.info["cmdline"] or ()):
-            found.append(process.info["pid"])
+        try:
+            if any(text in part for part in process.info["cmdline"] or ()) or any(
+                text in value for value in process.environ().values()
+            ):
+                found.append(process.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
     return found
 
 

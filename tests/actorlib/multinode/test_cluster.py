@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,58 @@ def test_join_is_fast_and_death_is_detected(cluster):
     dead = [n for n in actorlib.nodes() if n["NodeManagerAddress"] == "127.0.0.4"]
     assert dead and not dead[0]["Alive"]
     print(f"join {joined:.2f}s, death detected in {detected:.2f}s")
+
+
+@actorlib.remote
+def hold_until(path: str) -> int:
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return os.getpid()
+
+
+@actorlib.remote
+class Pinned:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def ps_titles(pids: list[int]) -> dict[int, str]:
+    """``ps -eo pid,args``, as an operator would read it, for these pids."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    rows = (line.strip().split(None, 1) for line in out.splitlines()[1:])
+    return {int(pid): args.strip() for pid, args in (row for row in rows if len(row) == 2) if int(pid) in pids}
+
+
+def test_every_process_names_itself_in_ps(cluster, tmp_path):
+    import json
+
+    actor = Pinned.options(resources={"ssd": 1}).remote()
+    actor_pid = actorlib.get(actor.pid.remote(), timeout=60)
+    go = tmp_path / "go"
+    running = hold_until.options(resources={"gpu_like": 1}).remote(str(go))
+
+    def titles() -> dict[int, str]:
+        return ps_titles(cluster.processes())
+
+    seen = poll(lambda: (t := titles()) and "actorlib::hold_until" in t.values() and t, timeout=60)
+    go.write_text("go")
+    task_pid = actorlib.get(running, timeout=60)
+    ready = {  # the live ones: an earlier test killed a node of its own
+        kind: [pid for p in Path(cluster.tmp).glob(f"actorlib-*/session_2*/{kind}") if (pid := json.loads(p.read_text())["pid"]) in seen]
+        for kind in ("daemon.json", "head.json", "node.json")
+    }
+    assert [seen[pid] for pid in ready["daemon.json"]] == ["actorlib::daemon"]
+    assert [seen[pid] for pid in ready["head.json"]] == ["actorlib::head 127.0.0.1"]
+    assert sorted(seen[pid] for pid in ready["node.json"]) == ["actorlib::node 127.0.0.2", "actorlib::node 127.0.0.3"]
+    assert list(seen.values()).count("actorlib::zygote") == 3  # one per node
+    assert seen[actor_pid] == "actorlib::Pinned" and seen[task_pid] == "actorlib::hold_until"
+    poll(lambda: ps_titles([task_pid]).get(task_pid) == "actorlib::IDLE", timeout=30)  # its task is done
+    token = Path(cluster.token_file).read_text().strip()
+    for title in seen.values():
+        assert title.startswith("actorlib::"), title
+        assert token not in title and "{" not in title  # never a token or a config blob
+    actorlib.kill(actor)

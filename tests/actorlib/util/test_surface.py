@@ -13,8 +13,8 @@ import actorlib.util.queue
 def test_public_names():
     assert sorted(actorlib.util.__all__) == [
         "ActorPool", "ActorlibExecutor", "Executor", "PlacementGroup", "RayExecutor", "get_current_placement_group",
-        "get_placement_group", "multiprocessing", "placement_group", "placement_group_table", "queue",
-        "remove_placement_group",
+        "get_placement_group", "list_named_actors", "multiprocessing", "placement_group", "placement_group_table",
+        "queue", "remove_placement_group", "scheduling_strategies",
     ]  # fmt: skip
     assert sorted(actorlib.util.queue.__all__) == ["Empty", "Full", "Queue"]
     assert sorted(actorlib.util.multiprocessing.__all__) == ["AsyncResult", "IMapIterator", "Pool", "TimeoutError"]
