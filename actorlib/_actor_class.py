@@ -10,7 +10,9 @@ from ._core import ObjectRef, Runtime, current, pack
 from ._core._actors import CallSpec
 from ._core._streams import ObjectRefGenerator
 from ._event_loops import EXPLICIT, LOOPS, loop_of
-from ._options import ACTOR_DEFAULTS, actor_shapes, merge, merge_runtime_env, placement_of, strategy_of, validate_actor_options
+from ._core._packages import env_for
+from ._options import ACTOR_DEFAULTS, actor_shapes, merge, placement_of, strategy_of, validate_actor_options
+from ._runtime_env import check_runtime_env
 from ._placement import caller_group, group_shape
 from ._remote_function import is_generator_function
 from ._serial import Exported, export
@@ -120,7 +122,7 @@ class ActorClass:
         placement, shape = actor_shapes(options)
         loop = self._loop
         concurrency = options.get("max_concurrency") or (1000 if loop != "sync" else 1)
-        job_env = {"env_vars": ident.env} if ident.env else None
+        env = {**ident.env, **env_for(runtime, check_runtime_env(options.get("runtime_env"), where="actor"))}
         group = options.get("supervisor") or current_group()
         strategy, affinity, soft = strategy_of(options)
         bundle, capture = placement_of(options, caller_group(runtime))
@@ -144,7 +146,7 @@ class ActorClass:
             loop=loop,
             shape=shape,
             placement=placement,
-            env=merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {}),
+            env=env,
             owner_id=ident.core_id,
             job_id=ident.job_id,
             group=group.spec if group is not None else None,

@@ -29,7 +29,7 @@ class InitContext:
             "node_id": ident.node_id.hex(),
             "job_id": ident.job_id,
         }
-        self.dashboard_url = None
+        self.dashboard_url = getattr(runtime, "dashboard_url", None) or None  # init(include_dashboard=True)
 
     def __enter__(self) -> InitContext:
         return self
@@ -59,7 +59,13 @@ def init(
 
     ``address`` defaults to $ACTORLIB_ADDRESS. Blocks until the cluster
     answers. Calling it twice raises RuntimeError unless
-    ``ignore_reinit_error=True``. Ray-only keyword arguments that have no
+    ``ignore_reinit_error=True``. ``runtime_env`` (``env_vars``,
+    ``working_dir``, ``py_modules``, ``excludes``) applies to every task and
+    actor of this driver; local directories are uploaded to the cluster.
+    An embedded cluster serves the HTTP API (jobs) only when asked with
+    ``include_dashboard=True`` (``dashboard_host``, ``dashboard_port``:
+    default 127.0.0.1:8265, 0 for any free port; see docs/jobs.md).
+    Ray-only keyword arguments that have no
     meaning here (``include_dashboard``, ``_node_ip_address``, ...) are
     accepted and ignored.
     """
@@ -75,6 +81,9 @@ def init(
         namespace=namespace,
         runtime_env=runtime_env,
         log_to_driver=log_to_driver,
+        include_dashboard=ray_only.get("include_dashboard"),
+        dashboard_port=ray_only.get("dashboard_port", 8265),
+        dashboard_host=ray_only.get("dashboard_host"),
     )
     with _lock:
         existing = _core._runtime._current

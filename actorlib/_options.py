@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from ._runtime_env import check_runtime_env
+
 TASK_DEFAULTS: dict[str, Any] = {
     "num_cpus": 1,
     "num_gpus": 0,
@@ -23,7 +25,6 @@ TASK_DEFAULTS: dict[str, Any] = {
     "scheduling_strategy": None,
 }
 _RESERVED = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
-_SUPPORTED_RUNTIME_ENV = {"env_vars"}
 
 
 def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if "retry_exceptions" in checked:
         checked["retry_exceptions"] = _retry_exceptions(checked["retry_exceptions"])
     if "runtime_env" in checked:
-        env_vars_of(checked["runtime_env"], where="remote function")
+        check_runtime_env(checked["runtime_env"], where="remote function")
     strategy_of(checked)
     return checked
 
@@ -87,18 +88,8 @@ def validate_resources(resources: Any, *, where: str) -> dict[str, float]:
 
 
 def env_vars_of(runtime_env: Any, *, where: str) -> dict[str, str]:
-    """The ``env_vars`` of a runtime_env (the only field supported); validates the rest away."""
-    if runtime_env is None:
-        return {}
-    if not isinstance(runtime_env, Mapping):
-        raise TypeError(f"{where}: runtime_env must be a dict, got {runtime_env!r}")
-    unsupported = sorted(set(runtime_env) - _SUPPORTED_RUNTIME_ENV)
-    if unsupported:
-        raise ValueError(f"{where}: runtime_env field {unsupported[0]!r} is not supported (supported: env_vars)")
-    env_vars = runtime_env.get("env_vars") or {}
-    if not isinstance(env_vars, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()):
-        raise TypeError(f"{where}: runtime_env['env_vars'] must map strings to strings, got {env_vars!r}")
-    return dict(env_vars)
+    """The ``env_vars`` of a runtime_env, after checking all of it (see ``_runtime_env``)."""
+    return dict(check_runtime_env(runtime_env, where=where).get("env_vars") or {})
 
 
 def _common(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str, *, unset_ok: bool) -> dict[str, Any]:
@@ -166,7 +157,7 @@ def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
         if checked.get(name) is not None and not isinstance(checked[name], str):
             raise TypeError(f"{name} must be a string, got {checked[name]!r}")
     if "runtime_env" in checked:
-        env_vars_of(checked["runtime_env"], where="actor")
+        check_runtime_env(checked["runtime_env"], where="actor")
     strategy_of(checked)
     return checked
 

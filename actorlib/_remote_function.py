@@ -10,7 +10,9 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
 from ._core._streams import ObjectRefGenerator
-from ._options import TASK_DEFAULTS, merge, merge_runtime_env, placement_of, shape_of, strategy_of, validate_task_options
+from ._core._packages import env_for
+from ._options import TASK_DEFAULTS, merge, placement_of, shape_of, strategy_of, validate_task_options
+from ._runtime_env import check_runtime_env
 from ._placement import caller_group, group_shape
 from ._serial import Exported, export
 
@@ -35,8 +37,9 @@ class _Prepared:
         self.group, self.capture = placement_of(options, caller)
         if self.group is not None:  # ask the group's bundle for it instead
             self.shape = group_shape(self.shape, self.group[0].hex(), self.group[1])
-        job_env = {"env_vars": runtime.identity.env} if runtime.identity.env else None
-        self.env = merge_runtime_env(job_env, options.get("runtime_env")).get("env_vars", {})
+        # The job's environment, then this function's: env_vars merge key by key, and its own
+        # working_dir / py_modules (package URIs in the environment) replace the job's.
+        self.env = {**runtime.identity.env, **env_for(runtime, check_runtime_env(options.get("runtime_env"), where="remote function"))}
         self.num_returns = options.get("num_returns", 1)
         self.streaming = self.num_returns == "streaming"
         self.max_retries = options.get("max_retries", 3)

@@ -1,12 +1,16 @@
-"""Run a foreign program as a supervised process child: ``python -m supervisors._exec_shim -- argv``.
+"""Run a foreign program as a supervised process child: ``python -m supervisors._exec_shim [--group] -- argv``.
 
 The shim reports READY once the program is spawned, turns a STOP request
 into SIGTERM, exits with the program's status, and (through its parent
 watchdog) kills the program's whole process group if the supervisor dies.
+With ``--group`` a STOP sends SIGTERM to the whole process group (a shell
+command and every process it started); the shim itself outlives that
+SIGTERM so that it still reports the program's exit status.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,19 +19,28 @@ from ._link import connect_parent
 
 
 def main(argv: list[str]) -> int:
+    group = argv[:1] == ["--group"]
+    if group:
+        argv = argv[1:]
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m supervisors._exec_shim -- PROGRAM [ARGS...]", file=sys.stderr)
+        print("usage: python -m supervisors._exec_shim [--group] -- PROGRAM [ARGS...]", file=sys.stderr)
         return 2
     link = connect_parent()
+    if group:
+        # A handler, not SIG_IGN: the program must not inherit an ignored SIGTERM.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         program = subprocess.Popen(argv)
     except OSError as exc:
         link.report_failure(exc)
         print(f"cannot run {argv[0]!r}: {exc}", file=sys.stderr)
         return 127
-    link.on_stop(lambda reason: program.send_signal(signal.SIGTERM))
+    if group:
+        link.on_stop(lambda reason: os.killpg(os.getpgrp(), signal.SIGTERM))
+    else:
+        link.on_stop(lambda reason: program.send_signal(signal.SIGTERM))
     link.ready()
     returncode = program.wait()
     if returncode < 0:

@@ -50,13 +50,15 @@ class ProcessChild(ProcessBase):
         self._popen: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def command(cls, argv: Sequence[str], **kwargs: Any) -> ProcessChild:
+    def command(cls, argv: Sequence[str], *, group: bool = False, **kwargs: Any) -> ProcessChild:
         """Supervise a program that knows nothing of supervisors.
 
         A small Python shim runs ``argv``, reports READY, turns STOP into
-        SIGTERM, and dies with its whole process group if the supervisor dies.
+        SIGTERM (``group=True``: to the program's whole process group, for
+        shell commands), and dies with its whole process group if the
+        supervisor dies.
         """
-        shim = [sys.executable, "-m", "supervisors._exec_shim", "--", *argv]
+        shim = [sys.executable, "-m", "supervisors._exec_shim", *(["--group"] if group else []), "--", *argv]
         return cls(shim, **kwargs)
 
     async def _spawn(self, control: socket.socket | None) -> int:

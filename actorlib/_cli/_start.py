@@ -30,8 +30,9 @@ START_TIMEOUT = 60.0
 @click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"ssd": 1}\'.')
 @click.option("--object-store-memory", type=int, help="Bytes of shared memory for large objects.")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False), help="The cluster token (joining node).")
-@click.option("--dashboard-host", default="127.0.0.1", show_default=True, help="Reserved for the dashboard.")
-@click.option("--dashboard-port", type=int, default=8265, show_default=True, help="Reserved for the dashboard.")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True, help="Where the head's HTTP API (jobs) listens; keep it loopback unless you must.")
+@click.option("--dashboard-port", type=int, default=8265, show_default=True, envvar="ACTORLIB_DASHBOARD_PORT", help="The head's HTTP API port (0: any free port) [env: ACTORLIB_DASHBOARD_PORT].")
+@click.option("--include-dashboard", type=bool, default=True, show_default=True, help="Serve the HTTP API (jobs) on the head.")
 @click.option("--node-timeout", type=float, default=4.0, show_default=True, help="Seconds without a heartbeat before a node is dead (head).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds a node may lose the head before it stops itself.")
 @click.option("--block", is_flag=True, help="Run in the foreground until interrupted.")
@@ -47,6 +48,7 @@ def start(
     token_file: str | None,
     dashboard_host: str,
     dashboard_port: int,
+    include_dashboard: bool,
     node_timeout: float,
     grace: float,
     block: bool,
@@ -54,6 +56,8 @@ def start(
     """Start a head or a worker node on this machine, in the background."""
     if head == bool(address):
         raise click.UsageError("give exactly one of --head or --address HOST:PORT")
+    if not 0 <= dashboard_port <= 65535:
+        raise click.BadParameter("must be a port number (0: any free port)", param_hint="--dashboard-port")
     try:
         custom = json.loads(resources)
     except ValueError as exc:
@@ -76,6 +80,8 @@ def start(
         token_file=token_path,
         grace=grace,
         node_timeout=node_timeout,
+        dashboard_host=dashboard_host,
+        dashboard_port=dashboard_port if head and include_dashboard else -1,
     )  # fmt: skip
     module = "actorlib._head._daemon" if head else "actorlib._node"  # the daemon supervises the head
     argv = [sys.executable, "-m", module, msgspec.json.encode(config).decode()]
@@ -117,7 +123,7 @@ def _spawn(argv: list[str], session: Path, ready: str) -> dict[str, object]:
             errors = (logs / f"{name}.err").read_text(errors="replace") + _read(logs / "head.err")
             lines = errors.strip().splitlines()
             cause = lines[-1].rpartition("failed to start: ")[2] if lines else f"exit code {process.returncode}"
-            if "Address already in use" in cause:
+            if "Address already in use" in cause and "--dashboard-port" not in cause:
                 cause += " (another cluster on this port? choose one with --port)"
             what = "head" if ready == "head.json" else "node"
             raise click.ClickException(f"the {what} failed to start: {cause}\n(details in {logs / (name + '.err')})")
@@ -138,6 +144,13 @@ def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> N
     click.echo(f"Started the actorlib head (pid {info['pid']}, restarted if it dies); session {session}")
     click.echo(f"  address:    {ip}:{port}")
     click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")
+    if info.get("dashboard"):
+        click.echo(f"  HTTP API:   {info['dashboard']}   (jobs: actorlib job submit --address {info['dashboard']} -- ...)")
+        from .._http import is_loopback
+
+        host = str(info["dashboard"]).split("//", 1)[1].rsplit(":", 1)[0]
+        if not is_loopback(host):
+            click.secho(f"  WARNING: the HTTP API listens on {host}, reachable from other machines", fg="red", bold=True)
     click.echo("To join a worker node (copy the token file to its machine first):")
     click.echo(f"  actorlib start --address {ip}:{port} --token-file {token}")
     click.echo("To connect a driver on this machine:  actorlib.init(address=\"auto\")")

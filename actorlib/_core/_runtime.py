@@ -94,6 +94,7 @@ class Runtime:
         self.objects.on_pin = lambda pinned: self._queue(self.peers.pin_borrowed, pinned)
         self.executor: Any = None  # set in worker processes
         self.owned_groups: set[bytes] = set()  # non-detached placement groups this process created
+        self.uploaded_packages: dict[tuple[Any, ...], str] = {}  # runtime_env directories uploaded -> URI
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
         self._store: StoreClient | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -10,6 +11,10 @@ from pathlib import Path
 
 from .. import _ids
 from .._core import Runtime
+from .._core._packages import upload
+from .._environ import ADDRESS_ENV, JOB_RUNTIME_ENV, SUBMISSION_ID_ENV
+from .._options import merge_runtime_env
+from .._runtime_env import check_runtime_env, env_of
 from .._session import sessions_root
 from .._wire import (
     AuthenticationError,
@@ -29,7 +34,6 @@ from ._discovery import Found, find
 from ._local import start_local_cluster
 from ._options import InitOptions
 
-ADDRESS_ENV = "ACTORLIB_ADDRESS"
 
 
 async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
@@ -37,6 +41,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.address is None:
         cluster = await start_local_cluster(runtime.nursery, options)
         runtime.on_teardown.append(cluster.stop)
+        runtime.dashboard_url = cluster.dashboard_url  # type: ignore[attr-defined]
         found = Found(cluster.head_address, read_token(cluster.session / "token"), cluster.session)
     else:
         found = find(options.address)
@@ -52,9 +57,13 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
         raise ConnectionError(f"the cluster at {found.head} refused this driver: {exc}") from None
     ident.head_address = found.head
     await runtime.head.attach(channel)
+    ident.env = env_of(await upload(runtime, _job_runtime_env(options)))
     entrypoint = " ".join(sys.argv)[:200]
+    submission_id = os.environ.get(SUBMISSION_ID_ENV, "")
     reply = await runtime.head.request(
-        lambda req: RegisterDriver(req=req, pid=os.getpid(), namespace=options.namespace, entrypoint=entrypoint)
+        lambda req: RegisterDriver(
+            req=req, pid=os.getpid(), namespace=options.namespace, entrypoint=entrypoint, submission_id=submission_id
+        )
     )
     assert isinstance(reply, DriverRegistered)
     node = reply.node
@@ -73,6 +82,16 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs
         runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
+
+
+def _job_runtime_env(options: InitOptions) -> dict[str, object]:
+    """A submitted job's runtime_env (from its manager), overridden field by field by init()'s."""
+    inherited = os.environ.get(JOB_RUNTIME_ENV)
+    try:
+        job = check_runtime_env(json.loads(inherited), where="the job") if inherited else {}
+    except (ValueError, TypeError):
+        job = {}  # not ours to judge here: the job manager checked it
+    return merge_runtime_env(job, options.runtime_env)
 
 
 def _tcp_ip(channel: object, node: object) -> str | None:

@@ -13,8 +13,7 @@ from .._session import SESSION_PREFIX, session_of, sessions_root
 from .._titles import is_actorlib_title
 from .._wire import parts, read_token
 
-TOKEN_ENV = "ACTORLIB_TOKEN"
-TOKEN_FILE_ENV = "ACTORLIB_TOKEN_FILE"
+from .._environ import TOKEN_ENV, TOKEN_FILE_ENV
 
 
 @dataclass(frozen=True)

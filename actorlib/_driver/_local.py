@@ -21,9 +21,12 @@ HEAD_START_TIMEOUT = 60.0
 class LocalCluster:
     """A running embedded cluster: its session, head address, and how to stop it."""
 
-    def __init__(self, session: Path, head_address: str, supervisor: supervisors.Supervisor, finished: trio.Event) -> None:
+    def __init__(
+        self, session: Path, head_address: str, supervisor: supervisors.Supervisor, finished: trio.Event, dashboard_url: str = ""
+    ) -> None:
         self.session = session
         self.head_address = head_address
+        self.dashboard_url = dashboard_url  # its HTTP API, if init(include_dashboard=True)
         self.supervisor = supervisor
         self._finished = finished
 
@@ -43,12 +46,20 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> Lo
     fails to start.
     """
     session = new_session()
-    config = options.node_config(session, head_address=head_address(session))
+    config = options.node_config(
+        session, head_address=head_address(session), dashboard_host=options.dashboard_host, dashboard_port=options.dashboard_port
+    )
     logs = session / "logs"
     argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(config).decode()]
+    heads: list[supervisors.ProcessChild] = []
+
+    def start_head() -> supervisors.ProcessChild:
+        heads.append(supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err"))
+        return heads[-1]
+
     spec = supervisors.ChildSpec(
         id="head",
-        start=lambda: supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err"),
+        start=start_head,
         restart="temporary",
         shutdown=HEAD_SHUTDOWN,
         start_timeout=HEAD_START_TIMEOUT,
@@ -69,7 +80,8 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> Lo
     await nursery.start(run)
     if failure:
         raise RuntimeError(f"the local cluster failed to start: {failure[0]}\n{_tail(logs / 'head.err')}")
-    return LocalCluster(session, head_address(session), supervisor, finished)
+    dashboard = heads[-1].ready_info.get("dashboard", "") if heads else ""
+    return LocalCluster(session, head_address(session), supervisor, finished, dashboard)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

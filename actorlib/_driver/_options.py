@@ -13,7 +13,8 @@ from .. import _ids
 from .._node import NodeConfig
 from .._node._gpus import detect
 from .._store import default_capacity
-from .._options import env_vars_of, validate_resources
+from .._options import validate_resources
+from .._runtime_env import check_runtime_env
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class InitOptions:
     namespace: str = ""
     env_vars: dict[str, str] = field(default_factory=dict)
     log_to_driver: bool = True
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # checked; local directories not yet uploaded
+    dashboard_port: int = -1  # an embedded cluster's HTTP API: -1 none, 0 any free port
+    dashboard_host: str = "127.0.0.1"
 
     @classmethod
     def check(cls, address: str | None, **kwargs: Any) -> InitOptions:
@@ -39,7 +43,12 @@ class InitOptions:
         namespace = kwargs.get("namespace") or ""
         if not isinstance(namespace, str):
             raise TypeError(f"init(namespace=...) must be a string, got {namespace!r}")
-        env_vars = env_vars_of(kwargs.get("runtime_env"), where="init")
+        runtime_env = check_runtime_env(kwargs.get("runtime_env"), where="init")
+        dashboard_port = -1
+        if kwargs.get("include_dashboard"):
+            dashboard_port = kwargs.get("dashboard_port", 8265)
+            if not isinstance(dashboard_port, int) or isinstance(dashboard_port, bool) or not 0 <= dashboard_port <= 65535:
+                raise ValueError(f"init(dashboard_port=...) must be a port number (0: any free port), got {dashboard_port!r}")
         return cls(
             address=address,
             num_cpus=kwargs.get("num_cpus"),
@@ -48,8 +57,11 @@ class InitOptions:
             object_store_memory=kwargs.get("object_store_memory"),
             resources=resources,
             namespace=namespace,
-            env_vars=env_vars,
+            env_vars=dict(runtime_env.get("env_vars") or {}),
             log_to_driver=bool(kwargs.get("log_to_driver", True)),
+            runtime_env=runtime_env,
+            dashboard_port=dashboard_port,
+            dashboard_host=str(kwargs.get("dashboard_host") or "127.0.0.1"),
         )
 
     def node_config(self, session: Path, **fields: Any) -> NodeConfig:

@@ -4,9 +4,13 @@ Its root supervisor runs the head service and the head machine's node::
 
     cluster (one_for_one, 3 restarts in 60 s)         + a zygote forking the workers
     ├─ head                  the head service (task)
-    └─ node-<id>             one_for_all
-       ├─ workers            pool of worker processes
-       └─ service            leases, object store, logs (task)
+    ├─ node-<id>             one_for_all
+    │  ├─ workers            pool of worker processes
+    │  └─ service            leases, object store, logs (task)
+    ├─ jobs                  one_for_all
+    │  ├─ entrypoints        pool of job entrypoint processes
+    │  └─ manager            the job manager (task)
+    └─ http                  the HTTP API (task; only with a dashboard port)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .._node._process import run_node_process, write_ready_file
 from .._wire import read_token
 from ._registry import Registry
 from ._service import HeadService
+from ._services import HeadServices
 from ._state import MemoryState, SqliteState
 
 ROOT_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
@@ -45,16 +50,19 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
         config.head_listen, token, registry, heartbeat=config.heartbeat, node_timeout=config.node_timeout,
         state=state, recovery_grace=config.grace + config.node_timeout if durable else 0.0,
     )  # fmt: skip
+    services = HeadServices(config, token, head, state)
     children = [
         supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
         node_spec(config, token, registry, zygote),
+        *services.children(),
     ]
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
         async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
             if config.tcp:  # a standalone cluster: findable by `init(address="auto")` and `actorlib stop`
-                write_ready_file(config.session_dir, "head.json", {"address": head.address, "node_id": config.node_id})
-            link.ready({"address": head.address})
+                info = {"address": head.address, "node_id": config.node_id, **services.ready_info()}
+                write_ready_file(config.session_dir, "head.json", info)
+            link.ready({"address": head.address, **services.ready_info()})
             await trio.sleep_forever()
 
 

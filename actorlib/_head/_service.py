@@ -4,6 +4,8 @@ answers questions about the cluster."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -48,6 +50,7 @@ from ._registry import Registry
 from ._state import MemoryState, StateStore
 
 log = logging.getLogger("actorlib.head")
+Handler = Callable[[Channel, Any], Awaitable[None]]
 
 
 class HeadService:
@@ -74,6 +77,9 @@ class HeadService:
         self.node_timeout = node_timeout
         self.recovery_grace = recovery_grace
         self._clients: set[Channel] = set()
+        # Head services beside the core (packages, jobs) answer their own messages: type -> handler.
+        self.handlers: dict[type, Handler] = {}
+        self.on_driver: Callable[[RegisterDriver, str, NodeView], None] | None = None
 
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -132,10 +138,14 @@ class HeadService:
                 log.warning("driver %s registered while no node is up", channel.peer)
                 return
             job_id = f"{self.state.next_job():08x}"
+            if self.on_driver is not None:
+                self.on_driver(message, job_id, node)
             channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
         elif isinstance(message, ClusterInfoRequest):
             views = self.registry.views(dead=True)
             channel.send_nowait(ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views()))
+        elif type(message) in self.handlers:
+            self._nursery.start_soon(self.handlers[type(message)], channel, message)
 
     def _node_for(self, channel: Channel) -> NodeView | None:
         """The node a driver should use: one on its machine (by IP), else the head's."""

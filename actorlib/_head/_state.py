@@ -1,8 +1,8 @@
 """The head's durable state, behind a small interface (SQLite in the session directory).
 
 What survives a head restart: detached actors (their specs, to find them
-again or re-create them), placement groups (with the node of each bundle)
-and the job counter. Nodes are not stored: they
+again or re-create them), placement groups (with the node of each bundle),
+the job counter and submitted jobs' records (encoded by ``_jobs``). Nodes are not stored: they
 register again on their own.
 """
 
@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS groups (
     pg_id BLOB PRIMARY KEY,
     view BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    submission_id TEXT PRIMARY KEY,
+    record BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -41,6 +45,9 @@ class StateStore(Protocol):
     def forget_group(self, pg_id: bytes) -> None: ...
     def groups(self) -> list[PlacementGroupView]: ...
     def next_job(self) -> int: ...
+    def save_job(self, submission_id: str, record: bytes) -> None: ...
+    def forget_job(self, submission_id: str) -> None: ...
+    def jobs(self) -> list[bytes]: ...
     def close(self) -> None: ...
 
 
@@ -86,6 +93,15 @@ class SqliteState:
             (value,) = self._db.execute("SELECT value FROM counters WHERE name = 'job'").fetchone()
         return int(value)
 
+    def save_job(self, submission_id: str, record: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO jobs (submission_id, record) VALUES (?, ?)", (submission_id, record))
+
+    def forget_job(self, submission_id: str) -> None:
+        self._db.execute("DELETE FROM jobs WHERE submission_id = ?", (submission_id,))
+
+    def jobs(self) -> list[bytes]:
+        return [bytes(row[0]) for row in self._db.execute("SELECT record FROM jobs ORDER BY rowid")]
+
     def close(self) -> None:
         self._db.close()
 
@@ -97,6 +113,7 @@ class MemoryState:
         self._actors: dict[bytes, ActorSpec] = {}
         self._groups: dict[bytes, PlacementGroupView] = {}
         self._jobs = 0
+        self._job_records: dict[str, bytes] = {}
 
     def save_actor(self, spec: ActorSpec) -> None:
         self._actors[spec.actor_id] = spec
@@ -119,6 +136,15 @@ class MemoryState:
     def next_job(self) -> int:
         self._jobs += 1
         return self._jobs
+
+    def save_job(self, submission_id: str, record: bytes) -> None:
+        self._job_records[submission_id] = record
+
+    def forget_job(self, submission_id: str) -> None:
+        self._job_records.pop(submission_id, None)
+
+    def jobs(self) -> list[bytes]:
+        return list(self._job_records.values())
 
     def close(self) -> None:
         pass

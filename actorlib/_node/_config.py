@@ -28,6 +28,8 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     heartbeat: float = 0.5
     node_timeout: float = 4.0
     gpu_ids: list[str] = []  # the ids behind resources["GPU"] (default "0", "1", ...)
+    dashboard_host: str = "127.0.0.1"  # the head's HTTP API (jobs, dashboard)
+    dashboard_port: int = -1  # -1: no HTTP server; 0: any free port
 
     @property
     def short(self) -> str:

@@ -474,6 +474,7 @@ class RegisterDriver(Msg, tag="driver"):
     pid: int
     namespace: str
     entrypoint: str
+    submission_id: str = ""  # set when the driver is a submitted job's entrypoint: its work is that job's
 
 
 class DriverRegistered(Msg, tag="driver_ok"):
@@ -684,6 +685,31 @@ class BundlesReply(Msg, tag="bundles_reply"):
     error: str = ""
 
 
+class GetPackage(Msg, tag="get_package"):
+    """Node or driver to head: a runtime_env package's bytes (``data=False``: only whether it exists)."""
+
+    req: int
+    name: str
+    data: bool = True
+
+
+class PutPackage(Msg, tag="put_package"):
+    """Driver to head: keep this runtime_env package (a zipped working_dir or py_module); answered by Done."""
+
+    req: int
+    name: str
+    data: bytes
+
+
+class PackageReply(Msg, tag="package"):
+    """Head to node or driver: whether the package exists, and its bytes if asked for."""
+
+    req: int
+    found: bool
+    data: bytes = b""
+    error: str = ""
+
+
 HeadMessage = (
     RegisterNode
     | NodeRegistered
@@ -717,6 +743,9 @@ HeadMessage = (
     | CommitBundles
     | ReleaseBundles
     | BundlesReply
+    | GetPackage
+    | PutPackage
+    | PackageReply
 )
 
 

@@ -14,6 +14,7 @@ from .._core import Identity, Runtime, set_current
 from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
 from ._exec import ExecServer
 from ._executor import Executor
+from ._packages import enter_packages
 
 
 def main() -> None:
@@ -23,17 +24,25 @@ def main() -> None:
     session = Path(env["ACTORLIB_SESSION_DIR"])
     worker_id = bytes.fromhex(env["ACTORLIB_WORKER_ID"])
     core, exec_ = _listen_addresses(session, worker_id, env.get("ACTORLIB_NODE_IP", ""))
+    token = read_token(Path(env.get("ACTORLIB_TOKEN_FILE") or session / "token"))
+    try:
+        packages = enter_packages(env, session, env.get("ACTORLIB_HEAD_ADDRESS", ""), token)
+    except RuntimeError as exc:
+        link.report_failure(exc)
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(1)
     identity = Identity(
         mode="worker",
         core_id=worker_id,
         session_dir=session,
-        token=read_token(Path(env.get("ACTORLIB_TOKEN_FILE") or session / "token")),
+        token=token,
         address=core,
         node_id=bytes.fromhex(env["ACTORLIB_NODE_ID"]),
         node_address=env["ACTORLIB_NODE_ADDRESS"],
         store_address=env["ACTORLIB_STORE_ADDRESS"],
         store_public=env.get("ACTORLIB_STORE_PUBLIC", ""),
         head_address=env.get("ACTORLIB_HEAD_ADDRESS", ""),
+        env=packages,  # its tasks' own tasks and actors run in the same packages
     )
     runtime = Runtime(identity)
     runtime.executor = executor = Executor(runtime)

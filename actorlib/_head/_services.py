@@ -1,0 +1,93 @@
+"""The head's services beside the core: runtime_env packages, the job manager, the HTTP API.
+
+They are children of the head's root supervisor (``jobs``, ``http``) and answer
+their own wire messages through :attr:`HeadService.handlers`.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import supervisors
+
+from .._jobs import JobManager, jobs_spec
+from .._node import NodeConfig
+from .._runtime_env import DEFAULT_MAX_SIZE, PackageStore, RuntimeEnvError, UnsafePackage, check_name, check_zip
+from .._wire import Channel, Done, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver
+from ._service import HeadService
+from ._state import StateStore
+
+
+class HeadServices:
+    """Packages, jobs and (if configured) the HTTP server of one head process."""
+
+    def __init__(self, config: NodeConfig, token: str, head: HeadService, state: StateStore) -> None:
+        session = Path(config.session_dir)
+        self.packages = PackageStore(session / "packages")
+        self.jobs = JobManager(
+            session_dir=session, state=state, packages=self.packages, token_path=config.token_path,
+            head_address=lambda: head.address, head_resources=lambda: dict(config.resources), node_id=config.node_id,
+        )  # fmt: skip
+        head.handlers[GetPackage] = self._get_package
+        head.handlers[PutPackage] = self._put_package
+        head.on_driver = self._driver_registered
+        self.server: Any = None
+        if config.dashboard_port >= 0:
+            from .._http import HttpServer, JobsApi, create_app  # a head without HTTP never imports Starlette
+
+            def make_app() -> Any:
+                api = JobsApi(self.jobs, self.packages, max_package_size=DEFAULT_MAX_SIZE, version=_version())
+                return create_app(token, [api.routes()])
+
+            self.server = HttpServer(make_app, config.dashboard_host, config.dashboard_port)
+
+    def children(self) -> list[supervisors.ChildSpec]:
+        specs = [jobs_spec(self.jobs)]
+        if self.server is not None:
+            from .._http import http_spec
+
+            specs.append(http_spec(self.server))
+        return specs
+
+    def ready_info(self) -> dict[str, str]:
+        return {"dashboard": self.server.url} if self.server is not None else {}
+
+    def _driver_registered(self, message: RegisterDriver, job_id: str, node: NodeView) -> None:
+        if message.submission_id:
+            self.jobs.driver_registered(message.submission_id, job_id, node.node_id.hex())
+
+    async def _get_package(self, channel: Channel, message: GetPackage) -> None:
+        try:
+            check_name(message.name)
+            path = self.packages.path(message.name)
+            found = path.is_file()
+            data = await trio.to_thread.run_sync(path.read_bytes) if found and message.data else b""
+            reply = PackageReply(req=message.req, found=found, data=data)
+        except (RuntimeEnvError, OSError) as exc:
+            reply = PackageReply(req=message.req, found=False, error=str(exc))
+        if not channel.closed:
+            channel.send_nowait(reply)
+
+    async def _put_package(self, channel: Channel, message: PutPackage) -> None:
+        error = ""
+        try:
+            check_name(message.name)
+            if len(message.data) > DEFAULT_MAX_SIZE:
+                raise RuntimeEnvError(f"package {message.name} is over the {DEFAULT_MAX_SIZE:,}-byte limit")
+            await trio.to_thread.run_sync(check_zip, message.data)
+            await trio.to_thread.run_sync(self.packages.put, message.name, message.data)
+        except (RuntimeEnvError, UnsafePackage, OSError) as exc:
+            error = str(exc)
+        if not channel.closed:
+            channel.send_nowait(Done(req=message.req, error=error))
+
+
+def _version() -> str:
+    try:
+        return version("actorlib")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,70 @@
+"""The HTTP server: hypercorn's Trio worker serving the app, as a supervised task child of the head."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable
+
+import supervisors
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.types import ASGIApp
+
+log = logging.getLogger("actorlib.http")
+GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpServer:
+    """Serves ``make_app()`` on ``host:port`` (0: any free port, kept across restarts).
+
+    Each incarnation (:meth:`run`) builds a fresh app and binds again; ``url``
+    is where it listens once started.
+    """
+
+    def __init__(self, make_app: Callable[[], ASGIApp], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.make_app = make_app
+        self.host = host
+        self.port = port
+        self.url = ""
+        self.started = 0  # incarnations started so far
+
+    async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        if not is_loopback(self.host):
+            warning = (
+                f"WARNING: the actorlib HTTP API (jobs: it runs commands) listens on {self.host}, "
+                "reachable from other machines; every request needs the cluster token"
+            )
+            log.warning(warning)
+            print(warning, file=sys.stderr, flush=True)
+        config = Config()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        config.bind = [f"{host}:{self.port}"]
+        config.graceful_timeout = GRACEFUL_TIMEOUT
+        config.accesslog = None
+        app = self.make_app()
+        async with trio.open_nursery() as nursery:
+            try:
+                binds = await nursery.start(serve, app, config)
+            except OSError as exc:
+                raise OSError(exc.errno, f"the HTTP API cannot listen on {host}:{self.port}: {exc.strerror} (choose another port with --dashboard-port)") from None
+            self.port = int(binds[0].rsplit(":", 1)[1])
+            self.url = f"http://{host}:{self.port}"
+            self.started += 1
+            task_status.started(self.url)
+
+
+def http_spec(server: HttpServer) -> supervisors.ChildSpec:
+    """The server as a permanent child: if it crashes, its supervisor starts it again."""
+    return supervisors.ChildSpec(id="http", start=lambda: supervisors.TaskChild(server.run))
