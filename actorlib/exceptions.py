@@ -19,7 +19,9 @@
     │   ├── ActorDiedError             the actor is dead and will not come back
     │   └── ActorUnavailableError      the actor is restarting; try again
     ├── RuntimeShutdownError           the runtime was shut down while waiting
-    └── NotInitializedError            also a RuntimeError: call actorlib.init() first
+    ├── NotInitializedError            also a RuntimeError: call actorlib.init() first
+    ├── AuthenticationError            the cluster's HTTP API refused the token (missing or wrong)
+    └── JobSubmissionError             also a RuntimeError: the jobs API refused a request (.status)
 
 Ray's names are aliases: ``RayError`` and ``RaySystemError`` for ActorlibError,
 ``RayTaskError`` for TaskError, ``RayActorError`` for ActorError.
@@ -39,8 +41,10 @@ __all__ = [
     "ActorError",
     "ActorUnavailableError",
     "ActorlibError",
+    "AuthenticationError",
     "GetTimeoutError",
     "InfeasibleResourcesError",
+    "JobSubmissionError",
     "NotInitializedError",
     "ObjectFreedError",
     "ObjectLostError",
@@ -218,6 +222,21 @@ class RuntimeShutdownError(ActorlibError):
 
 class NotInitializedError(ActorlibError, RuntimeError):
     """The call needs actorlib.init() first."""
+
+
+class AuthenticationError(ActorlibError):
+    """The cluster's HTTP API refused this client: no token, or a wrong one (HTTP 401/403)."""
+
+
+class JobSubmissionError(ActorlibError, RuntimeError):
+    """The jobs API answered a request with an error; ``status`` is the HTTP status (as Ray: a RuntimeError)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.status))
 
 
 # Ray's names, so ``import actorlib as ray`` code keeps working.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ._job import job
 from ._run import run
 from ._start import start
 from ._status import status
@@ -16,5 +17,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-for command in (run, start, stop, status):
+for command in (run, start, stop, status, job):
     main.add_command(command)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -28,9 +30,10 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
             raise HttpError(413, f"{what} of {int(declared):,} bytes is over the {limit:,}-byte limit")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"{what} is over the {limit:,}-byte limit")
-        chunks.append(chunk)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"{what} is over the {limit:,}-byte limit")
+            chunks.append(chunk)
     return b"".join(chunks)

@@ -1,0 +1,94 @@
+"""Jobs tests: an in-process job manager behind a real HTTP server on loopback, and helpers."""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import trio
+
+import supervisors
+from actorlib._head._state import MemoryState
+from actorlib._http import HttpServer, JobsApi, create_app, http_spec
+from actorlib._jobs import JobManager, jobs_spec
+from actorlib._runtime_env import PackageStore
+
+TOKEN = "test-token-0123456789"
+MAX_PACKAGE = 64 * 1024
+
+
+@dataclass
+class Api:
+    """A job manager in this test's Trio loop, its HTTP server, and a client with the token."""
+
+    manager: JobManager
+    server: HttpServer
+    session: Path
+    client: httpx.AsyncClient
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def wait_status(self, sid: str, *statuses: str, timeout: float = 30.0) -> dict:
+        with trio.fail_after(timeout):
+            while True:
+                job = (await self.client.get(f"/api/jobs/{sid}")).json()
+                if job["status"] in statuses:
+                    return job
+                await trio.sleep(0.05)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    session = tmp_path / "session"
+    (session / "logs").mkdir(parents=True)
+    (session / "token").write_text(TOKEN)
+    packages = PackageStore(session / "packages")
+    manager = JobManager(
+        session_dir=session, state=MemoryState(), packages=packages, token_path=session / "token",
+        head_address=lambda: "unix:/nonexistent/head.sock", head_resources=lambda: {"CPU": 2.0}, stop_timeout=1.0,
+    )  # fmt: skip
+
+    def make_app():
+        return create_app(TOKEN, [JobsApi(manager, packages, max_package_size=MAX_PACKAGE, version="test").routes()])
+
+    server = HttpServer(make_app, "127.0.0.1", 0)
+    async with supervisors.open_supervisor([jobs_spec(manager), http_spec(server)], id="test-head"):
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
+            yield Api(manager, server, session, client)
+
+
+def zip_of(members: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> bytes:
+    """A zip with these file members (names taken as given: they may be hostile) and symlinks."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name": on purpose
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o100644 << 16
+            archive.writestr(info, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def gone(pids: list[int]) -> bool:
+    """Whether none of these processes exists any more (zombies count as existing)."""
+    return not any(psutil.pid_exists(pid) for pid in pids)
+
+
+async def wait_gone(pids: list[int], timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not gone(pids):
+            await trio.sleep(0.02)
