@@ -100,7 +100,11 @@ class JobSubmissionClient:
                 self._headers["Authorization"] = f"Bearer {found}"
         self._timeout = timeout
         self._client = httpx.Client(base_url=self._address, headers=self._headers, timeout=timeout)
-        self.get_version()
+        try:
+            self.get_version()
+        except BaseException:
+            self._client.close()
+            raise
 
     @property
     def address(self) -> str:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 
-from ._link import connect_parent
+from ._link import connect_parent, die_with_group_on_parent_death
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +28,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m supervisors._exec_shim [--group] -- PROGRAM [ARGS...]", file=sys.stderr)
         return 2
     link = connect_parent()
+    if link.supervised:
+        die_with_group_on_parent_death()  # its program and everything it started, too
     if group:
         # A handler, not SIG_IGN: the program must not inherit an ignored SIGTERM.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -118,14 +118,25 @@ def _connect() -> ParentLink:
     return link
 
 
-def _set_parent_death_signal() -> None:
+def _set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # the watchdog thread still covers us
+
+
+def die_with_group_on_parent_death() -> None:
+    """For a process that leads a group of others (the exec shim): when the supervisor dies,
+    kill the whole group, not only this process.
+
+    The death signal becomes SIGHUP, handled by killing the group; a plain SIGKILL
+    would end this process before its watchdog could end the rest.
+    """
+    signal.signal(signal.SIGHUP, lambda signum, frame: _die())
+    _set_parent_death_signal(signal.SIGHUP)
 
 
 def _default_on_stop(reason: str) -> None:

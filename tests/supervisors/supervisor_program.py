@@ -1,7 +1,8 @@
-"""A supervising process for the orphan tests: ``python supervisor_program.py N``.
+"""A supervising process for the orphan tests: ``python supervisor_program.py N [SECONDS]``.
 
 Starts N process children, prints their pids as one JSON line, then serves
-until killed. It first runs work on a ``trio.to_thread`` worker, so that a
+until killed. With SECONDS, each child is a shell run through the exec shim
+that starts two ``sleep SECONDS`` (one in the background). It first runs work on a ``trio.to_thread`` worker, so that a
 spawn wrongly tied to such a thread would die when the thread retires.
 """
 
@@ -16,12 +17,15 @@ import supervisors
 from conftest import child_argv
 
 
-async def main(count: int) -> None:
+async def main(count: int, seconds: str | None) -> None:
     await trio.to_thread.run_sync(lambda: None)
-    specs = [
-        supervisors.ChildSpec(id=f"c{i}", start=lambda: supervisors.ProcessChild(child_argv("serve")))
-        for i in range(count)
-    ]
+
+    def start() -> supervisors.ProcessChild:
+        if seconds is None:
+            return supervisors.ProcessChild(child_argv("serve"))
+        return supervisors.ProcessChild.command(["sh", "-c", f"sleep {seconds} & sleep {seconds}"], group=True)
+
+    specs = [supervisors.ChildSpec(id=f"c{i}", start=start) for i in range(count)]
     async with supervisors.open_supervisor(specs) as sup:
         pids = [c.pid for c in sup.snapshot().children]
         print(json.dumps(pids), flush=True)
@@ -29,4 +33,4 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, int(sys.argv[1]))
+    trio.run(main, int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

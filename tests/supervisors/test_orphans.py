@@ -32,6 +32,31 @@ async def test_sigkill_of_the_supervising_process_leaves_no_child():
         parent.stdout.close()
 
 
+async def test_sigkill_of_the_supervisor_kills_what_a_shimmed_program_started():
+    # The shim dies by its parent-death signal at once; its program's children must die too.
+    seconds = f"{900 + os.getpid() % 97}.{os.getpid() % 1000:03d}"  # marks this test's sleeps
+    here = os.path.dirname(SUPERVISOR_PROGRAM)
+    env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    parent = subprocess.Popen([sys.executable, SUPERVISOR_PROGRAM, "1", seconds], stdout=subprocess.PIPE, env=env)
+    try:
+        await trio.to_thread.run_sync(parent.stdout.readline)
+        with trio.fail_after(10):
+            while len(sleeps := _sleeping(seconds)) < 2:
+                await trio.sleep(0.02)
+        parent.send_signal(signal.SIGKILL)
+        assert await wait_gone(sleeps, 2.0) == []
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+
+
+def _sleeping(seconds: str) -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", seconds]]
+
+
 @pytest.mark.slow
 async def test_a_healthy_process_child_is_alive_20s_after_spawn():
     # PR_SET_PDEATHSIG fires when the *thread* that spawned the child exits;

@@ -92,3 +92,18 @@ async def wait_gone(pids: list[int], timeout: float = 10.0) -> None:
     with trio.fail_after(timeout):
         while not gone(pids):
             await trio.sleep(0.02)
+
+
+# ---- a standalone cluster started with the CLI (head + nodes on 127.0.0.x) -------------------------
+
+
+def cluster_url(multi) -> str:
+    """The head's HTTP API, from its ready file."""
+    import json
+
+    (head,) = Path(multi.tmp).glob("actorlib-*/session_2*/head.json")
+    return json.loads(head.read_text())["dashboard"]
+
+
+def cluster_token(multi) -> str:
+    return Path(multi.token_file).read_text().strip()
