@@ -170,7 +170,7 @@ def test_rays_job_submission_client_works_unchanged(ray_bin, cluster, tmp_path):
     assert out["stop"] is True and out["stopped"] == "STOPPED" and out["stop_again"] is False
     assert "ray-sdk-1" in out["listed"] and out["deleted"] is True
     assert "404" in out["missing"] and "does not exist" in out["missing"]
-    assert len(_packages(cluster) - before) == 1  # the second submission found the package: no second upload
+    assert len(_packages(cluster) - before) == 1  # the same directory is the same package, stored once
 
 
 def _packages(cluster) -> set[Path]:

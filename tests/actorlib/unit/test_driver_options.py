@@ -76,7 +76,16 @@ def test_good_arguments_are_kept() -> None:
         namespace="ns",
         env_vars={"A": "1"},
         log_to_driver=False,
+        runtime_env={"env_vars": {"A": "1"}},
     )
+
+
+def test_include_dashboard_asks_an_embedded_cluster_for_its_http_api() -> None:
+    assert InitOptions.check(None).dashboard_port == -1  # none unless asked
+    assert InitOptions.check(None, include_dashboard=True, dashboard_port=8265).dashboard_port == 8265
+    assert InitOptions.check(None, include_dashboard=True, dashboard_port=0, dashboard_host="127.0.0.2").dashboard_host == "127.0.0.2"
+    with pytest.raises(ValueError, match="dashboard_port"):
+        InitOptions.check(None, include_dashboard=True, dashboard_port=70000)
 
 
 def test_node_resources_default_to_every_core_and_70_percent_of_ram_minus_the_store(
