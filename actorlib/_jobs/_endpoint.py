@@ -12,11 +12,15 @@ def http_address(address: str | None) -> tuple[str, Path | None]:
     """(``http://host:port`` of the cluster's HTTP API, its session directory here if known).
 
     ``address``: ``http(s)://...``, ``host:port`` of the HTTP API, ``auto`` or None
-    ($ACTORLIB_ADDRESS, else the newest running cluster of this user on this machine).
-    A head's wire address (as $ACTORLIB_ADDRESS holds inside a job) is looked up in
-    the running clusters. Raises ConnectionError saying what is missing.
+    ($ACTORLIB_ADDRESS, else this driver's embedded cluster if it serves HTTP, else the
+    newest running cluster of this user on this machine). A head's wire address (as
+    $ACTORLIB_ADDRESS holds inside a job) is looked up in the running clusters.
+    Raises ConnectionError saying what is missing.
     """
     given = address or os.environ.get(ADDRESS_ENV) or "auto"
+    embedded = _embedded()
+    if embedded is not None and (given == "auto" or _same(given, embedded[0])):
+        return embedded
     if given.startswith(("http://", "https://")):
         url = given.rstrip("/")
         return url, _session_serving(url)
@@ -47,6 +51,15 @@ def token_for(session: Path | None, token: str | None = None, token_file: str | 
     if session is not None and (session / "token").exists():
         return (session / "token").read_text().strip()
     return None
+
+
+def _embedded() -> tuple[str, Path] | None:
+    """(HTTP API, session) of the cluster this process started with init(include_dashboard=True)."""
+    from .. import _core
+
+    runtime = _core._runtime._current
+    url = getattr(runtime, "dashboard_url", "") if runtime is not None and not runtime.closed else ""
+    return (url, runtime.identity.session_dir) if url else None  # type: ignore[union-attr]
 
 
 def _session_serving(url: str) -> Path | None:
