@@ -266,3 +266,23 @@ async def test_package_names_cannot_traverse(api: Api, path: str, status: int) -
 
 async def test_a_wrong_method_is_405(api: Api) -> None:
     assert (await api.client.patch("/api/jobs/")).status_code == 405
+
+
+async def test_py_modules_are_importable_by_the_entrypoint(api: Api) -> None:
+    module = zip_of({"greeting/__init__.py": b"WORD = 'from a py_module'\n"})
+    name = "_ray_pkg_5555555555555555.zip"
+    assert (await api.client.put(f"/api/packages/gcs/{name}", content=module)).status_code == 200
+    body = {"entrypoint": f"{PY} -c 'import greeting; print(greeting.WORD)'", "runtime_env": {"py_modules": [f"gcs://{name}"]}}
+    sid = (await api.client.post("/api/jobs/", json=body)).json()["submission_id"]
+    job = await api.wait_status(sid, "SUCCEEDED", "FAILED")
+    assert job["status"] == "SUCCEEDED", job["message"]
+    assert (await api.client.get(f"/api/jobs/{sid}/logs")).json()["logs"].endswith("from a py_module\n")
+
+
+async def test_entrypoint_resources_the_head_node_lacks_fail_the_job_with_a_reason(api: Api) -> None:
+    body = {"entrypoint": "true", "entrypoint_num_gpus": 1, "entrypoint_resources": {"tpu": 2}}
+    sid = (await api.client.post("/api/jobs/", json=body)).json()["submission_id"]
+    job = await api.wait_status(sid, "FAILED", "SUCCEEDED")
+    assert job["status"] == "FAILED" and job["error_type"] == "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
+    assert "'GPU': 1.0" in job["message"] and "'tpu': 2.0" in job["message"]
+    assert job["entrypoint_num_gpus"] == 1 and job["entrypoint_resources"] == {"tpu": 2}
