@@ -79,14 +79,12 @@ class Guard:
         return origin in self.allowed_origins or (bool(host) and origin in (f"http://{host}", f"https://{host}"))
 
 
-async def _respond(send: Send, status: int, text: str) -> None:
+async def _respond(send: Send, status: int, text: str, prefix: str = "http") -> None:
+    """A plain-text answer (``prefix`` "websocket.http" for a refused WebSocket upgrade)."""
     body = text.encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.response.body", "body": body})
 
 
 async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
@@ -95,12 +93,6 @@ async def deny_websocket(scope: Scope, receive: Receive, send: Send, status: int
     if message.get("type") != "websocket.connect":
         return
     if "websocket.http.response" in scope.get("extensions", {}):
-        body = text.encode()
-        await send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-        })  # fmt: skip
-        await send({"type": "websocket.http.response.body", "body": body})
+        await _respond(send, status, text, prefix="websocket.http")
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})

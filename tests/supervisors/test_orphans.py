@@ -16,10 +16,14 @@ from supervisors import ChildSpec, ProcessChild, open_supervisor
 from .conftest import SUPERVISOR_PROGRAM, alive, child_argv, wait_gone
 
 
-async def test_sigkill_of_the_supervising_process_leaves_no_child():
+def _supervising(*args: str) -> subprocess.Popen:
     here = os.path.dirname(SUPERVISOR_PROGRAM)
     env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    parent = subprocess.Popen([sys.executable, SUPERVISOR_PROGRAM, "3"], stdout=subprocess.PIPE, env=env)
+    return subprocess.Popen([sys.executable, SUPERVISOR_PROGRAM, *args], stdout=subprocess.PIPE, env=env)
+
+
+async def test_sigkill_of_the_supervising_process_leaves_no_child():
+    parent = _supervising("3")
     try:
         line = await trio.to_thread.run_sync(parent.stdout.readline)
         pids = json.loads(line)
@@ -35,9 +39,7 @@ async def test_sigkill_of_the_supervising_process_leaves_no_child():
 async def test_sigkill_of_the_supervisor_kills_what_a_shimmed_program_started():
     # The shim dies by its parent-death signal at once; its program's children must die too.
     seconds = f"{900 + os.getpid() % 97}.{os.getpid() % 1000:03d}"  # marks this test's sleeps
-    here = os.path.dirname(SUPERVISOR_PROGRAM)
-    env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    parent = subprocess.Popen([sys.executable, SUPERVISOR_PROGRAM, "1", seconds], stdout=subprocess.PIPE, env=env)
+    parent = _supervising("1", seconds)
     try:
         await trio.to_thread.run_sync(parent.stdout.readline)
         with trio.fail_after(10):
