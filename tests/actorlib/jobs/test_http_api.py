@@ -286,3 +286,33 @@ async def test_entrypoint_resources_the_head_node_lacks_fail_the_job_with_a_reas
     assert job["status"] == "FAILED" and job["error_type"] == "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
     assert "'GPU': 1.0" in job["message"] and "'tpu': 2.0" in job["message"]
     assert job["entrypoint_num_gpus"] == 1 and job["entrypoint_resources"] == {"tpu": 2}
+
+
+def _junk(rng, depth: int = 0):
+    """A random JSON value (never a submit request with a string entrypoint)."""
+    kinds = ["int", "float", "str", "bool", "null"] + (["list", "dict"] if depth < 3 else [])
+    kind = rng.choice(kinds)
+    if kind == "list":
+        return [_junk(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == "dict":
+        keys = ["entrypoint", "runtime_env", "metadata", "submission_id", "working_dir", "env_vars", "py_modules",
+                "entrypoint_num_cpus", "entrypoint_resources", "x" * rng.randrange(1, 5)]  # fmt: skip
+        return {rng.choice(keys): _junk(rng, depth + 1) for _ in range(rng.randrange(5))}
+    return {"int": rng.randrange(-(2**40), 2**40), "float": rng.random() * 1e300, "str": "é\x00" * rng.randrange(3),
+            "bool": rng.random() < 0.5, "null": None}[kind]  # fmt: skip
+
+
+async def test_random_junk_bodies_get_400_never_500(api: Api) -> None:
+    import random
+
+    rng = random.Random(12)
+    for _ in range(300):
+        body = _junk(rng)
+        if isinstance(body, dict) and isinstance(body.get("entrypoint"), str):
+            body["entrypoint"] = 0  # never run a random command
+        reply = await api.client.post("/api/jobs/", json=body)
+        assert reply.status_code == 400, (body, reply.status_code, reply.text)
+    for raw in (b"\xff\xfe", b"", b"{" * 10000, b'{"entrypoint": "\\ud800"}'[:-2]):
+        reply = await api.client.post("/api/jobs/", content=raw)
+        assert reply.status_code == 400, (raw[:20], reply.text)
+    assert api.manager.list_jobs() == []
