@@ -57,12 +57,25 @@ class HttpServer:
         async with trio.open_nursery() as nursery:
             try:
                 binds = await nursery.start(serve, app, config)
-            except OSError as exc:
-                raise OSError(exc.errno, f"the HTTP API cannot listen on {host}:{self.port}: {exc.strerror} (choose another port with --dashboard-port)") from None
+            except* OSError as failed:  # binding fails inside hypercorn's nurseries
+                cause = _leaf(failed)
+                raise OSError(
+                    cause.errno,
+                    f"the HTTP API cannot listen on {host}:{self.port}: {cause.strerror or cause} "
+                    "(choose another port with --dashboard-port)",
+                ) from None
             self.port = int(binds[0].rsplit(":", 1)[1])
             self.url = f"http://{host}:{self.port}"
             self.started += 1
             task_status.started(self.url)
+
+
+def _leaf(group: BaseException) -> OSError:
+    """The first OSError in a (nested) exception group."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    assert isinstance(group, OSError)
+    return group
 
 
 def http_spec(server: HttpServer) -> supervisors.ChildSpec:

@@ -31,3 +31,24 @@ def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
     assert not processes_mentioning(tmp)  # the daemon and head, which carry the session path in their config
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_head_whose_http_port_is_taken_says_which_option_to_change(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            head_port = probe.getsockname()[1]
+        tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")
+        result = subprocess.run(
+            [sys.executable, "-m", "actorlib", "start", "--head", "--port", str(head_port), "--num-cpus", "1",
+             "--dashboard-port", str(port)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "ACTORLIB_TMPDIR": tmp},
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"the HTTP API cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "--dashboard-port" in result.stderr and "Traceback" not in result.stderr
+    assert not processes_mentioning(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
