@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import msgspec
 import trio
@@ -45,7 +44,7 @@ log = logging.getLogger("actorlib.jobs")
 STOP_TIMEOUT = 3.0  # seconds between SIGTERM and SIGKILL of a stopped job's process group
 
 
-class JobStore:
+class JobStore(Protocol):
     """What the manager needs of the head's state store (rows of encoded records)."""
 
     def save_job(self, submission_id: str, record: bytes) -> None: ...
@@ -64,7 +63,7 @@ class JobManager:
         self,
         *,
         session_dir: Path,
-        state: Any,
+        state: JobStore,
         packages: PackageStore,
         token_path: Path,
         head_address: Callable[[], str],
@@ -342,8 +341,3 @@ class JobManager:
 
     def _log(self, sid: str) -> Path:
         return _logs.log_path(self.logs_dir, sid)
-
-
-def quote_entrypoint(argv: list[str]) -> str:
-    """The shell command Ray's CLI would send for ``argv`` (``shlex.join``)."""
-    return shlex.join(argv)

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
@@ -227,4 +226,3 @@ def test_jobs_survive_a_head_restart_and_the_running_one_is_failed_with_a_reason
         assert fresh.get_job_status(fresh.submit_job(entrypoint="true")) in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED)
     finally:
         fresh.close()
-    time.sleep(0)  # keep the module's cluster for the fixture's stop check

@@ -10,7 +10,7 @@ import pytest
 import trio
 from httpx_ws import WebSocketUpgradeError, aconnect_ws
 
-from .conftest import MAX_PACKAGE, TOKEN, Api, wait_gone, zip_of
+from .conftest import MAX_PACKAGE, Api, wait_gone, zip_of
 
 PY = sys.executable
 
