@@ -14,6 +14,7 @@ from .._core import Identity, Runtime, set_current
 from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
 from ._exec import ExecServer
 from ._executor import Executor
+from ._task_events import TaskRecorder
 
 
 def main() -> None:
@@ -36,6 +37,7 @@ def main() -> None:
         head_address=env.get("ACTORLIB_HEAD_ADDRESS", ""),
     )
     runtime = Runtime(identity)
+    runtime.task_events = TaskRecorder(worker_id, os.getpid(), lambda message: _send_quietly(runtime, message))
     runtime.executor = executor = Executor(runtime)
     server = ExecServer(exec_, identity.token, executor.handle)
 
@@ -67,6 +69,7 @@ async def _bootstrap(runtime: Runtime) -> None:
     ident = runtime.identity
     ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
+    runtime.nursery.start_soon(runtime.task_events.run)
 
 
 def _send_quietly(runtime: Runtime, message: object) -> None:
