@@ -198,7 +198,9 @@ class NodeService:
         return await self.inspector.query(kind)
 
     def _worker_exited(self, worker: Worker) -> None:
-        self.tasks.worker_gone(worker.worker_id, worker.exit_reason)
+        lease = worker.lease
+        leased = (lease.name, lease.job_id) if lease is not None else None
+        self.tasks.worker_gone(worker.worker_id, worker.exit_reason, leased, worker.pid)
         if self.leases is not None:
             self.leases.worker_exited(worker)
 

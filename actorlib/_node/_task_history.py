@@ -9,6 +9,7 @@ FAILED ones naming the exit.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 
 from .._state import TaskState
@@ -36,9 +37,17 @@ class TaskHistory:
     def running(self, worker_id: bytes) -> list[TaskRecord]:
         return self._running.get(worker_id, (0, []))[1]
 
-    def worker_gone(self, worker_id: bytes, reason: str) -> None:
-        """A worker exited: what it was running failed with it."""
-        pid, records = self._running.pop(worker_id, (0, []))
+    def worker_gone(self, worker_id: bytes, reason: str, leased: tuple[str, str] | None = None, pid: int = 0) -> None:
+        """A worker exited: what it was running failed with it.
+
+        ``leased``: (function name, job) of the lease it held. A worker that dies before its
+        first report (a task that kills its process at once) is still listed, as a FAILED
+        call of that function with no task id.
+        """
+        pid, records = self._running.pop(worker_id, (pid, []))
+        if not records and leased is not None and not reason.startswith("stopped"):
+            now = time.time()
+            records = [TaskRecord(b"", leased[0], leased[1], b"", 0, now, 0.0, "")]
         for record in records:
             failed = TaskRecord(
                 record.task_id, record.name, record.job_id, record.actor_id, record.attempt, record.start,

@@ -48,11 +48,11 @@ async def ask(where: Target, query: StateQuery, timeout: float = DEFAULT_TIMEOUT
             try:
                 channel.send_nowait(query)
                 reply = await channel.receive()
+                while not (isinstance(reply, StateReply) and reply.req == query.req):  # skip broadcasts (NodeDied)
+                    reply = await channel.receive()
             finally:
                 await channel.aclose()
                 nursery.cancel_scope.cancel()
-    if not isinstance(reply, StateReply):
-        raise ConnectionError(f"the head answered {type(reply).__name__} to a state query")
     if reply.error:
         raise QueryError(reply.error)
     return reply.payload
