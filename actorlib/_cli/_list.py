@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .._state import DEFAULT_LIMIT, KINDS, parse_filter, QueryError
 from ..util import state
+from ..util.state import DEFAULT_LIMIT, KINDS, ListResult, QueryError, parse_filter
 from ._query import address_option, call, console, echo_json
 from ._render import summary_table, table
 
@@ -44,8 +44,6 @@ def _total(kind: str, address: str, predicates: list, shown: int, limit: int) ->
     if shown < limit:
         return shown
     import msgspec
-
-    from .._state import ListResult
 
     payload = call(state.query, kind, address=address, filters=predicates, limit=limit)
     return msgspec.msgpack.decode(payload, type=ListResult[KINDS[kind]]).total  # type: ignore[valid-type]

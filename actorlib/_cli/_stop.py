@@ -8,7 +8,7 @@ import time
 import click
 import psutil
 
-from .._driver._discovery import running_sessions
+from ..cluster import running_sessions
 
 
 @click.command()

@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ..util import state
-from ..util.state import ClusterTree
+from ..util.state import ClusterTree, sort
 from ._query import address_option, call, console, echo_json
 from ._render import tree_renderable
 
@@ -55,8 +55,6 @@ def tree(address: str, node: str | None, depth: int | None, sort: str | None, as
 
 
 def sorted_tree(result: ClusterTree, key: str) -> ClusterTree:
-    from .._state import sort
-
     nodes = [msgspec.structs.replace(n, root=sort(n.root, key)) if n.root is not None else n for n in result.nodes]
     return msgspec.structs.replace(result, nodes=nodes)
 

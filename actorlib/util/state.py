@@ -28,6 +28,7 @@ import msgspec
 
 from .._state import (
     DEFAULT_LIMIT,
+    KINDS,
     ActorState,
     ClusterTree,
     JobState,
@@ -41,13 +42,15 @@ from .._state import (
     TaskState,
     WorkerState,
     check_kind,
+    parse_filter,
+    sort,
 )
 from .._wire import StateQuery
 from ._state_client import DEFAULT_TIMEOUT, ask_sync, iterate_log, target
 
 __all__ = [
     "ActorState", "ClusterTree", "JobState", "LogFile", "NodeState", "ObjectState", "PlacementGroupState",
-    "QueryError", "StateApiError", "Summary", "TaskState", "WorkerState",
+    "DEFAULT_LIMIT", "KINDS", "ListResult", "QueryError", "StateApiError", "parse_filter", "sort", "Summary", "TaskState", "WorkerState",
     "get_actor", "get_job", "get_log", "get_node", "get_placement_group", "get_task", "get_tree", "get_worker",
     "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
     "list_workers", "query", "summarize_actors", "summarize_objects", "summarize_tasks", "timeline",
@@ -82,8 +85,6 @@ def query(
 
 def _list(kind: str, address: str | None, filters: Filters, limit: int, detail: bool, timeout: float,
           raise_on_missing_output: bool, args: dict[str, str] | None = None) -> list[Any]:  # fmt: skip
-    from .._state import KINDS
-
     kind = check_kind(kind)
     payload = query(kind, address=address, filters=filters, limit=limit, detail=detail, args=args, timeout=timeout)
     result = msgspec.msgpack.decode(payload, type=ListResult[KINDS[kind]])  # type: ignore[valid-type]

@@ -239,6 +239,27 @@ def test_tree_watch_in_a_terminal_exits_cleanly(cluster, ids):
     assert b"\x1b[?1049l" in child.before  # the terminal's own screen is back
 
 
+def test_status_watch_refreshes_in_place(cluster):
+    child = pexpect.spawn(
+        sys.executable, ["-m", "actorlib", "status", "--watch", "--interval", "1"], env=cluster.env,
+        dimensions=(40, 120), timeout=60,
+    )  # fmt: skip
+    try:
+        child.expect("Nodes: 3 healthy")
+        child.expect("\x1b\\[\\d*A")  # the cursor moves up: the next report overwrites this one
+        child.expect("Nodes: 3 healthy")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+
+
+def test_plain_output_when_not_a_terminal(cluster):
+    out = cluster.cli("tree").stdout
+    assert "\x1b[" not in out and "cluster  one_for_one" in out
+
+
 def test_a_dead_node_is_marked_dead_and_its_children_gone(cluster, ids):
     doomed = Keeper.options(resources={"gpu_like": 1}).remote("doomed")
     actorlib.get(doomed.pid.remote(), timeout=60)
