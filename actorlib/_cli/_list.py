@@ -6,7 +6,7 @@ import click
 
 from ..util import state
 from ..util.state import DEFAULT_LIMIT, KINDS, ListResult, QueryError, parse_filter
-from ._query import address_option, call, console, echo_json
+from ._query import address_option, call, console, echo_json, fetch
 from ._render import summary_table, table
 
 LIST_KINDS = ["nodes", "actors", "tasks", "jobs", "workers", "objects", "placement-groups", "logs"]
@@ -32,7 +32,7 @@ def list_(kind: str, address: str, filters: tuple[str, ...], limit: int, detail:
     except QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="--filter") from None
     lister = getattr(state, f"list_{kind}")
-    items = call(lister, address, predicates, limit, detail=detail, raise_on_missing_output=False)
+    items = fetch(f"listing {kind.replace('_', ' ')}…", lister, address, predicates, limit, detail=detail, raise_on_missing_output=False)
     if as_json:
         echo_json(items)
         return
@@ -75,7 +75,7 @@ def get(kind: str, id: str, address: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def summary(kind: str, address: str, as_json: bool) -> None:
     """Count tasks or actors by state and by function or class (objects: by node)."""
-    result = call(getattr(state, f"summarize_{kind}"), address)
+    result = fetch(f"summarising {kind}…", getattr(state, f"summarize_{kind}"), address)
     if as_json:
         echo_json(result)
         return

@@ -29,6 +29,14 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def fetch(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call``, with a transient spinner saying ``what`` while it waits, only on a terminal."""
+    if not sys.stdout.isatty():
+        return call(fn, *args, **kwargs)
+    with Console().status(what, spinner="dots"):
+        return call(fn, *args, **kwargs)
+
+
 def console() -> Console:
     """stdout; no colours, no wrapping and no width limit unless it is a terminal."""
     if sys.stdout.isatty():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..util import state
-from ._query import address_option, call
+from ._query import address_option, fetch
 
 
 @click.command()
@@ -17,6 +17,6 @@ def timeline(address: str, output: str) -> None:
     One process row per node, one thread row per worker; the tasks are those in
     the nodes' bounded task histories.
     """
-    events = call(state.timeline, address, output)
+    events = fetch("collecting task events…", state.timeline, address, output)
     tasks = sum(1 for event in events if event.get("ph") == "X")
     click.echo(f"wrote {tasks} tasks to {output}")

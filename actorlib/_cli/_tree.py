@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import click
 import msgspec
@@ -15,7 +17,7 @@ from rich.text import Text
 
 from ..util import state
 from ..util.state import ClusterTree, sort
-from ._query import address_option, call, console, echo_json
+from ._query import address_option, call, console, echo_json, fetch
 from ._render import tree_renderable
 
 SORT_KEYS = ("cpu", "mem", "restarts", "uptime", "id")
@@ -42,16 +44,17 @@ def tree(address: str, node: str | None, depth: int | None, sort: str | None, as
     if watch and as_json:
         raise click.UsageError("--watch and --json do not go together")
 
-    def fetch(order: str | None) -> ClusterTree:
-        result = call(state.get_tree, address, node, depth)
+    def get(order: str | None, ask: Any = call) -> ClusterTree:
+        result = ask(state.get_tree, address, node, depth)
         return sorted_tree(result, order) if order else result
 
+    once = functools.partial(fetch, "asking every node…")  # a spinner, on a terminal only
     if watch:
-        _watch(fetch, sort or "cpu", max(MIN_INTERVAL, interval))
+        _watch(get, sort or "cpu", max(MIN_INTERVAL, interval))
     elif as_json:
-        echo_json(fetch(sort))
+        echo_json(get(sort, once))
     else:
-        console().print(tree_renderable(fetch(sort)))
+        console().print(tree_renderable(get(sort, once)))
 
 
 def sorted_tree(result: ClusterTree, key: str) -> ClusterTree:
