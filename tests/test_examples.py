@@ -23,6 +23,7 @@ EXPECTED = {
     "cluster.py": "cluster ok",
     "placement_groups.py": "placement groups ok",
     "streaming.py": "streaming ok",
+    "inspecting.py": "inspecting ok",
 }
 
 
