@@ -88,7 +88,7 @@ def ids(cluster):
 
 
 def test_tree_shows_every_node_and_an_actor_restart(cluster, ids):
-    keeper = Keeper.options(resources={"ssd": 1}, max_restarts=2, name="keeper").remote("a")
+    keeper = Keeper.options(resources={"ssd": 1}, num_cpus=0, max_restarts=2, name="keeper").remote("a")
     pid = actorlib.get(keeper.pid.remote(), timeout=60)
     tree = cli_json(cluster, "tree")
     assert {n["node_id"] for n in tree["nodes"]} == set(ids.values())
@@ -188,8 +188,8 @@ def test_a_sigkilled_worker_fails_its_task_and_leaves_the_tree(cluster, ids):
 
 def test_a_supervision_group_is_a_subtree(cluster, ids):
     with actorlib.supervisor(strategy="one_for_all", max_restarts=4, period_s=30, name="pair") as group:
-        first = Keeper.options(resources={"ssd": 0.1}).remote("first")
-        second = Keeper.options(resources={"ssd": 0.1}).remote("second")
+        first = Keeper.options(resources={"ssd": 0.1}, num_cpus=0).remote("first")
+        second = Keeper.options(resources={"ssd": 0.1}, num_cpus=0).remote("second")
     pids = actorlib.get([first.pid.remote(), second.pid.remote()], timeout=60)
     node = tree_of(cluster, ids["127.0.0.2"])
     (pair,) = find(node, id="pair")
@@ -261,7 +261,7 @@ def test_plain_output_when_not_a_terminal(cluster):
 
 
 def test_a_dead_node_is_marked_dead_and_its_children_gone(cluster, ids):
-    doomed = Keeper.options(resources={"gpu_like": 1}).remote("doomed")
+    doomed = Keeper.options(resources={"gpu_like": 1}, num_cpus=0).remote("doomed")
     actorlib.get(doomed.pid.remote(), timeout=60)
     node_pid = cluster.node_pids["127.0.0.3"]
     node_id = ids["127.0.0.3"]
