@@ -18,6 +18,7 @@ from ._driver._discovery import TOKEN_ENV, TOKEN_FILE_ENV, Found, find, running_
 from ._head import head_address
 from ._placement import is_group_resource
 from ._session import new_session
+from .util._state_client import lone
 from ._wire import ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, parts, split_host_port
 
 __all__ = [
@@ -47,6 +48,8 @@ def cluster_info(address: str = "auto", timeout: float = 30.0) -> ClusterInfo:
         reply = trio.run(_ask, found.head, found.token, timeout)
     except trio.TooSlowError:
         raise TimeoutError(f"the head at {found.head} did not answer within {timeout:g}s") from None
+    except BaseExceptionGroup as group:  # a failed connect, wrapped by the nursery
+        raise lone(group) from None
     return ClusterInfo(found.head, reply.nodes, reply.groups)
 
 

@@ -194,10 +194,21 @@ class NodeInspector:
         return sorted(out, key=lambda f: -f.mtime)
 
     async def stream_log(self, channel: Channel, request: ReadLog) -> None:
-        """Answer a ReadLog: chunks of the file, then (with ``follow``) what is appended, until the reader leaves."""
+        """Answer a ReadLog: chunks of the file, then (with ``follow``) what is appended, until the reader leaves.
+
+        A name that is not a file of this node's logs directory, or a file that cannot be
+        read, is answered with an error; it never fails the node's service.
+        """
+        try:
+            await self._stream_log(channel, request)
+        except (OSError, ValueError) as exc:
+            error = f"cannot read log file {request.name!r} on this node: {exc}"
+            _send(channel, LogData(req=request.req, data=b"", offset=0, end=True, error=error))
+
+    async def _stream_log(self, channel: Channel, request: ReadLog) -> None:
         name = request.name
         path = self.log_dir() / name
-        if "/" in name or name.startswith(".") or not path.is_file():
+        if not _plain_name(name) or not path.is_file():
             _send(channel, LogData(req=request.req, data=b"", offset=0, end=True, error=f"no log file {name!r} on this node"))
             return
         with open(path, "rb") as file:
@@ -214,6 +225,11 @@ class NodeInspector:
                 else:
                     _send(channel, LogData(req=request.req, data=b"", offset=offset, end=True))
                     return
+
+
+def _plain_name(name: str) -> bool:
+    """A file name of the logs directory itself: no path, no hidden file, no NUL."""
+    return bool(name) and "/" not in name and "\x00" not in name and not name.startswith(".")
 
 
 def parse_log_name(name: str) -> tuple[str, int, str]:

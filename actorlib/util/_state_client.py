@@ -40,8 +40,22 @@ def target(address: str | None = None) -> Target:
     return Target(found.head, found.token)
 
 
+def lone(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    """The one error a nursery wrapped (a failed connect, say), else the group itself."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]  # type: ignore[assignment]
+    return group
+
+
 async def ask(where: Target, query: StateQuery, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """Send one query to the head and return its payload; QueryError if the head refused it."""
+    try:
+        return await _ask(where, query, timeout)
+    except BaseExceptionGroup as group:
+        raise lone(group) from None
+
+
+async def _ask(where: Target, query: StateQuery, timeout: float) -> bytes:
     with trio.fail_after(timeout):
         async with trio.open_nursery() as nursery:
             channel = await connect(nursery, where.head, where.token, HeadMessage, name=f"cli:{os.getpid():08x}")
@@ -72,8 +86,16 @@ async def stream_log(
     """Read log file ``name`` from the node at ``node_address``, calling ``out(bytes)`` per chunk.
 
     Returns at the file's end (or, with ``follow``, when cancelled). Raises FileNotFoundError
-    if the node has no such file.
+    if the node has no such file, OSError if it cannot be reached.
     """
+    try:
+        await _stream_log(where, node_address, name, tail, follow, out)
+    except BaseExceptionGroup as group:
+        raise lone(group) from None
+
+
+async def _stream_log(where: Target, node_address: str, name: str, tail: int, follow: bool, out: Any) -> None:
+    error = ""
     async with trio.open_nursery() as nursery:
         channel: Channel = await connect(nursery, node_address, where.token, NodeMessage, name=f"cli:{os.getpid():08x}")
         try:
@@ -82,17 +104,18 @@ async def stream_log(
                 message = await channel.receive()
                 if not isinstance(message, LogData):
                     continue
-                if message.error:
-                    raise FileNotFoundError(message.error)
                 if message.data:
                     out(message.data)
                 if message.end:
-                    return
+                    error = message.error
+                    break
         finally:
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await channel.aclose()
             nursery.cancel_scope.cancel()
+    if error:  # raised here, not inside the nursery, so callers see it as itself
+        raise FileNotFoundError(error)
 
 
 def iterate_log(where: Target, node_address: str, name: str, *, tail: int = -1, follow: bool = False) -> Iterator[str]:

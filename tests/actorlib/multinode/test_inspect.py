@@ -120,21 +120,28 @@ def test_tree_shows_every_node_and_an_actor_restart(cluster, ids):
 
 
 def test_logs_of_an_actor_are_read_through_its_node(cluster, ids):
-    keeper = actorlib.get_actor("keeper")
-    actorlib.get(keeper.pid.remote(), timeout=60)
-    (actor,) = state.list_actors(filters=[("name", "=", "keeper")])
+    writer = Keeper.options(resources={"ssd": 0.1}, num_cpus=0, name="writer").remote("w")
+    actorlib.get(writer.pid.remote(), timeout=60)
+    actorlib.get(writer.pid.remote(), timeout=60)
+    (actor,) = state.list_actors(filters=[("name", "=", "writer")])
 
     def logged():
         out = cluster.cli("logs", "--actor", actor.actor_id).stdout
-        return "keeper a says hello" in out and out
+        return out.count("keeper w says hello") == 2 and out
 
     poll(logged, timeout=15)
     tail = cluster.cli("logs", "--actor", actor.actor_id, "--tail", "1").stdout
-    assert tail.strip() == "keeper a says hello"
+    assert tail == "keeper w says hello\n"
     listing = cli_json_logs(cluster)
     assert any(f["pid"] == actor.pid and f["node_id"] == ids["127.0.0.2"] for f in listing)
     missing = cluster.cli("logs", "--node", ids["127.0.0.2"], "--file", "nope.out", check=False)
     assert missing.returncode == 1 and "no log file 'nope.out'" in missing.stderr
+    for bad in ("../token", "bad\x00name", ".hidden", ""):
+        with pytest.raises(FileNotFoundError, match="log file"):
+            "".join(state.get_log(node_id=ids["127.0.0.2"], filename=bad or "."))
+    own = cluster.cli("logs", "--node", ids["127.0.0.2"], "--err")  # the node process's own log
+    assert own.returncode == 0
+    assert state.get_node(ids["127.0.0.2"]).state == "ALIVE"  # bad requests did not hurt the node
 
 
 def cli_json_logs(cluster):
