@@ -61,6 +61,8 @@ def node_label(node: Any) -> Text:
         text.append("  DEAD", style="bold red")
     if node.uptime is not None:
         text.append(f"  up {duration(node.uptime)}")
+    if not node.is_head and node.alive:
+        text.append(f"  beat {duration(node.seconds_since_heartbeat)} ago")
     if node.cpu_percent is not None:
         text.append(f"  cpu {node.cpu_percent:.1f}%  rss {size(node.rss)}")
     plain = {k: v for k, v in node.resources_total.items() if "_group_" not in k and k != "object_store_memory"}

@@ -106,6 +106,7 @@ class StateService:
             answer = answers.get(view.node_id)
             if isinstance(answer, NodeTree):
                 tree = answer
+                tree.seconds_since_heartbeat = view.silent
                 if depth >= 0 and tree.root is not None:
                     tree.root = _state.cut(tree.root, depth)
             else:

@@ -89,6 +89,7 @@ class NodeTree(_State):
     uptime: float | None = None
     cpu_percent: float | None = None  # the node process itself
     rss: int | None = None
+    seconds_since_heartbeat: float = 0.0  # as the head saw it (0 for the head's own node)
 
 
 class ClusterTree(_State):
