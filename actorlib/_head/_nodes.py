@@ -91,7 +91,7 @@ class RemoteNode:
         return reply.error
 
     async def query(self, kind: str) -> bytes:
-        """The node's answer to a state query (``_node._inspect``); raises if it has none."""
+        """The node's answer to a state query (``_node._node_inspector``); raises if it has none."""
         req = self.requests.new()
         self._send(NodeQuery(req=req, kind=kind))
         reply: NodeQueryReply = await self.requests.wait(req)

@@ -48,7 +48,7 @@ from .._state import QueryError
 from ._actors import ActorDirectory
 from ._drivers import DriverTable
 from ._groups import PlacementGroups
-from ._inspect import StateService
+from ._state_service import StateService
 from ._nodes import DEFAULT_HEARTBEAT, DEFAULT_NODE_TIMEOUT, RemoteNode
 from ._registry import Registry
 from ._state import MemoryState, StateStore

@@ -37,7 +37,7 @@ from .._wire import (
 from . import _resources as res
 from ._actors import ActorHost
 from ._config import NodeConfig
-from ._inspect import NodeInspector
+from ._node_inspector import NodeInspector
 from ._leases import LeaseManager
 from ._logs import LogRelay
 from ._pool import Worker, WorkerPool, env_key
@@ -194,7 +194,7 @@ class NodeService:
             self.pool.reap_idle(keep, self.config.idle_worker_timeout)
 
     async def query(self, kind: str) -> bytes:
-        """This node's part of a state query (see ``_inspect.NodeInspector``), msgpack-encoded."""
+        """This node's part of a state query (see ``_node_inspector.NodeInspector``), msgpack-encoded."""
         return await self.inspector.query(kind)
 
     def _worker_exited(self, worker: Worker) -> None:

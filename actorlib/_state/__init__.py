@@ -1,7 +1,7 @@
 """The state API's pure layer: schema Structs, filters and summaries, trees, the timeline.
 
-Imports only msgspec and ``supervisors``; the head (``_head._inspect``) and the
-nodes (``_node._inspect``) fill these Structs, ``actorlib.util.state`` and the
+Imports only msgspec and ``supervisors``; the head (``_head._state_service``) and the
+nodes (``_node._node_inspector``) fill these Structs, ``actorlib.util.state`` and the
 CLI read them.
 """
 

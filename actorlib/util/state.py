@@ -1,6 +1,6 @@
 """The state API from Python, with Ray's names (``ray.util.state``).
 
-Every function asks the cluster's head once (``actorlib._head._inspect``), which
+Every function asks the cluster's head once (``actorlib._head._state_service``), which
 answers from its own records (nodes, actors, placement groups, jobs) and asks
 each live node for the rest (supervision trees, workers, tasks, objects, log
 files). Results are msgspec Structs: read their attributes, or turn them into

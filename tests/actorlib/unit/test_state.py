@@ -12,7 +12,7 @@ from rich.console import Console
 import supervisors
 from actorlib import _state
 from actorlib._cli._render import child_label, table, tree_renderable
-from actorlib._node._inspect import parse_log_name, tail_offset
+from actorlib._node._node_inspector import parse_log_name, tail_offset
 from actorlib._node._task_history import TaskHistory
 from actorlib._state import ActorState, ClusterTree, NodeTree, ProcessNode, QueryError, TaskState
 from actorlib._wire import TaskEvents, TaskRecord
