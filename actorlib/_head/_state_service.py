@@ -51,24 +51,32 @@ class StateService:
         self._jobs = jobs  # the seam where submitted jobs (issue 12) join the drivers
 
     async def answer(self, query: StateQuery) -> bytes:
-        """The encoded result of ``query``; raises QueryError naming what is wrong with it."""
+        """The wire form of ``result(query)``: msgpack (the timeline: Chrome trace JSON)."""
+        result = await self.result(query)
+        return json.dumps(result).encode() if query.kind == "timeline" else _encode(result)
+
+    async def result(self, query: StateQuery) -> Any:
+        """The one entry point: the ``actorlib._state`` Struct answering ``query`` (a ClusterTree,
+        a ListResult, a Summary; the timeline's trace events). Every face serves this: the CLI
+        and ``actorlib.util.state`` over the wire, HTTP as JSON (``msgspec.json.encode``).
+        Raises QueryError naming what is wrong with the query."""
         args = query.args
         if query.kind == "tree":
-            return _encode(await self.tree(args.get("node", ""), _int(args.get("depth", "-1"), "depth")))
+            return await self.tree(args.get("node", ""), _int(args.get("depth", "-1"), "depth"))
         if query.kind == "timeline":
             tasks, _ = await self._from_nodes("tasks")
-            return json.dumps(_state.chrome_trace(tasks)).encode()
+            return _state.chrome_trace(tasks)
         if query.kind == "summary":
             kind = _state.check_kind(args.get("of", ""))
             items, partial = await self.items(kind)
-            return _encode(_state.summarize(kind, items, partial))
+            return _state.summarize(kind, items, partial)
         kind = _state.check_kind(query.kind)
         filters = _state.check_filters(kind, query.filters)
         limit = _state.check_limit(query.limit)
         items, partial = await self.items(kind)
         if "id" in args:
             items = _state.by_id(kind, items, args["id"])
-        return _encode(_state.select(kind, items, filters, limit, partial))
+        return _state.select(kind, items, filters, limit, partial)
 
     async def items(self, kind: str) -> tuple[list[Any], list[str]]:
         """Every item of ``kind`` the cluster knows, and what could not be asked."""
