@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ..util import state
-from ..util.state import ClusterTree, sort
+from ..util.state import ClusterTree, sort, unhealthy
 from ._query import address_option, call, console, echo_json, fetch
 from ._render import tree_renderable
 
@@ -30,10 +30,14 @@ KEYS = {"c": "cpu", "m": "mem", "r": "restarts", "u": "uptime", "i": "id"}
 @click.option("--node", "node", help="Only the node whose id starts with this.")
 @click.option("--depth", type=click.IntRange(min=0), help="Levels of each node's tree to show.")
 @click.option("--sort", type=click.Choice(SORT_KEYS), help="Order each supervisor's children (busiest first).")
-@click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON (actorlib._state.ClusterTree).")
+@click.option("--errors", is_flag=True, help="Only the subtrees with trouble: not running, restarted, or exited abnormally.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON (actorlib.util.state.ClusterTree).")
 @click.option("--watch", is_flag=True, help="A live full-screen view, refreshed in place (q or Ctrl-C to leave).")
 @click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes with --watch (at least 1).")
-def tree(address: str, node: str | None, depth: int | None, sort: str | None, as_json: bool, watch: bool, interval: float) -> None:
+def tree(
+    address: str, node: str | None, depth: int | None, sort: str | None, errors: bool, as_json: bool, watch: bool,
+    interval: float,
+) -> None:  # fmt: skip
     """Show every node's supervision tree: supervisors, workers, actors, groups.
 
     Per supervisor: strategy and restarts used of its budget. Per child: pid,
@@ -46,6 +50,8 @@ def tree(address: str, node: str | None, depth: int | None, sort: str | None, as
 
     def get(order: str | None, ask: Any = call) -> ClusterTree:
         result = ask(state.get_tree, address, node, depth)
+        if errors:
+            result = only_unhealthy(result)
         return sorted_tree(result, order) if order else result
 
     once = functools.partial(fetch, "asking every node…")  # a spinner, on a terminal only
@@ -55,6 +61,12 @@ def tree(address: str, node: str | None, depth: int | None, sort: str | None, as
         echo_json(get(sort, once))
     else:
         console().print(tree_renderable(get(sort, once)))
+
+
+def only_unhealthy(result: ClusterTree) -> ClusterTree:
+    """Each node's tree cut to its troubled subtrees (a node with none keeps no tree)."""
+    nodes = [msgspec.structs.replace(n, root=unhealthy(n.root)) if n.root is not None else n for n in result.nodes]
+    return msgspec.structs.replace(result, nodes=nodes)
 
 
 def sorted_tree(result: ClusterTree, key: str) -> ClusterTree:

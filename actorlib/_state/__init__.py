@@ -39,12 +39,12 @@ from ._schema import (
     WorkerState,
 )
 from ._timeline import chrome_trace
-from ._tree import bound, cut, from_snapshot, sort, walk
+from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
 
 __all__ = [
     "DEFAULT_LIMIT", "Filter", "QueryError", "by_id", "check_filters", "check_kind", "check_limit",
     "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
     "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
     "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
-    "chrome_trace", "bound", "cut", "from_snapshot", "sort", "walk",
+    "chrome_trace", "bound", "cut", "from_snapshot", "sort", "unhealthy", "walk",
 ]  # fmt: skip

@@ -115,3 +115,17 @@ def walk(node: ProcessNode) -> list[ProcessNode]:
     for child in node.children:
         out += walk(child)
     return out
+
+
+def unhealthy(node: ProcessNode) -> ProcessNode | None:
+    """Only the subtrees with trouble in them: children not running, restarted, or whose last
+    exit was abnormal, with the supervisors above them; None if all is well."""
+    children = [kept for child in node.children if (kept := unhealthy(child)) is not None]
+    troubled = (
+        node.state not in ("running",) or node.restarts > 0
+        or (node.last_exit is not None and node.last_exit.kind == "abnormal")
+        or (node.intensity is not None and node.intensity.restarts > 0)
+    )  # fmt: skip
+    if not troubled and not children:
+        return None
+    return msgspec.structs.replace(node, children=children, elided=0)

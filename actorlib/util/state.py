@@ -44,13 +44,14 @@ from .._state import (
     check_kind,
     parse_filter,
     sort,
+    unhealthy,
 )
 from .._wire import StateQuery
 from ._state_client import DEFAULT_TIMEOUT, ask_sync, iterate_log, target
 
 __all__ = [
     "ActorState", "ClusterTree", "JobState", "LogFile", "NodeState", "ObjectState", "PlacementGroupState",
-    "DEFAULT_LIMIT", "KINDS", "ListResult", "QueryError", "StateApiError", "parse_filter", "sort", "Summary", "TaskState", "WorkerState",
+    "DEFAULT_LIMIT", "KINDS", "ListResult", "QueryError", "StateApiError", "parse_filter", "sort", "unhealthy", "Summary", "TaskState", "WorkerState",
     "get_actor", "get_job", "get_log", "get_node", "get_placement_group", "get_task", "get_tree", "get_worker",
     "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
     "list_workers", "query", "summarize_actors", "summarize_objects", "summarize_tasks", "timeline",

@@ -36,6 +36,7 @@ class Keeper:
 
 @actorlib.remote
 def square(x):
+    print(f"squaring {x}", flush=True)
     return x * x
 
 
@@ -78,6 +79,11 @@ def tree_of(cluster, node_id):
     return node
 
 
+def tree_of_errors(cluster, node_id):
+    (node,) = [n for n in cli_json(cluster, "tree", "--errors")["nodes"] if n["node_id"] == node_id]
+    return node
+
+
 def find(node, **fields):
     return [n for n in walk(node["root"]) if all(n.get(k) == v for k, v in fields.items())]
 
@@ -110,6 +116,10 @@ def test_tree_shows_every_node_and_an_actor_restart(cluster, ids):
     (sup,) = find(node, role="actor-supervisor", actor_name="keeper")
     assert sup["intensity"]["restarts"] == 1 and sup["intensity"]["max_restarts"] == 2
     assert sup["intensity"]["within"] is None  # Ray's max_restarts: for the actor's whole life
+
+    troubled = tree_of_errors(cluster, ids["127.0.0.2"])
+    assert [n["actor_name"] for n in find(troubled, role="actor")] == ["keeper"]
+    assert not find(troubled, role="worker")  # healthy task workers are left out
 
     (listed,) = [a for a in cli_json(cluster, "list", "actors", "--filter", "name=keeper")]
     assert listed["state"] == "ALIVE" and listed["num_restarts"] == 1 and listed["pid"] == new_pid
@@ -165,6 +175,9 @@ def test_tasks_listing_summary_and_timeline(cluster, ids, tmp_path):
     assert len(limited) == 2
     one = cli_json(cluster, "get", "task", tasks[0].task_id)
     assert one["name"] == "square" and one["worker_pid"] > 0
+    by_task = cluster.cli("logs", "--task", one["task_id"]).stdout
+    by_worker = cluster.cli("logs", "--node", one["node_id"], "--worker", str(one["worker_pid"])).stdout
+    assert "squaring " in by_task and by_task == by_worker
 
     trace = tmp_path / "trace.json"
     result = cluster.cli("timeline", "-o", str(trace))

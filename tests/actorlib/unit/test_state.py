@@ -192,3 +192,12 @@ def test_log_names_and_tails(tmp_path) -> None:
         assert tail_offset(file, 1) == len(b"one\ntwo\n")
         assert tail_offset(file, 2) == len(b"one\n")
         assert tail_offset(file, 10) == 0 and tail_offset(file, 0) == path.stat().st_size
+
+
+def test_unhealthy_keeps_only_troubled_subtrees() -> None:
+    tree = _state.from_snapshot(snapshot(), 100.0)
+    kept = _state.unhealthy(tree)
+    assert kept is not None and [c.id for c in kept.children] == ["A-1"]  # the pool is fine
+    assert [c.id for c in kept.children[0].children] == ["process"]
+    calm = _state.from_snapshot(snapshot().children[0], 100.0)
+    assert _state.unhealthy(calm) is None
