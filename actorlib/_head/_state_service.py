@@ -137,8 +137,8 @@ class StateService:
             with trio.move_on_after(NODE_QUERY_TIMEOUT):
                 try:
                     answers[index] = _decoders[kind].decode(await node.query(kind))
-                except (ConnectionError, RuntimeError, msgspec.DecodeError) as exc:
-                    answers[index] = str(exc)
+                except Exception as exc:  # one node's failure makes the answer partial, not an error
+                    answers[index] = f"{type(exc).__name__}: {exc}"
 
         async with trio.open_nursery() as nursery:
             for index, node in enumerate(nodes):
