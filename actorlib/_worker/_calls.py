@@ -88,7 +88,7 @@ class Reply:
         self.started = time.perf_counter()
         self.sent = False  # the final answer (done or end) went out
         # A named call is recorded for ``actorlib list tasks`` and the timeline.
-        self.recorder = runtime.task_events if name else None  # type: ignore[attr-defined]
+        self.recorder = runtime.task_events if name else None
         if self.recorder is not None:
             self.recorder.started(call_id, name, job_id, actor_id, attempt)
 
@@ -100,7 +100,7 @@ class Reply:
             self.recorder.finished(self.call_id, error_text(returns))
 
     def abandon(self) -> None:
-        """The call will never run (cancelled first, or its caller left): record nothing."""
+        """The call will never run (cancelled first, or its caller left): it is recorded as cancelled."""
         if self.recorder is not None and not self.sent:
             self.recorder.finished(self.call_id, "TaskCancelledError: cancelled before it ran")
 
