@@ -62,6 +62,11 @@ class RuntimeContext:
     def worker_mode(self) -> str:
         return self._runtime.identity.mode
 
+    @property
+    def gcs_address(self) -> str:
+        """The head's address (Ray's name): what ``actorlib tree --address`` and the state API take."""
+        return self._runtime.identity.head_address
+
     def __repr__(self) -> str:
         return f"RuntimeContext(job_id={self.job_id!r}, node_id={self.node_id!r}, task_id={self.task_id!r})"
 

@@ -24,6 +24,7 @@ EXPECTED = {
     "placement_groups.py": "placement groups ok",
     "streaming.py": "streaming ok",
     "jobs.py": "jobs ok",
+    "inspecting.py": "inspecting ok",
 }
 
 

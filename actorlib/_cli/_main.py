@@ -5,10 +5,14 @@ from __future__ import annotations
 import click
 
 from ._job import job
+from ._list import get, list_, summary
+from ._logs import logs
 from ._run import run
 from ._start import start
 from ._status import status
 from ._stop import stop
+from ._timeline import timeline
+from ._tree import tree
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,5 +21,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-for command in (run, start, stop, status, job):
+for command in (run, start, stop, status, job, tree, list_, get, summary, logs, timeline):
     main.add_command(command)

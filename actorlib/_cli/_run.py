@@ -11,7 +11,7 @@ import trio
 
 import supervisors
 
-from .._driver import ADDRESS_ENV, InitOptions, start_local_cluster
+from ..cluster import ADDRESS_ENV, InitOptions, start_local_cluster
 
 SCRIPT_STOP_TIMEOUT = 5.0
 

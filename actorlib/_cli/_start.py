@@ -13,9 +13,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from .._head import head_address
-from .._session import new_session
-from .._wire import split_host_port
+from ..cluster import head_address, new_session, split_host_port
 
 START_TIMEOUT = 60.0
 
@@ -62,7 +60,7 @@ def start(
         custom = json.loads(resources)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
-    from .._driver._options import InitOptions
+    from ..cluster import InitOptions
 
     options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
@@ -96,8 +94,7 @@ def start(
 
 def _local_token(address: str) -> str:
     """The token file of a head on this machine at ``address``, or $ACTORLIB_TOKEN_FILE."""
-    from .._driver._discovery import TOKEN_FILE_ENV, running_sessions
-    from .._wire import parts
+    from ..cluster import TOKEN_FILE_ENV, parts, running_sessions
 
     for session, info in running_sessions():
         if address in parts(str(info["address"])) and (session / "token").exists():
@@ -146,7 +143,7 @@ def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> N
     click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")
     if info.get("dashboard"):
         click.echo(f"  HTTP API:   {info['dashboard']}   (jobs: actorlib job submit --address {info['dashboard']} -- ...)")
-        from .._http import is_loopback
+        from ..cluster import is_loopback
 
         host = str(info["dashboard"]).split("//", 1)[1].rsplit(":", 1)[0]
         if not is_loopback(host):

@@ -1,38 +1,57 @@
-"""``actorlib status``: nodes, resources used/total, pending demands."""
+"""``actorlib status``: nodes, resources used/total, pending demands; once or live (``--watch``)."""
 
 from __future__ import annotations
 
 import click
-import trio
+from rich.live import Live
+from rich.text import Text
 
-from .._driver._discovery import find
-from .._node import _resources as res
-from .._placement import is_group_resource
-from .._wire import ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect
+from ..cluster import NodeView, PlacementGroupView, cluster_info, is_group_resource
+from ._query import console
+
+MIN_INTERVAL = 1.0
 
 
 @click.command()
 @click.option("--address", envvar="ACTORLIB_ADDRESS", default="auto", show_default=True, help="The head's address.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show each node.")
-def status(address: str, verbose: bool) -> None:
+@click.option("--watch", is_flag=True, help="Refresh the report in place until Ctrl-C.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes with --watch (at least 1).")
+def status(address: str, verbose: bool, watch: bool, interval: float) -> None:
     """Show the cluster's nodes, resource usage and pending demands."""
+    if not watch:
+        click.echo(_report(address, verbose))
+        return
+    with Live(console=console(), auto_refresh=False) as live:
+        try:
+            while True:
+                try:
+                    text = Text(_report(address, verbose))
+                except click.ClickException as exc:
+                    text = Text(f"error: {exc.format_message()}", style="red")
+                live.update(text, refresh=True)
+                _pause(max(MIN_INTERVAL, interval))
+        except KeyboardInterrupt:
+            pass
+
+
+def _pause(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)  # the CLI's own pace between refreshes; Ctrl-C interrupts it
+
+
+def _report(address: str, verbose: bool) -> str:
     try:
-        found = find(address)
-        reply = trio.run(_cluster, found.head, found.token)
-    except (ConnectionError, OSError) as exc:
+        info = cluster_info(address)
+    except (ConnectionError, OSError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(render(found.head, reply.nodes, verbose, reply.groups))
+    return render(info.head, info.nodes, verbose, info.groups)
 
 
-async def _cluster(head: str, token: str) -> ClusterInfoReply:
-    async with trio.open_nursery() as nursery:
-        channel = await connect(nursery, head, token, HeadMessage, name="cli:00")
-        channel.send_nowait(ClusterInfoRequest(req=1))
-        reply = await channel.receive()
-        await channel.aclose()
-        nursery.cancel_scope.cancel()
-    assert isinstance(reply, ClusterInfoReply)
-    return reply
+def _add(total: dict[str, float], more: dict[str, float]) -> None:
+    for name, qty in more.items():
+        total[name] = total.get(name, 0.0) + qty
 
 
 UNRESPONSIVE = 1.0  # seconds without a heartbeat (two periods) before a node is shown as unresponsive
@@ -51,8 +70,8 @@ def render(head: str, nodes: list[NodeView], verbose: bool, groups: list[Placeme
     total: dict[str, float] = {}
     free: dict[str, float] = {}
     for node in alive:
-        res.add(total, node.total)
-        res.add(free, node.available)
+        _add(total, node.total)
+        _add(free, node.available)
     lines.append("Resources (used / total):")
     lines += [f"  {line}" for line in _usage(total, free)]
     lines.append("Pending demands:")

@@ -8,7 +8,7 @@ import time
 import click
 import psutil
 
-from .._driver._discovery import running_sessions
+from ..cluster import running_sessions
 
 
 @click.command()
@@ -32,13 +32,35 @@ def stop(force: bool, grace_period: float) -> None:
         return
     for process in processes:
         _signal(process, signal.SIGKILL if force else signal.SIGTERM)
-    _, alive = psutil.wait_procs(processes, timeout=grace_period)
+    alive = _wait_gone(processes, grace_period)
     for process in alive:
         _signal(process, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
+    _wait_gone(alive, 5)
     forced = f" ({len(alive)} had to be killed)" if alive and not force else ""
     click.echo(f"Stopped {len(processes)} actorlib process{'es' if len(processes) != 1 else ''}{forced}.")
-    time.sleep(0)  # nothing else to do: children die with their parents
+
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Poll until every process has exited (or is a zombie its parent will reap); return the rest.
+
+    Not ``psutil.wait_procs``: on recent kernels its ``pidfd_open`` of a process that is
+    exiting can fail with ENOENT, which psutil does not expect, and these are not our
+    children to reap anyway.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [process for process in processes if _running(process)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal(process: psutil.Process, sig: int) -> None:

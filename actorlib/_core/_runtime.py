@@ -93,6 +93,7 @@ class Runtime:
         self.objects.on_release = lambda released: self._queue(self.peers.release_borrowed, released)
         self.objects.on_pin = lambda pinned: self._queue(self.peers.pin_borrowed, pinned)
         self.executor: Any = None  # set in worker processes
+        self.task_events: Any = None  # a worker's TaskRecorder (what it ran, for the state API)
         self.owned_groups: set[bytes] = set()  # non-detached placement groups this process created
         self.uploaded_packages: dict[tuple[Any, ...], str] = {}  # runtime_env directories uploaded -> URI
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []

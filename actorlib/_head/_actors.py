@@ -48,6 +48,10 @@ class _Record:
             namespace=spec.namespace,
             methods=spec.methods,
             max_task_retries=spec.max_task_retries,
+            job_id=spec.job_id,
+            detached=spec.detached,
+            resources=dict(spec.shape),
+            placement_group=spec.placement_group,
         )
 
 

@@ -16,6 +16,8 @@ from .._wire import (
     Channel,
     CommitBundles,
     Demand,
+    NodeQuery,
+    NodeQueryReply,
     NodeView,
     Pending,
     PrepareBundles,
@@ -87,6 +89,15 @@ class RemoteNode:
         self._send(make(req))
         reply: BundlesReply = await self.requests.wait(req)
         return reply.error
+
+    async def query(self, kind: str) -> bytes:
+        """The node's answer to a state query (``_node._node_inspector``); raises if it has none."""
+        req = self.requests.new()
+        self._send(NodeQuery(req=req, kind=kind))
+        reply: NodeQueryReply = await self.requests.wait(req)
+        if reply.error:
+            raise RuntimeError(reply.error)
+        return reply.payload
 
     def start_actor(self, spec: ActorSpec, directory: Any) -> None:
         self._send(StartActor(spec=spec))

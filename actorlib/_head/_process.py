@@ -51,14 +51,16 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
         state=state, recovery_grace=config.grace + config.node_timeout if durable else 0.0,
     )  # fmt: skip
     services = HeadServices(config, token, head, state)
+    roots: list[supervisors.Supervisor] = []  # for the state API's tree, once it runs
     children = [
         supervisors.ChildSpec(id="head", start=lambda: supervisors.TaskChild(head.run)),
-        node_spec(config, token, registry, zygote),
+        node_spec(config, token, registry, zygote, root=lambda: roots[0] if roots else None),
         *services.children(),
     ]
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
-        async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY):
+        async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY) as root:
+            roots.append(root)
             if config.tcp:  # a standalone cluster: findable by `init(address="auto")` and `actorlib stop`
                 info = {"address": head.address, "node_id": config.node_id, **services.ready_info()}
                 write_ready_file(config.session_dir, "head.json", info)

@@ -35,16 +35,22 @@ from .._wire import (
     RegisterDriver,
     WaitActor,
     BundlesReply,
+    NodeQueryReply,
     CreatePlacementGroup,
     ListPlacementGroups,
     PlacementGroupList,
     PlacementGroupReply,
     RemovePlacementGroup,
     WaitPlacementGroup,
+    StateQuery,
+    StateReply,
     serve,
 )
+from .._state import QueryError
 from ._actors import ActorDirectory
+from ._drivers import DriverTable
 from ._groups import PlacementGroups
+from ._state_service import StateService
 from ._nodes import DEFAULT_HEARTBEAT, DEFAULT_NODE_TIMEOUT, RemoteNode
 from ._registry import Registry
 from ._state import MemoryState, StateStore
@@ -80,6 +86,11 @@ class HeadService:
         # Head services beside the core (packages, jobs) answer their own messages: type -> handler.
         self.handlers: dict[type, Handler] = {}
         self.on_driver: Callable[[RegisterDriver, str, NodeView], None] | None = None
+        self.drivers = DriverTable()
+        self.inspect = StateService(
+            registry.nodes, lambda: registry.views(dead=True), self.actors.views, self.groups.views,
+            self.drivers.states,
+        )  # fmt: skip
 
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -121,6 +132,7 @@ class HeadService:
                     return
         finally:
             self._clients.discard(channel)
+            self.drivers.ended(channel)
             self.actors.owner_gone(channel)
             self.groups.owner_gone(channel)
 
@@ -138,9 +150,15 @@ class HeadService:
                 log.warning("driver %s registered while no node is up", channel.peer)
                 return
             job_id = f"{self.state.next_job():08x}"
+            self.drivers.started(
+                channel, job_id, pid=message.pid, ip=_peer_ip(channel) or "", namespace=message.namespace,
+                entrypoint=message.entrypoint,
+            )  # fmt: skip
             if self.on_driver is not None:
                 self.on_driver(message, job_id, node)
             channel.send_nowait(DriverRegistered(req=message.req, job_id=job_id, node=node))
+        elif isinstance(message, StateQuery):
+            self._nursery.start_soon(self._answer_state, channel, message)
         elif isinstance(message, ClusterInfoRequest):
             views = self.registry.views(dead=True)
             channel.send_nowait(ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views()))
@@ -179,7 +197,7 @@ class HeadService:
                         message.actor_id, message.state, address=message.address, pid=message.pid,
                         cause=message.cause, node_id=node.node_id,
                     )  # fmt: skip
-                elif isinstance(message, BundlesReply):
+                elif isinstance(message, (BundlesReply, NodeQueryReply)):
                     node.requests.resolve(message.req, message)
         finally:
             node.requests.fail_all(ConnectionError("the node's connection closed"))
@@ -252,6 +270,14 @@ class HeadService:
                 channel.send_nowait(PlacementGroupReply(req=req, view=view))
             nursery.cancel_scope.cancel()
 
+    async def _answer_state(self, channel: Channel, query: StateQuery) -> None:
+        reply = await _state_reply(self.inspect, query)
+        if not channel.closed:
+            try:
+                channel.send_nowait(reply)
+            except trio.ClosedResourceError:
+                pass
+
     async def _answer_wait(self, channel: Channel, message: WaitActor) -> None:
         async with trio.open_nursery() as nursery:
 
@@ -264,6 +290,16 @@ class HeadService:
             if not channel.closed:
                 channel.send_nowait(ActorReply(req=message.req, view=view))
             nursery.cancel_scope.cancel()
+
+
+async def _state_reply(service: StateService, query: StateQuery) -> StateReply:
+    try:
+        return StateReply(req=query.req, payload=await service.answer(query))
+    except QueryError as exc:
+        return StateReply(req=query.req, error=str(exc))
+    except Exception as exc:  # a bug answering one query must not take the head down
+        log.exception("head: state query %r failed", query.kind)
+        return StateReply(req=query.req, error=f"the head failed to answer: {type(exc).__name__}: {exc}")
 
 
 def _peer_ip(channel: Channel) -> str | None:

@@ -14,7 +14,8 @@ import trio
 
 import supervisors
 
-from .._jobs import JobManager, jobs_spec
+from .._jobs import JobManager, JobRecord, jobs_spec
+from .._state import JobState
 from .._node import NodeConfig
 from .._runtime_env import DEFAULT_MAX_SIZE, PackageStore, RuntimeEnvError, UnsafePackage, check_name, check_zip
 from .._wire import Channel, Done, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver
@@ -35,6 +36,8 @@ class HeadServices:
         head.handlers[GetPackage] = self._get_package
         head.handlers[PutPackage] = self._put_package
         head.on_driver = self._driver_registered
+        drivers = head.inspect.jobs
+        head.inspect.jobs = lambda: joined_jobs(drivers(), self.jobs.list_jobs())
         self.server: Any = None
         if config.dashboard_port >= 0:
             from .._http import HttpServer, JobsApi, create_app  # a head without HTTP never imports Starlette
@@ -84,6 +87,30 @@ class HeadServices:
             error = str(exc)
         if not channel.closed:
             channel.send_nowait(Done(req=message.req, error=error))
+
+
+def joined_jobs(drivers: list[JobState], records: list[JobRecord]) -> list[JobState]:
+    """Registered drivers and submitted jobs as one listing, as ``ray list jobs`` shows both:
+    a submitted job whose entrypoint called init() is one row (type SUBMISSION, its status);
+    one that never did (or not yet) has no driver job id. Newest first."""
+    by_job_id = {record.job_id: record for record in records if record.job_id}
+    rows = []
+    for driver in drivers:
+        record = by_job_id.pop(driver.job_id, None)
+        rows.append(driver if record is None else _submission(record, driver))
+    rows += [_submission(record, None) for record in records if not record.job_id or record.job_id in by_job_id]
+    return sorted(rows, key=lambda row: -row.start_time)
+
+
+def _submission(record: JobRecord, driver: JobState | None) -> JobState:
+    start = driver.start_time if driver is not None else record.start_time / 1000
+    return JobState(
+        job_id=record.job_id or "", type="SUBMISSION", status=record.status, entrypoint=record.entrypoint,
+        driver_pid=record.driver_pid or (driver.driver_pid if driver else 0), driver_ip=driver.driver_ip if driver else "",
+        namespace=driver.namespace if driver else "", start_time=start,
+        end_time=record.end_time / 1000 if record.end_time is not None else None, submission_id=record.submission_id,
+        message=record.message, error_type=record.error_type, driver_exit_code=record.driver_exit_code,
+    )  # fmt: skip
 
 
 def _version() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -13,17 +12,10 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.types import ASGIApp
 
+from .._wire import is_loopback
+
 log = logging.getLogger("actorlib.http")
 GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpServer:

@@ -252,6 +252,26 @@ class ActorHost:
             )
         return views
 
+    # ---- inspection (the state API) -------------------------------------------------------
+
+    def spec_of(self, key: str) -> ActorSpec | None:
+        """The spec of the live actor whose supervisor child id is ``key``."""
+        hosted = self._by_key.get(key)
+        return hosted.spec if hosted is not None else None
+
+    def is_group(self, name: str) -> bool:
+        """Whether ``name`` is the child id of a supervision group's supervisor here."""
+        return name in self._group_keys
+
+    def processes(self) -> list[tuple[ActorSpec, bytes, int]]:
+        """(spec, worker id, pid) of each live actor process here."""
+        out = []
+        for hosted in self._actors.values():
+            child = hosted.child
+            if not hosted.dead and child is not None and child.pid:
+                out.append((hosted.spec, child.worker_id, child.pid))
+        return out
+
     def stop_all(self) -> None:
         for hosted in list(self._actors.values()):
             self._dead(hosted, "its node stopped")

@@ -22,6 +22,8 @@ from .._wire import (
     ClusterView,
     Heartbeat,
     HeadMessage,
+    NodeQuery,
+    NodeQueryReply,
     NodeRegistered,
     NodeView,
     Pending,
@@ -102,7 +104,7 @@ class HeadLink:
                         task_status.started()
                     lost_at = None
                     nursery.start_soon(self._beat, channel, period)
-                    await self._serve(channel)
+                    await self._serve(channel, nursery)
             except* (OSError, EOFError, ConnectionError, AuthenticationError, trio.BrokenResourceError) as group:
                 log.warning("lost the head at %s: %s", self.head_address, group.exceptions[0])
             finally:
@@ -142,7 +144,7 @@ class HeadLink:
                 )
             await trio.sleep(period)
 
-    async def _serve(self, channel: Channel) -> None:
+    async def _serve(self, channel: Channel, nursery: trio.Nursery) -> None:
         while True:
             message = await channel.receive()
             service = self.service
@@ -154,6 +156,8 @@ class HeadLink:
                 service.start_actor(message.spec, self)
             elif isinstance(message, StopActor):
                 service.kill_actor(message.actor_id, message.no_restart, message.reason)
+            elif isinstance(message, NodeQuery):
+                nursery.start_soon(_answer_query, service, channel, message)
             elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
                 error = await _bundles(service, message)
                 channel.send_nowait(BundlesReply(req=message.req, ok=not error, error=error))
@@ -165,3 +169,17 @@ async def _bundles(service: Any, message: PrepareBundles | CommitBundles | Relea
     if isinstance(message, CommitBundles):
         return await service.commit_bundles(message.pg_id)  # type: ignore[no-any-return]
     return await service.release_bundles(message.pg_id, message.indexes, message.reason)  # type: ignore[no-any-return]
+
+
+async def _answer_query(service: Any, channel: Channel, query: NodeQuery) -> None:
+    """A state query from the head: answered off the serve loop (sampling CPU takes a moment)."""
+    try:
+        reply = NodeQueryReply(req=query.req, payload=await service.query(query.kind))
+    except Exception as exc:  # a bad query or a bug must not cut the node off from the head
+        log.exception("node query %r failed", query.kind)
+        reply = NodeQueryReply(req=query.req, error=f"{type(exc).__name__}: {exc}")
+    if not channel.closed:
+        try:
+            channel.send_nowait(reply)
+        except trio.ClosedResourceError:
+            pass

@@ -36,7 +36,7 @@ class _Request:
 class Lease:
     """A worker lent to one owner, and the resources it holds."""
 
-    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids")
+    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids", "job_id", "name")
 
     def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel, gpu_ids: list[str]) -> None:
         self.lease_id = _ids.unique_id()
@@ -45,6 +45,8 @@ class Lease:
         self.channel = channel
         self.blocked = False
         self.gpu_ids = gpu_ids
+        self.job_id = ""  # the job that asked for it, and for which function (the state API shows them)
+        self.name = ""
 
 
 class _Bundles:
@@ -160,6 +162,7 @@ class LeaseManager:
 
     def _grant(self, request: _Request, worker: Worker) -> None:
         lease = Lease(worker, request.shape, request.channel, self.gpus.take(gpus_of(request.shape)))
+        lease.job_id, lease.name = request.message.job_id, request.name
         res.subtract(self.available, lease.shape)
         worker.state = "leased"
         worker.lease = lease

@@ -163,6 +163,10 @@ class WorkerPool:
         self.nursery.start_soon(self.logs.pump, name, child.pid, "out", child.stdout)
         self.nursery.start_soon(self.logs.pump, name, child.pid, "err", child.stderr)
 
+    def by_name(self, name: str) -> Worker | None:
+        """The live worker whose supervisor child id is ``name`` (``w-<id>``)."""
+        return self._by_name.get(name)
+
     def gave_up(self, key: str) -> str | None:
         """The last start failure, if this environment failed to start too often in a row."""
         count, reason = self.failures.get(key, (0, ""))

@@ -71,8 +71,9 @@ def write_ready_file(session: str | Path, name: str, info: dict[str, object]) ->
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
     token = os.environ.get("ACTORLIB_TOKEN") or read_token(config.token_path)
     head = HeadLink(config.head_address, token, grace=config.grace)
+    roots: list[supervisors.Supervisor] = []  # for the state API's tree, once it runs
     children = [
-        node_spec(config, token, head, zygote),
+        node_spec(config, token, head, zygote, root=lambda: roots[0] if roots else None),
         supervisors.ChildSpec(
             id="head-link", start=lambda: supervisors.TaskChild(head.run), restart="temporary", significant=True
         ),
@@ -80,6 +81,7 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
         async with supervisors.open_supervisor(children, id="node-host", auto_shutdown="any_significant") as root:
+            roots.append(root)
             service = head.service
             write_ready_file(config.session_dir, "node.json", {"address": service.address, "node_id": config.node_id})
             link.ready({"address": service.address})

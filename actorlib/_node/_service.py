@@ -22,9 +22,11 @@ from .._wire import (
     NodeInfoRequest,
     NodeMessage,
     NodeView,
+    ReadLog,
     RequestLease,
     ReturnLease,
     SubscribeLogs,
+    TaskEvents,
     WorkerBlocked,
     WorkerExitQuery,
     WorkerExitReply,
@@ -35,9 +37,11 @@ from .._wire import (
 from . import _resources as res
 from ._actors import ActorHost
 from ._config import NodeConfig
+from ._node_inspector import NodeInspector
 from ._leases import LeaseManager
 from ._logs import LogRelay
 from ._pool import Worker, WorkerPool, env_key
+from ._task_history import TaskHistory
 
 log = logging.getLogger("actorlib.node")
 HOUSEKEEPING_PERIOD = 1.0
@@ -79,8 +83,10 @@ class NodeService:
         registry: Registry,
         state: NodeState,
         zygote: supervisors.Zygote | None = None,
+        root: Callable[[], supervisors.Supervisor | None] | None = None,
     ) -> None:
         self.config = config
+        self.root = root  # this process's root supervisor, for ``actorlib tree``
         self.zygote = zygote
         self.token = token
         self.registry = registry
@@ -92,6 +98,8 @@ class NodeService:
         self.store: ObjectStore | None = None
         self.address = config.address  # as bound (TCP ports chosen) once running
         self.store_address = config.store_address
+        self.tasks = TaskHistory(config.node_id)
+        self.inspector = NodeInspector(self)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -185,7 +193,14 @@ class NodeService:
             await trio.sleep(HOUSEKEEPING_PERIOD)
             self.pool.reap_idle(keep, self.config.idle_worker_timeout)
 
+    async def query(self, kind: str) -> bytes:
+        """This node's part of a state query (see ``_node_inspector.NodeInspector``), msgpack-encoded."""
+        return await self.inspector.query(kind)
+
     def _worker_exited(self, worker: Worker) -> None:
+        lease = worker.lease
+        leased = (lease.name, lease.job_id) if lease is not None else None
+        self.tasks.worker_gone(worker.worker_id, worker.exit_reason, leased, worker.pid)
         if self.leases is not None:
             self.leases.worker_exited(worker)
 
@@ -218,6 +233,10 @@ class NodeService:
             self.logs.subscribe(message.job_id, channel)
         elif kind is WorkerExitQuery:
             self.pool.nursery.start_soon(self._answer_exit, channel, message)
+        elif kind is TaskEvents:
+            self.tasks.add(message)
+        elif kind is ReadLog:
+            self.pool.nursery.start_soon(self.inspector.stream_log, channel, message)
         elif kind is NodeInfoRequest:
             channel.send_nowait(NodeInfoReply(req=message.req, node=self.view()))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import supervisors
 
 from ._config import NodeConfig
@@ -11,7 +13,11 @@ NODE_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
 
 
 def node_spec(
-    config: NodeConfig, token: str, registry: Registry, zygote: supervisors.Zygote | None = None
+    config: NodeConfig,
+    token: str,
+    registry: Registry,
+    zygote: supervisors.Zygote | None = None,
+    root: Callable[[], supervisors.Supervisor | None] | None = None,
 ) -> supervisors.ChildSpec:
     """The node subtree as a child spec for the process's root supervisor.
 
@@ -33,7 +39,7 @@ def node_spec(
             return supervisors.SupervisorChild(pool)
 
         def service() -> supervisors.Child:
-            return supervisors.TaskChild(NodeService(config, token, registry, state, zygote).run)
+            return supervisors.TaskChild(NodeService(config, token, registry, state, zygote, root).run)
 
         return [
             supervisors.ChildSpec(id="workers", start=workers),

@@ -245,6 +245,10 @@ class ObjectStore:
         """``(used bytes, capacity bytes, number of objects)``, unsealed objects included."""
         return self.used, self.capacity, len(self._objects)
 
+    def objects(self) -> list[tuple[bytes, int, bytes, bool]]:
+        """(object id, size, owner id, sealed) of every object held (for the state API)."""
+        return [(object_id, obj.size, obj.owner, obj.sealed) for object_id, obj in self._objects.items()]
+
     @property
     def waiting_gets(self) -> int:
         """How many get requests are waiting for their object to be sealed."""

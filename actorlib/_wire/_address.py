@@ -8,6 +8,7 @@ on one machine talk over Unix sockets and others over TCP.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -92,3 +93,13 @@ async def open_listener(address: str) -> tuple[trio.SocketListener, str]:
     for extra in listeners[1:]:
         await extra.aclose()
     return listeners[0], f"{host}:{bound_port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP, IPv6 in brackets or not) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

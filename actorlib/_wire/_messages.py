@@ -199,6 +199,10 @@ class ActorView(msgspec.Struct, frozen=True, kw_only=True):
     max_task_retries: int = 0
     node_id: bytes = b""
     restarts: int = 0
+    job_id: str = ""
+    detached: bool = False
+    resources: dict[str, float] = {}  # what it holds while alive
+    placement_group: bytes = b""
 
 
 # ---- to a core server (every driver and worker runs one) ---------------------
@@ -440,6 +444,50 @@ class NodeInfoReply(Msg, tag="nodeinfo_reply"):
     node: NodeView
 
 
+class TaskRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One task or actor call a worker ran (or runs: ``end`` 0.0); times are wall clock."""
+
+    task_id: bytes
+    name: str
+    job_id: str
+    actor_id: bytes
+    attempt: int
+    start: float
+    end: float
+    error: str  # "" if it succeeded; else the error's type and message
+
+
+class TaskEvents(Msg, tag="task_events"):
+    """Worker to its node, about once a second while it works: tasks it finished since the last
+    batch, and the one it runs now (the node keeps a bounded history for ``actorlib list tasks``)."""
+
+    worker_id: bytes
+    pid: int
+    done: list[TaskRecord]
+    running: list[TaskRecord] = []
+
+
+class ReadLog(Msg, tag="read_log"):
+    """Anyone to node: stream log file ``name`` from ``offset`` (or its last ``tail`` lines);
+    with ``follow``, keep sending what is appended until the connection closes."""
+
+    req: int
+    name: str
+    offset: int = 0
+    tail: int = -1  # -1: from ``offset``
+    follow: bool = False
+
+
+class LogData(Msg, tag="log_data"):
+    """Node to reader: the next bytes of a log file (``end``: nothing more will come)."""
+
+    req: int
+    data: bytes
+    offset: int  # of the byte after ``data``
+    end: bool = False
+    error: str = ""
+
+
 NodeMessage = (
     RequestLease
     | ReturnLease
@@ -453,6 +501,9 @@ NodeMessage = (
     | LogBatch
     | WorkerExitReply
     | NodeInfoReply
+    | TaskEvents
+    | ReadLog
+    | LogData
 )
 
 
@@ -710,6 +761,42 @@ class PackageReply(Msg, tag="package"):
     error: str = ""
 
 
+class StateQuery(Msg, tag="state_query"):
+    """Anyone to head: a state API query (``kind``: tree, a listing, a summary, the timeline);
+    answered by StateReply whose payload is the ``actorlib._state`` result, msgpack-encoded."""
+
+    req: int
+    kind: str
+    filters: list[tuple[str, str, str]] = []
+    limit: int = 100
+    detail: bool = False
+    args: dict[str, str] = {}  # kind-specific: node, depth, id, summary
+
+
+class StateReply(Msg, tag="state_reply"):
+    """Head to querier: the encoded result, or the error that says what was wrong."""
+
+    req: int
+    payload: bytes = b""
+    error: str = ""
+
+
+class NodeQuery(Msg, tag="node_query"):
+    """Head to node (on the node's registration channel): this node's part of a state query
+    (``kind``: tree, tasks, workers, objects, logs); answered by NodeQueryReply."""
+
+    req: int
+    kind: str
+
+
+class NodeQueryReply(Msg, tag="node_query_reply"):
+    """Node to head: the encoded answer to a NodeQuery, or why there is none."""
+
+    req: int
+    payload: bytes = b""
+    error: str = ""
+
+
 HeadMessage = (
     RegisterNode
     | NodeRegistered
@@ -746,6 +833,10 @@ HeadMessage = (
     | GetPackage
     | PutPackage
     | PackageReply
+    | StateQuery
+    | StateReply
+    | NodeQuery
+    | NodeQueryReply
 )
 
 

@@ -62,8 +62,8 @@ class ActorRunner:
     # ---- sync and threaded calls -------------------------------------------------------
 
     def run_one(self, call: CallActor, channel: Channel) -> None:
-        reply = Reply(self.rt, channel, call.call_id)
         name = f"{self.spec.class_name}.{call.method}"
+        reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
         try:
             method = self._method(call.method)
         except AttributeError as exc:
@@ -109,8 +109,8 @@ class ActorRunner:
             task.add_done_callback(running.discard)
 
     async def _run_async(self, call: CallActor, channel: Channel, limiter: Any) -> None:
-        reply = Reply(self.rt, channel, call.call_id)
         name = f"{self.spec.class_name}.{call.method}"
+        reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
         async with limiter:
             try:
                 method = self._method(call.method)

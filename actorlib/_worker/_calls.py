@@ -15,6 +15,7 @@ from .._event_loops import EXPLICIT, loop_of
 from .._serial import LOST_ARGUMENT, box, box_system, deserialize, serialize
 from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
 from ..exceptions import ObjectLostError, TaskCancelledError
+from ._task_events import error_text
 
 
 class Cancelled(BaseException):
@@ -77,17 +78,31 @@ def failed(exc: BaseException, name: str, count: int) -> list[ErrorValue]:
 class Reply:
     """Sends a call's results back to its caller, from any thread."""
 
-    def __init__(self, runtime: Runtime, channel: Channel, call_id: bytes) -> None:
+    def __init__(
+        self, runtime: Runtime, channel: Channel, call_id: bytes, name: str = "", job_id: str = "",
+        actor_id: bytes = b"", attempt: int = 0,
+    ) -> None:  # fmt: skip
         self.runtime = runtime
         self.channel = channel
         self.call_id = call_id
         self.started = time.perf_counter()
         self.sent = False  # the final answer (done or end) went out
+        # A named call is recorded for ``actorlib list tasks`` and the timeline.
+        self.recorder = runtime.task_events if name else None
+        if self.recorder is not None:
+            self.recorder.started(call_id, name, job_id, actor_id, attempt)
 
     def done(self, returns: list[Value]) -> None:
         elapsed = time.perf_counter() - self.started
         self.sent = True
         self.send(TaskDone(task_id=self.call_id, returns=returns, elapsed=elapsed))
+        if self.recorder is not None:
+            self.recorder.finished(self.call_id, error_text(returns))
+
+    def abandon(self) -> None:
+        """The call will never run (cancelled first, or its caller left): it is recorded as cancelled."""
+        if self.recorder is not None and not self.sent:
+            self.recorder.finished(self.call_id, "TaskCancelledError: cancelled before it ran")
 
     def item(self, index: int, value: Value) -> None:
         self.send(StreamItem(task_id=self.call_id, index=index, value=value))
@@ -95,6 +110,8 @@ class Reply:
     def end(self, count: int, error: ErrorValue | None = None) -> None:
         self.sent = True
         self.send(StreamEnd(task_id=self.call_id, count=count, error=error))
+        if self.recorder is not None:
+            self.recorder.finished(self.call_id, error_text([error]) if error is not None else "")
 
     def send(self, message: Any) -> None:
         try:

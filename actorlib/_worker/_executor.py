@@ -77,7 +77,7 @@ class Executor:
         if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
         self._mark_output(task.job_id, task.name)
-        reply = Reply(self.rt, channel, task.task_id)
+        reply = Reply(self.rt, channel, task.task_id, task.name, task.job_id, b"", task.attempt)
         try:
             # From here a cancel interrupts this thread (SIGINT raises Cancelled): the task
             # must be answered wherever that lands, not only inside run_sync.
@@ -98,6 +98,8 @@ class Executor:
             with self._lock:
                 self.current = None
             set_title("IDLE")
+            if not reply.sent:
+                reply.abandon()
 
     def _begin(self, task: PushTask, channel: Any) -> bool:
         """Make ``task`` current unless it was cancelled (or its owner left) before it ran."""

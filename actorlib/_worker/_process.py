@@ -15,6 +15,7 @@ from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_addre
 from ._exec import ExecServer
 from ._executor import Executor
 from ._packages import enter_packages
+from ._task_events import TaskRecorder
 
 
 def main() -> None:
@@ -45,6 +46,7 @@ def main() -> None:
         env=packages,  # its tasks' own tasks and actors run in the same packages
     )
     runtime = Runtime(identity)
+    runtime.task_events = TaskRecorder(worker_id, os.getpid(), lambda message: _send_quietly(runtime, message))
     runtime.executor = executor = Executor(runtime)
     server = ExecServer(exec_, identity.token, executor.handle)
 
@@ -76,6 +78,7 @@ async def _bootstrap(runtime: Runtime) -> None:
     ident = runtime.identity
     ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
+    runtime.nursery.start_soon(runtime.task_events.run)
 
 
 def _send_quietly(runtime: Runtime, message: object) -> None:

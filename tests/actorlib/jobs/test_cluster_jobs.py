@@ -78,6 +78,9 @@ def test_a_working_dir_job_runs_its_helper_module_in_tasks_on_another_node(clust
     assert result["env"] == "hi"
     info = client.get_job_info(sid)
     assert info.job_id and info.driver_node_id  # its driver registered as this job
+    listed = cluster.cli("list", "jobs", "--address", cluster.address, "--json", env={**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file})
+    rows = [row for row in json.loads(listed.stdout) if row["submission_id"] == sid]
+    assert [(row["type"], row["job_id"], row["status"]) for row in rows] == [("SUBMISSION", info.job_id, "SUCCEEDED")]
     assert info.runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
 
 

@@ -1,0 +1,50 @@
+"""The state API's pure layer: schema Structs, filters and summaries, trees, the timeline.
+
+Imports only msgspec and ``supervisors``; the head (``_head._state_service``) and the
+nodes (``_node._node_inspector``) fill these Structs, ``actorlib.util.state`` and the
+CLI read them.
+"""
+
+from ._query import (
+    DEFAULT_LIMIT,
+    Filter,
+    QueryError,
+    by_id,
+    check_filters,
+    check_kind,
+    check_limit,
+    parse_filter,
+    select,
+    summarize,
+    to_builtins,
+)
+from ._schema import (
+    ID_FIELDS,
+    KINDS,
+    SCHEMA_VERSION,
+    ActorState,
+    ClusterTree,
+    ExitInfo,
+    Intensity,
+    JobState,
+    ListResult,
+    LogFile,
+    NodeState,
+    NodeTree,
+    ObjectState,
+    PlacementGroupState,
+    ProcessNode,
+    Summary,
+    TaskState,
+    WorkerState,
+)
+from ._timeline import chrome_trace
+from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
+
+__all__ = [
+    "DEFAULT_LIMIT", "Filter", "QueryError", "by_id", "check_filters", "check_kind", "check_limit",
+    "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
+    "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
+    "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
+    "chrome_trace", "bound", "cut", "from_snapshot", "sort", "unhealthy", "walk",
+]  # fmt: skip

@@ -1,0 +1,84 @@
+"""What a worker ran: finished tasks and actor calls, sent to its node in batches.
+
+The cost on the call path is a tuple and a dict entry per call; the runtime
+thread sends what accumulated about once a second (only when something
+changed), so a burst of tiny tasks costs one message per second, not one per
+task. Unsent records are bounded: past ``MAX_UNSENT`` the oldest are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .._wire import ErrorValue, TaskEvents, TaskRecord
+
+FLUSH_PERIOD = 1.0
+MAX_UNSENT = 10_000
+MAX_ERROR = 300
+
+
+class TaskRecorder:
+    """Thread-safe by construction: the main thread and the runtime thread only append,
+    pop and copy (each one operation under the GIL)."""
+
+    def __init__(self, worker_id: bytes, pid: int, send: Callable[[Any], None]) -> None:
+        self.worker_id = worker_id
+        self.pid = pid
+        self._send = send
+        self._done: deque[TaskRecord] = deque(maxlen=MAX_UNSENT)
+        self._running: dict[bytes, TaskRecord] = {}
+        self._sent_running: list[bytes] = []
+
+    def started(self, task_id: bytes, name: str, job_id: str, actor_id: bytes, attempt: int) -> float:
+        """Record a call that starts now; returns its start time (wall clock)."""
+        start = time.time()
+        self._running[task_id] = TaskRecord(task_id, name, job_id, actor_id, attempt, start, 0.0, "")
+        return start
+
+    def finished(self, task_id: bytes, error: str) -> None:
+        record = self._running.pop(task_id, None)
+        if record is not None:
+            self._done.append(
+                TaskRecord(
+                    record.task_id, record.name, record.job_id, record.actor_id, record.attempt, record.start,
+                    time.time(), error,
+                )  # fmt: skip
+            )
+
+    def batch(self) -> TaskEvents | None:
+        """What to send now, if anything changed since the last batch."""
+        done = []
+        while self._done:
+            done.append(self._done.popleft())
+        running = list(self._running.values())
+        ids = [record.task_id for record in running]
+        if not done and ids == self._sent_running:
+            return None
+        self._sent_running = ids
+        return TaskEvents(worker_id=self.worker_id, pid=self.pid, done=done, running=running)
+
+    async def run(self) -> None:
+        """Send batches until cancelled (on the runtime thread)."""
+        while True:
+            await trio.sleep(FLUSH_PERIOD)
+            events = self.batch()
+            if events is not None:
+                self._send(events)
+
+
+def error_text(values: list[Any]) -> str:
+    """"" when no value is an error; else the first error's type and message (failure path only)."""
+    for value in values:
+        if type(value) is ErrorValue:
+            from .._serial import unbox
+
+            error = unbox(value)
+            cause = getattr(error, "cause", None) or error
+            text = f"{type(cause).__name__}: {cause}"
+            return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+    return ""

@@ -1,0 +1,71 @@
+"""Operating clusters from outside: find a running one, start head and node processes, read its nodes.
+
+This is what the ``actorlib`` command uses (it reaches the runtime only
+through public modules: this one, ``actorlib.util.state`` and ``actorlib``),
+and what an operator's script may use too. The state of a running cluster
+(trees, listings, logs) is ``actorlib.util.state``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import trio
+
+from ._driver import ADDRESS_ENV, InitOptions, start_local_cluster
+from ._driver._discovery import TOKEN_ENV, TOKEN_FILE_ENV, Found, find, running_sessions
+from ._head import head_address
+from ._placement import is_group_resource
+from ._session import new_session
+from .util._state_client import lone
+from ._wire import (
+    ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, is_loopback, parts,
+    split_host_port,
+)  # fmt: skip
+
+__all__ = [
+    "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "ClusterInfo", "Found", "InitOptions", "NodeView",
+    "PlacementGroupView", "cluster_info", "find", "head_address", "is_group_resource", "is_loopback", "new_session", "parts",
+    "running_sessions", "split_host_port", "start_local_cluster",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A running cluster's nodes (dead ones too) and placement groups, as its head sees them."""
+
+    head: str
+    nodes: list[NodeView]
+    groups: list[PlacementGroupView]
+
+
+def cluster_info(address: str = "auto", timeout: float = 30.0) -> ClusterInfo:
+    """Ask the head at ``address`` for its nodes and placement groups (blocking).
+
+    Raises ConnectionError if no cluster is found or the head cannot be reached,
+    TimeoutError if it does not answer within ``timeout`` seconds.
+    """
+    found = find(address)
+    try:
+        reply = trio.run(_ask, found.head, found.token, timeout)
+    except trio.TooSlowError:
+        raise TimeoutError(f"the head at {found.head} did not answer within {timeout:g}s") from None
+    except BaseExceptionGroup as group:  # a failed connect, wrapped by the nursery
+        raise lone(group) from None
+    return ClusterInfo(found.head, reply.nodes, reply.groups)
+
+
+async def _ask(head: str, token: str, timeout: float) -> ClusterInfoReply:
+    with trio.fail_after(timeout):
+        async with trio.open_nursery() as nursery:
+            channel = await connect(nursery, head, token, HeadMessage, name=f"cli:{os.getpid():08x}")
+            try:
+                channel.send_nowait(ClusterInfoRequest(req=1))
+                reply = await channel.receive()
+                while not isinstance(reply, ClusterInfoReply):  # skip broadcasts (NodeDied)
+                    reply = await channel.receive()
+            finally:
+                await channel.aclose()
+                nursery.cancel_scope.cancel()
+    return reply
