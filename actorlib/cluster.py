@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ._autoscaler import ClusterConfig, ConfigError, load_config
 from ._driver import ADDRESS_ENV, InitOptions, start_local_cluster
 from ._driver._discovery import TOKEN_ENV, TOKEN_FILE_ENV, Found, find, running_sessions
 from ._head import head_address
@@ -20,12 +21,13 @@ from ._placement import is_group_resource
 from ._session import new_session
 from .util._state_client import lone
 from ._wire import (
-    ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, is_loopback, parts,
+    AutoscalerView, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, is_loopback, parts,
     split_host_port,
 )  # fmt: skip
 
 __all__ = [
-    "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "ClusterInfo", "Found", "InitOptions", "NodeView",
+    "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "AutoscalerView", "ClusterConfig", "ClusterInfo", "ConfigError", "Found",
+    "InitOptions", "NodeView", "load_config",
     "PlacementGroupView", "cluster_info", "find", "head_address", "is_group_resource", "is_loopback", "new_session", "parts",
     "running_sessions", "split_host_port", "start_local_cluster",
 ]  # fmt: skip
@@ -38,6 +40,7 @@ class ClusterInfo:
     head: str
     nodes: list[NodeView]
     groups: list[PlacementGroupView]
+    autoscaler: AutoscalerView | None = None  # what its autoscaler does (None: it does not scale)
 
 
 def cluster_info(address: str = "auto", timeout: float = 30.0) -> ClusterInfo:
@@ -53,7 +56,7 @@ def cluster_info(address: str = "auto", timeout: float = 30.0) -> ClusterInfo:
         raise TimeoutError(f"the head at {found.head} did not answer within {timeout:g}s") from None
     except BaseExceptionGroup as group:  # a failed connect, wrapped by the nursery
         raise lone(group) from None
-    return ClusterInfo(found.head, reply.nodes, reply.groups)
+    return ClusterInfo(found.head, reply.nodes, reply.groups, reply.autoscaler)
 
 
 async def _ask(head: str, token: str, timeout: float) -> ClusterInfoReply:

@@ -34,6 +34,12 @@ START_TIMEOUT = 60.0
 @click.option("--node-timeout", type=float, default=4.0, show_default=True, help="Seconds without a heartbeat before a node is dead (head).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds a node may lose the head before it stops itself.")
 @click.option("--block", is_flag=True, help="Run in the foreground until interrupted.")
+@click.option("--memory", type=int, help="Bytes of memory to offer as the `memory` resource [default: 70% of RAM].")
+@click.option("--labels", default="{}", help='Node labels as JSON, e.g. \'{"zone": "a"}\'.')
+@click.option(
+    "--autoscaling-config", type=click.Path(exists=True, dir_okay=False),
+    help="Head: run an autoscaler for this cluster config (see `actorlib up`).",
+)  # fmt: skip
 def start(
     head: bool,
     address: str | None,
@@ -50,24 +56,42 @@ def start(
     node_timeout: float,
     grace: float,
     block: bool,
+    memory: int | None,
+    labels: str,
+    autoscaling_config: str | None,
 ) -> None:
-    """Start a head or a worker node on this machine, in the background."""
+    """Start a head or a worker node on this machine, in the background.
+
+    A head given --token-file uses that token instead of a new one.
+    """
     if head == bool(address):
         raise click.UsageError("give exactly one of --head or --address HOST:PORT")
     if not 0 <= dashboard_port <= 65535:
         raise click.BadParameter("must be a port number (0: any free port)", param_hint="--dashboard-port")
-    try:
-        custom = json.loads(resources)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--resources") from None
+    custom = _json_option(resources, "--resources")
+    node_labels = _json_option(labels, "--labels")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in node_labels.items()):
+        raise click.BadParameter("labels map names to strings", param_hint="--labels")
+    if autoscaling_config:
+        if not head:
+            raise click.UsageError("--autoscaling-config is for a head (--head)")
+        autoscaling_config = _checked_config(autoscaling_config)
     from ..cluster import InitOptions
 
-    options = InitOptions.check(None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory)
+    options = InitOptions.check(
+        None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory, memory=memory
+    )
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
     token_path = str(Path(token_file).resolve()) if token_file else ""  # before a new session moves links
     if not head and not token_path:
         token_path = _local_token(address or "")
     session = new_session(with_token=head)
+    if head and token_path:  # the cluster's token, kept by `actorlib up`
+        from .._wire import read_token, write_token
+
+        (session / "token").unlink()
+        write_token(session / "token", read_token(Path(token_path)))
+        token_path = ""
     config = options.node_config(
         session,
         ip=ip,
@@ -80,6 +104,8 @@ def start(
         node_timeout=node_timeout,
         dashboard_host=dashboard_host,
         dashboard_port=dashboard_port if head and include_dashboard else -1,
+        labels=node_labels,
+        autoscaling_config=autoscaling_config or "",
     )  # fmt: skip
     module = "actorlib._head._daemon" if head else "actorlib._node"  # the daemon supervises the head
     argv = [sys.executable, "-m", module, msgspec.json.encode(config).decode()]
@@ -90,6 +116,27 @@ def start(
         _print_head(info, session, ip, port)
     else:
         click.echo(f"Started a node (pid {info['pid']}) joined to {address}; its logs are in {session / 'logs'}")
+
+
+def _json_option(text: str, name: str) -> dict:  # type: ignore[type-arg]
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=name) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("give a JSON object", param_hint=name)
+    return value
+
+
+def _checked_config(path: str) -> str:
+    """The cluster config's absolute path, once it validates (the head's autoscaler reads it)."""
+    from ..cluster import ConfigError, load_config
+
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--autoscaling-config") from None
+    return str(Path(path).resolve())
 
 
 def _local_token(address: str) -> str:

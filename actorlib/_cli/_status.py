@@ -6,7 +6,7 @@ import click
 from rich.live import Live
 from rich.text import Text
 
-from ..cluster import NodeView, PlacementGroupView, cluster_info, is_group_resource
+from ..cluster import AutoscalerView, NodeView, PlacementGroupView, cluster_info, is_group_resource
 from ._query import console
 
 MIN_INTERVAL = 1.0
@@ -46,7 +46,7 @@ def _report(address: str, verbose: bool) -> str:
         info = cluster_info(address)
     except (ConnectionError, OSError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from None
-    return render(info.head, info.nodes, verbose, info.groups)
+    return render(info.head, info.nodes, verbose, info.groups, info.autoscaler)
 
 
 def _add(total: dict[str, float], more: dict[str, float]) -> None:
@@ -57,7 +57,13 @@ def _add(total: dict[str, float], more: dict[str, float]) -> None:
 UNRESPONSIVE = 1.0  # seconds without a heartbeat (two periods) before a node is shown as unresponsive
 
 
-def render(head: str, nodes: list[NodeView], verbose: bool, groups: list[PlacementGroupView] = ()) -> str:  # type: ignore[assignment]
+def render(
+    head: str,
+    nodes: list[NodeView],
+    verbose: bool,
+    groups: list[PlacementGroupView] = (),  # type: ignore[assignment]
+    autoscaler: AutoscalerView | None = None,
+) -> str:
     """The status report (pure: tested without a cluster)."""
     alive = [n for n in nodes if n.alive]
     dead = [n for n in nodes if not n.alive]
@@ -77,12 +83,40 @@ def render(head: str, nodes: list[NodeView], verbose: bool, groups: list[Placeme
     lines.append("Pending demands:")
     demands = _demands(alive, groups)
     lines += [f"  {line}" for line in demands] or ["  (none)"]
+    if autoscaler is not None:
+        lines += render_autoscaler(autoscaler, nodes)
     if verbose:
         for node in alive:
             role = "head" if node.is_head else "node"
             lines.append(f"{role} {node.node_id.hex()[:12]} at {node.ip} (pid {node.pid}), {node.pending} pending")
             lines += [f"    {line}" for line in _usage(node.total, node.available)]
     return "\n".join(lines)
+
+
+def render_autoscaler(view: AutoscalerView, nodes: list[NodeView]) -> list[str]:
+    """The autoscaler's part of the report: workers per type, launches, failures, drains."""
+    import time
+
+    workers = ", ".join(f"{count} {name}" for name, count in sorted(view.workers.items())) or "none"
+    lines = [f"Autoscaler ({view.provider} provider, cluster {view.cluster_name!r}): workers {workers} (max {view.max_workers})"]
+    now = time.time()
+    lines.append("Pending launches:")
+    lines += [f"  {l.node_type} {l.instance_id}, for {max(0.0, now - l.since):.0f}s" for l in view.launching] or ["  (none)"]
+    if view.failed:
+        lines.append("Recent failed launches:")
+        for failure in view.failed:
+            retry = f"; {failure.node_type} is tried again in {failure.retry_in:g}s" if failure.retry_in else ""
+            lines.append(f"  {failure.node_type} {failure.instance_id}, {max(0.0, now - failure.since):.0f}s ago: {failure.error}{retry}")
+    if view.draining:
+        ips = {n.node_id: n.ip for n in nodes}
+        lines.append("Draining (taking no new work, stopped once idle):")
+        lines += [f"  node {node_id.hex()[:12]} ({ips.get(node_id, '?')})" for node_id in view.draining]
+    if view.requested:
+        lines.append("Requested (request_resources): " + ", ".join(_describe(b) for b in view.requested))
+    if view.infeasible:
+        lines.append("Infeasible (no node type can hold these):")
+        lines += [f"  {_describe(shape)}" for shape in view.infeasible]
+    return lines
 
 
 def _usage(total: dict[str, float], free: dict[str, float]) -> list[str]:

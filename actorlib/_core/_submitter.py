@@ -232,7 +232,8 @@ class TaskSubmitter:
                 affinity, soft = node, False
             link = self.rt.peers.local
             assert link is not None
-            for spilled in (False, True):
+            spilled = False
+            while True:  # a queued request may be sent on again, to a node where room appeared
                 reply = await link.request(
                     lambda req: RequestLease(
                         req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
@@ -242,6 +243,7 @@ class TaskSubmitter:
                 if not (isinstance(reply, LeaseRefused) and reply.kind == "spillback"):
                     break
                 link = await self.rt.peers.node_link(reply.message)
+                spilled = True
             if isinstance(reply, LeaseRefused):
                 if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
                     queue.retries += 1  # its bundle's node died just now: the group is being placed again

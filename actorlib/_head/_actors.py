@@ -74,6 +74,10 @@ class ActorDirectory:
         # whose claimant exited before their node did.
         self._claims: dict[bytes, Channel] = {}
         self._unclaimed_gone: set[bytes] = set()
+        # With an autoscaler: whether a node type it may add could host a placement shape, and
+        # the actors that wait for such a node (no live node has room for them now).
+        self.scalable: Callable[[dict[str, float]], bool] | None = None
+        self._waiting: dict[bytes, _Record] = {}
 
     # ---- requests from owners and callers ----------------------------------------
 
@@ -113,7 +117,10 @@ class ActorDirectory:
                 why = "is not alive" if target is None else res.infeasible_reason(spec.placement, target.total)
                 self.update(spec.actor_id, DEAD, cause=f"node affinity: node {spec.node_affinity.hex()} {why}")
                 return None
+        nodes = [n for n in nodes if not getattr(n, "draining", False)]  # the autoscaler is stopping those
         fits = [n for n in nodes if res.infeasible_reason(spec.placement, n.total) is None]
+        if self._wait_for_node(record, fits):
+            return None
         if not fits:
             total = "; ".join(res.describe(n.total) for n in nodes) or "no nodes"
             reason = res.infeasible_reason(spec.placement, nodes[0].total) if nodes else "no node is up"
@@ -123,6 +130,31 @@ class ActorDirectory:
         if spec.strategy == "SPREAD":
             return free[next(self._spread) % len(free)]
         return free[0]
+
+    def _wait_for_node(self, record: _Record, fits: list[Any]) -> bool:
+        """Park the actor until a node has room, if none has now and the autoscaler could add one."""
+        shape = record.spec.placement
+        if self.scalable is None or not self.scalable(shape) or any(res.fits(shape, _available(n)) for n in fits):
+            return False
+        self._waiting[record.spec.actor_id] = record
+        return True
+
+    def waiting_shapes(self) -> list[dict[str, float]]:
+        """What the actors waiting for a node need (demand for the autoscaler)."""
+        return [dict(r.spec.placement) for r in self._waiting.values() if r.view.state != DEAD and r.node is None]
+
+    def place_waiting(self) -> None:
+        """Try the actors waiting for a node again (the autoscaler calls this as nodes come and free up)."""
+        waiting, self._waiting = self._waiting, {}
+        for record in waiting.values():
+            if record.view.state == DEAD or record.node is not None:
+                continue
+            placed = self._place(record)
+            if placed is not None:
+                record.node = placed
+                if isinstance(getattr(placed, "available", None), dict):
+                    res.subtract(placed.available, record.spec.placement)  # until its next heartbeat says
+                placed.start_actor(record.spec, self)
 
     def _place_in_group(self, record: _Record, nodes: list[Any]) -> Any:
         """The node of the actor's bundle; None if it is dead or waits for its group."""

@@ -203,7 +203,7 @@ class PlacementGroups:
         view = group.view
         nodes = {node.node_id: node for node in self._nodes()}
         fixed: list[bytes | None] = [node if node in nodes else None for node in view.nodes]
-        free = {node_id: _plain(_available(node)) for node_id, node in nodes.items()}
+        free = {node_id: _plain(_available(node)) for node_id, node in nodes.items() if not getattr(node, "draining", False)}
         placement = pg.place(view.bundles, view.strategy, free, fixed)
         if placement is None:
             totals = {node_id: _plain(node.total) for node_id, node in nodes.items()}

@@ -18,6 +18,7 @@ from .._wire import (
     Demand,
     NodeQuery,
     NodeQueryReply,
+    DrainNode,
     NodeView,
     Pending,
     PrepareBundles,
@@ -45,12 +46,15 @@ class RemoteNode:
         self.demands: list[Demand] = []
         self.last_beat = trio.current_time()
         self.requests = Pending()  # the head's requests to the node (placement group bundles)
+        self.busy = view.busy
+        self.drained = view.draining  # what the node says: it takes no new work
+        self.draining = False  # what the autoscaler asked: nothing new is placed here
 
     def view(self) -> NodeView:
         total = {**self.total, "object_store_memory": self._view.total.get("object_store_memory", 0.0)}
         return msgspec.structs.replace(
             self._view, total=total, available=dict(self.available), pending=self.pending, demands=self.demands,
-            silent=round(trio.current_time() - self.last_beat, 3),
+            silent=round(trio.current_time() - self.last_beat, 3), busy=self.busy, draining=self.draining or self.drained,
         )
 
     def beat(
@@ -62,6 +66,16 @@ class RemoteNode:
         if total is not None:
             self.total = {k: v for k, v in total.items() if k != "object_store_memory"}
         self.last_beat = trio.current_time()
+
+    def reported(self, busy: int, drained: bool) -> None:
+        """From a heartbeat: what the node holds, and whether it has taken its drain."""
+        self.busy = busy
+        self.drained = drained
+
+    def drain(self, drain: bool, reason: str = "") -> None:
+        """The autoscaler's word: take no new work (``drain``), or take it again."""
+        self.draining = drain
+        self._send(DrainNode(drain=drain, reason=reason))
 
     def committed(self, pg_id: bytes, bundles: dict[int, dict[str, float]]) -> None:
         """The node offers these bundles now (its next heartbeat would say so too)."""

@@ -10,7 +10,8 @@ Its root supervisor runs the head service and the head machine's node::
     ├─ jobs                  one_for_all
     │  ├─ entrypoints        pool of job entrypoint processes
     │  └─ manager            the job manager (task)
-    └─ http                  the HTTP API (task; only with a dashboard port)
+    ├─ http                  the HTTP API (task; only with a dashboard port)
+    └─ autoscaler            with a cluster config: launches and stops worker nodes (task)
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
         node_spec(config, token, registry, zygote, root=lambda: roots[0] if roots else None),
         *services.children(),
     ]
+    if config.autoscaling_config:  # `actorlib up`, or `start --head --autoscaling-config`
+        from .._autoscaler import autoscaler_spec
+
+        children.append(autoscaler_spec(config.autoscaling_config, head, str(config.token_path), config.session_dir))
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
         async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY) as root:

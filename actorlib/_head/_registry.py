@@ -16,6 +16,7 @@ class Registry:
     def __init__(self) -> None:
         self._nodes: dict[bytes, Any] = {}
         self._dead: dict[bytes, NodeView] = {}
+        self.scalable: list[dict[str, float]] = []  # resources of node types the autoscaler may add
 
     def add(self, node: Any) -> None:
         self._nodes[node.node_id] = node
@@ -35,6 +36,13 @@ class Registry:
 
     def nodes(self) -> list[Any]:
         return list(self._nodes.values())
+
+    def schedulable(self) -> list[Any]:
+        """Live nodes new work may go to: not being drained by the autoscaler."""
+        return [node for node in self._nodes.values() if not getattr(node, "draining", False)]
+
+    def node_types(self) -> list[dict[str, float]]:
+        return self.scalable
 
     def remote_nodes(self) -> list[RemoteNode]:
         return [node for node in self._nodes.values() if isinstance(node, RemoteNode)]

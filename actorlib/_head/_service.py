@@ -44,6 +44,7 @@ from .._wire import (
     WaitPlacementGroup,
     StateQuery,
     StateReply,
+    RequestResources,
     serve,
 )
 from .._state import QueryError
@@ -91,6 +92,8 @@ class HeadService:
             registry.nodes, lambda: registry.views(dead=True), self.actors.views, self.groups.views,
             self.drivers.states,
         )  # fmt: skip
+        self.requested: list[dict[str, float]] = []  # request_resources(): capacity to keep ready
+        self.autoscaler_view: Any = lambda: None  # set by the head's autoscaler, if it has one
 
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -161,7 +164,12 @@ class HeadService:
             self._nursery.start_soon(self._answer_state, channel, message)
         elif isinstance(message, ClusterInfoRequest):
             views = self.registry.views(dead=True)
-            channel.send_nowait(ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views()))
+            channel.send_nowait(
+                ClusterInfoReply(req=message.req, nodes=views, groups=self.groups.views(), autoscaler=self.autoscaler_view())
+            )
+        elif isinstance(message, RequestResources):
+            self.requested = [dict(bundle) for bundle in message.bundles]
+            channel.send_nowait(Done(req=message.req))
         elif type(message) in self.handlers:
             self._nursery.start_soon(self.handlers[type(message)], channel, message)
 
@@ -191,7 +199,8 @@ class HeadService:
                     break
                 if isinstance(message, Heartbeat):
                     node.beat(message.available, message.pending, message.total, message.demands)
-                    channel.send_nowait(ClusterView(nodes=self.registry.views()))
+                    node.reported(message.busy, message.draining)
+                    channel.send_nowait(ClusterView(nodes=self.registry.views(), node_types=self.registry.scalable))
                 elif isinstance(message, ActorState):
                     self.actors.update(
                         message.actor_id, message.state, address=message.address, pid=message.pid,

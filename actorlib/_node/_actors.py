@@ -230,6 +230,10 @@ class ActorHost:
             hosted.gpu_ids = []
             self.leases.schedule()
 
+    def live(self) -> int:
+        """How many actors this node hosts (starting, running or restarting)."""
+        return sum(1 for hosted in self._actors.values() if not hosted.dead)
+
     def demands(self) -> list[Demand]:
         """Actors waiting here for their resources, counted by shape."""
         waiting = [dict(h.spec.shape) for h in self._actors.values() if not h.reserved and not h.dead]

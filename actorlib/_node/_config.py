@@ -30,6 +30,8 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     gpu_ids: list[str] = []  # the ids behind resources["GPU"] (default "0", "1", ...)
     dashboard_host: str = "127.0.0.1"  # the head's HTTP API (jobs, dashboard)
     dashboard_port: int = -1  # -1: no HTTP server; 0: any free port
+    labels: dict[str, str] = {}  # ``actorlib start --labels``: the autoscaler marks its nodes' type and instance
+    autoscaling_config: str = ""  # head: the cluster config whose autoscaler it runs ("": none)
 
     @property
     def short(self) -> str:

@@ -20,6 +20,7 @@ from .._wire import (
     Channel,
     CommitBundles,
     ClusterView,
+    DrainNode,
     Heartbeat,
     HeadMessage,
     NodeQuery,
@@ -53,6 +54,7 @@ class HeadLink:
         self.grace = grace
         self.service: Any = None
         self.cluster: list[NodeView] = []  # every live node, as of the last heartbeat
+        self._node_types: list[dict[str, float]] = []  # what the head's autoscaler could add
         self._added = trio.Event()
         self._channel: Channel | None = None
         self._pending = Pending()
@@ -71,6 +73,10 @@ class HeadLink:
     def views(self) -> list[NodeView]:
         """Every live node, as of the last heartbeat."""
         return self.cluster
+
+    def node_types(self) -> list[dict[str, float]]:
+        """The resources of node types the head's autoscaler could add (none without one)."""
+        return self._node_types
 
     # ---- the Directory interface (ActorHost calls this) ------------------------------------
 
@@ -139,7 +145,7 @@ class HeadLink:
                 channel.send_nowait(
                     Heartbeat(
                         node_id=view.node_id, available=view.available, pending=view.pending, total=view.total,
-                        demands=view.demands,
+                        demands=view.demands, busy=view.busy, draining=view.draining,
                     )
                 )
             await trio.sleep(period)
@@ -150,8 +156,11 @@ class HeadLink:
             service = self.service
             if isinstance(message, ClusterView):
                 self.cluster = message.nodes
+                self._node_types = message.node_types
             elif service is None:
                 continue
+            elif isinstance(message, DrainNode):
+                service.drain(message.drain)
             elif isinstance(message, StartActor):
                 service.start_actor(message.spec, self)
             elif isinstance(message, StopActor):

@@ -82,6 +82,10 @@ class LeaseManager:
         self.leases: dict[bytes, Lease] = {}
         self._queue: deque[_Request] = deque()
         self._freed = trio.Event()
+        # With an autoscaler: the resources of node types it could add. A request that no node
+        # here can run but one of those could waits (and is reported as demand) instead of failing.
+        self.node_types: Callable[[], list[dict[str, float]]] = lambda: []
+        self.draining = False  # the autoscaler will stop this node: grant nothing new
 
     @property
     def pending(self) -> int:
@@ -98,7 +102,7 @@ class LeaseManager:
             _send(channel, LeaseRefused(req=request.req, kind="spillback", message=elsewhere.address))
             return
         reason = self._refusal(request)
-        if reason is not None:
+        if reason is not None and not self._may_wait(request):
             gone = message.node_affinity and message.node_affinity != self.node_id and not message.soft
             kind = "node_gone" if gone else "infeasible"  # owners of placement group tasks ask again
             _send(channel, LeaseRefused(req=request.req, kind=kind, message=reason))
@@ -109,12 +113,12 @@ class LeaseManager:
     def _elsewhere(self, request: _Request) -> NodeView | None:
         """The node this request should go to instead, if not this one (spillback)."""
         message = request.message
-        others = [n for n in self.cluster() if n.alive and n.node_id != self.node_id]
+        others = [n for n in self.cluster() if n.alive and n.node_id != self.node_id and not n.draining]
         if message.node_affinity:
             target = next((n for n in others if n.node_id == message.node_affinity), None)
             if target is not None or not message.soft or message.node_affinity == self.node_id:
                 return target
-        feasible_here = res.infeasible_reason(request.shape, self.total) is None
+        feasible_here = not self.draining and res.infeasible_reason(request.shape, self.total) is None
         candidates = [n for n in others if res.infeasible_reason(request.shape, n.total) is None]
         free = [n for n in candidates if res.fits(request.shape, n.available)]
         if not feasible_here:
@@ -137,8 +141,49 @@ class LeaseManager:
         totals = "; ".join(res.describe(n.total) for n in nodes) or res.describe(self.total)
         return f"{message.name}() {reason}; no node in the cluster can run it (nodes: {totals})"
 
+    def _may_wait(self, request: _Request) -> bool:
+        """Whether a request no node can run now should wait for the autoscaler to add one."""
+        message = request.message
+        if message.node_affinity and message.node_affinity != self.node_id and not message.soft:
+            return False
+        return any(res.infeasible_reason(request.shape, offered) is None for offered in self.node_types())
+
+    def set_draining(self, draining: bool) -> None:
+        self.draining = draining
+        if draining:
+            self.rebalance()
+        else:
+            self.schedule()
+
+    def rebalance(self) -> None:
+        """Send queued requests that cannot run here now to a node where they can: one that
+        joined (the autoscaler added it), or one whose resources freed. Called periodically."""
+        others = [n for n in self.cluster() if n.alive and n.node_id != self.node_id and not n.draining]
+        if not self._queue or not others:
+            return
+        free = {n.node_id: dict(n.available) for n in others}
+        kept: deque[_Request] = deque()
+        for request in self._queue:
+            target = None if request.channel.closed else self._better_node(request, others, free)
+            if target is None:
+                kept.append(request)
+                continue
+            res.subtract(free[target.node_id], request.shape)
+            _send(request.channel, LeaseRefused(req=request.req, kind="spillback", message=target.address))
+        self._queue = kept
+
+    def _better_node(self, request: _Request, others: list[NodeView], free: dict[bytes, dict[str, float]]) -> NodeView | None:
+        if request.message.node_affinity or (not self.draining and self._fits(request.shape)):
+            return None
+        feasible = [n for n in others if res.infeasible_reason(request.shape, n.total) is None]
+        with_room = next((n for n in feasible if res.fits(request.shape, free[n.node_id])), None)
+        never_here = self.draining or res.infeasible_reason(request.shape, self.total) is not None
+        return with_room or (feasible[0] if never_here and feasible else None)
+
     def schedule(self) -> None:
         """Grant what fits; start workers for requests that fit but lack one."""
+        if self.draining:
+            return  # queued requests wait for the drain to be called off (or move elsewhere)
         wanted: dict[str, tuple[int, dict[str, str]]] = {}
         waiting: deque[_Request] = deque()
         for request in self._queue:

@@ -83,7 +83,8 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
         async with supervisors.open_supervisor(children, id="node-host", auto_shutdown="any_significant") as root:
             roots.append(root)
             service = head.service
-            write_ready_file(config.session_dir, "node.json", {"address": service.address, "node_id": config.node_id})
+            info = {"address": service.address, "node_id": config.node_id, "ip": config.ip, "labels": config.labels}
+            write_ready_file(config.session_dir, "node.json", info)
             link.ready({"address": service.address})
             while root.state == "running":
                 await trio.sleep(0.5)

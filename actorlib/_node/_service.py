@@ -121,6 +121,7 @@ class NodeService:
             self.logs = pool.logs
             self.state.listener = pool.on_event
             self.leases = LeaseManager(self.total, pool, self.node_id, self.registry.views, config.gpu_ids)
+            self.leases.node_types = getattr(self.registry, "node_types", self.leases.node_types)
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event
@@ -189,9 +190,26 @@ class NodeService:
 
     async def _housekeeping(self) -> None:
         keep = {env_key({}): int(self.total.get(res.CPU, 0))}
+        ticks = 0
         while True:
-            await trio.sleep(HOUSEKEEPING_PERIOD)
-            self.pool.reap_idle(keep, self.config.idle_worker_timeout)
+            await trio.sleep(HOUSEKEEPING_PERIOD / 4)
+            if self.leases is not None:
+                self.leases.rebalance()  # queued work goes where room appeared (new nodes too)
+            ticks += 1
+            if ticks % 4 == 0:
+                self.pool.reap_idle(keep, self.config.idle_worker_timeout)
+
+    def drain(self, drain: bool) -> None:
+        """Take no new work (the autoscaler will stop this node once nothing runs), or take it again."""
+        if self.leases is not None:
+            self.leases.set_draining(drain)
+
+    def busy(self) -> int:
+        """Leases, live actors and stored objects here: what stopping the node would lose."""
+        leases = len(self.leases.leases) if self.leases is not None else 0
+        actors = self.actors.live() if self.actors is not None else 0
+        objects = self.store.stats()[2] if self.store is not None else 0
+        return leases + actors + objects
 
     async def query(self, kind: str) -> bytes:
         """This node's part of a state query (see ``_node_inspector.NodeInspector``), msgpack-encoded."""
@@ -265,6 +283,9 @@ class NodeService:
             is_head=config.is_head,
             pending=self.pending(),
             demands=self.demands(),
+            labels=dict(config.labels),
+            busy=self.busy(),
+            draining=self.leases.draining if self.leases is not None else False,
         )
 
     def demands(self) -> list[Demand]:

@@ -103,6 +103,34 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     pending: int = 0  # lease requests waiting there
     demands: list[Demand] = []  # what waits there for resources, by shape
     silent: float = 0.0  # seconds since its last heartbeat, as the head saw it
+    labels: dict[str, str] = {}  # ``actorlib start --labels``; the autoscaler names its instances here
+    busy: int = 0  # leases, actors and stored objects it holds: 0 when nothing would be lost by stopping it
+    draining: bool = False  # it takes no new work: the autoscaler is about to stop it
+
+
+class LaunchView(msgspec.Struct, frozen=True, kw_only=True):
+    """One node the autoscaler is launching, or failed to launch."""
+
+    instance_id: str
+    node_type: str
+    state: str  # launching | failed
+    since: float  # wall-clock time the launch started (or failed)
+    error: str = ""
+    retry_in: float = 0.0  # seconds until that type is launched again (failed launches)
+
+
+class AutoscalerView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the head's autoscaler is doing, for ``actorlib status``."""
+
+    cluster_name: str
+    provider: str
+    workers: dict[str, int]  # live worker nodes per node type
+    max_workers: int
+    launching: list[LaunchView] = []
+    failed: list[LaunchView] = []  # recent failures, newest last
+    draining: list[bytes] = []  # node ids
+    requested: list[dict[str, float]] = []  # request_resources() bundles
+    infeasible: list[dict[str, float]] = []  # demands no node type can ever hold
 
 
 class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
@@ -542,6 +570,21 @@ class ClusterInfoReply(Msg, tag="cluster_reply"):
     req: int
     nodes: list[NodeView]
     groups: list[PlacementGroupView] = []
+    autoscaler: AutoscalerView | None = None  # None: the cluster does not scale
+
+
+class RequestResources(Msg, tag="request_resources"):
+    """Driver to head: keep room for these bundles (replaces the previous request); reply Done."""
+
+    req: int
+    bundles: list[dict[str, float]]
+
+
+class DrainNode(Msg, tag="drain"):
+    """Head (autoscaler) to node: take no new work (``drain``), or take it again; heartbeats say when it is idle."""
+
+    drain: bool
+    reason: str = ""
 
 
 class CreateActor(Msg, tag="create_actor"):
@@ -629,12 +672,15 @@ class Heartbeat(Msg, tag="beat"):
     pending: int = 0
     total: dict[str, float] | None = None  # when it changed (placement groups come and go)
     demands: list[Demand] = []
+    busy: int = 0  # leases, actors and stored objects it holds
+    draining: bool = False  # it has taken DrainNode(drain=True) and grants nothing new
 
 
 class ClusterView(Msg, tag="view"):
     """Head to node, answering a heartbeat: every live node's free resources (for spillback)."""
 
     nodes: list[NodeView]
+    node_types: list[dict[str, float]] = []  # what the autoscaler could still add: requests one fits wait
 
 
 class StartActor(Msg, tag="start_actor"):
@@ -837,6 +883,8 @@ HeadMessage = (
     | StateReply
     | NodeQuery
     | NodeQueryReply
+    | RequestResources
+    | DrainNode
 )
 
 
