@@ -303,24 +303,25 @@ def _dotted(path: list[str | int], key: str = "") -> str:
 
 
 def _line(root: yaml.Node | None, path: list[str | int], key: str = "") -> str:
-    """``, line N`` of the YAML node at ``path`` (of ``key`` in it, if given), as far as it exists."""
+    """``, line N`` of the key (or list item) at ``path`` (then ``key`` in it), as far as it exists."""
     node = root
     found = None if path else root
     for part in [*path, key] if key else path:
-        node = _child(node, part, as_key=bool(key) and part == key)
-        if node is None:
+        step = _child(node, part)
+        if step is None:
             break
-        found = node
+        found, node = step
     return f", line {found.start_mark.line + 1}" if found is not None else ""
 
 
-def _child(node: yaml.Node | None, part: str | int, as_key: bool = False) -> yaml.Node | None:
+def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(the node to point at, the node to descend into) for one step of a path."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if str(key.value) == str(part):
-                return key if as_key else value
+                return key, value
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
+        return node.value[part], node.value[part]
     return None
 
 

@@ -12,6 +12,7 @@ import itertools
 import logging
 import math
 import random
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -214,7 +215,7 @@ class Autoscaler:
     # ---- launching -----------------------------------------------------------------------------
 
     def _launch(self, node_type: str, now: float) -> None:
-        instance_id = f"{self.config.cluster_name}-{node_type}-{_ids.unique_id().hex()[:8]}"
+        instance_id = f"{self.config.cluster_name}-{node_type}-{secrets.token_hex(4)}"
         launch = _Launch(instance_id, node_type, now, time.time())
         self.launching[instance_id] = launch
         log.info("autoscaler: launching a %s node (%s)", node_type, instance_id)
