@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import trio
 
 from ._autoscaler import ClusterConfig, ConfigError, load_config
+from ._autoscaler import _launcher as launcher  # up/down/exec/attach: clusters from a cluster config
 from ._driver import ADDRESS_ENV, InitOptions, start_local_cluster
 from ._driver._discovery import TOKEN_ENV, TOKEN_FILE_ENV, Found, find, running_sessions
 from ._head import head_address
@@ -27,7 +28,7 @@ from ._wire import (
 
 __all__ = [
     "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "AutoscalerView", "ClusterConfig", "ClusterInfo", "ConfigError", "Found",
-    "InitOptions", "NodeView", "load_config",
+    "InitOptions", "NodeView", "launcher", "load_config",
     "PlacementGroupView", "cluster_info", "find", "head_address", "is_group_resource", "is_loopback", "new_session", "parts",
     "running_sessions", "split_host_port", "start_local_cluster",
 ]  # fmt: skip

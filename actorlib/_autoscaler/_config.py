@@ -54,6 +54,16 @@ class SshProvider(_Strict, tag="ssh", tag_field="type"):
     head_ip: str
     worker_ips: list[str]
     ssh_port: Port = 22
+    remote_dir: str = ""  # on each machine, for the token, config and key (default ~/.actorlib/clusters/<name>)
+
+    def directory(self, cluster_name: str) -> str:
+        """The remote directory as a shell word (``$HOME`` expands there)."""
+        path = self.files_dir(cluster_name)
+        return '"$HOME"' + path[1:] if path.startswith("~") else path
+
+    def files_dir(self, cluster_name: str) -> str:
+        """The remote directory as a path (``~/...`` or absolute)."""
+        return self.remote_dir or f"~/.actorlib/clusters/{cluster_name}"
 
 
 class KubernetesProvider(_Strict, tag="kubernetes", tag_field="type"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ._exec import attach, exec_
 from ._job import job
 from ._list import get, list_, summary
 from ._logs import logs
@@ -13,6 +14,7 @@ from ._status import status
 from ._stop import stop
 from ._timeline import timeline
 from ._tree import tree
+from ._up import down, up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,5 +23,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-for command in (run, start, stop, status, job, tree, list_, get, summary, logs, timeline):
+for command in (run, start, stop, status, job, tree, list_, get, summary, logs, timeline, up, down, exec_, attach):
     main.add_command(command)
