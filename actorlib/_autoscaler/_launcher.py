@@ -6,6 +6,7 @@ over SSH. The head's autoscaler then launches the workers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -58,11 +59,20 @@ def not_for_kubernetes(config: ClusterConfig, verb: str) -> None:
 
 
 def head_running(config: ClusterConfig) -> bool:
-    """Whether a head of ours answers at the config's address (local provider: on this machine)."""
+    """Whether the head is up: a head of ours on this machine (local provider), or anything
+    answering at its address (ssh provider)."""
     from .._driver._discovery import running_sessions
     from .._wire import parts
 
-    return any(head_address(config) in parts(str(info["address"])) for _session, info in running_sessions())
+    if isinstance(config.provider, LocalProvider):
+        return any(head_address(config) in parts(str(info["address"])) for _session, info in running_sessions())
+    import socket
+
+    try:
+        socket.create_connection((head_ip(config), config.head_port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def start_head(config: ClusterConfig, config_path: Path) -> None:
@@ -72,7 +82,7 @@ def start_head(config: ClusterConfig, config_path: Path) -> None:
     if isinstance(config.provider, LocalProvider):
         _start_local_head(config, config_path.resolve(), token)
     else:
-        trio.run(_start_ssh_head, config, config_path, token)
+        asyncio.run(_start_ssh_head(config, config_path, token))  # asyncssh runs on asyncio
 
 
 def _start_local_head(config: ClusterConfig, config_path: Path, token: Path) -> None:
@@ -97,12 +107,12 @@ async def _start_ssh_head(config: ClusterConfig, config_path: Path, token: Path)
     try:
         async with ssh_session(config, ip) as conn:
             await run(conn, f"mkdir -p {folder} && chmod 700 {folder}", ip)
-            await upload(conn, token, f"{files}/token", ip)
-            await upload(conn, Path(config.auth.ssh_private_key).expanduser(), f"{files}/ssh_key", ip)
+            await upload(conn, token, f"{folder}/token", ip)
+            await upload(conn, Path(config.auth.ssh_private_key).expanduser(), f"{folder}/ssh_key", ip)
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / "cluster.yaml"
                 copy.write_text(_config_for_head(config_path, f"{files}/ssh_key"))
-                await upload(conn, copy, f"{files}/cluster.yaml", ip)
+                await upload(conn, copy, f"{folder}/cluster.yaml", ip)
             env = node_env(config, config.head_node_type, "", NODE_IP=ip)
             env.update(ACTORLIB_TOKEN_FILE=f"{folder}/token", ACTORLIB_CLUSTER_CONFIG=f"{folder}/cluster.yaml")
             commands = [*config.setup_commands, *config.head_setup_commands, *default(config.head_start_commands, HEAD_START, "actorlib")]
@@ -166,7 +176,7 @@ def stop_cluster(config: ClusterConfig, echo: Callable[[str], None]) -> None:
     if isinstance(config.provider, LocalProvider):
         trio.run(_stop_local, config, echo)
     else:
-        trio.run(_stop_ssh, config, echo)
+        asyncio.run(_stop_ssh(config, echo))
 
 
 async def _stop_local(config: ClusterConfig, echo: Callable[[str], None]) -> None:
@@ -214,7 +224,7 @@ def exec_on_head(config: ClusterConfig, command: str) -> int:
     not_for_kubernetes(config, "exec")
     if isinstance(config.provider, LocalProvider):
         return subprocess.run(["bash", "-c", command], env={**os.environ, **_driver_env(config)}).returncode
-    return trio.run(_exec_ssh, config, command)
+    return asyncio.run(_exec_ssh(config, command))
 
 
 def _driver_env(config: ClusterConfig) -> dict[str, str]:

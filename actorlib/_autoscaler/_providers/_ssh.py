@@ -4,15 +4,21 @@ A launch copies the cluster token to the machine, then runs the setup and start 
 (``actorlib start --address ...``) there; a stop runs the stop commands (``actorlib stop``).
 Which machine runs which instance is kept in a file beside the head's session, so a restarted
 autoscaler knows them again.
+
+asyncssh runs on asyncio: each SSH conversation is one asyncio program, run in a thread of its
+own from the autoscaler's Trio loop (``_on_asyncio``); the CLI runs them with ``asyncio.run``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import trio
 
 from .._commands import STOP, WORKER_START, default, node_env, script
 from .._config import ClusterConfig, SshProvider
@@ -51,7 +57,7 @@ class SshNodeProvider:
         self.hosts[ip] = {"instance_id": instance_id, "node_type": node_type}
         self._save()
         try:
-            await self._start(ip, node_type, instance_id)
+            await _on_asyncio(self._start, ip, node_type, instance_id)
         except BaseException:
             self.hosts.pop(ip, None)
             self._save()
@@ -63,7 +69,7 @@ class SshNodeProvider:
         folder = self.provider.directory(config.cluster_name)
         async with ssh_session(config, ip) as conn:
             await run(conn, f"mkdir -p {folder} && chmod 700 {folder}", ip)
-            await upload(conn, Path(self.placement.token_file), f"{self.provider.files_dir(config.cluster_name)}/token", ip)
+            await upload(conn, Path(self.placement.token_file), f"{folder}/token", ip)
             env = node_env(config, node_type, instance_id, NODE_IP=ip, HEAD_ADDRESS=self.placement.head_address)
             env["ACTORLIB_TOKEN_FILE"] = f"{folder}/token"
             commands = config.setup_commands_of(node_type) + default(config.worker_start_commands, WORKER_START, "actorlib")
@@ -72,12 +78,17 @@ class SshNodeProvider:
     async def terminate(self, instance_id: str) -> None:
         for ip, held in list(self.hosts.items()):
             if held["instance_id"] == instance_id:
-                await stop_node(self.config, ip, held["node_type"], instance_id)
+                await _on_asyncio(stop_node, self.config, ip, held["node_type"], instance_id)
                 self.hosts.pop(ip, None)
                 self._save()
 
     async def list(self) -> list[Instance]:
         return [Instance(held["instance_id"], held["node_type"], ip) for ip, held in self.hosts.items()]
+
+
+async def _on_asyncio(fn: Any, *args: Any) -> Any:
+    """Run the asyncio coroutine function ``fn(*args)`` to completion in a thread of its own."""
+    return await trio.to_thread.run_sync(lambda: asyncio.run(fn(*args)), abandon_on_cancel=True)
 
 
 async def stop_node(config: ClusterConfig, ip: str, node_type: str, instance_id: str = "", head: bool = False) -> None:
@@ -126,14 +137,17 @@ async def run(conn: Any, text: str, ip: str, check: bool = True) -> Any:
     return result
 
 
-async def upload(conn: Any, local: Path, remote: str, ip: str, mode: int = 0o600) -> None:
-    """Copy a file there (``remote``: absolute or ``~/...``), readable by its owner only."""
+async def upload(conn: Any, local: Path, remote: str, ip: str) -> None:
+    """Copy a text file there (``remote``: a shell word, ``"$HOME"/...`` expands), readable by its owner only.
+
+    Through ``cat`` rather than SFTP, so a server without the sftp subsystem serves too.
+    """
     import asyncssh
 
-    path = remote[2:] if remote.startswith("~/") else remote  # SFTP starts in the home directory
     try:
-        async with conn.start_sftp_client() as sftp:
-            await sftp.put(str(local), path)
-            await sftp.chmod(path, mode)
+        text = local.read_text()
+        result = await conn.run(f"umask 077 && cat > {remote}.part && mv {remote}.part {remote}", input=text, check=False)
     except (OSError, asyncssh.Error) as exc:
-        raise LaunchError(f"copying {local} to {ip}:{path}: {exc}") from None
+        raise LaunchError(f"copying {local} to {ip}:{remote}: {exc}") from None
+    if result.exit_status != 0:
+        raise LaunchError(f"copying {local} to {ip}:{remote}: {str(result.stderr or '').strip()}")
