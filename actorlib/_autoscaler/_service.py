@@ -131,6 +131,7 @@ class Autoscaler:
         decision = policy.plan(inputs, self.limits)
         self.infeasible = decision.infeasible
         by_id = {node.node_id: (instance, remote) for node, instance, remote in nodes}
+        types = {node.node_id: node.node_type for node, _instance, _remote in nodes}
         for node_type, count in decision.launch.items():
             for _ in range(count):
                 self._launch(node_type, now)
@@ -145,7 +146,7 @@ class Autoscaler:
             self.drain_started[node_id] = now
         for node_id in decision.terminate:
             instance, _remote = by_id[node_id]
-            self._stop(instance, node_id)
+            self._stop(instance, types[node_id], node_id)
 
     # ---- what the head knows ------------------------------------------------------------------
 
@@ -272,8 +273,7 @@ class Autoscaler:
 
     # ---- stopping ---------------------------------------------------------------------------------
 
-    def _stop(self, instance_id: str, node_id: bytes) -> None:
-        node_type = next((t for t in self.limits.types if instance_id.startswith(f"{self.config.cluster_name}-{t}-")), "")
+    def _stop(self, instance_id: str, node_type: str, node_id: bytes) -> None:
         self.terminating[instance_id] = node_type
         log.info("autoscaler: stopping drained node %s (%s)", _ids.short(node_id), instance_id)
         assert self._nursery is not None

@@ -66,9 +66,11 @@ def render(
 ) -> str:
     """The status report (pure: tested without a cluster)."""
     alive = [n for n in nodes if n.alive]
-    dead = [n for n in nodes if not n.alive]
+    stopped = [n for n in nodes if not n.alive and n.draining]  # drained, then stopped by the autoscaler
+    dead = [n for n in nodes if not n.alive and not n.draining]
     quiet = [n for n in alive if n.silent > UNRESPONSIVE]
-    lines = [f"Cluster at {head}", f"Nodes: {len(alive) - len(quiet)} healthy, {len(quiet)} unresponsive, {len(dead)} dead"]
+    counts = f"Nodes: {len(alive) - len(quiet)} healthy, {len(quiet)} unresponsive, {len(dead)} dead"
+    lines = [f"Cluster at {head}", counts + (f", {len(stopped)} stopped by the autoscaler" if stopped else "")]
     for node in quiet:
         lines.append(f"  unresponsive: {node.node_id.hex()[:12]} ({node.ip}), no heartbeat for {node.silent:.1f} s")
     for node in dead:
