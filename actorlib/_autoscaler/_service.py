@@ -98,6 +98,7 @@ class Autoscaler:
         finally:
             head.registry.scalable = []
             head.actors.scalable = None
+            head.autoscaler_view = lambda: None
 
     async def _adopt(self) -> None:
         """After a restart (of this service or the head): instances that exist but have not

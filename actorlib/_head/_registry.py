@@ -37,10 +37,6 @@ class Registry:
     def nodes(self) -> list[Any]:
         return list(self._nodes.values())
 
-    def schedulable(self) -> list[Any]:
-        """Live nodes new work may go to: not being drained by the autoscaler."""
-        return [node for node in self._nodes.values() if not getattr(node, "draining", False)]
-
     def node_types(self) -> list[dict[str, float]]:
         return self.scalable
 
