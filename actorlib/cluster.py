@@ -23,12 +23,12 @@ from ._session import new_session
 from .util._state_client import lone
 from ._wire import (
     AutoscalerView, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, is_loopback, parts,
-    split_host_port,
+    read_token, split_host_port, write_token,
 )  # fmt: skip
 
 __all__ = [
     "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "AutoscalerView", "ClusterConfig", "ClusterInfo", "ConfigError", "Found",
-    "InitOptions", "NodeView", "launcher", "load_config",
+    "InitOptions", "NodeView", "adopt_token", "launcher", "load_config",
     "PlacementGroupView", "cluster_info", "find", "head_address", "is_group_resource", "is_loopback", "new_session", "parts",
     "running_sessions", "split_host_port", "start_local_cluster",
 ]  # fmt: skip
@@ -73,3 +73,13 @@ async def _ask(head: str, token: str, timeout: float) -> ClusterInfoReply:
                 await channel.aclose()
                 nursery.cancel_scope.cancel()
     return reply
+
+
+def adopt_token(session: str | os.PathLike[str], token_file: str | os.PathLike[str]) -> None:
+    """Make a new head session use the cluster token in ``token_file`` instead of its own
+    (``actorlib start --head --token-file``, as ``actorlib up`` starts heads)."""
+    from pathlib import Path
+
+    path = Path(session) / "token"
+    path.unlink(missing_ok=True)
+    write_token(path, read_token(Path(token_file)))

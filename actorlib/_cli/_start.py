@@ -87,10 +87,9 @@ def start(
         token_path = _local_token(address or "")
     session = new_session(with_token=head)
     if head and token_path:  # the cluster's token, kept by `actorlib up`
-        from .._wire import read_token, write_token
+        from ..cluster import adopt_token
 
-        (session / "token").unlink()
-        write_token(session / "token", read_token(Path(token_path)))
+        adopt_token(session, token_path)
         token_path = ""
     config = options.node_config(
         session,
