@@ -189,6 +189,8 @@ def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> N
     click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")
     if info.get("dashboard"):
         click.echo(f"  HTTP API:   {info['dashboard']}   (jobs: actorlib job submit --address {info['dashboard']} -- ...)")
+        click.echo(f"  dashboard:  {info['dashboard']}/   (log in with the token file's contents)")
+        click.echo(f"  metrics:    {info['dashboard']}/metrics   (scrapers may use the read-only {session / 'metrics_token'})")
         from ..cluster import is_loopback
 
         host = str(info["dashboard"]).split("//", 1)[1].rsplit(":", 1)[0]

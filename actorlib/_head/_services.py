@@ -1,4 +1,5 @@
-"""The head's services beside the core: runtime_env packages, the job manager, the HTTP API.
+"""The head's services beside the core: runtime_env packages, the job manager, the HTTP API
+and the dashboard on it.
 
 They are children of the head's root supervisor (``jobs``, ``http``) and answer
 their own wire messages through :attr:`HeadService.handlers`.
@@ -18,7 +19,7 @@ from .._jobs import JobManager, JobRecord, jobs_spec
 from .._state import JobState
 from .._node import NodeConfig
 from .._runtime_env import DEFAULT_MAX_SIZE, PackageStore, RuntimeEnvError, UnsafePackage, check_name, check_zip
-from .._wire import Channel, Done, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver
+from .._wire import Channel, Done, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver, new_token, read_token, write_token
 from ._service import HeadService
 from ._state import StateStore
 
@@ -39,12 +40,17 @@ class HeadServices:
         drivers = head.inspect.jobs
         head.inspect.jobs = lambda: joined_jobs(drivers(), self.jobs.list_jobs())
         self.server: Any = None
+        self.dashboard: Any = None
         if config.dashboard_port >= 0:
-            from .._http import HttpServer, JobsApi, create_app  # a head without HTTP never imports Starlette
+            from .._dashboard import Dashboard  # a head without HTTP never imports Starlette
+            from .._http import HttpServer, JobsApi, create_app
+
+            metrics_token = _metrics_token(session / "metrics_token")
+            self.dashboard = dashboard = Dashboard(token, head.inspect.result, metrics_token=metrics_token)
 
             def make_app() -> Any:
                 api = JobsApi(self.jobs, self.packages, max_package_size=DEFAULT_MAX_SIZE, version=_version())
-                return create_app(token, [api.routes()])
+                return create_app(token, [api.routes(), dashboard.routes()], **dashboard.app_options())
 
             self.server = HttpServer(make_app, config.dashboard_host, config.dashboard_port)
 
@@ -54,6 +60,7 @@ class HeadServices:
             from .._http import http_spec
 
             specs.append(http_spec(self.server))
+            specs += self.dashboard.children()
         return specs
 
     def ready_info(self) -> dict[str, str]:
@@ -111,6 +118,16 @@ def _submission(record: JobRecord, driver: JobState | None) -> JobState:
         end_time=record.end_time / 1000 if record.end_time is not None else None, submission_id=record.submission_id,
         message=record.message, error_type=record.error_type, driver_exit_code=record.driver_exit_code,
     )  # fmt: skip
+
+
+def _metrics_token(path: Path) -> str:
+    """The read-only token for ``/metrics`` scrapers: the session's, made on first use (0600)."""
+    try:
+        return read_token(path)
+    except (FileNotFoundError, ValueError):
+        token = new_token()
+        write_token(path, token)
+        return token
 
 
 def _version() -> str:

@@ -28,6 +28,7 @@ NODE_KINDS: dict[str, Any] = {
     "objects": list[_state.ObjectState],
     "logs": list[_state.LogFile],
     "tree": NodeTree,
+    "stats": _state.NodeStats,
 }
 _decoders = {kind: msgspec.msgpack.Decoder(type_) for kind, type_ in NODE_KINDS.items()}
 ACTOR_STATES = {"PENDING": "PENDING_CREATION"}
@@ -66,6 +67,9 @@ class StateService:
         if query.kind == "timeline":
             tasks, _ = await self._from_nodes("tasks")
             return _state.chrome_trace(tasks)
+        if query.kind == "stats":  # each live node's running numbers (the dashboard's plots, /metrics)
+            stats, partial = await self._from_nodes("stats")
+            return _state.StatsResult(nodes=stats, partial=partial)
         if query.kind == "summary":
             kind = _state.check_kind(args.get("of", ""))
             items, partial = await self.items(kind)
@@ -98,7 +102,7 @@ class StateService:
             if isinstance(answer, str):
                 partial.append(f"node {node.node_id.hex()[:12]}: {answer}")
             else:
-                items += answer
+                items += answer if isinstance(answer, list) else [answer]
         if kind == "tasks":
             items.sort(key=lambda t: (t.end_time is not None, -(t.end_time or t.start_time)))
         return items, partial

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
-from ._guard import Guard, CredentialSource, bearer
+from ._guard import Challenge, CredentialSource, Guard, bearer
 
 log = logging.getLogger("actorlib.http")
 
@@ -35,6 +35,9 @@ def create_app(
     *,
     credential_sources: Iterable[CredentialSource] = (bearer,),
     allowed_origins: Iterable[str] = (),
+    public: Iterable[tuple[str, str]] = (),
+    scoped_tokens: dict[str, list[str]] | None = None,
+    challenge: Challenge | None = None,
 ) -> Starlette:
     """One Starlette app for every route group, every route behind :class:`Guard`.
 
@@ -42,7 +45,10 @@ def create_app(
     source) without touching the others.
     """
     routes = [route for group in route_groups for route in group]
-    guard = Middleware(Guard, token=token, credential_sources=list(credential_sources), allowed_origins=list(allowed_origins))
+    guard = Middleware(
+        Guard, token=token, credential_sources=list(credential_sources), allowed_origins=list(allowed_origins),
+        public=list(public), scoped_tokens=scoped_tokens, challenge=challenge,
+    )  # fmt: skip
     return Starlette(
         routes=routes,
         middleware=[guard],

@@ -6,20 +6,26 @@ WebSocket) whose browser ``Origin`` is not this server's own → 403, the
 defence against drive-by requests from other sites (Ray's CVE-2023-48022,
 "ShadowRay"). Credentials come from ``credential_sources`` in order: the
 ``Authorization: Bearer`` header by default; the dashboard adds its session
-cookie here.
+cookie here. A source marked ``browser`` (a cookie the browser sends by itself)
+must also come with this server's own ``Origin`` on a state change: a missing
+Origin is refused too. ``public`` routes (the login form's POST) need no
+credentials; ``scoped_tokens`` are read-only tokens for a few paths (a metrics
+scraper's); ``challenge`` answers a request without credentials (the login page).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 CredentialSource = Callable[[Headers], "str | None"]
+Challenge = Callable[[Scope, Headers], "tuple[bytes, str] | None"]  # (body, content type) of a 401
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_ONLY = frozenset({"GET", "HEAD"})
 
 
 def bearer(headers: Headers) -> str | None:
@@ -41,11 +47,17 @@ class Guard:
         *,
         credential_sources: Iterable[CredentialSource] = (bearer,),
         allowed_origins: Iterable[str] = (),
+        public: Collection[tuple[str, str]] = (),
+        scoped_tokens: Mapping[str, Collection[str]] | None = None,
+        challenge: Challenge | None = None,
     ) -> None:
         self.app = app
         self._token = token.encode()
         self.credential_sources = list(credential_sources)
         self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins}
+        self.public = frozenset(public)  # (method, path)
+        self.scoped_tokens = [(t.encode(), frozenset(paths)) for t, paths in (scoped_tokens or {}).items() if t]
+        self.challenge = challenge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -56,19 +68,39 @@ class Guard:
         if refusal is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
-            await _respond(send, *refusal)
+            page = self.challenge(scope, headers) if self.challenge is not None and refusal[0] == 401 else None
+            if page is not None:
+                await _respond(send, 401, page[0].decode(), content_type=page[1])
+            else:
+                await _respond(send, *refusal)
         else:
             await deny_websocket(scope, receive, send, *refusal)
 
     def refusal(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
         """(status, message) to refuse with, or None to let the request through."""
-        given = next((c for c in (source(headers) for source in self.credential_sources) if c), None)
-        if given is None:
+        method = scope.get("method", "GET")
+        origin = headers.get("origin")
+        changes = scope["type"] == "websocket" or method in STATE_CHANGING
+        if (method, scope.get("path", "")) in self.public and scope["type"] == "http":
+            return self._origin_refusal(origin, changes, headers)
+        source, given = None, None
+        for source in self.credential_sources:
+            given = source(headers)
+            if given:
+                break
+        if not given:
             return 401, "Unauthorized: Missing authentication token"
         if not hmac.compare_digest(given.encode(), self._token):
+            if method in READ_ONLY and any(
+                scope.get("path") in paths and hmac.compare_digest(given.encode(), scoped) for scoped, paths in self.scoped_tokens
+            ):
+                return None
             return 403, "Forbidden: Invalid authentication token"
-        origin = headers.get("origin")
-        changes = scope["type"] == "websocket" or scope.get("method", "GET") in STATE_CHANGING
+        if changes and origin is None and getattr(source, "browser", False):
+            return 403, "Forbidden: a state change authenticated by the session cookie must come from this server's pages (no Origin header)"
+        return self._origin_refusal(origin, changes, headers)
+
+    def _origin_refusal(self, origin: str | None, changes: bool, headers: Headers) -> tuple[int, str] | None:
         if origin is not None and changes and not self._same_origin(origin, headers):
             return 403, f"Forbidden: cross-origin request from {origin} refused (only this server's own pages may change state)"
         return None
@@ -79,10 +111,14 @@ class Guard:
         return origin in self.allowed_origins or (bool(host) and origin in (f"http://{host}", f"https://{host}"))
 
 
-async def _respond(send: Send, status: int, text: str, prefix: str = "http") -> None:
+async def _respond(
+    send: Send, status: int, text: str, prefix: str = "http", content_type: str = "text/plain; charset=utf-8"
+) -> None:
     """A plain-text answer (``prefix`` "websocket.http" for a refused WebSocket upgrade)."""
     body = text.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    if content_type.startswith("text/html"):
+        headers += [(b"cache-control", b"no-store"), (b"x-frame-options", b"DENY")]
     await send({"type": f"{prefix}.response.start", "status": status, "headers": headers})
     await send({"type": f"{prefix}.response.body", "body": body})
 

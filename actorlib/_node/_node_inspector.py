@@ -19,6 +19,7 @@ import trio
 from .. import _state
 from .._state import LogFile, NodeTree, ObjectState, ProcessNode, TaskState, WorkerState
 from .._wire import Channel, LogData, ReadLog
+from ._node_stats import NodeStatsReader
 
 FIRST_SAMPLE = 0.2  # seconds between the two readings of a process's CPU time the first time we see it
 LOG_CHUNK = 256 * 1024
@@ -65,6 +66,7 @@ class NodeInspector:
         self.service = service
         self.stats = ProcessStats()
         self.started = time.time()
+        self.numbers = NodeStatsReader(service, self.stats)
 
     async def query(self, kind: str) -> bytes:
         if kind == "tree":
@@ -77,9 +79,17 @@ class NodeInspector:
             return _encode(self.objects())
         if kind == "logs":
             return _encode(self.log_files())
+        if kind == "stats":
+            return _encode(await self.numbers.read(self.pids()))
         raise ValueError(f"unknown node query {kind!r}")
 
     # ---- the tree ------------------------------------------------------------------------
+
+    def pids(self) -> set[int]:
+        """Every process of this node's supervision tree."""
+        root = self.service.root() if self.service.root is not None else None
+        info = root.snapshot() if root is not None else None
+        return {node.pid for node in _walk_info(info) if node.pid} if info is not None else set()
 
     async def tree(self) -> NodeTree:
         service = self.service

@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 
-from .._state import TaskState
+from .._state import LatencyHistograms, TaskState
 from .._wire import TaskEvents, TaskRecord
 
 MAX_FINISHED = int(os.environ.get("ACTORLIB_TASK_HISTORY", "10000"))
@@ -25,10 +25,15 @@ class TaskHistory:
         self.node_id = node_id
         self._finished: deque[tuple[TaskRecord, bytes, int]] = deque(maxlen=max_finished)
         self._running: dict[bytes, tuple[int, list[TaskRecord]]] = {}
+        # Since the node started, whatever the bounded history forgot (``/metrics``, the plots).
+        self.finished_total = 0
+        self.failed_total = 0
+        self.latency = LatencyHistograms()
 
     def add(self, events: TaskEvents) -> None:
         for record in events.done:
             self._finished.append((record, events.worker_id, events.pid))
+            self._count(record)
         if events.running:
             self._running[events.worker_id] = (events.pid, events.running)
         else:
@@ -54,6 +59,17 @@ class TaskHistory:
                 record.start, f"WorkerCrashedError: its worker (pid {pid}) exited: {reason}",
             )  # fmt: skip
             self._finished.append((failed, worker_id, pid))
+            self.failed_total += 1  # its duration is unknown: no latency sample
+
+    def _count(self, record: TaskRecord) -> None:
+        if record.error:
+            self.failed_total += 1
+        else:
+            self.finished_total += 1
+        self.latency.add("ACTOR_TASK" if record.actor_id else "NORMAL_TASK", record.name, record.end - record.start)
+
+    def running_count(self) -> int:
+        return sum(len(records) for _, records in self._running.values())
 
     def reap(self, live: set[bytes], reasons: dict[bytes, str]) -> None:
         """Forget running records of workers that are no longer alive (their exit went unseen)."""
@@ -78,4 +94,5 @@ class TaskHistory:
             type="ACTOR_TASK" if record.actor_id else "NORMAL_TASK", job_id=record.job_id,
             actor_id=record.actor_id.hex(), node_id=self.node_id, worker_id=worker_id.hex(), worker_pid=pid,
             attempt=record.attempt, start_time=record.start, end_time=end, error_message=record.error,
+            traceback=record.traceback,
         )  # fmt: skip

@@ -38,6 +38,7 @@ from ._schema import (
     TaskState,
     WorkerState,
 )
+from ._stats import LATENCY_BOUNDS, CallLatency, LatencyHistograms, NodeStats, StatsResult, merge_latency
 from ._timeline import chrome_trace
 from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
 
@@ -46,5 +47,6 @@ __all__ = [
     "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
     "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
     "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
+    "LATENCY_BOUNDS", "CallLatency", "LatencyHistograms", "NodeStats", "StatsResult", "merge_latency",
     "chrome_trace", "bound", "cut", "from_snapshot", "sort", "unhealthy", "walk",
 ]  # fmt: skip

@@ -33,6 +33,7 @@ class ExitInfo(_State, frozen=True):
     signal: int | None = None
     error_type: str | None = None
     ago: float | None = None  # seconds before the snapshot
+    traceback: str | None = None  # of an exception the child raised (or reported before it died)
 
 
 class Intensity(_State, frozen=True):
@@ -146,6 +147,7 @@ class TaskState(_State):
     start_time: float = 0.0
     end_time: float | None = None
     error_message: str = ""
+    traceback: str = ""  # a failed call's remote traceback (its end, if long)
 
 
 class JobState(_State):

@@ -51,7 +51,7 @@ def _exit(exit: supervisors.Exit | None, now: float) -> ExitInfo | None:
         return None
     return ExitInfo(
         kind=exit.kind.value, reason=exit.reason, code=exit.code, signal=exit.signal, error_type=exit.error_type,
-        ago=round(max(0.0, now - exit.at), 3) if exit.at else None,
+        ago=round(max(0.0, now - exit.at), 3) if exit.at else None, traceback=exit.traceback,
     )  # fmt: skip
 
 

@@ -483,6 +483,7 @@ class TaskRecord(msgspec.Struct, frozen=True, array_like=True):
     start: float
     end: float
     error: str  # "" if it succeeded; else the error's type and message
+    traceback: str = ""  # a failed call's remote traceback (its end, if long)
 
 
 class TaskEvents(Msg, tag="task_events"):

@@ -15,7 +15,7 @@ from .._event_loops import EXPLICIT, loop_of
 from .._serial import LOST_ARGUMENT, box, box_system, deserialize, serialize
 from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
 from ..exceptions import ObjectLostError, TaskCancelledError
-from ._task_events import error_text
+from ._task_events import error_info
 
 
 class Cancelled(BaseException):
@@ -97,7 +97,7 @@ class Reply:
         self.sent = True
         self.send(TaskDone(task_id=self.call_id, returns=returns, elapsed=elapsed))
         if self.recorder is not None:
-            self.recorder.finished(self.call_id, error_text(returns))
+            self.recorder.finished(self.call_id, *error_info(returns))
 
     def abandon(self) -> None:
         """The call will never run (cancelled first, or its caller left): it is recorded as cancelled."""
@@ -111,7 +111,7 @@ class Reply:
         self.sent = True
         self.send(StreamEnd(task_id=self.call_id, count=count, error=error))
         if self.recorder is not None:
-            self.recorder.finished(self.call_id, error_text([error]) if error is not None else "")
+            self.recorder.finished(self.call_id, *error_info([error] if error is not None else []))
 
     def send(self, message: Any) -> None:
         try:

@@ -20,6 +20,7 @@ from .._wire import ErrorValue, TaskEvents, TaskRecord
 FLUSH_PERIOD = 1.0
 MAX_UNSENT = 10_000
 MAX_ERROR = 300
+MAX_TRACEBACK = 8000  # characters of a failed call's traceback kept (its end: where it failed)
 
 
 class TaskRecorder:
@@ -40,13 +41,13 @@ class TaskRecorder:
         self._running[task_id] = TaskRecord(task_id, name, job_id, actor_id, attempt, start, 0.0, "")
         return start
 
-    def finished(self, task_id: bytes, error: str) -> None:
+    def finished(self, task_id: bytes, error: str, traceback: str = "") -> None:
         record = self._running.pop(task_id, None)
         if record is not None:
             self._done.append(
                 TaskRecord(
                     record.task_id, record.name, record.job_id, record.actor_id, record.attempt, record.start,
-                    time.time(), error,
+                    time.time(), error, traceback,
                 )  # fmt: skip
             )
 
@@ -71,8 +72,9 @@ class TaskRecorder:
                 self._send(events)
 
 
-def error_text(values: list[Any]) -> str:
-    """"" when no value is an error; else the first error's type and message (failure path only)."""
+def error_info(values: list[Any]) -> tuple[str, str]:
+    """("", "") when no value is an error; else the first error's type and message, and its
+    remote traceback (failure path only)."""
     for value in values:
         if type(value) is ErrorValue:
             from .._serial import unbox
@@ -80,5 +82,8 @@ def error_text(values: list[Any]) -> str:
             error = unbox(value)
             cause = getattr(error, "cause", None) or error
             text = f"{type(cause).__name__}: {cause}"
-            return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
-    return ""
+            traceback = str(getattr(error, "traceback_str", "") or "")
+            if len(traceback) > MAX_TRACEBACK:
+                traceback = "...\n" + traceback[-MAX_TRACEBACK:]
+            return (text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."), traceback
+    return "", ""
