@@ -114,7 +114,7 @@ async def login(request: Request, sessions: Sessions, page: Callable[[str, str],
     token = (form.get("token") or [""])[0]
     target = safe_next((form.get("next") or ["/"])[0])
     if not token or not sessions.check_token(token):
-        return Response(page("That is not this cluster's token.", target), status_code=401, media_type="text/html", headers={"cache-control": "no-store"})
+        return Response(page("Wrong token: that is not the token of this cluster.", target), status_code=401, media_type="text/html", headers={"cache-control": "no-store"})
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(cookie_name(request.headers), sessions.create(), httponly=True, samesite="strict", path="/")
     return response
