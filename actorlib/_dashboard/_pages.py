@@ -27,7 +27,7 @@ LOGIN_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors '
 def _page_headers(policy: str) -> dict[str, str]:
     return {
         "content-security-policy": policy, "x-frame-options": "DENY", "cache-control": "no-store",
-        "referrer-policy": "no-referrer", "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin", "x-content-type-options": "nosniff",
     }  # fmt: skip
 
 

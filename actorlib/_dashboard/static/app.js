@@ -180,7 +180,7 @@ function plots(history, ips) {
       nodes.map(([id, pts]) => ({ label: label(id), values: pick(pts, "rss") })), bytes, 1 << 20),
     lineChart("Tasks and actor calls per second", times,
       [{ label: "finished", values: finished, color: "#2a9d8f" }, { label: "failed", values: failed, color: "#d1495b" }],
-      (v) => (v < 1 ? v.toFixed(2) : v < 10 ? v.toFixed(1) : v.toFixed(0)), 1),
+      (v) => String(Number(v.toFixed(2))), 1),
   ];
 }
 
@@ -363,7 +363,7 @@ function jobsPage(main) {
     S.logFor = sid;
     const pre = h("pre.log", { id: "job-log" });
     const status = h("span.muted", { text: "connecting…" });
-    const stop = h("button.plain", { text: "Stop job", onclick: () => fetch(`/api/jobs/${encodeURIComponent(sid)}/stop`, { method: "POST" }) });
+    const stop = h("button.plain", { id: "stop-job", text: "Stop job", onclick: () => fetch(`/api/jobs/${encodeURIComponent(sid)}/stop`, { method: "POST" }) });
     fill(logPanel, h("section.panel", {}, h("h2", {}, `Log of ${sid} `, status, " ", stop), pre));
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/api/jobs/${encodeURIComponent(sid)}/logs/tail`);
@@ -390,6 +390,8 @@ function jobsPage(main) {
       { label: "Started" }, { label: "Duration", num: 1 }, { label: "Message" }], rows, "No jobs yet."));
     const chosen = jobs.find((j) => j.submission_id && j.submission_id === S.selected);
     if (chosen) openLog(chosen.submission_id);
+    const stop = document.getElementById("stop-job");
+    if (stop && chosen) stop.hidden = TERMINAL.has(chosen.status);
   };
   watch("jobs?limit=1000", 1, (d) => { S.jobs = d; draw(); });
 }
