@@ -61,7 +61,8 @@ class Dashboard:
         }
 
     def challenge(self, scope: Scope, headers: Headers) -> tuple[bytes, str] | None:
-        return self.assets.challenge(scope.get("path", ""), headers.get("accept", ""))
+        query = scope.get("query_string", b"").decode("latin-1")
+        return self.assets.challenge(scope.get("path", ""), headers.get("accept", ""), query)
 
     def children(self) -> list[supervisors.ChildSpec]:
         return [history_spec(self.history)]

@@ -68,11 +68,12 @@ class Assets:
         suffix = name[name.rfind(".") :]
         return Response(data, media_type=STATIC_TYPES.get(suffix, "application/octet-stream"), headers=headers)
 
-    def challenge(self, path: str, accept: str) -> tuple[bytes, str] | None:
-        """The login page, for a browser asking for a page without credentials."""
+    def challenge(self, path: str, accept: str, query: str = "") -> tuple[bytes, str] | None:
+        """The login page, for a browser asking for a page without credentials (then back to it)."""
         if path in PAGES or path == "/login":
             if "text/html" in accept:
-                return self.login_page("", path), "text/html; charset=utf-8"
+                target = f"{path}?{query}" if query and path != "/login" else path
+                return self.login_page("", target), "text/html; charset=utf-8"
         return None
 
 

@@ -10,7 +10,8 @@ Its root supervisor runs the head service and the head machine's node::
     ├─ jobs                  one_for_all
     │  ├─ entrypoints        pool of job entrypoint processes
     │  └─ manager            the job manager (task)
-    ├─ http                  the HTTP API (task; only with a dashboard port)
+    ├─ http                  the HTTP API and dashboard (task; only with a dashboard port)
+    ├─ dashboard             samples nodes' stats for the dashboard's plots (task; with http)
     └─ autoscaler            with a cluster config: launches and stops worker nodes (task)
 """
 

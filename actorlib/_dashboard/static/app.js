@@ -116,14 +116,19 @@ const filter = (expr) => `filter=${encodeURIComponent(expr)}`;
 
 const COLORS = ["#2458a6", "#d1495b", "#2a9d8f", "#e9a23b", "#7b4fb3", "#5c7080", "#c2559a", "#3f8f3f"];
 
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(value)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= value) return m * p;
-  return 10 * p;
+// At most 5 gridlines at round values: 1, 2, 5 x 10^k, or powers of two for bytes.
+function ticks(max, binary) {
+  max = max > 0 ? max : 1;
+  let step = 1;
+  if (binary) while (max / step > 5) step *= 2;
+  else {
+    const p = Math.pow(10, Math.floor(Math.log10(max / 5)));
+    step = [1, 2, 5, 10].map((m) => m * p).find((s) => max / s <= 5);
+  }
+  return { step, count: Math.max(1, Math.ceil(max / step - 1e-9)) };
 }
 
-function lineChart(title, times, series, format, floor = 0) {
+function lineChart(title, times, series, format, floor = 0, binary = false) {
   const W = 600, H = 170, L = 58, R = 8, T = 8, B = 20;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -139,11 +144,12 @@ function lineChart(title, times, series, format, floor = 0) {
   const now = times.length ? times[times.length - 1] : Date.now() / 1000;
   const span = Math.max(60, times.length ? now - times[0] : 60);
   const values = series.flatMap((s) => s.values.filter((v) => v !== null && v !== undefined));
-  const top = niceMax(Math.max(floor, ...values, 0));
+  const grid = ticks(Math.max(floor, ...values, 0), binary);
+  const top = grid.step * grid.count;
   const x = (t) => L + ((t - (now - span)) / span) * (W - L - R);
   const y = (v) => T + (1 - v / top) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (let i = 0; i <= grid.count; i++) {
+    const v = grid.step * i;
     el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis", "stroke-dasharray": i ? "2,3" : "" });
     el("text", { x: L - 6, y: y(v) + 3, "text-anchor": "end", class: "tick" }, format(v));
   }
@@ -177,7 +183,7 @@ function plots(history, ips) {
     lineChart("CPU of each node's processes (%, 100 = one core)", times,
       nodes.map(([id, pts]) => ({ label: label(id), values: pick(pts, "cpu") })), (v) => v.toFixed(0), 10),
     lineChart("Memory of each node's processes (RSS)", times,
-      nodes.map(([id, pts]) => ({ label: label(id), values: pick(pts, "rss") })), bytes, 1 << 20),
+      nodes.map(([id, pts]) => ({ label: label(id), values: pick(pts, "rss") })), bytes, 1 << 20, true),
     lineChart("Tasks and actor calls per second", times,
       [{ label: "finished", values: finished, color: "#2a9d8f" }, { label: "failed", values: failed, color: "#d1495b" }],
       (v) => String(Number(v.toFixed(2))), 1),
