@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._runtime_env import env_of, package_uri, zip_directory
-from .._wire import Done, GetPackage, PackageReply, PutPackage
+from .._wire import Done, GetPackage, HeadMessage, PackageReply, PutPackage, connect
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
+
+FETCH_TIMEOUT = 120.0
 
 
 def has_local_paths(runtime_env: Mapping[str, Any]) -> bool:
@@ -72,3 +74,31 @@ async def _uri(runtime: Runtime, location: str, excludes: list[str], *, include_
             raise RuntimeError(f"the cluster refused the package of {os.fspath(path)!r}: {done.error}")
     cache[key] = package_uri(name)
     return cache[key]
+
+
+def fetch_package(head_address: str, token: str, name: str) -> bytes:
+    """Package ``name``'s bytes from the head (blocking: its own Trio loop on this thread).
+
+    For a process without a runtime loop of its own at hand (a worker starting up, a node
+    unpacking a job's packages in a worker thread). Raises FileNotFoundError if the head
+    has no such package, ConnectionError/OSError if it cannot be reached, TooSlowError
+    after ``FETCH_TIMEOUT``.
+    """
+    return trio.run(_fetch, head_address, token, name)
+
+
+async def _fetch(head_address: str, token: str, name: str) -> bytes:
+    with trio.fail_after(FETCH_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            channel = await connect(nursery, head_address, token, HeadMessage, name=f"packages:{os.getpid()}")
+            channel.send_nowait(GetPackage(req=1, name=name))
+            async for message in channel:
+                if isinstance(message, PackageReply) and message.req == 1:
+                    break
+            else:
+                raise ConnectionError("the head closed the connection")
+            await channel.aclose()
+            nursery.cancel_scope.cancel()
+    if not message.found:
+        raise FileNotFoundError(message.error or f"the head has no package {name}")
+    return message.data

@@ -19,6 +19,8 @@ import trio
 import supervisors
 
 from .. import _ids
+from .._runtime_env import RUNTIME_ENV_KEYS_ENV, runtime_env_keys
+from ._gpus import CUDA_VISIBLE_DEVICES
 from ._logs import LogRelay
 
 START_FAILURES_TO_GIVE_UP = 3
@@ -139,9 +141,11 @@ class WorkerPool:
 
         Its output is logged from the moment it exists, so a failed start leaves a trace.
         """
+        runtime_env = {k: v for k, v in extra_env.items() if k != CUDA_VISIBLE_DEVICES}  # GPUs are its own
         env = {
             **self.base_env,
             **extra_env,
+            RUNTIME_ENV_KEYS_ENV: runtime_env_keys(runtime_env),
             "ACTORLIB_WORKER_ID": worker_id.hex(),
             "ACTORLIB_NODE_IP": self.ip,
             "PYTHONUNBUFFERED": "1",

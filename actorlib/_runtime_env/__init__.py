@@ -8,13 +8,16 @@ its cache (:func:`ensure_unpacked`) and workers run in it.
 
 from ._fields import (
     PY_MODULES_ENV,
+    RUNTIME_ENV_KEYS_ENV,
     WORKING_DIR_ENV,
     RuntimeEnvError,
     check_name,
     check_runtime_env,
     env_of,
+    inherited_env,
     package_name,
     package_uri,
+    runtime_env_keys,
     uris_of,
 )
 from ._packaging import DEFAULT_MAX_SIZE, PackageTooLarge, zip_directory
@@ -24,6 +27,7 @@ from ._unpack import UnsafePackage, check_zip, ensure_unpacked, unpacked_path
 __all__ = [
     "DEFAULT_MAX_SIZE",
     "PY_MODULES_ENV",
+    "RUNTIME_ENV_KEYS_ENV",
     "PackageStore",
     "PackageTooLarge",
     "RuntimeEnvError",
@@ -34,8 +38,10 @@ __all__ = [
     "check_zip",
     "ensure_unpacked",
     "env_of",
+    "inherited_env",
     "package_name",
     "package_uri",
+    "runtime_env_keys",
     "unpacked_path",
     "uris_of",
     "zip_directory",

@@ -8,6 +8,7 @@ packages the same way it finds its ``env_vars``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,9 @@ from typing import Any
 SUPPORTED = ("env_vars", "working_dir", "py_modules", "excludes")
 WORKING_DIR_ENV = "ACTORLIB_RUNTIME_WORKING_DIR"
 PY_MODULES_ENV = "ACTORLIB_RUNTIME_PY_MODULES"
+# Which variables of a worker's environment are its runtime_env (a JSON list): its own tasks
+# and actors inherit them, as Ray's children inherit their parent's runtime_env.
+RUNTIME_ENV_KEYS_ENV = "ACTORLIB_RUNTIME_ENV_KEYS"
 PROTOCOL = "gcs"
 _NAME = re.compile(r"_ray_pkg_[0-9A-Za-z_-]{1,64}\.zip")
 
@@ -106,6 +110,20 @@ def env_of(runtime_env: Mapping[str, Any]) -> dict[str, str]:
     if runtime_env.get("py_modules"):
         env[PY_MODULES_ENV] = ",".join(runtime_env["py_modules"])
     return env
+
+
+def runtime_env_keys(env: Mapping[str, str]) -> str:
+    """The value of RUNTIME_ENV_KEYS_ENV for a worker started with runtime env ``env``."""
+    return json.dumps(sorted(env))
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The runtime env a worker was started with (what RUNTIME_ENV_KEYS_ENV names)."""
+    try:
+        keys = json.loads(environ.get(RUNTIME_ENV_KEYS_ENV) or "[]")
+    except ValueError:
+        keys = []
+    return {key: environ[key] for key in keys if isinstance(key, str) and key in environ}
 
 
 def uris_of(env: Mapping[str, str]) -> tuple[str | None, list[str]]:

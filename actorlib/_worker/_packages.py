@@ -7,12 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import trio
-
+from .._core._packages import fetch_package
 from .._runtime_env import PY_MODULES_ENV, WORKING_DIR_ENV, ensure_unpacked, package_name, uris_of
-from .._wire import GetPackage, HeadMessage, PackageReply, connect
-
-FETCH_TIMEOUT = 120.0
 
 
 def enter_packages(env: Mapping[str, str], session: Path, head_address: str, token: str) -> dict[str, str]:
@@ -30,7 +26,7 @@ def enter_packages(env: Mapping[str, str], session: Path, head_address: str, tok
     for uri in [u for u in (working_dir, *modules) if u]:
         name = package_name(uri)
         try:
-            paths.append(ensure_unpacked(cache, name, lambda name=name: trio.run(_fetch, head_address, token, name)))
+            paths.append(ensure_unpacked(cache, name, lambda name=name: fetch_package(head_address, token, name)))
         except Exception as exc:
             raise RuntimeError(f"runtime_env package {uri} could not be set up on this node: {exc}") from exc
     if working_dir is not None:
@@ -38,19 +34,3 @@ def enter_packages(env: Mapping[str, str], session: Path, head_address: str, tok
     sys.path[0:0] = [str(path) for path in paths]
     return {key: env[key] for key in (WORKING_DIR_ENV, PY_MODULES_ENV) if env.get(key)}
 
-
-async def _fetch(head_address: str, token: str, name: str) -> bytes:
-    with trio.fail_after(FETCH_TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            channel = await connect(nursery, head_address, token, HeadMessage, name=f"packages:{os.getpid()}")
-            channel.send_nowait(GetPackage(req=1, name=name))
-            async for message in channel:
-                if isinstance(message, PackageReply) and message.req == 1:
-                    break
-            else:
-                raise ConnectionError("the head closed the connection")
-            await channel.aclose()
-            nursery.cancel_scope.cancel()
-    if not message.found:
-        raise FileNotFoundError(message.error or f"the head has no package {name}")
-    return message.data

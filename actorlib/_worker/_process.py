@@ -11,6 +11,7 @@ import supervisors
 from .. import _ids
 from .._titles import set_title
 from .._core import Identity, Runtime, set_current
+from .._runtime_env import inherited_env
 from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
 from ._exec import ExecServer
 from ._executor import Executor
@@ -43,7 +44,7 @@ def main() -> None:
         store_address=env["ACTORLIB_STORE_ADDRESS"],
         store_public=env.get("ACTORLIB_STORE_PUBLIC", ""),
         head_address=env.get("ACTORLIB_HEAD_ADDRESS", ""),
-        env=packages,  # its tasks' own tasks and actors run in the same packages
+        env={**inherited_env(env), **packages},  # its tasks' own tasks and actors inherit its runtime_env
     )
     runtime = Runtime(identity)
     runtime.task_events = TaskRecorder(worker_id, os.getpid(), lambda message: _send_quietly(runtime, message))

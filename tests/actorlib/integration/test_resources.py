@@ -62,3 +62,32 @@ def test_runtime_env_vars_merge_like_ray(fresh_cluster):
     assert actorlib.get(decorated.remote()) == ("job", "decorator")
     with pytest.raises(ValueError, match="'pip' is not supported"):
         read_env.options(runtime_env={"pip": ["x"]})
+
+
+@actorlib.remote
+def nested_env(*names):
+    """What a task started by this task, and an actor created by it, see of ``names``."""
+
+    @actorlib.remote
+    class Reader:
+        def read(self):
+            return [os.environ.get(name) for name in names]
+
+    child_env = {"env_vars": {"C": "child"}}
+    reader = Reader.remote()
+    return {
+        "task": actorlib.get(read_env.remote(*names)),
+        "task with its own env_vars": actorlib.get(read_env.options(runtime_env=child_env).remote(*names)),
+        "actor": actorlib.get(reader.read.remote()),
+    }
+
+
+def test_nested_tasks_and_actors_inherit_the_runtime_env_of_their_parent(fresh_cluster):
+    # Ray: child tasks and actors inherit the parent's runtime_env, merged with their own.
+    fresh_cluster(num_cpus=2, runtime_env={"env_vars": {"A": "job", "B": "job"}})
+    seen = actorlib.get(nested_env.options(runtime_env={"env_vars": {"B": "parent"}}).remote("A", "B", "C"))
+    assert seen == {
+        "task": ["job", "parent", None],
+        "task with its own env_vars": ["job", "parent", "child"],
+        "actor": ["job", "parent", None],
+    }
