@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import _ids
 from .._core import Runtime
 from .._core._packages import upload
-from .._environ import ADDRESS_ENV, JOB_RUNTIME_ENV, SUBMISSION_ID_ENV
+from .._environ import ADDRESS_ENV, JOB_RUNTIME_ENV, NODE_ID_ENV, SUBMISSION_ID_ENV
 from .._options import merge_runtime_env
 from .._runtime_env import check_runtime_env, env_of
 from .._session import sessions_root
@@ -62,8 +62,9 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     submission_id = os.environ.get(SUBMISSION_ID_ENV, "")
     reply = await runtime.head.request(
         lambda req: RegisterDriver(
-            req=req, pid=os.getpid(), namespace=options.namespace, entrypoint=entrypoint, submission_id=submission_id
-        )
+            req=req, pid=os.getpid(), namespace=options.namespace, entrypoint=entrypoint, submission_id=submission_id,
+            node_id=_own_node(),
+        )  # fmt: skip
     )
     assert isinstance(reply, DriverRegistered)
     node = reply.node
@@ -82,6 +83,14 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs
         runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
+
+
+def _own_node() -> bytes:
+    """The node this process runs on, if it was started by one (a job's entrypoint is)."""
+    try:
+        return bytes.fromhex(os.environ.get(NODE_ID_ENV, ""))
+    except ValueError:
+        return b""
 
 
 def _job_runtime_env(options: InitOptions) -> dict[str, object]:

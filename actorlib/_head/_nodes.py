@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,12 +20,19 @@ from .._wire import (
     NodeQuery,
     NodeQueryReply,
     DrainNode,
+    EntrypointState,
+    ForgetJob,
+    JobLogData,
+    JobSpec,
     NodeView,
     Pending,
     PrepareBundles,
+    ReadJobLog,
     ReleaseBundles,
     StartActor,
+    StartJob,
     StopActor,
+    StopJob,
 )
 
 log = logging.getLogger("actorlib.head")
@@ -112,6 +120,23 @@ class RemoteNode:
         if reply.error:
             raise RuntimeError(reply.error)
         return reply.payload
+
+    def start_job(self, spec: JobSpec, report: Callable[[EntrypointState], None]) -> None:
+        """Ask the node to run a job's entrypoint; it reports back on its channel (not to ``report``)."""
+        self._send(StartJob(spec=spec))
+
+    def stop_job(self, submission_id: str, reason: str) -> None:
+        self._send(StopJob(submission_id=submission_id, reason=reason))
+
+    def forget_job(self, submission_id: str) -> None:
+        self._send(ForgetJob(submission_id=submission_id))
+
+    async def read_job_log(self, submission_id: str, offset: int, size: int) -> bytes | None:
+        """Bytes of a job's log file on the node; None if it has none. Raises ConnectionError if it is gone."""
+        req = self.requests.new()
+        self._send(ReadJobLog(req=req, submission_id=submission_id, offset=offset, size=size))
+        reply: JobLogData = await self.requests.wait(req)
+        return reply.data if reply.found else None
 
     def start_actor(self, spec: ActorSpec, directory: Any) -> None:
         self._send(StartActor(spec=spec))

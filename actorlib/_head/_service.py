@@ -15,6 +15,7 @@ from .._wire import (
     ActorState,
     ClusterView,
     Heartbeat,
+    JobLogData,
     NodeDied,
     NodeRegistered,
     NodeView,
@@ -94,6 +95,10 @@ class HeadService:
         )  # fmt: skip
         self.requested: list[dict[str, float]] = []  # request_resources(): capacity to keep ready
         self.autoscaler_view: Any = lambda: None  # set by the head's autoscaler, if it has one
+        # ... and what node processes tell them (job entrypoints): joins, messages by type, deaths.
+        self.on_node_joined: list[Callable[[RemoteNode, RegisterNode], None]] = []
+        self.node_handlers: dict[type, Callable[[RemoteNode, Any], None]] = {}
+        self.on_node_died: list[Callable[[bytes, str], None]] = []
 
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -148,7 +153,7 @@ class HeadService:
             self.actors.claim(channel, message.actor_ids)
             self.groups.claim(channel, message.pg_ids)
         elif isinstance(message, RegisterDriver):
-            node = self._node_for(channel)
+            node = self._node_for(channel, message.node_id)
             if node is None:
                 log.warning("driver %s registered while no node is up", channel.peer)
                 return
@@ -173,11 +178,16 @@ class HeadService:
         elif type(message) in self.handlers:
             self._nursery.start_soon(self.handlers[type(message)], channel, message)
 
-    def _node_for(self, channel: Channel) -> NodeView | None:
-        """The node a driver should use: one on its machine (by IP), else the head's."""
+    def _node_for(self, channel: Channel, node_id: bytes = b"") -> NodeView | None:
+        """The node a driver should use: the one it runs on if it says so (a job's entrypoint), one
+        on its machine (by IP), else the head's."""
+        views = self.registry.views()
+        named = [view for view in views if node_id and view.node_id == node_id]
+        if named:
+            return named[0]
         ip = _peer_ip(channel)
         if ip is not None:
-            for view in self.registry.views():
+            for view in views:
                 if view.ip == ip:
                     return view
         return self.registry.head_node()
@@ -189,6 +199,8 @@ class HeadService:
         self.registry.add(node)
         self.groups.node_joined(node, hello.groups)
         self.actors.node_joined(node, hello.actors)
+        for joined in self.on_node_joined:
+            joined(node, hello)
         channel.send_nowait(NodeRegistered(req=hello.req, period=self.heartbeat))
         log.info("node %s joined from %s", _ids.short(node.node_id), hello.node.ip)
         try:
@@ -208,6 +220,10 @@ class HeadService:
                     )  # fmt: skip
                 elif isinstance(message, (BundlesReply, NodeQueryReply)):
                     node.requests.resolve(message.req, message)
+                elif isinstance(message, JobLogData):
+                    node.requests.resolve(message.req, message)
+                elif type(message) in self.node_handlers:
+                    self.node_handlers[type(message)](node, message)
         finally:
             node.requests.fail_all(ConnectionError("the node's connection closed"))
             self._node_died(node, "its connection to the head closed")
@@ -227,6 +243,8 @@ class HeadService:
         log.warning("node %s is dead: %s", _ids.short(node.node_id), reason)
         self.groups.node_died(node.node_id)
         self.actors.node_died(node, reason)
+        for died in self.on_node_died:
+            died(node.node_id, reason)
         for client in list(self._clients):
             if not client.closed:
                 client.send_nowait(NodeDied(node_id=node.node_id, reason=reason))

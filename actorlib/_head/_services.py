@@ -19,7 +19,10 @@ from .._jobs import JobManager, JobRecord, jobs_spec
 from .._state import JobState
 from .._node import NodeConfig
 from .._runtime_env import DEFAULT_MAX_SIZE, PackageStore, RuntimeEnvError, UnsafePackage, check_name, check_zip
-from .._wire import Channel, Done, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver, new_token, read_token, write_token
+from .._wire import (
+    Channel, Done, EntrypointState, GetPackage, NodeView, PackageReply, PutPackage, RegisterDriver, new_token, read_token,
+    write_token,
+)
 from ._service import HeadService
 from ._state import StateStore
 
@@ -31,14 +34,17 @@ class HeadServices:
         session = Path(config.session_dir)
         self.packages = PackageStore(session / "packages")
         self.jobs = JobManager(
-            session_dir=session, state=state, packages=self.packages, token_path=config.token_path,
-            head_address=lambda: head.address, head_resources=lambda: dict(config.resources), node_id=config.node_id,
+            session_dir=session, state=state, packages=self.packages, nodes=head.registry, node_id=config.node_id,
+            recovery_grace=head.recovery_grace,
         )  # fmt: skip
         head.handlers[GetPackage] = self._get_package
         head.handlers[PutPackage] = self._put_package
         head.on_driver = self._driver_registered
         drivers = head.inspect.jobs
         head.inspect.jobs = lambda: joined_jobs(drivers(), self.jobs.list_jobs())
+        head.on_node_joined.append(lambda node, hello: self.jobs.node_joined(node.node_id, hello.entrypoints))
+        head.node_handlers[EntrypointState] = lambda node, state: self.jobs.entrypoint_reported(node.node_id, state)
+        head.on_node_died.append(self.jobs.node_died)
         self.server: Any = None
         self.dashboard: Any = None
         if config.dashboard_port >= 0:

@@ -114,8 +114,7 @@ class JobsApi:
         return JSONResponse(details(record))
 
     async def logs(self, request: Request) -> Response:
-        text = await trio.to_thread.run_sync(self.manager.logs, request.path_params["job_id"])
-        return JSONResponse({"logs": text})
+        return JSONResponse({"logs": await self.manager.logs(request.path_params["job_id"])})
 
     async def stop(self, request: Request) -> Response:
         return JSONResponse({"stopped": self.manager.stop(request.path_params["job_id"])})

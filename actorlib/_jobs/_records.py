@@ -29,6 +29,7 @@ ENTRYPOINT_START_ERROR = "JOB_ENTRYPOINT_COMMAND_START_ERROR"
 RUNTIME_ENV_ERROR = "RUNTIME_ENV_SETUP_FAILURE"
 SUPERVISOR_DIED = "JOB_SUPERVISOR_ACTOR_DIED"
 UNSCHEDULABLE = "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
+START_TIMEOUT = "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
 
 _SUBMISSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,127}")
 
@@ -71,7 +72,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     runtime_env: dict[str, Any] = {}
     driver_exit_code: int | None = None
     job_id: str | None = None  # the actorlib job id of the driver, once its init() registered
-    driver_node_id: str | None = None
+    driver_node_id: str | None = None  # where the entrypoint runs (and its log file is), once placed
     driver_pid: int | None = None
     resources: dict[str, float] = {}  # what the entrypoint asked for (entrypoint_num_cpus, ...)
 
@@ -124,6 +125,11 @@ def _resources(request: JobSubmitRequest) -> dict[str, float]:
         if qty is not None and not 0 <= qty < float("inf"):
             raise JobError(400, f"entrypoint resource {name!r} must be a finite non-negative number, got {qty!r}")
     return {name: float(qty) for name, qty in shape.items() if qty}
+
+
+def waiting(record: JobRecord, why: str) -> JobRecord:
+    """A PENDING record that says what it waits for (Ray's message, then why)."""
+    return msgspec.structs.replace(record, message=f"{MESSAGES[PENDING]} It is {why}." if why else MESSAGES[PENDING])
 
 
 def running(record: JobRecord, pid: int | None) -> JobRecord:

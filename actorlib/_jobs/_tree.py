@@ -1,4 +1,4 @@
-"""The head's ``jobs`` subtree: ``entrypoints`` (a pool of job processes) and the ``manager`` task."""
+"""The head's ``jobs`` subtree: the ``manager`` task (the entrypoints run under their nodes' trees)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,12 @@ JOBS_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
 def jobs_spec(manager: JobManager) -> supervisors.ChildSpec:
     """The subtree as a child spec for the head's root supervisor.
 
-    ``one_for_all``: the manager watches the entrypoints; if either side dies,
-    both restart (and the jobs that were running are FAILED, with the reason).
+    A crash of the manager restarts it here (up to ``JOBS_INTENSITY``, then the
+    head's root decides); it keeps its records and queued reports, and no
+    entrypoint dies with it: each runs under its node's ``jobs`` pool.
     """
 
     def children() -> list[supervisors.ChildSpec]:
-        def entrypoints() -> supervisors.Child:
-            pool = supervisors.Supervisor(id="entrypoints", strategy="pool", backoff=None)
-            manager.attach(pool)
-            return supervisors.SupervisorChild(pool)
+        return [supervisors.ChildSpec(id="manager", start=lambda: supervisors.TaskChild(manager.run))]
 
-        return [
-            supervisors.ChildSpec(id="entrypoints", start=entrypoints),
-            supervisors.ChildSpec(id="manager", start=lambda: supervisors.TaskChild(manager.run)),
-        ]
-
-    return supervisors.supervisor_spec("jobs", children, strategy="one_for_all", intensity=JOBS_INTENSITY)
+    return supervisors.supervisor_spec("jobs", children, intensity=JOBS_INTENSITY)

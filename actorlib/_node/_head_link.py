@@ -21,18 +21,24 @@ from .._wire import (
     CommitBundles,
     ClusterView,
     DrainNode,
+    EntrypointState,
+    ForgetJob,
     Heartbeat,
     HeadMessage,
+    JobLogData,
     NodeQuery,
     NodeQueryReply,
     NodeRegistered,
     NodeView,
     Pending,
     PrepareBundles,
+    ReadJobLog,
     RegisterNode,
     ReleaseBundles,
     StartActor,
+    StartJob,
     StopActor,
+    StopJob,
     connect,
 )
 
@@ -59,6 +65,8 @@ class HeadLink:
         self._channel: Channel | None = None
         self._pending = Pending()
         self._started = False
+        # Ends of job entrypoints that happened while the head was away: told when it is back.
+        self._unsent: dict[str, EntrypointState] = {}
 
     # ---- the Registry interface (NodeService calls these) -------------------------------
 
@@ -84,13 +92,20 @@ class HeadLink:
         keep = {k: fields[k] for k in ("address", "pid", "cause") if k in fields}
         self._send(ActorState(actor_id=actor_id, state=state, **keep))
 
-    def _send(self, message: Any) -> None:
+    def report_entrypoint(self, state: EntrypointState) -> None:
+        """What became of a job's entrypoint here (kept for the next registration if the head is away)."""
+        if not self._send(state) and state.state != "RUNNING":
+            self._unsent[state.submission_id] = state
+
+    def _send(self, message: Any) -> bool:
         channel = self._channel
         if channel is not None and not channel.closed:
             try:
                 channel.send_nowait(message)
+                return True
             except trio.ClosedResourceError:
                 pass
+        return False
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -130,7 +145,11 @@ class HeadLink:
     async def _register(self, channel: Channel) -> float:
         service = self.service
         hosted = service.actors.views() if service.actors is not None else []
-        channel.send_nowait(RegisterNode(req=0, node=service.view(), actors=hosted, groups=service.groups()))
+        entrypoints = [*service.entrypoint_states(), *self._unsent.values()]
+        self._unsent = {}
+        channel.send_nowait(
+            RegisterNode(req=0, node=service.view(), actors=hosted, groups=service.groups(), entrypoints=entrypoints)
+        )
         reply = await channel.receive()
         if not isinstance(reply, NodeRegistered) or reply.error:
             raise ConnectionError(f"the head refused this node: {getattr(reply, 'error', reply)}")
@@ -170,6 +189,29 @@ class HeadLink:
             elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
                 error = await _bundles(service, message)
                 channel.send_nowait(BundlesReply(req=message.req, ok=not error, error=error))
+            elif isinstance(message, (StartJob, StopJob, ReadJobLog, ForgetJob)):
+                self._job_request(service, message, channel, nursery)
+
+    def _job_request(self, service: Any, message: Any, channel: Channel, nursery: trio.Nursery) -> None:
+        if isinstance(message, StartJob):
+            service.start_job(message.spec, self.report_entrypoint)
+        elif isinstance(message, StopJob):
+            service.stop_job(message.submission_id, message.reason)
+        elif isinstance(message, ForgetJob):
+            service.forget_job(message.submission_id)
+        else:
+            nursery.start_soon(self._answer_log, service, message, channel)
+
+    async def _answer_log(self, service: Any, message: ReadJobLog, channel: Channel) -> None:
+        data = await service.read_job_log(message.submission_id, message.offset, message.size)
+        self._send_on(channel, JobLogData(req=message.req, data=data or b"", found=data is not None))
+
+    def _send_on(self, channel: Channel, message: Any) -> None:
+        if not channel.closed:
+            try:
+                channel.send_nowait(message)
+            except trio.ClosedResourceError:
+                pass
 
 
 async def _bundles(service: Any, message: PrepareBundles | CommitBundles | ReleaseBundles) -> str:

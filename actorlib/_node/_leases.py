@@ -276,6 +276,14 @@ class LeaseManager:
         freed, self._freed = self._freed, trio.Event()
         freed.set()
 
+    def take_now(self, shape: dict[str, float]) -> list[str] | None:
+        """Take ``shape`` if it fits now (for a job entrypoint's lifetime): its GPU ids; None if not."""
+        shape = res.normalize(shape)
+        if not self._fits(shape):
+            return None
+        res.subtract(self.available, shape)
+        return self.gpus.take(gpus_of(shape))
+
     async def reserve(self, shape: dict[str, float]) -> list[str]:
         """Wait until ``shape`` fits, then take it (for an actor's lifetime); its GPU ids. Cancellable."""
         shape = res.normalize(shape)

@@ -13,11 +13,15 @@ import trio
 
 import supervisors
 
+from .._core._packages import fetch_package
+from .._runtime_env import PackageStore
 from .._store import ObjectStore
 from .._wire import (
     ActorSpec,
     Channel,
     Demand,
+    EntrypointState,
+    JobSpec,
     NodeInfoReply,
     NodeInfoRequest,
     NodeMessage,
@@ -38,6 +42,7 @@ from . import _resources as res
 from ._actors import ActorHost
 from ._config import NodeConfig
 from ._node_inspector import NodeInspector
+from ._entrypoints import EntrypointHost
 from ._leases import LeaseManager
 from ._logs import LogRelay
 from ._pool import Worker, WorkerPool, env_key
@@ -61,6 +66,7 @@ class NodeState:
     def __init__(self) -> None:
         self.pool_supervisor: supervisors.Supervisor | None = None
         self.actors_supervisor: supervisors.Supervisor | None = None
+        self.jobs_supervisor: supervisors.Supervisor | None = None
         self.listener: Callable[[supervisors.Event], None] | None = None
         self.actor_listener: Callable[[supervisors.Event], None] | None = None
 
@@ -95,6 +101,7 @@ class NodeService:
         self.total = res.normalize(config.resources)
         self.leases: LeaseManager | None = None
         self.actors: ActorHost | None = None
+        self.entrypoints: EntrypointHost | None = None
         self.store: ObjectStore | None = None
         self.address = config.address  # as bound (TCP ports chosen) once running
         self.store_address = config.store_address
@@ -125,6 +132,11 @@ class NodeService:
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event
+            self.entrypoints = EntrypointHost(
+                node_id=config.node_id, session_dir=session, head_address=config.head_address,
+                token_path=config.token_path, ledger=self.leases, nursery=nursery,
+                supervisor=lambda: self.state.jobs_supervisor, fetch=self._fetch_package,
+            )  # fmt: skip
             self.store = ObjectStore(config.object_store_memory)
             self.store_address = await nursery.start(self.store.serve, config.store_address, self.token)
             self.address = await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
@@ -141,6 +153,7 @@ class NodeService:
                 await trio.sleep_forever()
             finally:
                 self.registry.remove(self)
+                self.entrypoints.lost(f"its node {config.short} ({config.ip}) stopped running job entrypoints")
                 self.actors.stop_all()
                 self.store.close()
 
@@ -154,6 +167,39 @@ class NodeService:
 
     def kill_actor(self, actor_id: bytes, no_restart: bool, reason: str) -> None:
         self.actors.kill(actor_id, no_restart, reason)
+
+    # ---- job entrypoints (the head's job manager places them) --------------------------------
+
+    def start_job(self, spec: JobSpec, report: Callable[[EntrypointState], None]) -> None:
+        """Run a job's entrypoint here, reporting what becomes of it (see ``_entrypoints``)."""
+        if self.entrypoints is None:
+            report(EntrypointState(submission_id=spec.submission_id, state="REFUSED", error="the node is not running"))
+            return
+        self.entrypoints.start(spec, report)
+
+    def stop_job(self, submission_id: str, reason: str) -> None:
+        if self.entrypoints is not None:
+            self.entrypoints.stop(submission_id, reason)
+
+    async def read_job_log(self, submission_id: str, offset: int, size: int) -> bytes | None:
+        """Bytes of a job's log file here from ``offset``; None if this node has none."""
+        if self.entrypoints is None:
+            return None
+        return await self.entrypoints.read_log(submission_id, offset, size)
+
+    def forget_job(self, submission_id: str) -> None:
+        if self.entrypoints is not None:
+            self.entrypoints.forget(submission_id)
+
+    def entrypoint_states(self) -> list[EntrypointState]:
+        return self.entrypoints.states() if self.entrypoints is not None else []
+
+    def _fetch_package(self, name: str) -> bytes | Path:
+        """A runtime_env package: the head's own file on the head's machine, else from the head."""
+        local = PackageStore(Path(self.config.session_dir) / "packages")
+        if local.has(name):
+            return local.path(name)
+        return fetch_package(self.config.head_address, self.token, name)
 
     # ---- placement group bundles (the head's two-phase reservation) ------------------------
 

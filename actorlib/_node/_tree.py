@@ -38,12 +38,18 @@ def node_spec(
             state.actors_supervisor = pool
             return supervisors.SupervisorChild(pool)
 
+        def jobs() -> supervisors.Child:
+            pool = supervisors.Supervisor(id="jobs", strategy="pool", backoff=None)
+            state.jobs_supervisor = pool
+            return supervisors.SupervisorChild(pool)
+
         def service() -> supervisors.Child:
             return supervisors.TaskChild(NodeService(config, token, registry, state, zygote, root).run)
 
         return [
             supervisors.ChildSpec(id="workers", start=workers),
             supervisors.ChildSpec(id="actors", start=actors),
+            supervisors.ChildSpec(id="jobs", start=jobs),
             supervisors.ChildSpec(id="service", start=service),
         ]
 

@@ -7,6 +7,8 @@ retype or remove a field; never reuse a tag. Messages are encoded as arrays
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 PROTOCOL_VERSION = 1
@@ -555,6 +557,7 @@ class RegisterDriver(Msg, tag="driver"):
     namespace: str
     entrypoint: str
     submission_id: str = ""  # set when the driver is a submitted job's entrypoint: its work is that job's
+    node_id: bytes = b""  # the node it runs on, if it knows (a job's entrypoint does): serve me from there
 
 
 class DriverRegistered(Msg, tag="driver_ok"):
@@ -648,6 +651,31 @@ class Done(Msg, tag="done_head"):
     error: str = ""
 
 
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's entrypoint as the head asks a node to run it (packages as ``gcs://`` URIs)."""
+
+    submission_id: str
+    entrypoint: str
+    runtime_env: dict[str, Any] = {}
+    resources: dict[str, float] = {}  # held on the node while the entrypoint runs
+    stop_timeout: float = 3.0  # seconds between SIGTERM and SIGKILL of its process group
+
+
+class EntrypointState(Msg, tag="entrypoint_state"):
+    """Node to head: what became of a job's entrypoint here. ``state``: RUNNING (``pid``), EXITED
+    (``code``, negative for a signal; ``stopped`` if asked to), FAILED (never ran: ``error``,
+    ``error_type``), LOST (its node's supervisor stopped it), REFUSED (its resources are not free)."""
+
+    submission_id: str
+    state: str
+    pid: int = 0
+    code: int = 0
+    stopped: bool = False
+    error: str = ""
+    error_type: str = ""
+    log_tail: str = ""  # the end of its log, for a failure message
+
+
 class RegisterNode(Msg, tag="node"):
     """Node to head, first on its channel: here I am, with the actors I host (after a head restart)."""
 
@@ -655,6 +683,7 @@ class RegisterNode(Msg, tag="node"):
     node: NodeView
     actors: list[ActorView] = []
     groups: list[bytes] = []  # placement groups with bundles here (after a head restart)
+    entrypoints: list[EntrypointState] = []  # job entrypoints it runs, or whose end it could not report yet
 
 
 class NodeRegistered(Msg, tag="node_ok"):
@@ -844,6 +873,43 @@ class NodeQueryReply(Msg, tag="node_query_reply"):
     error: str = ""
 
 
+class StartJob(Msg, tag="start_job"):
+    """Head to node: run this job's entrypoint here, holding its resources until it ends; the
+    node answers with EntrypointState messages (REFUSED at once if the resources are not free)."""
+
+    spec: JobSpec
+
+
+class StopJob(Msg, tag="stop_job"):
+    """Head to node: stop a job's entrypoint (SIGTERM to its process group, SIGKILL after its stop timeout)."""
+
+    submission_id: str
+    reason: str = ""
+
+
+class ReadJobLog(Msg, tag="read_job_log"):
+    """Head to node: up to ``size`` bytes of a job's log file from ``offset``; answered by JobLogData."""
+
+    req: int
+    submission_id: str
+    offset: int = 0
+    size: int = 1 << 16
+
+
+class JobLogData(Msg, tag="job_log_data"):
+    """Node to head: the bytes asked for by ReadJobLog (``found`` False: no log file for that job here)."""
+
+    req: int
+    data: bytes = b""
+    found: bool = True
+
+
+class ForgetJob(Msg, tag="forget_job"):
+    """Head to node: the job was deleted; remove its log file here."""
+
+    submission_id: str
+
+
 HeadMessage = (
     RegisterNode
     | NodeRegistered
@@ -886,6 +952,12 @@ HeadMessage = (
     | NodeQueryReply
     | RequestResources
     | DrainNode
+    | StartJob
+    | StopJob
+    | ReadJobLog
+    | JobLogData
+    | ForgetJob
+    | EntrypointState
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import warnings
 import zipfile
 from collections.abc import AsyncIterator
@@ -15,9 +16,12 @@ import pytest
 import trio
 
 import supervisors
+from actorlib import _ids
+from actorlib._head._registry import Registry
 from actorlib._head._state import MemoryState
 from actorlib._http import HttpServer, JobsApi, create_app, http_spec
 from actorlib._jobs import JobManager, jobs_spec
+from actorlib._node import NodeConfig, node_spec
 from actorlib._runtime_env import PackageStore
 
 TOKEN = "test-token-0123456789"
@@ -26,12 +30,14 @@ MAX_PACKAGE = 64 * 1024
 
 @dataclass
 class Api:
-    """A job manager in this test's Trio loop, its HTTP server, and a client with the token."""
+    """A job manager and the head's node in this test's Trio loop, its HTTP server, and a client."""
 
     manager: JobManager
     server: HttpServer
     session: Path
     client: httpx.AsyncClient
+    state: "FlakyState"
+    root: supervisors.Supervisor
 
     @property
     def url(self) -> str:
@@ -46,25 +52,47 @@ class Api:
                 await trio.sleep(0.05)
 
 
+class FlakyState(MemoryState):
+    """The head's in-memory state store, which can be told to fail its next writes (a full disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def save_job(self, submission_id: str, record: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error (injected by the test)")
+        super().save_job(submission_id, record)
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    """The head's job services over its own node (a real NodeService subtree with 2 CPUs), in-process."""
     session = tmp_path / "session"
-    (session / "logs").mkdir(parents=True)
+    for sub in ("logs", "sockets"):
+        (session / sub).mkdir(parents=True)
     (session / "token").write_text(TOKEN)
-    packages = PackageStore(session / "packages")
-    manager = JobManager(
-        session_dir=session, state=MemoryState(), packages=packages, token_path=session / "token",
-        head_address=lambda: "unix:/nonexistent/head.sock", head_resources=lambda: {"CPU": 2.0}, stop_timeout=1.0,
+    config = NodeConfig(
+        session_dir=str(session), node_id=_ids.unique_id().hex(), resources={"CPU": 2.0},
+        object_store_memory=64 * 2**20, head_address="unix:/nonexistent/head.sock",
     )  # fmt: skip
+    registry = Registry()
+    packages = PackageStore(session / "packages")
+    state = FlakyState()
+    manager = JobManager(
+        session_dir=session, state=state, packages=packages, nodes=registry, node_id=config.node_id, stop_timeout=1.0
+    )
 
     def make_app():
         return create_app(TOKEN, [JobsApi(manager, packages, max_package_size=MAX_PACKAGE, version="test").routes()])
 
     server = HttpServer(make_app, "127.0.0.1", 0)
-    async with supervisors.open_supervisor([jobs_spec(manager), http_spec(server)], id="test-head"):
+    children = [node_spec(config, TOKEN, registry), jobs_spec(manager), http_spec(server)]
+    async with supervisors.open_supervisor(children, id="test-head") as root:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
-            yield Api(manager, server, session, client)
+            yield Api(manager, server, session, client, state, root)
 
 
 def zip_of(members: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 import trio
 from httpx_ws import WebSocketUpgradeError, aconnect_ws
 
-from .conftest import MAX_PACKAGE, Api, wait_gone, zip_of
+from .conftest import MAX_PACKAGE, Api, gone, wait_gone, zip_of
 
 PY = sys.executable
 
@@ -279,13 +279,95 @@ async def test_py_modules_are_importable_by_the_entrypoint(api: Api) -> None:
     assert (await api.client.get(f"/api/jobs/{sid}/logs")).json()["logs"].endswith("from a py_module\n")
 
 
-async def test_entrypoint_resources_the_head_node_lacks_fail_the_job_with_a_reason(api: Api) -> None:
-    body = {"entrypoint": "true", "entrypoint_num_gpus": 1, "entrypoint_resources": {"tpu": 2}}
+async def test_entrypoint_resources_no_node_could_ever_have_fail_the_job_at_once_naming_them(api: Api) -> None:
+    body = {"entrypoint": "true", "entrypoint_num_gpus": 1, "entrypoint_num_cpus": 1, "entrypoint_resources": {"tpu": 2}}
     sid = (await api.client.post("/api/jobs/", json=body)).json()["submission_id"]
     job = await api.wait_status(sid, "FAILED", "SUCCEEDED")
     assert job["status"] == "FAILED" and job["error_type"] == "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"
-    assert "'GPU': 1.0" in job["message"] and "'tpu': 2.0" in job["message"]
-    assert job["entrypoint_num_gpus"] == 1 and job["entrypoint_resources"] == {"tpu": 2}
+    assert "GPU=1 (the most any node has: 0), tpu=2" in job["message"] and "CPU=1" not in job["message"]
+    assert job["entrypoint_num_gpus"] == 1 and job["entrypoint_resources"] == {"tpu": 2} and job["driver_node_id"] is None
+    assert "tpu=2" in (await api.client.get(f"/api/jobs/{sid}/logs")).json()["logs"]  # the log says why, too
+
+
+def _cpus_free(api: Api) -> float:
+    (node,) = api.manager.nodes.views()
+    return node.available["CPU"]
+
+
+async def test_a_job_waits_pending_until_the_cpus_it_asks_for_are_free_and_holds_them_while_it_runs(api: Api, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    hog = {"entrypoint": f"while [ ! -e {gate} ]; do sleep 0.02; done", "entrypoint_num_cpus": 2}
+    first = (await api.client.post("/api/jobs/", json=hog)).json()["submission_id"]
+    await api.wait_status(first, "RUNNING")
+    assert _cpus_free(api) == 0  # the entrypoint holds its CPUs, like a lease
+    second = (await api.client.post("/api/jobs/", json={"entrypoint": "echo second", "entrypoint_num_cpus": 1})).json()["submission_id"]
+    with trio.fail_after(10):  # the manager looked, and it waits: it says for what
+        while "waiting for CPU=1" not in (job := (await api.client.get(f"/api/jobs/{second}")).json())["message"]:
+            await trio.sleep(0.02)
+    assert job["status"] == "PENDING" and job["driver_node_id"] is None
+    gate.touch()
+    assert (await api.wait_status(first, "SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
+    done = await api.wait_status(second, "SUCCEEDED", "FAILED")
+    assert done["status"] == "SUCCEEDED" and done["driver_node_id"] == api.manager.node_id
+    with trio.fail_after(10):
+        while _cpus_free(api) != 2:  # given back when each ended
+            await trio.sleep(0.02)
+
+
+async def test_a_job_stopped_while_it_waits_for_resources_never_starts(api: Api, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    hog = (await api.client.post("/api/jobs/", json={"entrypoint": f"while [ ! -e {gate} ]; do sleep 0.02; done", "entrypoint_num_cpus": 2})).json()
+    await api.wait_status(hog["submission_id"], "RUNNING")
+    marker = tmp_path / "ran"
+    waiting = (await api.client.post("/api/jobs/", json={"entrypoint": f"touch {marker}", "entrypoint_num_cpus": 2})).json()["submission_id"]
+    assert (await api.client.post(f"/api/jobs/{waiting}/stop")).json() == {"stopped": True}
+    assert (await api.wait_status(waiting, "STOPPED", "SUCCEEDED", "FAILED"))["status"] == "STOPPED"
+    assert "stopped before it started" in (await api.client.get(f"/api/jobs/{waiting}/logs")).json()["logs"]
+    gate.touch()
+    await api.wait_status(hog["submission_id"], "SUCCEEDED")
+    assert not marker.exists()
+
+
+async def test_a_job_pending_longer_than_the_start_timeout_fails_as_in_ray(api: Api, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    hog = (await api.client.post("/api/jobs/", json={"entrypoint": f"while [ ! -e {gate} ]; do sleep 0.02; done", "entrypoint_num_cpus": 2})).json()
+    await api.wait_status(hog["submission_id"], "RUNNING")
+    api.manager.start_timeout = 0.5
+    late = (await api.client.post("/api/jobs/", json={"entrypoint": "true", "entrypoint_num_cpus": 1})).json()["submission_id"]
+    job = await api.wait_status(late, "FAILED", "SUCCEEDED")
+    assert job["error_type"] == "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
+    assert "failed to start within 0.5 seconds" in job["message"] and "CPU=1" in job["message"]
+    gate.touch()
+    await api.wait_status(hog["submission_id"], "SUCCEEDED")
+
+
+def _child(info, path: str):
+    """The snapshot node at ``path`` (ids joined by /) under ``info``."""
+    for part in path.split("/"):
+        info = next(child for child in info.children if child.id == part)
+    return info
+
+
+async def test_a_crashed_job_manager_restarts_keeps_its_records_and_loses_no_entrypoint_or_report(api: Api, tmp_path) -> None:
+    earlier = (await api.client.post("/api/jobs/", json={"entrypoint": "echo earlier"})).json()["submission_id"]
+    await api.wait_status(earlier, "SUCCEEDED")
+    gate = tmp_path / "gate"
+    code = f"echo started; while [ ! -e {gate} ]; do sleep 0.02; done; echo released"
+    sid = (await api.client.post("/api/jobs/", json={"entrypoint": code})).json()["submission_id"]
+    await api.wait_status(sid, "RUNNING")
+    pid = api.manager.get(sid).driver_pid
+    assert _child(api.root.snapshot(), "jobs/manager").restarts == 0
+    api.state.failures = 1  # its next write fails: the one recording the end of the job, below
+    gate.touch()
+    job = await api.wait_status(sid, "SUCCEEDED", "FAILED")
+    manager = _child(api.root.snapshot(), "jobs/manager")
+    assert manager.restarts == 1 and "disk I/O error" in manager.last_exit.reason  # it crashed, and came back
+    assert job["status"] == "SUCCEEDED" and job["driver_exit_code"] == 0  # the node's report was handled again
+    assert gone([pid])
+    assert (await api.client.get(f"/api/jobs/{sid}/logs")).json()["logs"].endswith("started\nreleased\n")
+    assert (await api.client.get(f"/api/jobs/{earlier}")).json()["status"] == "SUCCEEDED"  # records kept
+    after = (await api.client.post("/api/jobs/", json={"entrypoint": "echo after"})).json()["submission_id"]
+    assert (await api.wait_status(after, "SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
 
 
 def _junk(rng, depth: int = 0):
