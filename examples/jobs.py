@@ -68,7 +68,19 @@ while not client.get_job_status(sleeper).is_terminal():
     time.sleep(0.05)
 print("the sleeper is", client.get_job_status(sleeper))
 
-# 4. List, then delete what is finished.
+# 4. Entrypoint resources: a job that asks for them runs on a node that has them free and holds
+#    them while it runs (with `actorlib start --address ... --resources '{"x": 1}'`, ask for
+#    entrypoint_resources={"x": 1} to run on that node). One that finds no room waits PENDING.
+big = client.submit_job(entrypoint="sleep 1", entrypoint_num_cpus=2)
+small = client.submit_job(entrypoint="echo my turn", entrypoint_num_cpus=1)
+while client.get_job_status(big) != JobStatus.RUNNING:
+    time.sleep(0.05)
+print("while the first holds both CPUs, the second is", client.get_job_status(small))
+while not client.get_job_status(small).is_terminal():
+    time.sleep(0.05)
+print("then it ran on node", client.get_job_info(small).driver_node_id[:8], "and printed", client.get_job_logs(small).split()[-2:])
+
+# 5. List, then delete what is finished.
 for details in client.list_jobs():
     print(f"{details.submission_id}: {details.status} ({details.entrypoint})")
     client.delete_job(details.submission_id)

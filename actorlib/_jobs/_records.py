@@ -94,6 +94,12 @@ def record_of(request: JobSubmitRequest) -> JobRecord:
     """A PENDING record for a submit request; raises JobError(400) naming a bad field."""
     if not request.entrypoint.strip():
         raise JobError(400, "entrypoint must be a non-empty command")
+    if request.entrypoint_label_selector:
+        raise JobError(
+            400,
+            "entrypoint_label_selector is not supported by actorlib: to run the entrypoint on a given node, ask "
+            "for a custom resource that node was started with (entrypoint_resources)",
+        )
     sid = request.submission_id or request.job_id or new_submission_id()
     if not _SUBMISSION_ID.fullmatch(sid):
         raise JobError(400, f"invalid submission_id {sid!r}: use up to 128 letters, digits and _.:@+=- (starting with a letter or digit)")

@@ -27,6 +27,7 @@ def pick_node(shape: Mapping[str, float], nodes: list[NodeView], held: Mapping[b
     on the head node, as in Ray; with them, on the head node if it has them free,
     else on the node with the most free CPUs among those that have them.
     """
+    shape = res.normalize(shape)
     live = [node for node in nodes if node.alive]
     if not shape:
         head = next((node for node in live if node.is_head), None)

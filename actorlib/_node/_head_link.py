@@ -177,7 +177,7 @@ class HeadLink:
                 self.cluster = message.nodes
                 self._node_types = message.node_types
             elif service is None:
-                continue
+                self._without_service(message, channel)
             elif isinstance(message, DrainNode):
                 service.drain(message.drain)
             elif isinstance(message, StartActor):
@@ -191,6 +191,14 @@ class HeadLink:
                 channel.send_nowait(BundlesReply(req=message.req, ok=not error, error=error))
             elif isinstance(message, (StartJob, StopJob, ReadJobLog, ForgetJob)):
                 self._job_request(service, message, channel, nursery)
+
+    def _without_service(self, message: Any, channel: Channel) -> None:
+        """The node's service is restarting: answer what waits for an answer, so nothing hangs."""
+        if isinstance(message, StartJob):
+            sid = message.spec.submission_id
+            self.report_entrypoint(EntrypointState(submission_id=sid, state="REFUSED", error="the node's service is restarting"))
+        elif isinstance(message, ReadJobLog):
+            self._send_on(channel, JobLogData(req=message.req, found=False))
 
     def _job_request(self, service: Any, message: Any, channel: Channel, nursery: trio.Nursery) -> None:
         if isinstance(message, StartJob):

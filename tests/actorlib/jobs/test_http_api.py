@@ -181,6 +181,7 @@ async def test_a_foreign_browser_origin_cannot_change_state(api: Api) -> None:
         (b'{"entrypoint": "true", "metadata": {"a": 1}}', "Expected `str`"),
         (b'{"entrypoint": "true", "submission_id": "../../x"}', "invalid submission_id"),
         (b'{"entrypoint": "true", "entrypoint_num_cpus": -1}', "finite non-negative"),
+        (b'{"entrypoint": "true", "entrypoint_label_selector": {"zone": "a"}}', "entrypoint_label_selector is not supported"),
     ],
 )
 async def test_bad_submissions_are_refused_with_a_reason(api: Api, body: bytes, expected: str) -> None:
@@ -353,11 +354,15 @@ async def test_a_crashed_job_manager_restarts_keeps_its_records_and_loses_no_ent
     await api.wait_status(earlier, "SUCCEEDED")
     gate = tmp_path / "gate"
     code = f"echo started; while [ ! -e {gate} ]; do sleep 0.02; done; echo released"
-    sid = (await api.client.post("/api/jobs/", json={"entrypoint": code})).json()["submission_id"]
+    sid = (await api.client.post("/api/jobs/", json={"entrypoint": code, "entrypoint_num_cpus": 2})).json()["submission_id"]
     await api.wait_status(sid, "RUNNING")
     pid = api.manager.get(sid).driver_pid
+    queued = (await api.client.post("/api/jobs/", json={"entrypoint": "echo queued", "entrypoint_num_cpus": 1})).json()["submission_id"]
+    with trio.fail_after(10):  # it waits for the CPUs the first one holds
+        while "waiting for CPU=1" not in (await api.client.get(f"/api/jobs/{queued}")).json()["message"]:
+            await trio.sleep(0.02)
     assert _child(api.root.snapshot(), "jobs/manager").restarts == 0
-    api.state.failures = 1  # its next write fails: the one recording the end of the job, below
+    api.state.failures = 1  # its next write fails: the one recording the end of the first job, below
     gate.touch()
     job = await api.wait_status(sid, "SUCCEEDED", "FAILED")
     manager = _child(api.root.snapshot(), "jobs/manager")
@@ -365,6 +370,7 @@ async def test_a_crashed_job_manager_restarts_keeps_its_records_and_loses_no_ent
     assert job["status"] == "SUCCEEDED" and job["driver_exit_code"] == 0  # the node's report was handled again
     assert gone([pid])
     assert (await api.client.get(f"/api/jobs/{sid}/logs")).json()["logs"].endswith("started\nreleased\n")
+    assert (await api.wait_status(queued, "SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"  # placed by the new incarnation
     assert (await api.client.get(f"/api/jobs/{earlier}")).json()["status"] == "SUCCEEDED"  # records kept
     after = (await api.client.post("/api/jobs/", json={"entrypoint": "echo after"})).json()["submission_id"]
     assert (await api.wait_status(after, "SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
