@@ -6,10 +6,11 @@ Its root supervisor runs the head service and the head machine's node::
     ├─ head                  the head service (task)
     ├─ node-<id>             one_for_all
     │  ├─ workers            pool of worker processes
+    │  ├─ actors             pool of actor supervisors
+    │  ├─ jobs               pool of the job entrypoints placed on this node
     │  └─ service            leases, object store, logs (task)
-    ├─ jobs                  one_for_all
-    │  ├─ entrypoints        pool of job entrypoint processes
-    │  └─ manager            the job manager (task)
+    ├─ jobs
+    │  └─ manager            the job manager: records, placement of entrypoints (task)
     ├─ http                  the HTTP API and dashboard (task; only with a dashboard port)
     ├─ dashboard             samples nodes' stats for the dashboard's plots (task; with http)
     └─ autoscaler            with a cluster config: launches and stops worker nodes (task)

@@ -3,7 +3,7 @@
 ::
 
     node-host (one_for_one)            + a zygote forking the workers
-    ├─ node-<id>      the node subtree (workers, actors, service)
+    ├─ node-<id>      the node subtree (workers, actors, jobs, service)
     └─ head-link      registration, heartbeats, the head's commands (significant)
 
 If the head stays unreachable past the grace period, the head link ends and
