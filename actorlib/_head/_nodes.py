@@ -22,12 +22,10 @@ from .._wire import (
     DrainNode,
     EntrypointState,
     ForgetJob,
-    JobLogData,
     JobSpec,
     NodeView,
     Pending,
     PrepareBundles,
-    ReadJobLog,
     ReleaseBundles,
     StartActor,
     StartJob,
@@ -130,13 +128,6 @@ class RemoteNode:
 
     def forget_job(self, submission_id: str) -> None:
         self._send(ForgetJob(submission_id=submission_id))
-
-    async def read_job_log(self, submission_id: str, offset: int, size: int) -> bytes | None:
-        """Bytes of a job's log file on the node; None if it has none. Raises ConnectionError if it is gone."""
-        req = self.requests.new()
-        self._send(ReadJobLog(req=req, submission_id=submission_id, offset=offset, size=size))
-        reply: JobLogData = await self.requests.wait(req)
-        return reply.data if reply.found else None
 
     def start_actor(self, spec: ActorSpec, directory: Any) -> None:
         self._send(StartActor(spec=spec))

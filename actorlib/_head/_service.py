@@ -15,7 +15,6 @@ from .._wire import (
     ActorState,
     ClusterView,
     Heartbeat,
-    JobLogData,
     NodeDied,
     NodeRegistered,
     NodeView,
@@ -219,8 +218,6 @@ class HeadService:
                         cause=message.cause, node_id=node.node_id,
                     )  # fmt: skip
                 elif isinstance(message, (BundlesReply, NodeQueryReply)):
-                    node.requests.resolve(message.req, message)
-                elif isinstance(message, JobLogData):
                     node.requests.resolve(message.req, message)
                 elif type(message) in self.node_handlers:
                     self.node_handlers[type(message)](node, message)

@@ -34,8 +34,8 @@ class HeadServices:
         session = Path(config.session_dir)
         self.packages = PackageStore(session / "packages")
         self.jobs = JobManager(
-            session_dir=session, state=state, packages=self.packages, nodes=head.registry, node_id=config.node_id,
-            recovery_grace=head.recovery_grace,
+            session_dir=session, state=state, packages=self.packages, nodes=head.registry, token=token,
+            node_id=config.node_id, recovery_grace=head.recovery_grace,
         )  # fmt: skip
         head.handlers[GetPackage] = self._get_package
         head.handlers[PutPackage] = self._put_package

@@ -128,8 +128,7 @@ class JobsApi:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on_disconnect, websocket, nursery.cancel_scope)
-                async for chunk in self.manager.follow(job_id):
-                    await websocket.send_text(chunk)
+                await self.manager.follow(job_id, websocket.send_text)
                 nursery.cancel_scope.cancel()
             await websocket.close(1000)
         except (WebSocketDisconnect, JobError):

@@ -1,17 +1,64 @@
-"""Following a job's log as it grows, wherever it is read from (its node's file, through that node)."""
+"""Reading a job's log where it is written: from its node's service (ReadLog), all of it or as it grows.
+
+The job manager never keeps a copy: each read goes to the node that runs (or
+ran) the job, over one authenticated connection per reader.
+"""
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+from collections.abc import Awaitable, Callable
 
 import trio
 
+from .._wire import Channel, LogData, NodeMessage, ReadLog, connect
+
 FOLLOW_POLL = 0.1  # seconds between looks at a growing log file
+Read = Callable[[int], Awaitable[bytes]]
 
 
-async def read_all(read: Callable[[int], Awaitable[bytes]]) -> str:
-    """The whole log: ``read(offset)`` gives the bytes from ``offset`` (empty at the end)."""
+class NodeLogReader:
+    """Reads one log file of one node, from any offset, over a connection opened on first use.
+
+    The connection's tasks run in ``nursery``; close it with :meth:`aclose`.
+    """
+
+    def __init__(self, nursery: trio.Nursery, address: str, token: str, name: str) -> None:
+        self.nursery = nursery
+        self.address = address
+        self.token = token
+        self.name = name
+        self._channel: Channel | None = None
+        self._reqs = itertools.count(1)
+
+    async def read(self, offset: int) -> bytes | None:
+        """Everything from ``offset`` to the file's current end; None if the node has no such file.
+
+        Raises OSError (or ConnectionError, EOFError) if the node cannot be reached.
+        """
+        if self._channel is None:
+            self._channel = await connect(self.nursery, self.address, self.token, NodeMessage, name="job-logs:head")
+        req = next(self._reqs)
+        self._channel.send_nowait(ReadLog(req=req, name=self.name, offset=offset))
+        chunks = []
+        while True:
+            message = await self._channel.receive()
+            if not isinstance(message, LogData) or message.req != req:
+                continue
+            chunks.append(message.data)
+            if message.end:
+                return None if message.error else b"".join(chunks)
+
+    async def aclose(self) -> None:
+        if self._channel is not None:
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await self._channel.aclose()
+
+
+async def read_all(read: Read) -> str:
+    """The whole log, as text: ``read(offset)`` gives the bytes from ``offset`` (empty at the end)."""
     chunks = []
     offset = 0
     while chunk := await read(offset):
@@ -21,9 +68,9 @@ async def read_all(read: Callable[[int], Awaitable[bytes]]) -> str:
 
 
 async def follow(
-    read: Callable[[int], Awaitable[bytes]], finished: Callable[[], bool], wake: Callable[[], trio.Event]
-) -> AsyncIterator[str]:
-    """Yield the log's text as it grows, from the start, until ``finished()`` and all is read.
+    read: Read, send: Callable[[str], Awaitable[object]], finished: Callable[[], bool], wake: Callable[[], trio.Event]
+) -> None:
+    """``send`` the log's text as it grows, from the start, until ``finished()`` and all is read.
 
     ``wake()`` gives an event set when the job ends (so the last lines come at once).
     """
@@ -35,7 +82,7 @@ async def follow(
         offset += len(chunk)
         text = decoder.decode(chunk, final=done and not chunk)
         if text:
-            yield text
+            await send(text)
         if chunk:
             continue
         if done:

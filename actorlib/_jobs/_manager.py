@@ -17,6 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ log = logging.getLogger("actorlib.jobs")
 STOP_TIMEOUT = 3.0  # seconds between SIGTERM and SIGKILL of a stopped job's process group
 START_TIMEOUT_S = 900.0  # a job PENDING this long fails (Ray's RAY_JOB_START_TIMEOUT_SECONDS default)
 PLACE_PERIOD = 0.5  # seconds between looks for room while jobs wait for resources
-LOG_READ_TIMEOUT = 10.0  # seconds a node gets to answer a read of a job's log
+LOG_READ_TIMEOUT = 10.0  # seconds a node gets to answer a read of a job's log (a frozen one does not)
 MAX_TRIES = 3  # times one report may crash the manager before it is dropped
 
 
@@ -75,7 +76,6 @@ class JobNode(Protocol):
     def start_job(self, spec: JobSpec, report: Callable[[EntrypointState], None]) -> None: ...
     def stop_job(self, submission_id: str, reason: str) -> None: ...
     def forget_job(self, submission_id: str) -> None: ...
-    async def read_job_log(self, submission_id: str, offset: int, size: int) -> bytes | None: ...
 
 
 class NodeDirectory(Protocol):
@@ -100,6 +100,7 @@ class JobManager:
         state: JobStore,
         packages: PackageStore,
         nodes: NodeDirectory,
+        token: str,
         node_id: str = "",
         stop_timeout: float = STOP_TIMEOUT,
         start_timeout: float = START_TIMEOUT_S,
@@ -109,6 +110,7 @@ class JobManager:
         self.state = state
         self.packages = packages
         self.nodes = nodes
+        self.token = token  # the cluster's: log files are read from their nodes' services
         self.node_id = node_id
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
@@ -142,20 +144,23 @@ class JobManager:
 
     async def logs(self, job_or_submission_id: str) -> str:
         """Everything the job printed so far (with its supervisor's lines), read from the node
-        that has its log file. Raises JobError(404)."""
-        return await _logs.read_all(self._reader(self._known(job_or_submission_id)))
+        that has its log file, through that node's service. Raises JobError(404)."""
+        async with self._open_log(self._known(job_or_submission_id).submission_id) as read:
+            return await _logs.read_all(read)
 
-    async def follow(self, job_or_submission_id: str) -> AsyncIterator[str]:
-        """The job's log from the start, as it is written, until the job is finished."""
-        record = self._known(job_or_submission_id)
-        sid = record.submission_id
+    async def follow(self, job_or_submission_id: str, send: Callable[[str], Awaitable[object]]) -> None:
+        """``send`` the job's log from the start, as it is written, until the job is finished.
+
+        Raises JobError(404) for an unknown job; cancel it to stop following.
+        """
+        sid = self._known(job_or_submission_id).submission_id
 
         def finished() -> bool:
             current = self._records.get(sid)
             return current is None or current.terminal
 
-        async for chunk in _logs.follow(self._reader(record), finished, lambda: self._ended_event(sid)):
-            yield chunk
+        async with self._open_log(sid) as read:
+            await _logs.follow(read, send, finished, lambda: self._ended_event(sid))
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -380,10 +385,12 @@ class JobManager:
 
     # ---- logs --------------------------------------------------------------------------------
 
-    def _reader(self, record: JobRecord) -> Callable[[int], Awaitable[bytes]]:
-        """``read(offset)`` of the job's log, from the node that has it (the head node while it is
-        not placed). A finished job whose node is gone reads as a note saying so."""
-        sid = record.submission_id
+    @asynccontextmanager
+    async def _open_log(self, sid: str) -> AsyncIterator[_logs.Read]:
+        """``read(offset)`` of the job's log from the node that has it (the head node while it is not
+        placed), through the node's service. A finished job whose node is gone reads as a note."""
+        readers: dict[str, _logs.NodeLogReader] = {}  # by node: a followed job may be placed meanwhile
+        name = _job_logs.log_path(self.logs_dir, sid).name
 
         async def read(offset: int) -> bytes:
             current = self._records.get(sid)
@@ -392,16 +399,25 @@ class JobManager:
             node_hex = current.driver_node_id or self.node_id
             node = self._node(node_hex)
             if node is not None:
+                reader = readers.get(node_hex)
+                if reader is None:
+                    reader = readers[node_hex] = _logs.NodeLogReader(nursery, node.view().address, self.token, name)
                 with trio.move_on_after(LOG_READ_TIMEOUT):
                     try:
-                        return await node.read_job_log(sid, offset, _job_logs.READ_CHUNK) or b""
-                    except ConnectionError:
-                        pass  # it died while we read
+                        return await reader.read(offset) or b""
+                    except (OSError, EOFError, trio.ClosedResourceError):
+                        readers.pop(node_hex, None)  # it died while we read
             if current.terminal and offset == 0:
                 return _gone_note(sid, node_hex, self.nodes).encode()
             return b""
 
-        return read
+        async with trio.open_nursery() as nursery:
+            try:
+                yield read
+            finally:
+                for reader in readers.values():
+                    await reader.aclose()
+                nursery.cancel_scope.cancel()
 
     def _note(self, sid: str, text: str) -> None:
         """A line of the manager's in the log of a job that never reached a node (on the head node)."""

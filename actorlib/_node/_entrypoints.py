@@ -120,10 +120,6 @@ class EntrypointHost:
             self.nursery.start_soon(self._terminate, job, reason)
         # else: it has not started; it is stopped as soon as it has (or before, if it can)
 
-    async def read_log(self, submission_id: str, offset: int, size: int) -> bytes | None:
-        """Bytes of a job's log here from ``offset``; None if this node has no log of it."""
-        return await trio.to_thread.run_sync(_job_logs.read_from, self._log(submission_id), offset, size)
-
     def forget(self, submission_id: str) -> None:
         """Remove a deleted job's log file."""
         self._log(submission_id).unlink(missing_ok=True)

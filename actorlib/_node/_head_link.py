@@ -25,14 +25,12 @@ from .._wire import (
     ForgetJob,
     Heartbeat,
     HeadMessage,
-    JobLogData,
     NodeQuery,
     NodeQueryReply,
     NodeRegistered,
     NodeView,
     Pending,
     PrepareBundles,
-    ReadJobLog,
     RegisterNode,
     ReleaseBundles,
     StartActor,
@@ -177,7 +175,7 @@ class HeadLink:
                 self.cluster = message.nodes
                 self._node_types = message.node_types
             elif service is None:
-                self._without_service(message, channel)
+                self._without_service(message)
             elif isinstance(message, DrainNode):
                 service.drain(message.drain)
             elif isinstance(message, StartActor):
@@ -189,37 +187,22 @@ class HeadLink:
             elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
                 error = await _bundles(service, message)
                 channel.send_nowait(BundlesReply(req=message.req, ok=not error, error=error))
-            elif isinstance(message, (StartJob, StopJob, ReadJobLog, ForgetJob)):
-                self._job_request(service, message, channel, nursery)
+            elif isinstance(message, (StartJob, StopJob, ForgetJob)):
+                self._job_request(service, message)
 
-    def _without_service(self, message: Any, channel: Channel) -> None:
-        """The node's service is restarting: answer what waits for an answer, so nothing hangs."""
+    def _without_service(self, message: Any) -> None:
+        """The node's service is restarting: a job sent here now is refused (the head places it again)."""
         if isinstance(message, StartJob):
             sid = message.spec.submission_id
             self.report_entrypoint(EntrypointState(submission_id=sid, state="REFUSED", error="the node's service is restarting"))
-        elif isinstance(message, ReadJobLog):
-            self._send_on(channel, JobLogData(req=message.req, found=False))
 
-    def _job_request(self, service: Any, message: Any, channel: Channel, nursery: trio.Nursery) -> None:
+    def _job_request(self, service: Any, message: StartJob | StopJob | ForgetJob) -> None:
         if isinstance(message, StartJob):
             service.start_job(message.spec, self.report_entrypoint)
         elif isinstance(message, StopJob):
             service.stop_job(message.submission_id, message.reason)
-        elif isinstance(message, ForgetJob):
-            service.forget_job(message.submission_id)
         else:
-            nursery.start_soon(self._answer_log, service, message, channel)
-
-    async def _answer_log(self, service: Any, message: ReadJobLog, channel: Channel) -> None:
-        data = await service.read_job_log(message.submission_id, message.offset, message.size)
-        self._send_on(channel, JobLogData(req=message.req, data=data or b"", found=data is not None))
-
-    def _send_on(self, channel: Channel, message: Any) -> None:
-        if not channel.closed:
-            try:
-                channel.send_nowait(message)
-            except trio.ClosedResourceError:
-                pass
+            service.forget_job(message.submission_id)
 
 
 async def _bundles(service: Any, message: PrepareBundles | CommitBundles | ReleaseBundles) -> str:

@@ -1,12 +1,12 @@
-"""A job's log file on the node that runs it: the supervisor's own lines, reading it back in pieces."""
+"""A job's log file on the node that runs it: its name, the supervisor's own lines, its tail.
+
+Readers elsewhere read it through the node's service (ReadLog), like every log file of the node.
+"""
 
 from __future__ import annotations
 
 import datetime
 from pathlib import Path
-
-READ_CHUNK = 1 << 16
-
 
 def log_path(logs_dir: Path, submission_id: str) -> Path:
     return logs_dir / f"job-driver-{submission_id}.log"
@@ -32,12 +32,3 @@ def read_tail(path: Path, chars: int) -> str:
     except FileNotFoundError:
         return ""
 
-
-def read_from(path: Path, offset: int, size: int = READ_CHUNK) -> bytes | None:
-    """Up to ``size`` bytes from ``offset``; None if there is no such (readable) file."""
-    try:
-        with open(path, "rb") as log:
-            log.seek(max(0, offset))
-            return log.read(max(0, size))
-    except OSError:  # none, or not readable: nothing this node can give
-        return None

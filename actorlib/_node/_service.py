@@ -181,12 +181,6 @@ class NodeService:
         if self.entrypoints is not None:
             self.entrypoints.stop(submission_id, reason)
 
-    async def read_job_log(self, submission_id: str, offset: int, size: int) -> bytes | None:
-        """Bytes of a job's log file here from ``offset``; None if this node has none."""
-        if self.entrypoints is None:
-            return None
-        return await self.entrypoints.read_log(submission_id, offset, size)
-
     def forget_job(self, submission_id: str) -> None:
         if self.entrypoints is not None:
             self.entrypoints.forget(submission_id)

@@ -887,23 +887,6 @@ class StopJob(Msg, tag="stop_job"):
     reason: str = ""
 
 
-class ReadJobLog(Msg, tag="read_job_log"):
-    """Head to node: up to ``size`` bytes of a job's log file from ``offset``; answered by JobLogData."""
-
-    req: int
-    submission_id: str
-    offset: int = 0
-    size: int = 1 << 16
-
-
-class JobLogData(Msg, tag="job_log_data"):
-    """Node to head: the bytes asked for by ReadJobLog (``found`` False: no log file for that job here)."""
-
-    req: int
-    data: bytes = b""
-    found: bool = True
-
-
 class ForgetJob(Msg, tag="forget_job"):
     """Head to node: the job was deleted; remove its log file here."""
 
@@ -954,8 +937,6 @@ HeadMessage = (
     | DrainNode
     | StartJob
     | StopJob
-    | ReadJobLog
-    | JobLogData
     | ForgetJob
     | EntrypointState
 )

@@ -81,7 +81,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     packages = PackageStore(session / "packages")
     state = FlakyState()
     manager = JobManager(
-        session_dir=session, state=state, packages=packages, nodes=registry, node_id=config.node_id, stop_timeout=1.0
+        session_dir=session, state=state, packages=packages, nodes=registry, token=TOKEN, node_id=config.node_id,
+        stop_timeout=1.0,
     )
 
     def make_app():
