@@ -124,6 +124,11 @@ class EntrypointHost:
         """Remove a deleted job's log file."""
         self._log(submission_id).unlink(missing_ok=True)
 
+    def spec_of(self, child_id: str) -> JobSpec | None:
+        """The job whose entrypoint is the ``jobs`` pool's child ``child_id`` (for ``actorlib tree``)."""
+        job = self._jobs.get(child_id.removeprefix("job-")) if child_id.startswith("job-") else None
+        return job.spec if job is not None else None
+
     def states(self) -> list[EntrypointState]:
         """What runs here (for the head, when this node registers again)."""
         return [EntrypointState(submission_id=sid, state="RUNNING", pid=_pid(job)) for sid, job in self._jobs.items()]

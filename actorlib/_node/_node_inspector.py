@@ -116,6 +116,7 @@ class NodeInspector:
         pool, actors, history = service.pool, service.actors, service.tasks
         actor_workers = {spec.actor_id: worker_id for spec, worker_id, _ in actors.processes()} if actors else {}
         roles = {"workers": "pool", "actors": "pool", "service": "service", "head": "head", "head-link": "head-link"}
+        entrypoints = service.entrypoints
 
         def annotate(path: str) -> dict[str, Any]:
             parent, _, name = path.rpartition("/")
@@ -144,6 +145,12 @@ class NodeInspector:
                 return extra
             if actors is not None and actors.is_group(name):
                 return {"role": "group"}
+            in_pool = parent.endswith("/jobs") and parent.rpartition("/")[0].rpartition("/")[2].startswith("node-")
+            entry = entrypoints.spec_of(name) if entrypoints is not None and in_pool else None
+            if entry is not None:  # a job's entrypoint placed here (its id holds the submission id)
+                return {"role": "job", "resources": dict(entry.resources), "task": entry.entrypoint}
+            if name == "jobs" and parent.rpartition("/")[2].startswith("node-"):
+                return {"role": "pool"}
             if name.startswith("node-"):
                 return {"role": "node"}
             role = roles.get(name)

@@ -85,6 +85,10 @@ def test_a_job_asking_for_a_resource_runs_on_the_node_that_has_it_and_its_logs_c
     node = cluster.node_pids["127.0.0.2"]
     assert node in [p.pid for p in process.parents()]  # supervised by that node
     assert entrypoint["pgid"] != os.getpgid(node) and entrypoint["pgid"] in [p.pid for p in process.parents()]  # its own group
+    (tree,) = [n for n in json.loads(cluster.cli("tree", "--json").stdout)["nodes"] if n["ip"] == "127.0.0.2"]
+    shown = _find(tree["root"], f"job-{sid}")  # `actorlib tree` shows it in that node's jobs pool
+    assert shown["role"] == "job" and shown["path"].endswith(f"/jobs/job-{sid}") and shown["resources"] == {"x": 1.0}
+    assert shown["pid"] == entrypoint["pgid"] and shown["task"].endswith(f"{script}")
 
     async def follow() -> str:
         seen = ""
@@ -101,6 +105,14 @@ def test_a_job_asking_for_a_resource_runs_on_the_node_that_has_it_and_its_logs_c
     assert (node_session(cluster, "127.0.0.2") / "logs" / f"job-driver-{sid}.log").exists()  # written where it ran
     assert not (head_session(cluster) / "logs" / f"job-driver-{sid}.log").exists()  # and nowhere else
     assert client.get_job_info(sid).job_id  # its driver registered as this job
+
+
+def _find(node: dict, child_id: str) -> dict:
+    """The node with this id in a ``tree --json`` subtree."""
+    if node["id"] == child_id:
+        return node
+    found = [f for child in node.get("children", []) if (f := _find(child, child_id))]
+    return found[0] if found else {}
 
 
 def test_stopping_a_job_on_another_node_kills_its_whole_process_tree_there_and_frees_its_resources(cluster, tmp_path):
