@@ -662,9 +662,10 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EntrypointState(Msg, tag="entrypoint_state"):
-    """Node to head: what became of a job's entrypoint here. ``state``: RUNNING (``pid``), EXITED
-    (``code``, negative for a signal; ``stopped`` if asked to), FAILED (never ran: ``error``,
-    ``error_type``), LOST (its node's supervisor stopped it), REFUSED (its resources are not free)."""
+    """Node to head: what became of a job's entrypoint here. ``state``: RUNNING (``pid``); EXITED
+    (``code``, negative for a signal; ``stopped`` if asked to); SETUP_FAILED or START_FAILED (it
+    never ran: ``error``); LOST (its node's service stopped, and the entrypoint with it); REFUSED
+    (its resources are not free here now: the head places it again)."""
 
     submission_id: str
     state: str
@@ -672,7 +673,6 @@ class EntrypointState(Msg, tag="entrypoint_state"):
     code: int = 0
     stopped: bool = False
     error: str = ""
-    error_type: str = ""
     log_tail: str = ""  # the end of its log, for a failure message
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sqlite3
 import warnings
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +137,20 @@ def cluster_url(multi) -> str:
 
 def cluster_token(multi) -> str:
     return Path(multi.token_file).read_text().strip()
+
+
+@contextlib.contextmanager
+def jobs_cluster(nodes: list[dict], head_cpus: float) -> Iterator:
+    """A CLI-started cluster (``MultiNode``) with ``.url`` (its HTTP API) and ``.client`` (our SDK)."""
+    from actorlib.job_submission import JobSubmissionClient
+
+    from ..multinode.conftest import MultiNode
+
+    multi = MultiNode(nodes, head_cpus=head_cpus)
+    multi.url = cluster_url(multi)
+    multi.client = JobSubmissionClient(multi.url, token=cluster_token(multi))
+    try:
+        yield multi
+    finally:
+        multi.client.close()
+        multi.stop()

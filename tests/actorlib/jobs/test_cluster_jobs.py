@@ -23,8 +23,7 @@ from actorlib.exceptions import AuthenticationError, JobSubmissionError
 from actorlib.job_submission import JobStatus, JobSubmissionClient
 
 from ..integration.conftest import poll, wait_gone
-from ..multinode.conftest import MultiNode
-from .conftest import cluster_token, cluster_url
+from .conftest import cluster_token, cluster_url, jobs_cluster
 
 PY = sys.executable
 pytestmark = pytest.mark.slow
@@ -33,14 +32,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cluster():
     """Head (2 CPUs) + a node on 127.0.0.2 with the custom resource "remote"."""
-    multi = MultiNode([{"ip": "127.0.0.2", "cpus": 1, "resources": {"remote": 1}}], head_cpus=2)
-    multi.url = cluster_url(multi)
-    multi.client = JobSubmissionClient(multi.url, token=cluster_token(multi))
-    try:
+    with jobs_cluster([{"ip": "127.0.0.2", "cpus": 1, "resources": {"remote": 1}}], head_cpus=2) as multi:
         yield multi
-    finally:
-        multi.client.close()
-        multi.stop()
 
 
 def wait_done(client: JobSubmissionClient, sid: str, timeout: float = 60) -> JobStatus:

@@ -19,7 +19,7 @@ from actorlib.job_submission import JobStatus, JobSubmissionClient
 
 from ..integration.conftest import poll, wait_gone
 from ..multinode.conftest import MultiNode
-from .conftest import cluster_token, cluster_url
+from .conftest import cluster_token, cluster_url, jobs_cluster
 
 PY = sys.executable
 pytestmark = pytest.mark.slow
@@ -28,14 +28,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cluster():
     """Head (1 CPU) + a node on 127.0.0.2 with the custom resource "x" (1 of it)."""
-    multi = MultiNode([{"ip": "127.0.0.2", "cpus": 1, "resources": {"x": 1}}], head_cpus=1)
-    multi.url = cluster_url(multi)
-    multi.client = JobSubmissionClient(multi.url, token=cluster_token(multi))
-    try:
+    with jobs_cluster([{"ip": "127.0.0.2", "cpus": 1, "resources": {"x": 1}}], head_cpus=1) as multi:
         yield multi
-    finally:
-        multi.client.close()
-        multi.stop()
 
 
 def node_session(multi: MultiNode, ip: str) -> Path:

@@ -60,6 +60,8 @@ def strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
         return st.one_of([strategy_for(u) for u in t.types])
     if isinstance(t, mi.StructType):
         return st.builds(t.cls, **{f.name: strategy_for(f.type) for f in t.fields})
+    if isinstance(t, mi.AnyType):  # JSON-like values (a job's runtime_env)
+        return st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12))
     raise NotImplementedError(f"no strategy for {t!r}: teach strategy_for about it")
 
 
