@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import codecs
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import trio
 
 from .._wire import Channel, LogData, NodeMessage, ReadLog, connect
 
 FOLLOW_POLL = 0.1  # seconds between looks at a growing log file
+READ_TIMEOUT = 10.0  # seconds a node gets to answer a read (a frozen one does not)
 Read = Callable[[int], Awaitable[bytes]]
+
+
+class Where(NamedTuple):
+    """Where a job's log is now: its node's service address ("" if the node is gone), the node
+    named for people, and whether the job has finished."""
+
+    address: str
+    node: str
+    finished: bool
 
 
 class NodeLogReader:
@@ -55,6 +67,39 @@ class NodeLogReader:
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await self._channel.aclose()
+
+
+@asynccontextmanager
+async def open_log(where: Callable[[], Where | None], token: str, name: str) -> AsyncIterator[Read]:
+    """``read(offset)`` of log file ``name`` from the node ``where()`` says has it (asked at each
+    read: a followed job may be placed meanwhile). A finished job whose node is gone reads as a
+    note saying so; a deleted one (``where()`` None) as nothing."""
+    readers: dict[str, NodeLogReader] = {}
+
+    async def read(offset: int) -> bytes:
+        place = where()
+        if place is None:
+            return b""
+        if place.address:
+            reader = readers.get(place.address)
+            if reader is None:
+                reader = readers[place.address] = NodeLogReader(nursery, place.address, token, name)
+            with trio.move_on_after(READ_TIMEOUT):
+                try:
+                    return await reader.read(offset) or b""
+                except (OSError, EOFError, trio.ClosedResourceError):
+                    readers.pop(place.address, None)  # the node died while we read
+        if place.finished and offset == 0:
+            return f"(This log, {name}, stays on node {place.node}, which is not running: it cannot be read.)\n".encode()
+        return b""
+
+    async with trio.open_nursery() as nursery:
+        try:
+            yield read
+        finally:
+            for reader in readers.values():
+                await reader.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def read_all(read: Read) -> str:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, AsyncContextManager, Protocol
 
 import msgspec
 import trio
@@ -46,6 +45,7 @@ from ._records import (
     now_ms,
     record_of,
     running,
+    start_timeout_message,
     waiting,
 )
 from ._scheduling import pick_node
@@ -55,7 +55,6 @@ log = logging.getLogger("actorlib.jobs")
 STOP_TIMEOUT = 3.0  # seconds between SIGTERM and SIGKILL of a stopped job's process group
 START_TIMEOUT_S = 900.0  # a job PENDING this long fails (Ray's RAY_JOB_START_TIMEOUT_SECONDS default)
 PLACE_PERIOD = 0.5  # seconds between looks for room while jobs wait for resources
-LOG_READ_TIMEOUT = 10.0  # seconds a node gets to answer a read of a job's log (a frozen one does not)
 MAX_TRIES = 3  # times one report may crash the manager before it is dropped
 
 
@@ -298,7 +297,7 @@ class JobManager:
             elif choice.infeasible and trio.current_time() >= self._recovered_at:
                 self._fail_before_start(record, f"Job supervisor actor could not be scheduled: {choice.infeasible}", UNSCHEDULABLE)
             elif now_ms() - record.start_time > self.start_timeout * 1000:
-                self._fail_before_start(record, _start_timeout_message(record, self.start_timeout), START_TIMEOUT)
+                self._fail_before_start(record, start_timeout_message(record, self.start_timeout), START_TIMEOUT)
             elif record.message != (updated := waiting(record, choice.waiting or choice.infeasible)).message:
                 self._save(updated)
 
@@ -385,39 +384,20 @@ class JobManager:
 
     # ---- logs --------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _open_log(self, sid: str) -> AsyncIterator[_logs.Read]:
-        """``read(offset)`` of the job's log from the node that has it (the head node while it is not
-        placed), through the node's service. A finished job whose node is gone reads as a note."""
-        readers: dict[str, _logs.NodeLogReader] = {}  # by node: a followed job may be placed meanwhile
-        name = _job_logs.log_path(self.logs_dir, sid).name
+    def _open_log(self, sid: str) -> AsyncContextManager[_logs.Read]:
+        """``read(offset)`` of the job's log, from the node that has it (the head node while the
+        job is not placed), through that node's service."""
 
-        async def read(offset: int) -> bytes:
+        def where() -> _logs.Where | None:
             current = self._records.get(sid)
             if current is None:
-                return b""  # deleted meanwhile
+                return None  # deleted meanwhile
             node_hex = current.driver_node_id or self.node_id
             node = self._node(node_hex)
-            if node is not None:
-                reader = readers.get(node_hex)
-                if reader is None:
-                    reader = readers[node_hex] = _logs.NodeLogReader(nursery, node.view().address, self.token, name)
-                with trio.move_on_after(LOG_READ_TIMEOUT):
-                    try:
-                        return await reader.read(offset) or b""
-                    except (OSError, EOFError, trio.ClosedResourceError):
-                        readers.pop(node_hex, None)  # it died while we read
-            if current.terminal and offset == 0:
-                return _gone_note(sid, node_hex, self.nodes).encode()
-            return b""
+            address = node.view().address if node is not None else ""
+            return _logs.Where(address, _where(bytes.fromhex(node_hex), self.nodes), current.terminal)
 
-        async with trio.open_nursery() as nursery:
-            try:
-                yield read
-            finally:
-                for reader in readers.values():
-                    await reader.aclose()
-                nursery.cancel_scope.cancel()
+        return _logs.open_log(where, self.token, _job_logs.log_path(self.logs_dir, sid).name)
 
     def _note(self, sid: str, text: str) -> None:
         """A line of the manager's in the log of a job that never reached a node (on the head node)."""
@@ -488,18 +468,3 @@ def _where(node_id: bytes, nodes: NodeDirectory) -> str:
     """``1a2b3c4d (127.0.0.2)``: a node's short id and IP, for messages."""
     view = next((v for v in nodes.views(dead=True) if v.node_id == node_id), None)
     return f"{_ids.short(node_id)} ({view.ip})" if view is not None else _ids.short(node_id) if node_id else "(unknown)"
-
-
-def _gone_note(sid: str, node_hex: str, nodes: NodeDirectory) -> str:
-    where = _where(bytes.fromhex(node_hex), nodes) if node_hex else "(unknown)"
-    return f"(The log of job {sid} stays on node {where}, which is not running: it cannot be read from here.)\n"
-
-
-def _start_timeout_message(record: JobRecord, timeout: float) -> str:
-    message = f"Job supervisor actor failed to start within {timeout:g} seconds."
-    if record.resources:
-        message += (
-            f" This may be because the job entrypoint's specified resources ({res.describe(record.resources)}) "
-            "aren't available on the cluster."
-        )
-    return message

@@ -155,6 +155,17 @@ def ended(record: JobRecord, *, stopped: bool, code: int | None, log_tail: str) 
     return _final(record, FAILED, message, ENTRYPOINT_ERROR, code)
 
 
+def start_timeout_message(record: JobRecord, timeout: float) -> str:
+    """Why a job that stayed PENDING too long failed (Ray's words)."""
+    message = f"Job supervisor actor failed to start within {timeout:g} seconds."
+    if record.resources:
+        shape = ", ".join(f"{name}={qty:g}" for name, qty in sorted(record.resources.items()))
+        message += (
+            f" This may be because the job entrypoint's specified resources ({shape}) aren't available on the cluster."
+        )
+    return message
+
+
 def failed(record: JobRecord, message: str, error_type: str) -> JobRecord:
     return _final(record, FAILED, message, error_type, None)
 
