@@ -190,6 +190,7 @@ class Autoscaler:
                 if not any(is_group_resource(name) for name in demand.shape):  # a group's room, not a node's
                     demands += [policy.Demand.of(_plain(demand.shape))] * demand.count
         demands += [policy.Demand.of(_plain(shape)) for shape in self.head.actors.waiting_shapes()]
+        demands += [policy.Demand.of(_plain(shape)) for shape in self.head.job_demands()]  # job entrypoints
         for group in self.head.groups.views():
             if group.state not in ("PENDING", "RESCHEDULING"):
                 continue

@@ -94,6 +94,7 @@ class HeadService:
         )  # fmt: skip
         self.requested: list[dict[str, float]] = []  # request_resources(): capacity to keep ready
         self.autoscaler_view: Any = lambda: None  # set by the head's autoscaler, if it has one
+        self.job_demands: Callable[[], list[dict[str, float]]] = list  # jobs waiting for room (set by HeadServices)
         # ... and what node processes tell them (job entrypoints): joins, messages by type, deaths.
         self.on_node_joined: list[Callable[[RemoteNode, RegisterNode], None]] = []
         self.node_handlers: dict[type, Callable[[RemoteNode, Any], None]] = {}

@@ -45,6 +45,7 @@ class HeadServices:
         head.on_node_joined.append(lambda node, hello: self.jobs.node_joined(node.node_id, hello.entrypoints))
         head.node_handlers[EntrypointState] = lambda node, state: self.jobs.entrypoint_reported(node.node_id, state)
         head.on_node_died.append(self.jobs.node_died)
+        head.job_demands = self.jobs.waiting_shapes
         self.server: Any = None
         self.dashboard: Any = None
         if config.dashboard_port >= 0:

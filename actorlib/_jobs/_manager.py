@@ -82,6 +82,7 @@ class NodeDirectory(Protocol):
 
     def nodes(self) -> list[Any]: ...
     def views(self, dead: bool = False) -> list[NodeView]: ...
+    def node_types(self) -> list[dict[str, float]]: ...  # what the autoscaler may add
 
 
 class JobManager:
@@ -122,6 +123,7 @@ class JobManager:
         self._starting: dict[str, tuple[bytes, dict[str, float]]] = {}  # sent to a node, not yet answered
         self._refused: dict[str, float] = {}  # refused by a node whose view was behind: not again before then
         self._unclaimed: set[str] = set()  # on other nodes when the head restarted: claimed when they register
+        self._reloaded: set[str] = set()  # PENDING when the head restarted: nodes may not have registered yet
         self._inbox: deque[tuple[str, bytes, Any]] = deque()  # node reports, handled by the manager's task
         self._tries = 0
         self._wakeup = trio.Event()
@@ -160,6 +162,12 @@ class JobManager:
 
         async with self._open_log(sid) as read:
             await _logs.follow(read, send, finished, lambda: self._ended_event(sid))
+
+    def waiting_shapes(self) -> list[dict[str, float]]:
+        """The entrypoint resources of the jobs not placed yet (demand for the autoscaler)."""
+        return [
+            dict(r.resources) for r in self._records.values() if r.status == PENDING and r.driver_node_id is None and r.resources
+        ]
 
     # ---- requests -----------------------------------------------------------------------
 
@@ -289,12 +297,12 @@ class JobManager:
                 self._note(sid, f"Job {sid} was stopped before it started.")
                 self._finish(ended(record, stopped=True, code=None, log_tail=""))
                 continue
-            choice = pick_node(record.resources, views, held)
+            choice = pick_node(record.resources, views, held, self.nodes.node_types())
             node = live.get(choice.node_id) if choice.node_id is not None else None
             if node is not None:
                 self._place(record, node)
                 res.add(held.setdefault(node.node_id, {}), record.resources)
-            elif choice.infeasible and trio.current_time() >= self._recovered_at:
+            elif choice.infeasible and (sid not in self._reloaded or trio.current_time() >= self._recovered_at):
                 self._fail_before_start(record, f"Job supervisor actor could not be scheduled: {choice.infeasible}", UNSCHEDULABLE)
             elif now_ms() - record.start_time > self.start_timeout * 1000:
                 self._fail_before_start(record, start_timeout_message(record, self.start_timeout), START_TIMEOUT)
@@ -433,8 +441,11 @@ class JobManager:
             self._records[record.submission_id] = record
         for record in list(self._records.values()):
             node = record.driver_node_id
-            if record.terminal or (record.status == PENDING and node is None):
-                continue  # a PENDING job is placed again
+            if record.terminal:
+                continue
+            if record.status == PENDING and node is None:
+                self._reloaded.add(record.submission_id)  # placed again, once nodes had a chance to register
+                continue
             if node is None or node == self.node_id:
                 message = "Job driver died: the head restarted while the job ran, and its entrypoint (on the head node) died with it."
                 _job_logs.write_line(_job_logs.log_path(self.logs_dir, record.submission_id), message)

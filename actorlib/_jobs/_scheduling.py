@@ -19,21 +19,30 @@ class Choice(msgspec.Struct, frozen=True):
     infeasible: str = ""
 
 
-def pick_node(shape: Mapping[str, float], nodes: list[NodeView], held: Mapping[bytes, Mapping[str, float]]) -> Choice:
+def pick_node(
+    shape: Mapping[str, float],
+    nodes: list[NodeView],
+    held: Mapping[bytes, Mapping[str, float]],
+    scalable: list[dict[str, float]] = [],  # noqa: B006 (never mutated)
+) -> Choice:
     """The node for an entrypoint asking for ``shape`` (``{}``: no resources).
 
     ``nodes``: the live nodes as last seen; ``held``: what entrypoints sent to a node
-    hold there and its view may not show yet. Without resources an entrypoint runs
-    on the head node, as in Ray; with them, on the head node if it has them free,
-    else on the node with the most free CPUs among those that have them.
+    hold there and its view may not show yet; ``scalable``: the resources of node types
+    the autoscaler may still add. Without resources an entrypoint runs on the head
+    node, as in Ray; with them, on the head node if it has them free, else on the node
+    with the most free CPUs among those that have them. A draining node (the
+    autoscaler is stopping it) takes none.
     """
     shape = res.normalize(shape)
     live = [node for node in nodes if node.alive]
     if not shape:
         head = next((node for node in live if node.is_head), None)
         return Choice(head.node_id) if head is not None else Choice(waiting="the head node is not up")
-    feasible = [node for node in live if res.infeasible_reason(shape, node.total) is None]
+    feasible = [node for node in live if res.infeasible_reason(shape, node.total) is None and not node.draining]
     if not feasible:
+        if any(res.infeasible_reason(shape, offer) is None for offer in scalable):
+            return Choice(waiting=f"waiting for the autoscaler to add a node with {res.describe(shape)}")
         return Choice(infeasible=_infeasible(shape, live))
     free = [node for node in feasible if res.fits(shape, _free(node, held.get(node.node_id)))]
     if not free:

@@ -45,6 +45,7 @@ class Ledger(Protocol):
     """The node's resources (its LeaseManager)."""
 
     available: dict[str, float]
+    draining: bool  # the autoscaler is stopping the node: it takes nothing new
 
     def take_now(self, shape: dict[str, float]) -> list[str] | None: ...
     def give_back(self, shape: dict[str, float], gpu_ids: list[str] = ...) -> None: ...
@@ -104,7 +105,8 @@ class EntrypointHost:
         gpu_ids = self.ledger.take_now(shape)
         if gpu_ids is None:
             free = res.describe(self.ledger.available) or "nothing"
-            report(EntrypointState(submission_id=sid, state="REFUSED", error=f"{res.describe(shape)} needed, {free} free"))
+            error = f"{res.describe(shape)} needed, {free} free" + (" (draining)" if self.ledger.draining else "")
+            report(EntrypointState(submission_id=sid, state="REFUSED", error=error))
             return
         job = self._jobs[sid] = _Entrypoint(spec, report, shape, gpu_ids)
         self.nursery.start_soon(self._run, job)
@@ -123,6 +125,10 @@ class EntrypointHost:
     def forget(self, submission_id: str) -> None:
         """Remove a deleted job's log file."""
         self._log(submission_id).unlink(missing_ok=True)
+
+    def running(self) -> int:
+        """How many entrypoints are here (the node is busy while any is)."""
+        return len(self._jobs)
 
     def spec_of(self, child_id: str) -> JobSpec | None:
         """The job whose entrypoint is the ``jobs`` pool's child ``child_id`` (for ``actorlib tree``)."""

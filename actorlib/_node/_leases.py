@@ -279,7 +279,7 @@ class LeaseManager:
     def take_now(self, shape: dict[str, float]) -> list[str] | None:
         """Take ``shape`` if it fits now (for a job entrypoint's lifetime): its GPU ids; None if not."""
         shape = res.normalize(shape)
-        if not self._fits(shape):
+        if self.draining or not self._fits(shape):
             return None
         res.subtract(self.available, shape)
         return self.gpus.take(gpus_of(shape))

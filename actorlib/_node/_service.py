@@ -245,11 +245,12 @@ class NodeService:
             self.leases.set_draining(drain)
 
     def busy(self) -> int:
-        """Leases, live actors and stored objects here: what stopping the node would lose."""
+        """Leases, live actors, stored objects and job entrypoints here: what stopping the node would lose."""
         leases = len(self.leases.leases) if self.leases is not None else 0
         actors = self.actors.live() if self.actors is not None else 0
         objects = self.store.stats()[2] if self.store is not None else 0
-        return leases + actors + objects
+        entrypoints = self.entrypoints.running() if self.entrypoints is not None else 0
+        return leases + actors + objects + entrypoints
 
     async def query(self, kind: str) -> bytes:
         """This node's part of a state query (see ``_node_inspector.NodeInspector``), msgpack-encoded."""

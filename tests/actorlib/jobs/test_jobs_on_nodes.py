@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psutil
@@ -191,3 +192,52 @@ def test_a_job_on_another_node_is_claimed_again_after_a_head_restart(cluster, tm
         assert fresh.get_job_logs(sid).endswith("before\nafter\n")
     finally:
         client.close()
+
+
+SPECIAL = """\
+cluster_name: jobs
+max_workers: 1
+idle_timeout_s: 1
+cooldown_s: 0
+available_node_types:
+  head:
+    resources: {CPU: 1}
+  special:
+    resources: {CPU: 1, special: 1}
+    max_workers: 1
+"""
+
+
+def test_a_job_waits_for_the_autoscaler_to_add_a_node_with_its_resource_which_stays_while_it_runs(tmp_path):
+    from ..autoscaler.conftest import Autoscaled
+
+    cluster = Autoscaled(SPECIAL, head_cpus=1)
+    client = JobSubmissionClient(cluster_url(cluster), token=Path(cluster.token_file).read_text().strip())
+    try:
+        gate = tmp_path / "gate"
+        sid = client.submit_job(entrypoint=f"while [ ! -e {gate} ]; do sleep 0.02; done", entrypoint_resources={"special": 1})
+        assert "waiting for the autoscaler" in client.get_job_info(sid).message or client.get_job_status(sid) == JobStatus.RUNNING
+        wait_status(client, sid, JobStatus.RUNNING, timeout=90)  # it asked the autoscaler for a node, and got one
+        node = client.get_job_info(sid).driver_node_id
+        assert node and node != json.loads(next(Path(cluster.tmp).glob("actorlib-*/session_2*/head.json")).read_text())["node_id"]
+        never = client.submit_job(entrypoint="true", entrypoint_resources={"unicorn": 1})
+        assert wait_status(client, never, JobStatus.FAILED, JobStatus.SUCCEEDED, timeout=10) == JobStatus.FAILED
+        assert "unicorn=1" in client.get_job_info(never).message  # no node type has it: fails at once
+        # Three idle timeouts pass: the node running the entrypoint is busy, never drained under it.
+        pid, deadline = _node_pid(cluster, node), time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            assert psutil.pid_exists(pid) and client.get_job_status(sid) == JobStatus.RUNNING
+            time.sleep(0.1)
+        gate.touch()
+        assert wait_status(client, sid, JobStatus.SUCCEEDED, JobStatus.FAILED) == JobStatus.SUCCEEDED
+    finally:
+        client.close()
+        cluster.stop()
+
+
+def _node_pid(cluster, node_id: str) -> int:
+    (info,) = [
+        json.loads(p.read_text()) for p in Path(cluster.tmp).glob("actorlib-*/session_2*/node.json")
+        if json.loads(p.read_text())["node_id"] == node_id
+    ]  # fmt: skip
+    return int(info["pid"])

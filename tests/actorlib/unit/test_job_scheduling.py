@@ -8,11 +8,13 @@ from actorlib._wire import NodeView
 HEAD, A, B = b"h" * 16, b"a" * 16, b"b" * 16
 
 
-def node(node_id: bytes, total: dict, available: dict | None = None, *, head: bool = False, alive: bool = True) -> NodeView:
+def node(
+    node_id: bytes, total: dict, available: dict | None = None, *, head: bool = False, alive: bool = True, draining: bool = False
+) -> NodeView:
     return NodeView(
         node_id=node_id, address="", store="", hostname="x", ip={HEAD: "127.0.0.1", A: "127.0.0.2", B: "127.0.0.3"}[node_id],
         pid=1, alive=alive, total={**total, "object_store_memory": 1e9}, available=dict(available if available is not None else total),
-        session_dir="", is_head=head,
+        session_dir="", is_head=head, draining=draining,
     )  # fmt: skip
 
 
@@ -45,3 +47,11 @@ def test_what_no_live_node_could_ever_have_is_infeasible_naming_the_resource():
     assert "all of CPU=4, x=1 at once" in together.infeasible
     dead = [CLUSTER[0], node(A, {"CPU": 2, "x": 1}, alive=False)]
     assert pick_node({"x": 1}, dead, {}).infeasible  # a dead node's resources do not count
+
+
+def test_a_draining_node_takes_no_entrypoint_and_the_autoscaler_may_add_one_that_fits():
+    draining = [CLUSTER[0], node(A, {"CPU": 2, "x": 1}, draining=True)]
+    assert pick_node({"x": 1}, draining, {}).infeasible  # nothing else has x, and nothing can be added
+    choice = pick_node({"x": 1}, draining, {}, scalable=[{"CPU": 4}, {"CPU": 1, "x": 2}])
+    assert choice.node_id is None and choice.waiting == "waiting for the autoscaler to add a node with x=1"
+    assert pick_node({"x": 3}, draining, {}, scalable=[{"CPU": 1, "x": 2}]).infeasible
