@@ -13,7 +13,7 @@
     ├── ObjectStoreFullError           the shared-memory store cannot hold the object
     ├── InfeasibleResourcesError       also a ValueError: no node can ever satisfy the request
     ├── SerializationError             also a TypeError: a value cannot be pickled or unpickled
-    ├── WorkerStartError               no worker process could be started for the task
+    ├── WorkerStartError               no worker process could be started (or reached) for the task
     ├── TaskUnschedulableError         the task can never be placed (its placement group was removed)
     ├── ActorError                     (Ray: RayActorError)
     │   ├── ActorDiedError             the actor is dead and will not come back
@@ -186,7 +186,8 @@ class SerializationError(ActorlibError, TypeError):
 
 
 class WorkerStartError(ActorlibError):
-    """Worker processes for the task fail to start (a broken environment, usually)."""
+    """Worker processes for the task fail to start (a broken environment, usually), or no
+    worker granted to it could be reached for a long while (its node froze or is gone)."""
 
 
 class TaskUnschedulableError(ActorlibError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._serial import box_system
-from .._wire import ActorSpec, ActorView, CallActor, Channel, CreateActor, ErrorValue, Inline, KillActor, StreamEnd, TaskDone, Value, WaitActor
+from .._wire import ActorSpec, ActorView, CallActor, Channel, ConnectionFailed, CreateActor, ErrorValue, Inline, KillActor, StreamEnd, TaskDone, Value, WaitActor
 from ..exceptions import ActorDiedError
 from ._objects import CallbackWaiter
 
@@ -309,8 +309,8 @@ class ActorSubmitter:
                     return
                 try:
                     channel = await self.rt.peers.channel_to(view.address)
-                except OSError:
-                    actor.incarnation = view.incarnation  # it died already: wait for the next one
+                except ConnectionFailed:  # it died already (or froze): wait for the next incarnation
+                    actor.incarnation = view.incarnation
                     continue
                 with self._lock:
                     actor.channel = channel

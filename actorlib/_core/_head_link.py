@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._wire import Channel, ClaimOwnership, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
+from .._wire import Channel, ClaimOwnership, ConnectionFailed, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -56,8 +56,7 @@ class HeadLink:
                 self.pending = Pending()
                 try:
                     channel = await self.rt.connect(address, HeadMessage)
-                except (OSError, EOFError, trio.BrokenResourceError, trio.TooSlowError) as exc:
-                    # EOFError, BrokenResourceError: it went away during the handshake
+                except ConnectionFailed as exc:
                     raise ConnectionError(f"cannot reach the head at {address}: {exc}") from exc
                 await self.attach(channel)
             assert self.channel is not None

@@ -11,11 +11,11 @@ import trio
 from .._serial import box_system
 from .._wire import (
     AddBorrowers,
-    AuthenticationError,
     BorrowersAdded,
     CallActor,
     CancelTask,
     Channel,
+    ConnectionFailed,
     CoreMessage,
     GetObject,
     LeaseGranted,
@@ -90,7 +90,7 @@ class Peers:
         self.node = self.local.channel
 
     async def node_link(self, address: str) -> NodeLink:
-        """A link to the node service at ``address`` (connected once). Raises OSError."""
+        """A link to the node service at ``address`` (connected once). Raises ConnectionFailed."""
         link = self._nodes.get(address)
         if link is None or link.channel.closed:
             link = self._nodes[address] = NodeLink(await self.rt.connect(address, NodeMessage))
@@ -127,7 +127,7 @@ class Peers:
     # ---- outgoing core channels ------------------------------------------------
 
     async def channel_to(self, address: str) -> Channel:
-        """A channel to the core server at ``address`` (shared, connected once). Raises OSError."""
+        """A channel to the core server at ``address`` (shared, connected once). Raises ConnectionFailed."""
         while address not in self._channels:
             if address in self._connecting:
                 await self._connecting[address].wait()
@@ -230,7 +230,7 @@ class Peers:
             channel.send_nowait(GetObject(req=req, object_id=object_id, lost=lost))
             reply = await pending.wait(req)
             value = reply.value
-        except (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (ConnectionError, trio.ClosedResourceError) as exc:  # ConnectionFailed, or it went away
             error = OwnerDiedError(f"the owner of object {object_id.hex()} ({owner}) is unreachable: {exc}")
             value = box_system(error)
         self.rt.objects.complete(object_id, value)
@@ -272,7 +272,7 @@ class Peers:
                 await pending.wait(req)
             if waited.cancelled_caught:
                 log.warning("%s did not answer AddBorrowers within %s s", owner, BORROW_TIMEOUT)
-        except (OSError, ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (ConnectionError, trio.ClosedResourceError) as exc:  # ConnectionFailed, or it went away
             log.debug("cannot borrow %d objects of %s (reading them will say why): %s", len(object_ids), owner, exc)
 
     def release_borrowed(self, released: list[tuple[str, bytes]]) -> None:
@@ -315,7 +315,7 @@ class Peers:
         if self._store is None:
             try:
                 self._store = await self.rt.connect(self.rt.identity.store_address, StoreMessage)
-            except OSError as exc:
+            except ConnectionFailed as exc:
                 log.debug("cannot free objects: store unreachable: %s", exc)
                 return
         frees, self._frees = self._frees, []
@@ -331,7 +331,7 @@ class Peers:
                     if channel is None or channel.closed:
                         channel = self._stores[address] = await self.rt.connect(address, StoreMessage)
                     channel.send_nowait(StoreFree(object_ids=object_ids))
-                except (OSError, AuthenticationError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                except (ConnectionFailed, trio.ClosedResourceError) as exc:
                     # Its node is gone, and the objects with it.
                     log.debug("cannot free %d objects in the store at %s: %s", len(object_ids), address, exc)
 

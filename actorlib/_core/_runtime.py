@@ -184,7 +184,9 @@ class Runtime:
         return self._nursery
 
     async def connect(self, address: str, decode_type: Any) -> Channel:
-        """An authenticated channel to ``address``, closed when the runtime stops."""
+        """An authenticated channel to ``address``, closed when the runtime stops.
+
+        Raises ConnectionFailed (however the attempt failed); callers handle it."""
         ident = self.identity
         channel = await connect(self.nursery, address, ident.token, decode_type, name=ident.peer_name)
         self._channels = [c for c in self._channels if not c.closed]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._serial import LOST_ARGUMENT, Exported, box_system, boxed_type, unbox
-from .._wire import Channel, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
+from .._wire import Channel, ConnectionFailed, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
 from .._wire import CancelTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
     InfeasibleResourcesError,
@@ -41,6 +41,9 @@ MAX_LEASE_REQUESTS = 10  # outstanding lease requests per scheduling key
 LEASE_IDLE = 0.1  # seconds an unused lease is kept before it is returned
 EXIT_QUERY_TIMEOUT = 2.0
 GROUP_RETRIES = 50  # lease requests into a placement group refused while its bundles move
+LEASE_RETRY = 0.05  # seconds before asking again after a lease request failed; doubles, up to
+LEASE_RETRY_MAX = 1.0
+LEASE_GIVE_UP = 30.0  # seconds of failed lease requests (and no lease) before the queued tasks fail
 
 
 class TaskSpec:
@@ -98,7 +101,10 @@ class TaskSpec:
 
 
 class _Queue:
-    __slots__ = ("key", "shape", "env", "strategy", "group", "turn", "retries", "tasks", "leases", "requesting")
+    __slots__ = (
+        "key", "shape", "env", "strategy", "group", "turn", "retries", "tasks", "leases", "requesting",
+        "failing_since", "failures",
+    )  # fmt: skip
 
     def __init__(self, spec: TaskSpec) -> None:
         self.key = spec.key
@@ -111,6 +117,8 @@ class _Queue:
         self.tasks: deque[TaskSpec] = deque()
         self.leases: list[_Lease] = []
         self.requesting = 0
+        self.failing_since: float | None = None  # lease requests have failed since then, none succeeded
+        self.failures = 0
 
 
 class _Lease:
@@ -220,53 +228,80 @@ class TaskSubmitter:
                 self.rt.nursery.start_soon(self._lease, queue)
 
     async def _lease(self, queue: _Queue) -> None:
-        """Ask the local node for a lease; follow spillbacks to the node it names."""
+        """Get one lease for ``queue`` and dispatch again, whatever happened.
+
+        Every way out re-runs dispatch: with a new lease to push to, or with tasks that
+        still need one (a refused or failed request must not leave them waiting for the next
+        task of their shape). A node or worker that cannot be reached is retried with
+        backoff; after LEASE_GIVE_UP seconds of nothing but failures, the queued tasks fail.
+        """
+        lease = None
+        try:
+            lease = await self._request_lease(queue)
+        except (ConnectionError, trio.ClosedResourceError) as exc:  # ConnectionFailed, a lost node link
+            await self._lease_failed(queue, exc)
+        finally:
+            queue.requesting -= 1
+        if lease is not None:
+            queue.failing_since = None
+            queue.leases.append(lease)
+        if not self.rt.closed:
+            self._dispatch(queue)
+
+    async def _request_lease(self, queue: _Queue) -> _Lease | None:
+        """Ask the local node for a lease; follow spillbacks to the node it names; connect to
+        the worker granted. None: refused (its tasks were failed, or it is worth asking again).
+        Raises ConnectionError (ConnectionFailed) if a node or the worker cannot be reached."""
         ident = self.rt.identity
         name = queue.tasks[0].name if queue.tasks else ""
         strategy, affinity, soft = queue.strategy
+        if queue.group is not None:
+            node = await self._group_node(queue, name)
+            if node is None:
+                return None
+            affinity, soft = node, False
+        link = self.rt.peers.local
+        assert link is not None
+        spilled = False
+        while True:  # a queued request may be sent on again, to a node where room appeared
+            reply = await link.request(
+                lambda req: RequestLease(
+                    req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
+                    strategy=strategy, node_affinity=affinity, soft=soft, spilled=spilled,
+                )  # fmt: skip
+            )
+            if not (isinstance(reply, LeaseRefused) and reply.kind == "spillback"):
+                break
+            link = await self.rt.peers.node_link(reply.message)
+            spilled = True
+        if isinstance(reply, LeaseRefused):
+            if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
+                queue.retries += 1  # its bundle's node died just now: the group is being placed again
+                await trio.sleep(0.2)
+                return None
+            self._refused(queue, reply)
+            return None
         try:
-            if queue.group is not None:
-                node = await self._group_node(queue, name)
-                if node is None:
-                    return
-                affinity, soft = node, False
-            link = self.rt.peers.local
-            assert link is not None
-            spilled = False
-            while True:  # a queued request may be sent on again, to a node where room appeared
-                reply = await link.request(
-                    lambda req: RequestLease(
-                        req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
-                        strategy=strategy, node_affinity=affinity, soft=soft, spilled=spilled,
-                    )  # fmt: skip
-                )
-                if not (isinstance(reply, LeaseRefused) and reply.kind == "spillback"):
-                    break
-                link = await self.rt.peers.node_link(reply.message)
-                spilled = True
-            if isinstance(reply, LeaseRefused):
-                if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
-                    queue.retries += 1  # its bundle's node died just now: the group is being placed again
-                    await trio.sleep(0.2)
-                    self.rt.nursery.start_soon(self._retry_lease, queue)
-                    return
-                self._refused(queue, reply)
-                return
-            try:
-                channel = await self.rt.peers.channel_to(reply.address)
-            except OSError:
-                link.send(ReturnLease(lease_id=reply.lease_id, kill=True))
-                return
-        except (ConnectionError, OSError, trio.ClosedResourceError):
-            return  # the node is gone; shutdown (or a retry) deals with what is pending
-        finally:
-            queue.requesting -= 1
-        queue.leases.append(_Lease(reply, channel, queue, link))
-        self._dispatch(queue)
+            channel = await self.rt.peers.channel_to(reply.address)
+        except ConnectionFailed:
+            link.send(ReturnLease(lease_id=reply.lease_id, kill=True))  # frozen or gone: not ours to use
+            raise
+        return _Lease(reply, channel, queue, link)
 
-    async def _retry_lease(self, queue: _Queue) -> None:
-        queue.requesting += 1
-        await self._lease(queue)
+    async def _lease_failed(self, queue: _Queue, error: BaseException) -> None:
+        """A lease request failed on the way (a node or the worker granted was unreachable):
+        wait a little before the next one; fail the queued tasks once it has gone on too long."""
+        now = trio.current_time()
+        if queue.failing_since is None:
+            queue.failing_since, queue.failures = now, 0
+        queue.failures += 1
+        if now - queue.failing_since >= LEASE_GIVE_UP:
+            log.warning("giving up on leases for %d queued tasks: %s", len(queue.tasks), error)
+            self._refused(queue, LeaseRefused(req=0, kind="unreachable", message=f"no worker could be reached for {LEASE_GIVE_UP:g}s: {error}"))
+            queue.failing_since = None
+            return
+        log.info("lease request failed (%s); asking again", error)
+        await trio.sleep(min(LEASE_RETRY * 2 ** (queue.failures - 1), LEASE_RETRY_MAX))
 
     async def _group_node(self, queue: _Queue, name: str) -> bytes | None:
         """The node of the queue's bundle once its placement group exists (None: it never will)."""
@@ -517,8 +552,8 @@ class TaskSubmitter:
             try:
                 reply = await lease.node.request(lambda req: WorkerExitQuery(req=req, worker_id=lease.worker_id))
                 reason = reply.reason
-            except (ConnectionError, trio.ClosedResourceError, AssertionError):
-                pass
+            except (ConnectionError, trio.ClosedResourceError):
+                pass  # the node is gone too: the reason stays "its connection was lost"
         queue = lease.queue
         for spec in list(lease.inflight.values()):
             self._running.pop(spec.task_id, None)
@@ -569,7 +604,7 @@ class TaskSubmitter:
         try:
             channel = await self.rt.peers.channel_to(address)
             channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns))
-        except (OSError, trio.ClosedResourceError):
+        except (ConnectionFailed, trio.ClosedResourceError):
             pass  # the worker is gone: the task fails (and is not retried) when its channel closes
 
 

@@ -18,6 +18,7 @@ from .._runtime_env import check_runtime_env, env_of
 from .._session import sessions_root
 from .._wire import (
     AuthenticationError,
+    ConnectionFailed,
     DriverRegistered,
     HeadMessage,
     LogBatch,
@@ -51,10 +52,10 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     runtime.head_address = found.head  # type: ignore[attr-defined]
     try:
         channel = await runtime.connect(found.head, HeadMessage)
-    except OSError as exc:
-        raise ConnectionError(f"cannot reach the actorlib cluster at {found.head}: {exc}") from None
     except AuthenticationError as exc:
         raise ConnectionError(f"the cluster at {found.head} refused this driver: {exc}") from None
+    except ConnectionFailed as exc:
+        raise ConnectionError(f"cannot reach the actorlib cluster at {found.head}: {exc}") from None
     ident.head_address = found.head
     await runtime.head.attach(channel)
     ident.env = env_of(await upload(runtime, _job_runtime_env(options)))

@@ -15,7 +15,6 @@ import trio
 from .. import _ids
 from .._wire import (
     ActorState,
-    AuthenticationError,
     BundlesReply,
     Channel,
     CommitBundles,
@@ -31,6 +30,7 @@ from .._wire import (
     NodeView,
     Pending,
     PrepareBundles,
+    ProtocolError,
     RegisterNode,
     ReleaseBundles,
     StartActor,
@@ -124,7 +124,8 @@ class HeadLink:
                     lost_at = None
                     nursery.start_soon(self._beat, channel, period)
                     await self._serve(channel, nursery)
-            except* (OSError, EOFError, ConnectionError, AuthenticationError, trio.BrokenResourceError) as group:
+            except* (ConnectionError, EOFError, ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
+                # ConnectionError: ConnectionFailed (AuthenticationError too) or a refusal
                 log.warning("lost the head at %s: %s", self.head_address, group.exceptions[0])
             finally:
                 self._pending.fail_all(ConnectionError("lost the head"))

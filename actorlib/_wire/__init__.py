@@ -4,6 +4,7 @@ from ._address import is_loopback, is_unix, join, local_part, open_listener, ope
 from ._auth import AuthenticationError, new_token, read_token, write_token
 from ._blocking import BlockingChannel
 from ._channel import Channel, connect, serve
+from ._errors import ConnectionFailed
 from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import *  # noqa: F403
 from ._pending import Pending

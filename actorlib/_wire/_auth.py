@@ -8,12 +8,14 @@ import os
 import secrets
 from pathlib import Path
 
+from ._errors import ConnectionFailed
+
 TOKEN_ENV = "ACTORLIB_TOKEN"
 NONCE_LEN = 32
 
 
-class AuthenticationError(Exception):
-    """A peer could not prove it holds the cluster token."""
+class AuthenticationError(ConnectionFailed):
+    """A peer could not prove it holds the cluster token (or refused ours)."""
 
 
 def new_token() -> str:

@@ -23,6 +23,7 @@ import trio
 
 from . import _auth
 from ._address import is_unix, join, open_listener, open_stream, parts, unix_path
+from ._errors import ConnectionFailed
 from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
 
@@ -231,18 +232,43 @@ async def connect(
 ) -> Channel:
     """Connect, authenticate, and start the channel's sender in ``nursery``.
 
-    Raises OSError if nobody listens, AuthenticationError if the token is wrong.
+    Raises ConnectionFailed, however the attempt fails: nobody listens, the
+    peer closes the connection or stays silent for HANDSHAKE_TIMEOUT seconds
+    (a frozen process), sends garbage, or refuses the token
+    (AuthenticationError, a subclass). Nothing else escapes but cancellation.
     """
-    stream = await open_stream(address)
+    try:
+        stream = await open_stream(address)
+    except OSError as exc:
+        raise _failed(address, exc) from exc
     channel = Channel(stream, decode_type, peer=address)
     try:
         with trio.fail_after(HANDSHAKE_TIMEOUT):
             await channel.handshake_client(token, name)
+    except _CONNECT_ERRORS as exc:
+        await channel.aclose()
+        if isinstance(exc, ConnectionFailed):
+            raise
+        raise _failed(address, exc) from exc
     except BaseException:
         await channel.aclose()
         raise
     nursery.start_soon(channel.run_sender)
     return channel
+
+
+# What a connection attempt can run into, besides cancellation.
+_CONNECT_ERRORS = (OSError, EOFError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, ProtocolError)
+
+
+def _failed(address: str, exc: BaseException) -> ConnectionFailed:
+    if isinstance(exc, ConnectionFailed):
+        return exc
+    if isinstance(exc, trio.TooSlowError):
+        why = f"no handshake within {HANDSHAKE_TIMEOUT:g}s (is the process frozen?)"
+    else:
+        why = str(exc) or type(exc).__name__
+    return ConnectionFailed(f"cannot connect to {address}: {why}", address=address)
 
 
 Handler = Callable[[Channel], Awaitable[None]]

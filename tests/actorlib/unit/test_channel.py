@@ -20,6 +20,7 @@ from actorlib._wire import (
     AuthenticationError,
     CancelTask,
     Channel,
+    ConnectionFailed,
     CoreMessage,
     FrameReader,
     GetObject,
@@ -29,7 +30,7 @@ from actorlib._wire import (
     unix_address,
 )
 from actorlib._wire import _auth
-from actorlib._wire._address import open_stream
+from actorlib._wire._address import open_listener, open_stream
 from actorlib._wire._channel import HANDSHAKE_TIMEOUT
 from actorlib._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
 
@@ -216,10 +217,63 @@ async def test_a_client_that_never_answers_the_challenge_is_dropped(address: str
         assert echo.peers == ["next"]
 
 
-async def test_connect_to_nobody_raises_oserror(address: str) -> None:
+async def test_connect_to_nobody_raises_connection_failed(address: str) -> None:
     async with trio.open_nursery() as nursery:
-        with pytest.raises(OSError):
+        with pytest.raises(ConnectionFailed, match="cannot connect to") as caught:
             await connect(nursery, address, TOKEN, CoreMessage, name="lonely")
+    assert caught.value.address == address
+    assert isinstance(caught.value, OSError)  # what callers handled before: still handled
+
+
+async def _raw_peer(address: str, behave: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """A listener that treats each connection with ``behave(stream)`` (a peer gone wrong)."""
+    listener, _ = await open_listener(address)
+    async with listener:
+        task_status.started()
+        stream = await listener.accept()
+        async with stream:
+            await behave(stream)
+
+
+async def _close_at_once(stream: trio.SocketStream) -> None:
+    pass  # a process that exits before it says hello
+
+
+async def _close_after_hello(stream: trio.SocketStream) -> None:
+    await stream.send_all(frame(msgspec.msgpack.encode(Hello(version=PROTOCOL_VERSION, nonce=_auth.nonce()))))
+    await Frames(stream).next()  # the Auth; then it goes away instead of answering
+
+
+async def _garbage(stream: trio.SocketStream) -> None:
+    await stream.send_all(frame(b"\xc1 not msgpack"))
+    await trio.sleep_forever()
+
+
+async def _frozen(stream: trio.SocketStream) -> None:
+    await trio.sleep_forever()  # accepted (or in the backlog) but never answers: SIGSTOPped
+
+
+@pytest.mark.parametrize(
+    "behave, cause",
+    [(_close_at_once, EOFError), (_close_after_hello, EOFError), (_garbage, ProtocolError), (_frozen, trio.TooSlowError)],
+)
+async def test_every_way_a_handshake_fails_is_one_connection_failed(
+    address: str, autojump_clock: Any, behave: Any, cause: type[BaseException]
+) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_raw_peer, address, behave)
+        with pytest.raises(ConnectionFailed) as caught:
+            await connect(nursery, address, TOKEN, CoreMessage, name="hopeful")
+        nursery.cancel_scope.cancel()
+    assert isinstance(caught.value.__cause__, cause)
+    assert caught.value.address == address and address in str(caught.value)
+
+
+async def test_a_wrong_token_is_a_connection_failed_too(address: str) -> None:
+    async with serving(address, Echo()) as server:
+        with pytest.raises(ConnectionFailed) as caught:
+            await server.connect("intruder", token="not-the-token")
+    assert isinstance(caught.value, AuthenticationError)
 
 
 # ---- traffic ------------------------------------------------------------------------------
