@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
+import operator
 import os
 import threading
 from collections.abc import Sequence
@@ -142,12 +144,70 @@ def wait(
     ``ready`` has at most ``num_returns`` refs.
     """
     runtime = current()
-    refs = _ref_list(object_refs, "wait")
-    if len(set(refs)) != len(refs):
-        raise ValueError("wait() was given the same ObjectRef more than once")
+    refs = _unique_refs(object_refs)
     if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)} (the number of refs), got {num_returns!r}")
-    return runtime.wait(refs, num_returns, _timeout(timeout))
+    ready, rest = runtime.wait(refs, num_returns, _timeout(timeout))
+    return ready, NotReady(rest)
+
+
+class NotReady(list):  # type: ignore[type-arg]
+    """The not-ready refs wait() returns: a plain list, except that it remembers that
+    wait() checked it (ObjectRefs only, none twice) until something is put into it.
+
+    Checking costs a hash per ref, which ``while pending: ready, pending = wait(pending)``
+    would pay on every call (quadratic in all); passed back unchanged, it is not
+    checked again. Removing items keeps it checked; adding or replacing any does not.
+    """
+
+    __slots__ = ("checked",)
+
+    def __init__(self, refs: Any = ()) -> None:
+        super().__init__(refs)
+        self.checked = True
+
+    def _changed(self) -> None:
+        self.checked = False
+
+    def append(self, item: Any) -> None:
+        self._changed()
+        super().append(item)
+
+    def extend(self, items: Any) -> None:
+        self._changed()
+        super().extend(items)
+
+    def insert(self, index: Any, item: Any) -> None:
+        self._changed()
+        super().insert(index, item)
+
+    def __setitem__(self, index: Any, item: Any) -> None:
+        self._changed()
+        super().__setitem__(index, item)
+
+    def __iadd__(self, items: Any) -> NotReady:
+        self._changed()
+        return super().__iadd__(items)  # type: ignore[return-value]
+
+    def __imul__(self, times: Any) -> NotReady:
+        self._changed()
+        return super().__imul__(times)  # type: ignore[return-value]
+
+    def __reduce__(self) -> Any:
+        return (list, (list(self),))  # elsewhere, it is a plain list
+
+
+def _unique_refs(refs: Any) -> list[ObjectRef]:
+    """``refs`` checked for wait(): ObjectRefs, none twice (unless wait() made it so)."""
+    if type(refs) is NotReady and refs.checked:
+        return refs
+    checked = _ref_list(refs, "wait")
+    if len(set(map(_ID, checked))) != len(checked):
+        raise ValueError("wait() was given the same ObjectRef more than once")
+    return checked
+
+
+_ID = operator.attrgetter("_id")
 
 
 def put(value: Any) -> ObjectRef:
@@ -217,7 +277,7 @@ def _timeout(timeout: float | None) -> float | None:
 def _ref_list(refs: Any, where: str) -> list[ObjectRef]:
     if not isinstance(refs, (list, tuple)):
         raise TypeError(f"{where}() takes an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}")
-    for ref in refs:
-        if not isinstance(ref, ObjectRef):
-            raise TypeError(f"{where}() takes ObjectRefs, got an item of type {type(ref).__name__}")
+    if not all(map(isinstance, refs, itertools.repeat(ObjectRef))):
+        wrong = next(ref for ref in refs if not isinstance(ref, ObjectRef))
+        raise TypeError(f"{where}() takes ObjectRefs, got an item of type {type(wrong).__name__}")
     return list(refs)

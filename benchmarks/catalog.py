@@ -61,6 +61,14 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload("sync_tasks", _ALL, (Figure("tasks_per_s", "1,000 sequential calls", "tasks/s", "high"),)),
         Workload("async_tasks", _ALL, (Figure("tasks_per_s", "10,000 submits, one get", "tasks/s", "high"),)),
+        Workload(
+            "wait_loop",
+            RUNTIMES,
+            (
+                Figure("tasks_per_s", "10,000 tasks drained by a wait() loop", "tasks/s", "high"),
+                Figure("rss_growth_mib", "driver RSS after the loop minus before", "MiB"),
+            ),
+        ),
         Workload("put_get", RUNTIMES, (Figure("ops_per_s", "10,000 get(put(small dict))", "ops/s", "high"),)),
         Workload(
             "numpy",

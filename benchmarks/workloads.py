@@ -78,6 +78,29 @@ def async_tasks(rt: ModuleType) -> dict[str, Any]:
     return {"tasks_per_s": N_ASYNC / elapsed, "submit_s": submit_s}
 
 
+def wait_loop(rt: ModuleType) -> dict[str, Any]:
+    """10,000 tasks drained one at a time: ``while pending: ready, pending = wait(pending)``."""
+    f = rt.remote(one)
+    rt.get(f.remote(), timeout=GET_TIMEOUT_S)
+    rss_before = _rss_mib()
+    t0 = time.perf_counter()
+    pending = [f.remote() for _ in range(N_ASYNC)]
+    drained = 0
+    while pending:
+        ready, pending = rt.wait(pending, timeout=GET_TIMEOUT_S)
+        drained += len(ready)
+    elapsed = time.perf_counter() - t0
+    assert drained == N_ASYNC
+    del ready, pending
+    return {"tasks_per_s": N_ASYNC / elapsed, "rss_growth_mib": _rss_mib() - rss_before}
+
+
+def _rss_mib() -> float:
+    """This process's resident memory (no psutil: Ray's venv has none)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def put_get(rt: ModuleType) -> dict[str, Any]:
     rt.get(rt.put(SMALL_VALUE), timeout=GET_TIMEOUT_S)
     t0 = time.perf_counter()
@@ -170,6 +193,7 @@ WORKLOADS: dict[str, Callable[[ModuleType], dict[str, Any]]] = {
     "cold_start": cold_start,
     "sync_tasks": sync_tasks,
     "async_tasks": async_tasks,
+    "wait_loop": wait_loop,
     "put_get": put_get,
     "numpy": numpy_100mb,
     "idle": idle,

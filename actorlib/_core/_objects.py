@@ -58,6 +58,33 @@ class ThreadWaiter:
         return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
 
 
+class CompletionWatcher:
+    """Wakes a thread when any object completes, or (once ``ids`` is set) one of ``ids``.
+
+    What a blocked ``wait()`` registers with the table: one object, not one waiter
+    per pending entry, so the ``while pending: ready, pending = wait(pending)`` loop
+    costs no registration per entry and leaves nothing behind in the entries.
+    """
+
+    __slots__ = ("_event", "ids")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.ids: set[bytes] | frozenset[bytes] | None = None
+
+    def notify(self, object_id: bytes) -> None:
+        ids = self.ids
+        if ids is None or object_id in ids:
+            self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until notified (True) or ``timeout`` (False); then re-arm. A completion
+        after this returns wakes the next call: values are set before watchers are told."""
+        woke = self._event.wait(timeout)
+        self._event.clear()
+        return woke
+
+
 class CallbackWaiter:
     """Calls ``callback()`` once, when the entry completes (on the runtime thread)."""
 
@@ -92,6 +119,10 @@ class ObjectTable:
         self._entries: dict[bytes, Entry] = {}
         self._lock = threading.Lock()
         self._decrefs: deque[bytes] = deque()
+        # Entries whose count reached zero while something still waited on them: looked at
+        # again by collect() once that wait is over (completed, timed out or cancelled).
+        self._recheck: deque[bytes] = deque()
+        self._watchers: tuple[CompletionWatcher, ...] = ()
         self._borrowed_by: dict[Any, set[bytes]] = {}  # owned objects each borrower channel holds
         self.on_free: Callable[[list[Stored]], None] = lambda stored: None
         # (owner address, object id) of borrowed objects: no longer held here / passed on uncounted
@@ -129,11 +160,15 @@ class ObjectTable:
                 return False
             entry.value = value
             waiters, entry.waiters = entry.waiters, None
+            if waiters and entry.count <= 0:
+                self._recheck.append(object_id)  # only its waiters kept it: free it now
         for waiter in waiters or ():
             try:
                 waiter.notify()
             except Exception:  # one broken waiter must not stall the others (or the loop)
                 log.exception("a waiter of object %s failed", object_id.hex())
+        for watcher in self._watchers:
+            watcher.notify(object_id)
         return True
 
     def wait_on(self, entry: Entry, waiter: Any) -> bool:
@@ -145,6 +180,32 @@ class ObjectTable:
                 entry.waiters = []
             entry.waiters.append(waiter)
             return True
+
+    def unwait(self, object_ids: list[bytes], waiter: Any) -> None:
+        """Take ``waiter`` off these objects' entries (it stopped waiting: timed out or was
+        cancelled), so that neither it nor the entries it kept are left behind."""
+        with self._lock:
+            for object_id in object_ids:
+                entry = self._entries.get(object_id)
+                waiters = entry.waiters if entry is not None else None
+                if not waiters or waiter not in waiters:
+                    continue
+                waiters.remove(waiter)
+                if not waiters:
+                    entry.waiters = None  # type: ignore[union-attr]
+                    if entry.count <= 0:  # type: ignore[union-attr]
+                        self._recheck.append(object_id)
+
+    def watch(self) -> CompletionWatcher:
+        """A watcher woken by completions until :meth:`unwatch` (see CompletionWatcher)."""
+        watcher = CompletionWatcher()
+        with self._lock:
+            self._watchers = (*self._watchers, watcher)
+        return watcher
+
+    def unwatch(self, watcher: CompletionWatcher) -> None:
+        with self._lock:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
 
     def wait_many(self, entries: list[Entry], want: int | None = None) -> ThreadWaiter | None:
         """One waiter on the pending entries, woken once ``want`` entries in all are done
@@ -240,10 +301,7 @@ class ObjectTable:
                 entry.borrowers.discard(borrower)
                 if not entry.borrowers:
                     entry.borrowers = None
-                    if entry.count <= 0 and not entry.escaped and not entry.waiters:
-                        del self._entries[object_id]
-                        if isinstance(entry.value, Stored):
-                            freed.append(entry.value)
+                    self._drop_if_unreferenced(object_id, entry, freed, [])
         if freed:
             self.on_free(freed)
 
@@ -258,18 +316,31 @@ class ObjectTable:
                 if entry is None:
                     continue
                 entry.count -= 1
-                if entry.count > 0 or (entry.escaped and entry.owned) or entry.waiters or entry.borrowers:
-                    continue
-                del self._entries[object_id]
-                if entry.owned:
-                    if isinstance(entry.value, Stored):
-                        freed.append(entry.value)
-                elif entry.registered:  # (if it escaped, the owner pinned it first)
-                    released.append((entry.owner, object_id))
+                self._drop_if_unreferenced(object_id, entry, freed, released)
+            while self._recheck:
+                object_id = self._recheck.popleft()
+                entry = self._entries.get(object_id)
+                if entry is not None:
+                    self._drop_if_unreferenced(object_id, entry, freed, released)
         if freed:
             self.on_free(freed)
         if released:
             self.on_release(released)
+
+    def _drop_if_unreferenced(
+        self, object_id: bytes, entry: Entry, freed: list[Stored], released: list[tuple[str, bytes]]
+    ) -> None:
+        """(Under the lock.) Forget an entry nothing holds: no ref here, no borrower, not pinned
+        and nobody waiting on it. A waiter defers this until its wait is over (complete and
+        unwait queue the entry for another look), so an entry is never kept for good."""
+        if entry.count > 0 or (entry.escaped and entry.owned) or entry.waiters or entry.borrowers:
+            return
+        del self._entries[object_id]
+        if entry.owned:
+            if isinstance(entry.value, Stored):
+                freed.append(entry.value)
+        elif entry.registered:  # (if it escaped, the owner pinned it first)
+            released.append((entry.owner, object_id))
 
     def fail_pending(self, make_value: Callable[[], Value]) -> None:
         """Complete every pending entry with an error value (the runtime is going away)."""

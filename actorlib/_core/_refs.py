@@ -77,9 +77,9 @@ class ObjectRef:
         if entry.value is None:
             library = sniffio.current_async_library()
             if library == "trio":
-                await _wait_trio(runtime, entry)
+                await _wait_trio(runtime, self._id, entry)
             elif library == "asyncio":
-                await _wait_asyncio(runtime, entry)
+                await _wait_asyncio(runtime, self._id, entry)
             else:
                 raise RuntimeError(f"ObjectRef cannot be awaited from {library}")
         return runtime.value_of(self, entry)
@@ -103,22 +103,32 @@ class ObjectRef:
         return future
 
 
-async def _wait_trio(runtime: Runtime, entry: Any) -> None:
+async def _wait_trio(runtime: Runtime, object_id: bytes, entry: Any) -> None:
     token = trio.lowlevel.current_trio_token()
     event = trio.Event()
-    if runtime.objects.wait_on(entry, LoopWaiter(lambda: token.run_sync_soon(event.set))):
-        await event.wait()
+    waiter = LoopWaiter(lambda: token.run_sync_soon(event.set))
+    if runtime.objects.wait_on(entry, waiter):
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():  # cancelled: leave nothing behind in the entry
+                runtime.objects.unwait([object_id], waiter)
 
 
-async def _wait_asyncio(runtime: Runtime, entry: Any) -> None:
+async def _wait_asyncio(runtime: Runtime, object_id: bytes, entry: Any) -> None:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
 
     def wake() -> None:
         loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
 
-    if runtime.objects.wait_on(entry, LoopWaiter(wake)):
-        await future
+    waiter = LoopWaiter(wake)
+    if runtime.objects.wait_on(entry, waiter):
+        try:
+            await future
+        finally:
+            if not future.done() or future.cancelled():
+                runtime.objects.unwait([object_id], waiter)
 
 
 def _rebuild(object_id: bytes, owner: str) -> ObjectRef:

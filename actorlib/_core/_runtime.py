@@ -301,22 +301,62 @@ class Runtime:
         entries = [self.entry_for(ref) for ref in refs]
         waiter = self.objects.wait_many(entries)
         if waiter is not None and not self._block(waiter, timeout):
+            self.objects.unwait([ref.binary() for ref in refs], waiter)
             missing = sum(entry.value is None for entry in entries)
             raise GetTimeoutError(f"get() timed out after {timeout}s: {missing} of {len(refs)} objects not ready")
         return [self._value_recovering(ref, entry, deadline) for ref, entry in zip(refs, entries)]
 
     def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list[Any], list[Any]]:
-        """Ray's wait: the first ``num_returns`` ready refs (in input order) and the rest."""
-        entries = [self.entry_for(ref) for ref in refs]
-        if timeout != 0:
-            waiter = self.objects.wait_many(entries, num_returns)
-            if waiter is not None:
-                self._block(waiter, timeout)
-        done: list[Any] = []
-        rest: list[Any] = []
-        for ref, entry in zip(refs, entries):
-            (done if entry.value is not None and len(done) < num_returns else rest).append(ref)
-        return done, rest
+        """Ray's wait: the first ``num_returns`` ready refs (in input order) and the rest.
+
+        Costs what it looks at: refs are checked in order until ``num_returns`` are found
+        ready, and only a wait that must block looks at all of them (then sleeps on one
+        watcher, not one waiter per ref), so ``while pending: ready, pending = wait(pending)``
+        stays linear in practice and leaves nothing behind.
+        """
+        found = self._ready_indexes(refs, num_returns)
+        if len(found) < num_returns and timeout != 0:
+            found = self._wait_ready(refs, num_returns, timeout)
+        return _split(refs, found)
+
+    def _ready_indexes(self, refs: Sequence[ObjectRef], want: int) -> list[int]:
+        """Indexes of the first ``want`` refs whose value is known; looks no further.
+        (Starts fetching the borrowed objects it looks at.)"""
+        found: list[int] = []
+        if want <= 0:
+            return found
+        lookup = self.objects.get
+        for index, ref in enumerate(refs):
+            entry = lookup(ref._id)
+            if entry is None or (entry.value is None and not entry.owned and not entry.fetching):
+                entry = self.entry_for(ref)
+            if entry.value is not None:
+                found.append(index)
+                if len(found) == want:
+                    break
+        return found
+
+    def _wait_ready(self, refs: Sequence[ObjectRef], want: int, timeout: float | None) -> list[int]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watcher = self.objects.watch()
+        if self.blocked_hook is not None:
+            self.blocked_hook(True)
+        try:
+            seen = -1
+            while True:
+                found = self._ready_indexes(refs, want)  # after watch(): no completion is missed
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if len(found) >= want or (remaining is not None and remaining <= 0):
+                    return found
+                if len(found) == seen and watcher.ids is None:
+                    # Woken by objects that are not ours: from now on, only ours wake us.
+                    watcher.ids = frozenset(ref._id for ref in refs)
+                seen = len(found)
+                watcher.wait(remaining)
+        finally:
+            self.objects.unwatch(watcher)
+            if self.blocked_hook is not None:
+                self.blocked_hook(False)
 
     def _block(self, waiter: ThreadWaiter, timeout: float | None) -> bool:
         if self.blocked_hook is not None:
@@ -378,6 +418,7 @@ class Runtime:
             waiter = self.objects.wait_many([entry])
             timeout = None if deadline is None else deadline - time.monotonic()
             if waiter is not None and not self._block(waiter, timeout):
+                self.objects.unwait([ref.binary()], waiter)
                 raise GetTimeoutError(f"get() timed out after recomputing lost object {ref.hex()}")
         return self.value_of(ref, entry)
 
@@ -387,6 +428,18 @@ class Runtime:
 
 def _shutdown_value(message: str = "actorlib was shut down before this object was ready") -> Value:
     return box_system(RuntimeShutdownError(message))
+
+
+def _split(refs: Sequence[Any], found: list[int]) -> tuple[list[Any], list[Any]]:
+    """(refs at ``found``, every other ref), both in input order; slices, not a loop per ref."""
+    ready = [refs[index] for index in found]
+    rest: list[Any] = []
+    start = 0
+    for index in found:
+        rest += refs[start:index]
+        start = index + 1
+    rest += refs[start:]
+    return ready, rest
 
 
 def _single(exc: BaseException) -> BaseException:
