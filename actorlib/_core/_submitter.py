@@ -186,11 +186,16 @@ class TaskSubmitter:
                 return
             resolved.append(value)
         spec.resolved = resolved
+        queue = self._queue(spec)
+        queue.tasks.append(spec)
+        self._dispatch(queue)
+
+    def _queue(self, spec: TaskSpec) -> _Queue:
+        """The queue of ``spec``'s scheduling key (made anew if it was dropped while idle)."""
         queue = self._queues.get(spec.key)
         if queue is None:
             queue = self._queues[spec.key] = _Queue(spec)
-        queue.tasks.append(spec)
-        self._dispatch(queue)
+        return queue
 
     # ---- leases and pushing ---------------------------------------------------
 
@@ -370,15 +375,18 @@ class TaskSubmitter:
         sent.add(fn_id)
 
     def return_idle_leases(self) -> None:
-        """Give back leases unused for LEASE_IDLE seconds (called periodically)."""
+        """Give back leases unused for LEASE_IDLE seconds (called periodically); drop the
+        queues left with nothing to do, so that only busy scheduling keys are kept (and scanned)."""
         now = trio.current_time()
-        for queue in self._queues.values():
+        for key, queue in list(self._queues.items()):
             if queue.tasks:
                 continue
             for lease in list(queue.leases):
                 if not lease.inflight and now - lease.idle_since >= LEASE_IDLE:
                     queue.leases.remove(lease)
                     self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
+            if not queue.leases and not queue.requesting:
+                del self._queues[key]  # a later task of this key makes a new one
 
     def _send_node(self, lease: _Lease, message: Any) -> None:
         try:
@@ -396,12 +404,12 @@ class TaskSubmitter:
         self._finished_on_lease(spec, done.elapsed)
         if self._retry_error(spec, done.returns):
             spec.attempt += 1
-            self._queues[spec.key].tasks.append(spec)
+            self._queue(spec).tasks.append(spec)
         elif self._argument_lost(spec, done.returns):
             pass  # submitted again, once the argument is recomputed or refetched
         else:
             self._finish(spec, done.returns)
-        self._dispatch(self._queues[spec.key])
+        self._dispatch(self._queue(spec))
         return True
 
     def on_stream_end(self, end: Any) -> bool:
@@ -410,7 +418,7 @@ class TaskSubmitter:
         if spec is None:
             return False
         self._finished_on_lease(spec, 0.0)
-        self._dispatch(self._queues[spec.key])
+        self._dispatch(self._queue(spec))
         return True
 
     def _finished_on_lease(self, spec: TaskSpec, elapsed: float) -> None:
@@ -554,7 +562,7 @@ class TaskSubmitter:
                 reason = reply.reason
             except (ConnectionError, trio.ClosedResourceError):
                 pass  # the node is gone too: the reason stays "its connection was lost"
-        queue = lease.queue
+        retried: dict[str, _Queue] = {}
         for spec in list(lease.inflight.values()):
             self._running.pop(spec.task_id, None)
             spec.lease = None
@@ -562,6 +570,7 @@ class TaskSubmitter:
                 self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
             elif not spec.streaming and (spec.max_retries == -1 or spec.attempt < spec.max_retries):
                 spec.attempt += 1
+                queue = retried[spec.key] = self._queue(spec)  # the lease's may have been dropped meanwhile
                 queue.tasks.append(spec)
             else:
                 tries = spec.attempt + 1
@@ -571,7 +580,8 @@ class TaskSubmitter:
                 )
                 self._finish(spec, [box_system(error)] * spec.num_returns)
         lease.inflight.clear()
-        self._dispatch(queue)
+        for queue in retried.values():
+            self._dispatch(queue)
 
     # ---- cancellation --------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The head's actor directory: every actor's state, names per namespace, owners, waiters."""
+"""The head's actor directory: every live actor's state, names per namespace, owners, waiters;
+and a bounded history of dead actors (their views, not their specs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import msgspec
 import trio
 
 from .. import _ids
+from .._history import History
 from .._node import _resources as res
 from .._wire import ActorSpec, ActorView, Channel
 from ._state import MemoryState, StateStore
@@ -19,6 +21,11 @@ log = logging.getLogger("actorlib.head")
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING", "ALIVE", "RESTARTING", "DEAD"
 UNKNOWN_GRACE = 10.0  # seconds a caller waits for an actor the head has not heard of yet
+# Dead actors the head remembers (their ActorView: id, class, name, state, cause, node, pid,
+# restarts), for listing and for callers that ask after the fact; the oldest are forgotten
+# first. Ray keeps destroyed actors too, up to RAY_maximum_gcs_destroyed_actor_cached_count
+# (100,000 in Ray 2.60). Their specs (pickled class and arguments) are dropped at death.
+DEAD_ACTORS_KEPT = 1000
 
 
 class _Record:
@@ -58,7 +65,10 @@ class _Record:
 class ActorDirectory:
     """Actors of the cluster, as the head tracks them; nodes report state changes here."""
 
-    def __init__(self, nodes: Callable[[], list[Any]], state: StateStore | None = None, groups: Any = None) -> None:
+    def __init__(
+        self, nodes: Callable[[], list[Any]], state: StateStore | None = None, groups: Any = None,
+        *, dead_kept: int = DEAD_ACTORS_KEPT,
+    ) -> None:  # fmt: skip
         self._nodes = nodes
         self._state = state or MemoryState()
         self._groups = groups  # PlacementGroups (None: no placement groups)
@@ -67,7 +77,9 @@ class ActorDirectory:
         if groups is not None:
             groups.on_created = self._group_created
             groups.on_removed = self._group_removed
-        self._actors: dict[bytes, _Record] = {}
+        self._actors: dict[bytes, _Record] = {}  # live (not DEAD) actors only
+        self._dead: History[bytes, ActorView] = History(dead_kept)
+        self._owned: dict[Channel, set[bytes]] = {}  # non-detached live actors, by owner
         self._names: dict[tuple[str, str], bytes] = {}
         self._spread = itertools.count()
         # After a head restart: owners' claims on actors no node reported yet, and actors
@@ -89,8 +101,10 @@ class ActorDirectory:
                 if get_if_exists:
                     return existing.view, ""
                 return None, f"an actor named {spec.name!r} already exists in namespace {spec.namespace!r}"
-        record = _Record(spec, None if spec.detached else owner)
+        record = _Record(spec, None)
         self._actors[spec.actor_id] = record
+        if not spec.detached:
+            self._set_owner(record, owner)
         created, self._created = self._created, trio.Event()
         created.set()
         if spec.name:
@@ -210,13 +224,17 @@ class ActorDirectory:
         task's arguments) before its creator's request to create it reaches the head.
         """
         deadline = trio.current_time() + UNKNOWN_GRACE
-        while True:
-            record = self._actors.get(actor_id)
-            if record is None:
-                with trio.move_on_at(deadline):
-                    await self._created.wait()
-                    continue
-                return None
+        record = self._actors.get(actor_id)
+        while record is None:
+            dead = self._dead.get(actor_id)
+            if dead is not None:
+                return dead
+            with trio.move_on_at(deadline):
+                await self._created.wait()
+                record = self._actors.get(actor_id)
+                continue
+            return None
+        while True:  # a record that died stays dead: watch this one (it leaves the table at death)
             view = record.view
             if view.state == DEAD or (view.state == ALIVE and view.incarnation > after):
                 return view
@@ -225,7 +243,7 @@ class ActorDirectory:
     def kill(self, actor_id: bytes, no_restart: bool, reason: str) -> str:
         record = self._actors.get(actor_id)
         if record is None:
-            return f"no actor {_ids.short(actor_id)}"
+            return "" if actor_id in self._dead else f"no actor {_ids.short(actor_id)}"
         if record.view.state == DEAD:
             return ""
         if record.node is None:
@@ -236,9 +254,10 @@ class ActorDirectory:
 
     def owner_gone(self, owner: Channel) -> None:
         """The creator of non-detached actors disconnected: they die with it."""
-        for record in list(self._actors.values()):
-            if record.owner is owner and record.view.state != DEAD:
-                self.kill(spec_id(record), True, "its owner exited")
+        for actor_id in list(self._owned.pop(owner, ())):
+            record = self._actors.get(actor_id)
+            if record is not None and record.owner is owner:
+                self.kill(actor_id, True, "its owner exited")
         for actor_id in [a for a, claimer in self._claims.items() if claimer is owner]:
             del self._claims[actor_id]
             self._unclaimed_gone.add(actor_id)  # if its node reports it later, it is killed
@@ -250,7 +269,7 @@ class ActorDirectory:
             if record is None:  # its node has not re-registered yet
                 self._claims[actor_id] = owner
             elif record.owner is None and record.view.state != DEAD and not (record.spec is not None and record.spec.detached):
-                record.owner = owner
+                self._set_owner(record, owner)
 
     def kill_unclaimed(self) -> None:
         """After a head restart's grace period: non-detached actors whose owner did not come
@@ -262,7 +281,32 @@ class ActorDirectory:
         self._unclaimed_gone.clear()
 
     def views(self) -> list[ActorView]:
-        return [record.view for record in self._actors.values()]
+        """Every live actor, then the dead ones still remembered (oldest first)."""
+        return [record.view for record in self._actors.values()] + self._dead.values()
+
+    def _set_owner(self, record: _Record, owner: Channel | None) -> None:
+        old = self._owned.get(record.owner) if record.owner is not None else None
+        if old is not None:
+            old.discard(record.view.actor_id)
+            if not old:
+                del self._owned[record.owner]  # type: ignore[arg-type]
+        record.owner = owner
+        if owner is not None:
+            self._owned.setdefault(owner, set()).add(record.view.actor_id)
+
+    def _bury(self, record: _Record) -> None:
+        """A dead actor leaves the live table: its view goes to the bounded history; its spec
+        (pickled class and constructor arguments), owner and node go with the record."""
+        actor_id = record.view.actor_id
+        self._actors.pop(actor_id, None)
+        self._set_owner(record, None)
+        view = record.view
+        if self._names.get((view.namespace, view.name)) == actor_id:
+            del self._names[(view.namespace, view.name)]
+        parked = self._parked.get(record.spec.placement_group) if record.spec is not None else None
+        if parked is not None and record in parked:
+            parked.remove(record)
+        self._dead.add(actor_id, msgspec.structs.replace(view, methods={}, address=""))
 
     # ---- after a head restart -------------------------------------------------------------
 
@@ -292,9 +336,12 @@ class ActorDirectory:
         the directory learns of them again."""
         for view in hosted:
             record = self._actors.get(view.actor_id)
+            if record is None and view.actor_id in self._dead:
+                node.kill_actor(view.actor_id, True, "the head declared it dead while its node was away")
+                continue
             if record is None:
                 record = _Record.recovered(view)
-                record.owner = self._claims.pop(view.actor_id, None)
+                self._set_owner(record, self._claims.pop(view.actor_id, None))
                 self._actors[view.actor_id] = record
                 created, self._created = self._created, trio.Event()
                 created.set()
@@ -339,11 +386,15 @@ class ActorDirectory:
         if state != ALIVE:
             changes.setdefault("address", "")
             changes.setdefault("pid", 0)
+        if state == DEAD:  # its view is kept (listing): where it last ran, not zeros
+            changes["pid"] = changes["pid"] or view.pid
+            changes["node_id"] = changes.get("node_id") or view.node_id
         record.view = msgspec.structs.replace(view, **changes)
         if state == DEAD:
             log.info("actor %s died: %s", _ids.short(actor_id), record.view.cause)
             if record.spec is not None and record.spec.detached:
                 self._state.forget_actor(actor_id)
+            self._bury(record)
         changed, record.changed = record.changed, trio.Event()
         changed.set()
 

@@ -24,6 +24,7 @@ import trio
 
 from .. import _ids
 from .. import _placement as pg
+from .._history import History
 from .._node import _resources as res
 from .._wire import Channel, PlacementGroupSpec, PlacementGroupView
 from ._state import MemoryState, StateStore
@@ -32,6 +33,7 @@ log = logging.getLogger("actorlib.head")
 
 PENDING, CREATED, RESCHEDULING, REMOVED = "PENDING", "CREATED", "RESCHEDULING", "REMOVED"
 RETRY_EVERY = 0.2  # seconds between attempts to place waiting groups
+REMOVED_GROUPS_KEPT = 1000  # removed groups remembered (their views), for listing; oldest forgotten first
 
 
 class _Group:
@@ -50,10 +52,13 @@ class _Group:
 class PlacementGroups:
     """Every placement group of the cluster, and the task that places them."""
 
-    def __init__(self, nodes: Callable[[], list[Any]], state: StateStore | None = None) -> None:
+    def __init__(
+        self, nodes: Callable[[], list[Any]], state: StateStore | None = None, *, removed_kept: int = REMOVED_GROUPS_KEPT
+    ) -> None:
         self._nodes = nodes
         self._state = state or MemoryState()
-        self._groups: dict[bytes, _Group] = {}
+        self._groups: dict[bytes, _Group] = {}  # groups not removed
+        self._removed: History[bytes, PlacementGroupView] = History(removed_kept)
         self._names: dict[tuple[str, str], bytes] = {}
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -87,11 +92,10 @@ class PlacementGroups:
     def remove(self, pg_id: bytes, reason: str = "removed by remove_placement_group()") -> str:
         group = self._groups.get(pg_id)
         if group is None:
-            return f"no placement group {pg_id.hex()}"
-        if group.view.state == REMOVED:
-            return ""
+            return "" if pg_id in self._removed else f"no placement group {pg_id.hex()}"
         nodes = {node for node in group.view.nodes if node}
         self._set(group, state=REMOVED, reason=reason)
+        self._forget(group)
         self._state.forget_group(pg_id)
         for node_id in nodes:
             self._spawn(self._release, node_id, pg_id, [], reason)
@@ -101,17 +105,25 @@ class PlacementGroups:
 
     async def wait(self, pg_id: bytes) -> PlacementGroupView | None:
         """The group's view once CREATED or REMOVED (None if unknown)."""
-        while True:
-            group = self._groups.get(pg_id)
-            if group is None:
-                return None
-            if group.view.state in (CREATED, REMOVED):
-                return group.view
+        group = self._groups.get(pg_id)
+        if group is None:
+            return self._removed.get(pg_id)
+        while group.view.state not in (CREATED, REMOVED):  # a removed group leaves the table: watch this one
             await group.changed.wait()
+        return group.view
 
     def get(self, pg_id: bytes) -> PlacementGroupView | None:
+        """A group's view: live, or removed and still remembered (None: unknown)."""
         group = self._groups.get(pg_id)
-        return group.view if group is not None else None
+        return group.view if group is not None else self._removed.get(pg_id)
+
+    def _forget(self, group: _Group) -> None:
+        """A removed group leaves the table; its view goes to the bounded history."""
+        view = group.view
+        self._groups.pop(view.pg_id, None)
+        if self._names.get((view.namespace, view.name)) == view.pg_id:
+            del self._names[(view.namespace, view.name)]
+        self._removed.add(view.pg_id, view)
 
     def named(self, name: str, namespace: str) -> PlacementGroupView | None:
         pg_id = self._names.get((namespace, name))
@@ -119,12 +131,12 @@ class PlacementGroups:
         return view if view is not None and view.state != REMOVED else None
 
     def views(self) -> list[PlacementGroupView]:
-        return [group.view for group in self._groups.values()]
+        """Every group not removed, then the removed ones still remembered (oldest first)."""
+        return [group.view for group in self._groups.values()] + self._removed.values()
 
     def owner_gone(self, owner: Channel) -> None:
-        for group in list(self._groups.values()):
-            if group.owner is owner and group.view.state != REMOVED:
-                self.remove(group.pg_id, "its owner exited")
+        for group in [g for g in self._groups.values() if g.owner is owner]:
+            self.remove(group.pg_id, "its owner exited")
 
     def claim(self, owner: Channel, pg_ids: list[bytes]) -> None:
         """After a head restart, the owner of these non-detached groups reconnected."""

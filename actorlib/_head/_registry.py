@@ -6,8 +6,11 @@ from typing import Any
 
 import msgspec
 
+from .._history import History
 from .._wire import NodeView
 from ._nodes import RemoteNode
+
+DEAD_NODES_KEPT = 1000  # as Ray's maximum_gcs_dead_node_cached_count: the oldest are forgotten
 
 
 class Registry:
@@ -15,12 +18,12 @@ class Registry:
 
     def __init__(self) -> None:
         self._nodes: dict[bytes, Any] = {}
-        self._dead: dict[bytes, NodeView] = {}
+        self._dead: History[bytes, NodeView] = History(DEAD_NODES_KEPT)
         self.scalable: list[dict[str, float]] = []  # resources of node types the autoscaler may add
 
     def add(self, node: Any) -> None:
         self._nodes[node.node_id] = node
-        self._dead.pop(node.node_id, None)
+        self._dead.pop(node.node_id)
 
     def remove(self, node: Any) -> None:
         if self._nodes.get(node.node_id) is node:
@@ -31,7 +34,7 @@ class Registry:
         if self._nodes.get(node.node_id) is not node:
             return False
         del self._nodes[node.node_id]
-        self._dead[node.node_id] = msgspec.structs.replace(node.view(), alive=False)
+        self._dead.add(node.node_id, msgspec.structs.replace(node.view(), alive=False))
         return True
 
     def nodes(self) -> list[Any]:

@@ -46,7 +46,7 @@ class Directory(Protocol):
 
 
 class _Hosted:
-    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn", "gpu_ids")
+    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn", "turns", "gpu_ids")
 
     def __init__(self, spec: ActorSpec, directory: Directory) -> None:
         self.spec = spec
@@ -57,6 +57,7 @@ class _Hosted:
         self.dead = False
         self.reserved = False
         self.turn = 0  # its place in its group's start order
+        self.turns: list[Any] = []  # its group's [next ticket, next to start, changed]
         self.gpu_ids: list[str] = []  # the GPUs it holds for life: its CUDA_VISIBLE_DEVICES
 
 
@@ -83,7 +84,7 @@ class ActorHost:
         self._actors[spec.actor_id] = hosted
         self._by_key[hosted.key] = hosted
         if hosted.group is not None:  # members start in the order they were created
-            turns = self._turns.setdefault(hosted.group, [0, 0, trio.Event()])
+            turns = hosted.turns = self._turns.setdefault(hosted.group, [0, 0, trio.Event()])
             hosted.turn = turns[0]
             turns[0] += 1
         self.pool.nursery.start_soon(self._start, hosted)
@@ -114,7 +115,7 @@ class ActorHost:
             self._dead(hosted, f"its node stopped: {exc}")
 
     async def _start_in_group(self, hosted: _Hosted, group: GroupSpec, child: supervisors.ChildSpec) -> None:
-        turns = self._turns[group.group_id]
+        turns = hosted.turns
         while turns[1] != hosted.turn:
             await turns[2].wait()
         try:
@@ -203,9 +204,10 @@ class ActorHost:
             hosted.directory.update(hosted.spec.actor_id, "RESTARTING", cause=cause)
 
     def _members(self, key: str) -> list[_Hosted]:
-        group_id = self._group_keys.get(key)
-        if group_id is not None:
+        group_id = self._group_keys.pop(key, None)
+        if group_id is not None:  # the group is gone: forget it (members still to start begin anew)
             self._groups.pop(group_id, None)
+            self._turns.pop(group_id, None)
             return [h for h in self._actors.values() if h.group == group_id]
         hosted = self._by_key.get(key)
         return [hosted] if hosted is not None else []

@@ -19,11 +19,13 @@ import trio
 import supervisors
 
 from .. import _ids
+from .._history import History
 from .._runtime_env import RUNTIME_ENV_KEYS_ENV, runtime_env_keys
 from ._gpus import CUDA_VISIBLE_DEVICES
 from ._logs import LogRelay
 
 START_FAILURES_TO_GIVE_UP = 3
+EXITS_KEPT = 1000  # why recent workers exited: owners ask (WorkerExitQuery) right after a death
 WORKER_SHUTDOWN = 2.0
 WORKER_START_TIMEOUT = 60.0
 WORKER_TARGET = "actorlib._worker._process:main"
@@ -85,7 +87,7 @@ class WorkerPool:
         self.workers: dict[bytes, Worker] = {}
         self._by_name: dict[str, Worker] = {}
         self.failures: dict[str, tuple[int, str]] = {}
-        self.exits: dict[bytes, str] = {}
+        self.exits: History[bytes, str] = History(EXITS_KEPT)
 
     def take_idle(self, key: str) -> Worker | None:
         """An idle worker for this environment, if any (the longest idle first)."""
@@ -189,7 +191,7 @@ class WorkerPool:
             return
         worker.state = "dead"
         worker.exit_reason = reason
-        self.exits[worker.worker_id] = reason
+        self.exits.add(worker.worker_id, reason)
         self.workers.pop(worker.worker_id, None)
         self._by_name.pop(worker.name, None)
         worker.exited.set()
@@ -216,7 +218,7 @@ class WorkerPool:
         if worker is not None:
             with trio.move_on_after(timeout):
                 await worker.exited.wait()
-        return self.exits.get(worker_id, "unknown (it may still be running)")
+        return self.exits.get(worker_id) or "unknown (it may still be running)"
 
     def reap_idle(self, keep: dict[str, int], idle_timeout: float) -> None:
         """Stop idle workers beyond ``keep[env]`` that have idled ``idle_timeout`` seconds."""
