@@ -238,6 +238,7 @@ class NodeService:
             ticks += 1
             if ticks % 4 == 0:
                 self.pool.reap_idle(keep, self.config.idle_worker_timeout)
+                self.logs.tell_dropped()
 
     def drain(self, drain: bool) -> None:
         """Take no new work (the autoscaler will stop this node once nothing runs), or take it again."""

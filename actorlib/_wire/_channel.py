@@ -2,9 +2,11 @@
 
 Sends never block the caller: messages are encoded into one outgoing buffer
 and a sender task writes whatever has accumulated with a single
-``send_all``, so bursts coalesce into few system calls. A malformed frame or
-message closes that one channel with a ProtocolError; it never propagates
-further.
+``send_all``, so bursts coalesce into few system calls. The buffer is bounded:
+a peer that leaves more than ``max_queued`` bytes unread is cut off (its
+channel closes with a BufferError), and senders of what may be dropped (worker
+logs) look at :attr:`Channel.queued` first. A malformed frame or message
+closes that one channel with a ProtocolError; it never propagates further.
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ log = logging.getLogger("actorlib.wire")
 HANDSHAKE_TIMEOUT = 10.0
 RECEIVE_CHUNK = 1 << 18
 FLUSH_ON_CLOSE = 1.0
+MAX_QUEUED = 2 * DEFAULT_MAX_FRAME  # bytes a peer may leave unread (a frame fits) before it is cut off
 
 
 class Channel:
     """One connection's message stream in both directions."""
 
-    def __init__(self, stream: trio.abc.Stream, decode_type: Any, *, peer: str, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, decode_type: Any, *, peer: str, max_frame: int = DEFAULT_MAX_FRAME,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:  # fmt: skip
         self.stream = stream
+        self.max_queued = max_queued
         self.peer = peer
         self._reader = FrameReader(max_frame)
         self._encoder = msgspec.msgpack.Encoder()
@@ -53,6 +60,8 @@ class Channel:
         socket = getattr(stream, "socket", None)
         self._fd: int | None = socket.fileno() if socket is not None else None
         self._closed = False
+        self._cut_off = False  # closed by us for not reading: the sender closes the stream
+        self._send_scope = trio.CancelScope()
         self.closed_event = trio.Event()
         self.error: BaseException | None = None
 
@@ -65,7 +74,7 @@ class Channel:
         queued for the sender task. Raises ClosedResourceError if closed.
         """
         if self._write(message):
-            self._wake.set()
+            self._wake_sender()
 
     def send_threadsafe(self, message: Any) -> None:
         """Like :meth:`send_nowait`, from any thread."""
@@ -74,17 +83,29 @@ class Channel:
 
     def _wake_sender(self) -> None:
         self._wake.set()
+        if self._cut_off:
+            self._send_scope.cancel()  # a send_all that waits for the peer would wait for ever
+
+    @property
+    def queued(self) -> int:
+        """Bytes sent but not yet written to the socket (the peer is not reading fast enough)."""
+        return len(self._out)
 
     def _write(self, message: Any) -> bool:
         """Write or queue one frame; True if the sender task must be woken."""
-        if self._closed:
-            raise trio.ClosedResourceError(f"channel to {self.peer} is closed")
-        with self._lock:
+        with self._lock:  # checked under the lock that aclose() takes: never a closed (or reused) fd
+            if self._closed:
+                raise trio.ClosedResourceError(f"channel to {self.peer} is closed")
             out = self._out
             start = len(out)
             out += b"\x00\x00\x00\x00"
             self._encoder.encode_into(message, out, -1)
             out[start : start + 4] = (len(out) - start - 4).to_bytes(4, "big")
+            if len(out) > self.max_queued:
+                self._out = bytearray()  # a peer that stopped reading does not grow us without bound
+                self._closed = self._cut_off = True
+                self.error = BufferError(f"{self.peer} left {len(out)} bytes unread (more than {self.max_queued}): cut off")
+                return True
             if start or self._sending or self._fd is None:
                 return True
             try:
@@ -105,6 +126,11 @@ class Channel:
             while not self.closed_event.is_set() or self._out:
                 if self._closed and not self.closed_event.is_set() and not self._out:
                     self._mark_closed(self.error)
+                    if self._cut_off:  # wake our reader too: the peer is alive, only slow
+                        log.warning("closing the connection to %s: %s", self.peer, self.error)
+                        with self._lock:
+                            self._fd = None
+                        await self.stream.aclose()
                     break
                 if not self._out:
                     await self._wake.wait()
@@ -120,8 +146,10 @@ class Channel:
                 return
             data, self._out = self._out, bytearray()
             self._sending = True
+            self._send_scope = scope = trio.CancelScope()
         try:
-            await self.stream.send_all(data)
+            with scope:
+                await self.stream.send_all(data)
         finally:
             with self._lock:
                 self._sending = False
@@ -188,7 +216,9 @@ class Channel:
                     await self._flush()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
                     pass
-            self._out = bytearray()
+            with self._lock:  # a thread in _write holds it: it finishes before the fd goes away
+                self._out = bytearray()
+                self._fd = None
             await self.stream.aclose()
 
     # ---- handshake -------------------------------------------------------

@@ -382,3 +382,30 @@ async def test_serve_removes_its_socket_file_when_it_stops(address: str) -> None
     async with serving(address, Echo()):
         assert os.path.exists(address.removeprefix("unix:"))
     assert not os.path.exists(address.removeprefix("unix:"))
+
+
+# ---- a peer that stops reading ------------------------------------------------------------
+
+
+async def test_a_peer_that_stops_reading_is_cut_off_not_buffered_for_ever(address: str) -> None:
+    async def never_reads(channel: Channel) -> None:
+        await trio.sleep_forever()
+
+    async with serving(address, never_reads) as server:
+        client = await server.connect("chatty")
+        client.max_queued = 1 << 20
+        message = CancelTask(task_id=b"x" * 50_000)
+        most = 0
+        with trio.fail_after(30):
+            while not client.closed:
+                try:
+                    client.send_nowait(message)
+                except trio.ClosedResourceError:
+                    break
+                most = max(most, client.queued)
+                await trio.sleep(0)  # the sender writes what the socket takes
+            await client.closed_event.wait()
+        assert most <= client.max_queued
+        assert isinstance(client.error, BufferError) and "unread" in str(client.error)
+        with pytest.raises(trio.ClosedResourceError):
+            client.send_nowait(message)
