@@ -91,7 +91,8 @@ def test_a_dead_actor_leaves_the_live_table_and_its_view_is_kept():
     views = directory.views()
     assert [v.state for v in views] == ["DEAD"] * 3
     first = views[0]
-    assert (first.actor_id, first.class_name, first.name, first.cause, first.pid) == ((0).to_bytes(8, "big"), "A", "n" + (0).to_bytes(8, "big").hex(), "done", 0)
+    expected = ((0).to_bytes(8, "big"), "A", "n" + (0).to_bytes(8, "big").hex(), "done", 1, b"n1")
+    assert (first.actor_id, first.class_name, first.name, first.cause, first.pid, first.node_id) == expected  # where it last ran
     assert directory.named(first.name, "ns") is None
 
 
