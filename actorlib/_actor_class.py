@@ -111,7 +111,10 @@ class ActorClass:
             if view is not None:  # get_if_exists found one
                 return ActorHandle(view.actor_id, view.class_name, view.methods, view.max_task_retries, runtime)
         else:
-            runtime.soon(_register_later, runtime, spec, deps)
+            # Counted here, on the caller's thread, before the handle exists: a handle dropped at
+            # once must find the creator's count to drop (not a placeholder the runtime forgets).
+            runtime.actors.created_locally(spec)
+            runtime.soon(runtime.actors.create, spec, deps)
         return ActorHandle(spec.actor_id, spec.class_name, spec.methods, spec.max_task_retries, runtime, counted=True)
 
     def _spec(self, runtime: Runtime, options: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ActorSpec, list[ObjectRef]]:
@@ -183,11 +186,6 @@ async def _register_now(runtime: Runtime, spec: ActorSpec, deps: list[ObjectRef]
     if view is not None:
         runtime.actors.forget(spec.actor_id)
     return view
-
-
-def _register_later(runtime: Runtime, spec: ActorSpec, deps: list[ObjectRef]) -> None:
-    runtime.actors.created_locally(spec)
-    runtime.actors.create(spec, deps)
 
 
 class ActorHandle:

@@ -128,7 +128,9 @@ class ActorSubmitter:
     # ---- creation ------------------------------------------------------------------------
 
     def created_locally(self, spec: ActorSpec) -> None:
-        """Register an actor this process creates (before its creation request completes)."""
+        """Register an actor this process creates (before its creation request completes).
+
+        From any thread: call it before the creator's handle exists (that handle's count)."""
         with self._lock:
             actor = self._actors.get(spec.actor_id)
             if actor is None:

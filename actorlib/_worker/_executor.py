@@ -48,6 +48,7 @@ class Executor:
         self._cancel_order: deque[bytes] = deque()
         self._lock = threading.Lock()  # orders cancel() against a task starting
         self._interrupted: bytes | None = None  # the last task whose SIGINT handler raised
+        self._reply: Reply | None = None  # the current task's
         self._main = threading.main_thread().ident
         self._label: tuple[str, str] | None = None
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -81,7 +82,7 @@ class Executor:
         try:
             # From here a cancel interrupts this thread (SIGINT raises Cancelled): the task
             # must be answered wherever that lands, not only inside run_sync.
-            if not self._begin(task, channel):
+            if not self._begin(task, channel, reply):
                 return
             set_title(task.name)
             try:
@@ -97,24 +98,33 @@ class Executor:
         finally:
             with self._lock:
                 self.current = None
+                self._reply = None
             set_title("IDLE")
             if not reply.sent:
                 reply.abandon()
 
-    def _begin(self, task: PushTask, channel: Any) -> bool:
+    def _begin(self, task: PushTask, channel: Any, reply: Reply) -> bool:
         """Make ``task`` current unless it was cancelled (or its owner left) before it ran."""
         with self._lock:
             if channel.closed or task.task_id in self._cancelled:
                 self._cancelled.discard(task.task_id)
                 return False
             self.current = TaskContext(task)
+            self._reply = reply
             return True
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
+        """Raise Cancelled in the cancelled task, once: a later signal (cancels are re-sent until
+        one is seen) must not land in the code that answers the cancellation, nor in any reply
+        already going out, or the call would go unanswered."""
         current = self.current
-        if current is not None and current.task_id in self._cancelled:
-            self._interrupted = current.task_id
-            raise Cancelled()
+        if current is None or current.task_id not in self._cancelled or self._interrupted == current.task_id:
+            return
+        reply = self._reply
+        if reply is not None and reply.sent:
+            return
+        self._interrupted = current.task_id
+        raise Cancelled()
 
     # ---- either thread: actor calls ---------------------------------------------------
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -409,3 +412,42 @@ async def test_a_peer_that_stops_reading_is_cut_off_not_buffered_for_ever(addres
         assert isinstance(client.error, BufferError) and "unread" in str(client.error)
         with pytest.raises(trio.ClosedResourceError):
             client.send_nowait(message)
+
+
+async def test_threads_sending_while_the_channel_closes_never_write_into_a_reused_fd(address: str) -> None:
+    async def reads(channel: Channel) -> None:
+        async for _ in channel:
+            pass
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the threads as finely as the interpreter allows
+    try:
+        async with serving(address, reads) as server:
+            for _ in range(60):
+                client = await server.connect("threads")
+                stop = threading.Event()
+
+                def send() -> None:
+                    while not stop.is_set():
+                        try:
+                            client.send_threadsafe(CancelTask(task_id=b"x"))
+                        except (trio.ClosedResourceError, trio.RunFinishedError):
+                            return
+
+                threads = [threading.Thread(target=send) for _ in range(4)]
+                for thread in threads:
+                    thread.start()
+                await trio.sleep(0.001)
+                await client.aclose()
+                mine, other = socket.socketpair()  # takes the lowest free fds: often the one just closed
+                try:
+                    stop.set()
+                    await trio.to_thread.run_sync(lambda: [thread.join() for thread in threads])
+                    other.setblocking(False)
+                    with pytest.raises(BlockingIOError):
+                        other.recv(1 << 16)  # nothing a sender wrote after the close landed here
+                finally:
+                    mine.close()
+                    other.close()
+    finally:
+        sys.setswitchinterval(previous)

@@ -1,0 +1,66 @@
+"""The runtime's state shared with user threads holds under many threads at once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+import actorlib
+from actorlib._core import current
+
+from .conftest import poll
+
+pytestmark = pytest.mark.usefixtures("cluster")
+
+
+@actorlib.remote(num_cpus=0, resources={"nowhere": 1})
+class Unplaceable:
+    """Created and dropped at once: the head finds no node for it; the driver's count of its
+    handles is what we look at."""
+
+
+def test_handles_dropped_at_once_from_many_threads_leave_no_actor_behind():
+    runtime = current()
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the threads and the runtime loop finely
+
+    def create(count: int) -> None:
+        for _ in range(count):
+            Unplaceable.remote()  # the handle is dropped as soon as it is returned
+
+    try:
+        threads = [threading.Thread(target=create, args=(200,)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    runtime.call(_nothing)  # behind whatever the creations queued on the runtime thread
+    # Each handle's drop must cancel its creator's count: none may be kept (nor its actor left alive).
+    poll(lambda: not any(actor.owned for actor in runtime.actors._actors.values()), timeout=30)
+
+
+async def _nothing() -> None:
+    pass
+
+
+def test_a_handle_dropped_before_its_creation_reaches_the_runtime_is_counted():
+    """The runtime's periodic sweep may run after a handle was made and dropped but before the
+    runtime thread has seen the creation: the drop must still cancel the creator's count."""
+    runtime = current()
+    busy, go = threading.Event(), threading.Event()
+
+    def sweep_first() -> None:  # on the runtime thread: hold it, then sweep, as the tick would
+        busy.set()
+        go.wait(30)
+        runtime.actors.collect()
+
+    runtime.soon(sweep_first)
+    assert busy.wait(30)
+    Unplaceable.remote()  # made and dropped while the runtime thread is held
+    go.set()
+    runtime.call(_nothing)  # behind whatever the creation queued on the runtime thread
+    poll(lambda: not any(actor.owned for actor in runtime.actors._actors.values()), timeout=30)
