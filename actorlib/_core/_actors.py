@@ -324,7 +324,10 @@ class ActorSubmitter:
             self._pump(actor)
 
     async def _locate(self, actor: _Actor) -> ActorView | None:
-        reply = await self.rt.head.request(lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=actor.incarnation))
+        # Answered once it is ALIVE or DEAD: as long as that takes (its __init__ may load a model).
+        reply = await self.rt.head.request(
+            lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=actor.incarnation), long=True
+        )
         return reply.view  # type: ignore[no-any-return]
 
     def _dead(self, actor: _Actor, message: str) -> None:

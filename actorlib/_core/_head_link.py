@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actorlib.core")
 RECONNECT_BACKOFF = (0.1, 2.0)  # seconds between attempts to reach a head that went away: first, most
+REQUEST_TIMEOUT = 30.0  # seconds the head has to answer a request (or, during a long wait, a ping)
+PING_EVERY = 5.0  # seconds between pings while a long wait (WaitActor, ...) is pending
 
 
 class HeadLink:
@@ -26,23 +28,63 @@ class HeadLink:
         self.pending = Pending()
         self._lock = trio.Lock()
         self.reconnects = 0  # times this link came back after losing the head (and claimed)
+        self._long_waits = 0
+        self.timeout = REQUEST_TIMEOUT
 
     async def attach(self, channel: Channel) -> None:
         """Use an already connected channel (the driver connects during start-up)."""
         self.channel = channel
         self.rt.nursery.start_soon(self._read, channel)
+        self.rt.nursery.start_soon(self._watch, channel)
 
-    async def request(self, make: Callable[[int], Any], sent: trio.Event | None = None) -> Any:
-        """Send ``make(req)`` and return the head's reply. Raises ConnectionError.
+    async def request(self, make: Callable[[int], Any], sent: trio.Event | None = None, *, long: bool = False) -> Any:
+        """Send ``make(req)`` and return the head's reply. Cancellable.
 
         ``sent`` is set as soon as the request is written (requests keep their order).
+        The head has REQUEST_TIMEOUT seconds to answer; a ``long`` request, answered only
+        once something happens (an actor is ALIVE, a placement group placed), waits as long
+        as the head answers pings instead.
+
+        Raises ConnectionError, naming the head's address: it cannot be reached, its
+        connection closed, or it answered nothing in time (a hung head).
         """
         channel = await self._connected()
-        req = self.pending.new()
-        channel.send_nowait(make(req))
+        pending = self.pending
+        req = pending.new()
+        try:
+            channel.send_nowait(make(req))
+        except trio.ClosedResourceError as exc:
+            raise ConnectionError(f"lost the connection to the head at {self._address()}: {exc}") from exc
         if sent is not None:
             sent.set()
-        return await self.pending.wait(req)
+        if long:
+            self._long_waits += 1
+            try:
+                return await pending.wait(req)
+            finally:
+                self._long_waits -= 1
+        with trio.move_on_after(self.timeout):
+            return await pending.wait(req)
+        raise ConnectionError(f"the head at {self._address()} did not answer within {self.timeout:g}s (is it hung?)")
+
+    def _address(self) -> str:
+        return self.rt.identity.head_address or "(unknown)"
+
+    async def _watch(self, channel: Channel) -> None:
+        """While long waits are pending on ``channel``, ping the head; if it stops answering,
+        fail them and close the channel (a hung head must not hang its callers for ever)."""
+        every = PING_EVERY
+        while not channel.closed:
+            await trio.sleep(every)
+            if not self._long_waits or channel is not self.channel or channel.closed:
+                continue
+            try:
+                await self.request(lambda req: ClusterInfoRequest(req=req))
+            except ConnectionError as exc:
+                log.warning("giving up on the head: %s", exc)
+                self.pending.fail_all(ConnectionError(f"the head at {self._address()} stopped answering: {exc}"))
+                await channel.aclose()
+                return
 
     async def cluster(self) -> ClusterInfoReply:
         return await self.request(lambda req: ClusterInfoRequest(req=req))  # type: ignore[no-any-return]
@@ -71,7 +113,7 @@ class HeadLink:
                 elif getattr(message, "req", None) is not None:
                     pending.resolve(message.req, message)
         finally:
-            pending.fail_all(ConnectionError("lost the connection to the head"))
+            pending.fail_all(ConnectionError(f"lost the connection to the head at {self._address()}"))
             await channel.aclose()
             if channel is self.channel and not self.rt.closed:
                 self.rt.nursery.start_soon(self._come_back)

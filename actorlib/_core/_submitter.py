@@ -312,7 +312,8 @@ class TaskSubmitter:
         """The node of the queue's bundle once its placement group exists (None: it never will)."""
         assert queue.group is not None
         pg_id, index = queue.group
-        reply = await self.rt.head.request(lambda req: WaitPlacementGroup(req=req, pg_id=pg_id))
+        # Answered once the group is placed (or removed): as long as that takes.
+        reply = await self.rt.head.request(lambda req: WaitPlacementGroup(req=req, pg_id=pg_id), long=True)
         view = reply.view
         message = ""
         if view is None or view.state == "REMOVED":

@@ -65,6 +65,7 @@ class HeadLink:
         self._started = False
         # Ends of job entrypoints that happened while the head was away: told when it is back.
         self._unsent: dict[str, EntrypointState] = {}
+        self._heard = 0.0  # when the head last said anything
 
     # ---- the Registry interface (NodeService calls these) -------------------------------
 
@@ -125,7 +126,7 @@ class HeadLink:
                     nursery.start_soon(self._beat, channel, period)
                     await self._serve(channel, nursery)
             except* (ConnectionError, EOFError, ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
-                # ConnectionError: ConnectionFailed (AuthenticationError too) or a refusal
+                # ConnectionError: ConnectionFailed (AuthenticationError too), a refusal, or silence
                 log.warning("lost the head at %s: %s", self.head_address, group.exceptions[0])
             finally:
                 self._pending.fail_all(ConnectionError("lost the head"))
@@ -133,7 +134,7 @@ class HeadLink:
                 self._channel = None
             now = trio.current_time()
             if lost_at is None:
-                lost_at = now
+                lost_at = self._heard  # lost when it last said something (a hung head: when it fell silent)
             if now - lost_at > self.grace:
                 raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s")
             await trio.sleep(RECONNECT_EVERY)
@@ -149,7 +150,7 @@ class HeadLink:
         channel.send_nowait(
             RegisterNode(req=0, node=service.view(), actors=hosted, groups=service.groups(), entrypoints=entrypoints)
         )
-        reply = await channel.receive()
+        reply = await self._receive(channel)
         if not isinstance(reply, NodeRegistered) or reply.error:
             raise ConnectionError(f"the head refused this node: {getattr(reply, 'error', reply)}")
         log.info("node %s registered with the head at %s", _ids.short(service.node_id), self.head_address)
@@ -168,9 +169,18 @@ class HeadLink:
                 )
             await trio.sleep(period)
 
+    async def _receive(self, channel: Channel) -> Any:
+        """The head's next message. It answers every heartbeat, so ``grace`` seconds of silence
+        mean a hung head: raises ConnectionError (and the node fences itself as for a lost one)."""
+        with trio.move_on_after(self.grace):
+            message = await channel.receive()
+            self._heard = trio.current_time()
+            return message
+        raise ConnectionError(f"the head at {self.head_address} said nothing for {self.grace:g}s")
+
     async def _serve(self, channel: Channel, nursery: trio.Nursery) -> None:
         while True:
-            message = await channel.receive()
+            message = await self._receive(channel)
             service = self.service
             if isinstance(message, ClusterView):
                 self.cluster = message.nodes
