@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Callable, Iterable
@@ -18,6 +19,8 @@ from ._intensity import Intensity
 from ._policy import Restart, Strategy, needs_restart, plan_exit
 from ._snapshot import ChildInfo, IntensityUse
 from ._spec import ChildSpec
+
+log = logging.getLogger("supervisors")
 
 AutoShutdown = Literal["never", "any_significant", "all_significant"]
 _LIVE = ("starting", "running", "restarting")
@@ -96,6 +99,14 @@ class Supervisor:
 
     A Supervisor runs once (:meth:`run`); to restart one under a parent, give
     the parent a spec that builds a new one (:func:`supervisor_spec`).
+
+    ``on_event(event)`` is called with each :class:`Event` as it happens, on the
+    supervisor's Trio thread, synchronously, inside its decision loop (child
+    supervisors without their own listener use their parent's). A listener must
+    be quick and must not block; it may schedule work (start a task, set an
+    event). An exception it raises is logged (logger ``supervisors``) and
+    contained: the supervisor's decisions never depend on its listeners, so a
+    bug in bookkeeping cannot crash the tree it watches.
     """
 
     def __init__(
@@ -456,8 +467,13 @@ class Supervisor:
         self._emit_path(type, f"{self.path}/{slot.spec.id}", pid=pid, exit=exit, delay=delay)
 
     def _emit_path(self, type: str, path: str, **fields: Any) -> None:
-        if self.on_event is not None:
-            self.on_event(Event(type=type, path=path, **fields))
+        listener = self.on_event
+        if listener is None:
+            return
+        try:
+            listener(Event(type=type, path=path, **fields))
+        except Exception:  # the listener's bug, not the tree's: log it and carry on
+            log.exception("supervisor %r: the on_event listener failed on %r for %s", self.path, type, path)
 
 
 class SupervisorChild:

@@ -268,3 +268,22 @@ async def test_snapshot_shows_the_nested_tree(autojump_clock):
         (leaf,) = inner_info.children
         assert (leaf.path, leaf.state, leaf.kind) == ("root/inner/leaf", "running", "task")
         assert snap.intensity.max_restarts == 5
+
+
+async def test_a_failing_event_listener_is_logged_and_contained(autojump_clock, caplog):
+    j = Journal()
+    seen: list[str] = []
+
+    def buggy(event) -> None:
+        seen.append(event.type)
+        raise KeyError("bookkeeping bug")
+
+    async with open_supervisor([j.spec("a")], on_event=buggy, **NO_BACKOFF) as sup:
+        j.kill("a")  # exited, restarting, started: each event's listener raises
+        await j.wait_running("a")
+        await j.wait_logged(("stop", "a"), ("start", "a"))
+        assert sup.state == "running"
+        assert {c.id: c.restarts for c in sup.snapshot().children} == {"a": 1}
+    assert {"exited", "restarting", "started"} <= set(seen)
+    failures = [r for r in caplog.records if r.name == "supervisors" and "on_event listener failed" in r.getMessage()]
+    assert failures and "KeyError" in failures[0].exc_text
