@@ -26,12 +26,12 @@ class InitContext:
     def __init__(self, runtime: Runtime) -> None:
         ident = runtime.identity
         self.address_info = {
-            "address": getattr(runtime, "head_address", ""),
+            "address": ident.head_address,
             "session_dir": str(ident.session_dir),
             "node_id": ident.node_id.hex(),
             "job_id": ident.job_id,
         }
-        self.dashboard_url = getattr(runtime, "dashboard_url", None) or None  # init(include_dashboard=True)
+        self.dashboard_url = ident.dashboard_url or None  # init(include_dashboard=True)
 
     def __enter__(self) -> InitContext:
         return self
@@ -220,11 +220,13 @@ def put(value: Any) -> ObjectRef:
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task producing ``object_ref``: a queued task never runs; a running one is
     interrupted (``force``: its worker is killed). ``get`` then raises TaskCancelledError.
-    Cancelled tasks are not retried. Only the submitting process can cancel."""
+    ``recursive`` (Ray's default): the tasks it submitted are cancelled too (with ``force``
+    they die with its worker, which held their leases). Cancelled tasks are not retried.
+    Only the submitting process can cancel."""
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
     runtime = current()
-    runtime.soon(runtime.submitter.cancel, object_ref.task_id(), force)
+    runtime.soon(runtime.submitter.cancel, object_ref.task_id(), force, bool(recursive))
 
 
 def nodes() -> list[dict[str, Any]]:

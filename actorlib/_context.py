@@ -39,7 +39,7 @@ class RuntimeContext:
 
     def get_actor_id(self) -> str | None:
         """The actor's id in an actor process, else None."""
-        actor_id = getattr(self._runtime, "actor_id", None)
+        actor_id = self._runtime.identity.actor_id
         return actor_id.hex() if actor_id else None
 
     @property
@@ -92,7 +92,7 @@ def _assigned_gpus(runtime: Runtime) -> list[str]:
     task = executor.current
     if task is not None:
         return list(task.gpu_ids)
-    if getattr(runtime, "actor_id", None):  # an actor's GPUs are fixed for its process's life
+    if runtime.identity.actor_id:  # an actor's GPUs are fixed for its process's life
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         return [gpu for gpu in visible.split(",") if gpu]
     return []

@@ -224,4 +224,4 @@ def caller_group(runtime: Any) -> tuple[bytes, bool]:
     task = executor.current if executor is not None else None
     if task is not None:
         return task.placement_group, task.capture_child_tasks
-    return getattr(runtime, "placement_group", b""), getattr(runtime, "capture_child_tasks", False)
+    return runtime.identity.placement_group, runtime.identity.capture_child_tasks  # an actor's, or none

@@ -43,6 +43,13 @@ def sleep(seconds):
     time.sleep(seconds)
 
 
+@actorlib.remote
+def fan_out(seconds):
+    """Waits on two tasks of its own: cancelling it cancels them too (recursive, Ray's default)."""
+    children = [sleep.options(num_cpus=0).remote(seconds) for _ in range(2)]
+    return actorlib.get(children)
+
+
 def main() -> None:
     actorlib.init(num_cpus=2)
 
@@ -76,6 +83,14 @@ def main() -> None:
         actorlib.get(ref)
     except TaskCancelledError:
         print("cancelled the running task")
+
+    parent = fan_out.remote(60)
+    time.sleep(0.5)  # let it submit its two tasks
+    actorlib.cancel(parent)  # recursive=True: the tasks it submitted are cancelled with it
+    try:
+        actorlib.get(parent)
+    except TaskCancelledError:
+        print("cancelled a task and the tasks it submitted")
     actorlib.shutdown()
 
 

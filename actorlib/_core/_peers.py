@@ -167,8 +167,6 @@ class Peers:
             self.rt.objects.remove_borrowers(channel)  # a borrower that is gone holds nothing
             self.rt.submitter.on_channel_lost(channel)
             self.rt.actors.on_channel_lost(channel)
-            if self.rt.executor is not None:
-                self.rt.executor.on_channel_lost(channel)
             pending = self._pending.pop(channel, None)
             if pending is not None:
                 pending.fail_all(ConnectionError(f"lost the connection to {channel.peer}"))
@@ -181,7 +179,7 @@ class Peers:
         elif kind is ObjectReply:
             self._pending_for(channel).resolve(message.req, message)
         elif kind is CancelTask:
-            self._executor().cancel(message.task_id, message.num_returns, channel)
+            self._executor().cancel(message.task_id, message.num_returns, channel, message.recursive)
         elif kind is GetObject:
             self._serve_object(channel, message)
         elif kind is CallActor:

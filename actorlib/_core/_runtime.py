@@ -66,6 +66,12 @@ class Identity:
     head_address: str = ""
     store_public: str = ""  # the node store's full address (with TCP), for readers on other nodes
     env: dict[str, str] = field(default_factory=dict)
+    # An actor's process: which actor it hosts, and the placement group its tasks and actors
+    # go into by default (set once, when the actor is created in it).
+    actor_id: bytes = b""
+    placement_group: bytes = b""
+    capture_child_tasks: bool = False
+    dashboard_url: str = ""  # a driver's embedded cluster with a dashboard: where it is
 
     @property
     def peer_name(self) -> str:
@@ -218,7 +224,13 @@ class Runtime:
     # ---- tasks -------------------------------------------------------------
 
     def submit(self, spec: TaskSpec | CallSpec) -> None:
-        """Queue a task or actor call for submission; never blocks."""
+        """Queue a task or actor call for submission; never blocks. (A task submitted by a
+        task running here records it as its parent: cancelling that one recursively
+        cancels this one.)"""
+        if type(spec) is TaskSpec and self.executor is not None:
+            running = self.executor.current
+            if running is not None:
+                spec.parent = running.task_id
         self._submissions.append(spec)
         if not self._drain_scheduled:
             self._drain_scheduled = True
@@ -300,7 +312,7 @@ class Runtime:
         deadline = None if timeout is None else time.monotonic() + timeout
         entries = [self.entry_for(ref) for ref in refs]
         waiter = self.objects.wait_many(entries)
-        if waiter is not None and not self._block(waiter, timeout):
+        if waiter is not None and not self.block(waiter, timeout):
             self.objects.unwait([ref.binary() for ref in refs], waiter)
             missing = sum(entry.value is None for entry in entries)
             raise GetTimeoutError(f"get() timed out after {timeout}s: {missing} of {len(refs)} objects not ready")
@@ -358,7 +370,9 @@ class Runtime:
             if self.blocked_hook is not None:
                 self.blocked_hook(False)
 
-    def _block(self, waiter: ThreadWaiter, timeout: float | None) -> bool:
+    def block(self, waiter: ThreadWaiter, timeout: float | None) -> bool:
+        """(A user thread.) Wait for ``waiter`` (False: timed out). A worker tells its node
+        it is blocked meanwhile, so the node lends its CPUs (nested work cannot deadlock)."""
         if self.blocked_hook is not None:
             self.blocked_hook(True)
         try:
@@ -417,7 +431,7 @@ class Runtime:
             self.call(self._recover_async, ref.binary(), value)
             waiter = self.objects.wait_many([entry])
             timeout = None if deadline is None else deadline - time.monotonic()
-            if waiter is not None and not self._block(waiter, timeout):
+            if waiter is not None and not self.block(waiter, timeout):
                 self.objects.unwait([ref.binary()], waiter)
                 raise GetTimeoutError(f"get() timed out after recomputing lost object {ref.hex()}")
         return self.value_of(ref, entry)

@@ -152,7 +152,7 @@ class ObjectRefGenerator:
                 return self._take()
             if state == "end":
                 raise StopIteration
-            waiter.wait(None)
+            self._runtime.block(waiter, None)  # a worker waiting for items lends its CPUs
 
     def __aiter__(self) -> ObjectRefGenerator:
         return self

@@ -52,7 +52,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture", "nested",
+        "strategy", "group", "capture", "nested", "parent",
     )  # fmt: skip
 
     def __init__(
@@ -98,6 +98,7 @@ class TaskSpec:
         self.lease: _Lease | None = None
         self.slow = False  # counted in its lease's ``slow``
         self.cancelled = False
+        self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
 
 
 class _Queue:
@@ -586,8 +587,18 @@ class TaskSubmitter:
 
     # ---- cancellation --------------------------------------------------------------
 
-    def cancel(self, task_id: bytes, force: bool) -> None:
-        """Cancel a task this process submitted: drop it if queued, interrupt it if running."""
+    def cancel_children(self, parent: bytes) -> None:
+        """Cancel (recursively) every task this process submitted while running task ``parent``."""
+        children = [spec.task_id for spec in self._waiting.values() if spec.parent == parent]
+        children += [spec.task_id for queue in self._queues.values() for spec in queue.tasks if spec.parent == parent]
+        children += [spec.task_id for spec in self._running.values() if spec.parent == parent]
+        for task_id in children:
+            self.cancel(task_id, force=False, recursive=True)
+
+    def cancel(self, task_id: bytes, force: bool, recursive: bool = False) -> None:
+        """Cancel a task this process submitted: drop it if queued, interrupt it if running
+        (``recursive``: the tasks it submitted are cancelled too, by the worker running it;
+        ``force`` kills that worker, and with it the leases of everything it submitted)."""
         cancelled = [box_system(TaskCancelledError("the task was cancelled before it ran"))]
         spec = self._waiting.pop(task_id, None)
         if spec is not None:
@@ -609,12 +620,12 @@ class TaskSubmitter:
                 lease.queue.leases.remove(lease)  # push nothing more to a worker about to die
             self._send_node(lease, ReturnLease(lease_id=lease.lease_id, kill=True))
         else:
-            self.rt.nursery.start_soon(self._send_cancel, spec.lease.core, task_id, spec.num_returns)
+            self.rt.nursery.start_soon(self._send_cancel, spec.lease.core, task_id, spec.num_returns, recursive)
 
-    async def _send_cancel(self, address: str, task_id: bytes, num_returns: int) -> None:
+    async def _send_cancel(self, address: str, task_id: bytes, num_returns: int, recursive: bool) -> None:
         try:
             channel = await self.rt.peers.channel_to(address)
-            channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns))
+            channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns, recursive=recursive))
         except (ConnectionFailed, trio.ClosedResourceError):
             pass  # the worker is gone: the task fails (and is not retried) when its channel closes
 

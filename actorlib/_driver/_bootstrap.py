@@ -18,10 +18,12 @@ from .._runtime_env import check_runtime_env, env_of
 from .._session import sessions_root
 from .._wire import (
     AuthenticationError,
+    Channel,
     ConnectionFailed,
     DriverRegistered,
     HeadMessage,
     LogBatch,
+    NodeView,
     RegisterDriver,
     SubscribeLogs,
     is_unix,
@@ -42,21 +44,20 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.address is None:
         cluster = await start_local_cluster(runtime.nursery, options)
         runtime.on_teardown.append(cluster.stop)
-        runtime.dashboard_url = cluster.dashboard_url  # type: ignore[attr-defined]
+        ident.dashboard_url = cluster.dashboard_url or ""
         found = Found(cluster.head_address, read_token(cluster.session / "token"), cluster.session)
     else:
         found = find(options.address)
     session = found.session or _scratch_session(runtime)
     ident.session_dir = session
     ident.token = found.token
-    runtime.head_address = found.head  # type: ignore[attr-defined]
+    ident.head_address = found.head
     try:
         channel = await runtime.connect(found.head, HeadMessage)
     except AuthenticationError as exc:
         raise ConnectionError(f"the cluster at {found.head} refused this driver: {exc}") from None
     except ConnectionFailed as exc:
         raise ConnectionError(f"cannot reach the actorlib cluster at {found.head}: {exc}") from None
-    ident.head_address = found.head
     await runtime.head.attach(channel)
     ident.env = env_of(await upload(runtime, _job_runtime_env(options)))
     entrypoint = " ".join(sys.argv)[:200]
@@ -104,16 +105,16 @@ def _job_runtime_env(options: InitOptions) -> dict[str, object]:
     return merge_runtime_env(job, options.runtime_env)
 
 
-def _tcp_ip(channel: object, node: object) -> str | None:
+def _tcp_ip(channel: Channel, node: NodeView) -> str | None:
     """The IP to listen on, in a multi-node cluster (None in a single-node one)."""
-    if all(is_unix(part) for part in parts(node.address)):  # type: ignore[attr-defined]
+    if all(is_unix(part) for part in parts(node.address)):
         return None
     sock = getattr(getattr(channel, "stream", None), "socket", None)
     try:
         local = sock.getsockname() if sock is not None else None
     except OSError:
         local = None
-    return local[0] if isinstance(local, tuple) else node.ip  # type: ignore[attr-defined]
+    return local[0] if isinstance(local, tuple) else node.ip
 
 
 def _scratch_session(runtime: Runtime) -> Path:

@@ -58,8 +58,9 @@ def _embedded() -> tuple[str, Path] | None:
     from .. import _core
 
     runtime = _core._runtime._current
-    url = getattr(runtime, "dashboard_url", "") if runtime is not None and not runtime.closed else ""
-    return (url, runtime.identity.session_dir) if url else None  # type: ignore[union-attr]
+    if runtime is None or runtime.closed or not runtime.identity.dashboard_url:
+        return None
+    return runtime.identity.dashboard_url, runtime.identity.session_dir
 
 
 def _session_serving(url: str) -> Path | None:

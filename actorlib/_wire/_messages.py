@@ -261,10 +261,12 @@ class PushTask(Msg, tag="push"):
 
 
 class CancelTask(Msg, tag="cancel"):
-    """Owner to worker (core socket): interrupt this task if running, else answer at once."""
+    """Owner to worker (core socket): interrupt this task if running, else answer at once;
+    ``recursive``: cancel the tasks it submitted too."""
 
     task_id: bytes
     num_returns: int = 1
+    recursive: bool = False
 
 
 class GetObject(Msg, tag="get"):
@@ -638,10 +640,14 @@ class KillActor(Msg, tag="kill"):
 
 
 class ListActors(Msg, tag="list_actors"):
+    """Anyone to head: every actor it knows (answered ActorList). For inspection (issue 11)."""
+
     req: int
 
 
 class ActorList(Msg, tag="actor_list"):
+    """Head to asker: the live actors, then the dead ones it still remembers (oldest first)."""
+
     req: int
     actors: list[ActorView]
 

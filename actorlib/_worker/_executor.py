@@ -144,11 +144,12 @@ class Executor:
 
     def _become_actor(self, message: InitActor, channel: Any) -> bool:
         spec = message.spec
-        self.rt.identity.job_id = spec.job_id
-        self.rt.identity.namespace = spec.job_namespace or spec.namespace
-        self.rt.actor_id = spec.actor_id  # type: ignore[attr-defined]
-        self.rt.placement_group = spec.placement_group  # type: ignore[attr-defined]
-        self.rt.capture_child_tasks = spec.capture_child_tasks  # type: ignore[attr-defined]
+        ident = self.rt.identity
+        ident.job_id = spec.job_id
+        ident.namespace = spec.job_namespace or spec.namespace
+        ident.actor_id = spec.actor_id
+        ident.placement_group = spec.placement_group
+        ident.capture_child_tasks = spec.capture_child_tasks
         self._mark_output(spec.job_id, spec.class_name)
         set_title(spec.class_name)
         try:
@@ -165,14 +166,19 @@ class Executor:
 
     # ---- the runtime thread: cancellation -------------------------------------------------
 
-    def cancel(self, task_id: bytes, num_returns: int, channel: Any) -> None:
-        """Interrupt the task if it runs; else answer now and skip it if it arrives later."""
+    def cancel(self, task_id: bytes, num_returns: int, channel: Any, recursive: bool = False) -> None:
+        """Interrupt the task if it runs (``recursive``: and cancel the tasks it submitted);
+        else answer now and skip it if it arrives later."""
         with self._lock:
             self._remember_cancel(task_id)
             current = self.current
-            if current is not None and current.task_id == task_id:
+            running = current is not None and current.task_id == task_id
+            if running:
                 self.rt.nursery.start_soon(self._interrupt, task_id)
-                return
+        if running:
+            if recursive:
+                self.rt.submitter.cancel_children(task_id)
+            return
         error = box_system(TaskCancelledError("the task was cancelled before it ran"))
         Reply(self.rt, channel, task_id).done([error] * num_returns)
 
@@ -198,9 +204,6 @@ class Executor:
         self._cancel_order.append(task_id)
         if len(self._cancel_order) > REMEMBERED_CANCELS:
             self._cancelled.discard(self._cancel_order.popleft())
-
-    def on_channel_lost(self, channel: Any) -> None:
-        pass
 
     def _mark_output(self, job_id: str, name: str) -> None:
         label = (job_id, name)

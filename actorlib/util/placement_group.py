@@ -160,7 +160,7 @@ def get_current_placement_group() -> PlacementGroup | None:
     runtime = current()
     executor = runtime.executor
     task = executor.current if executor is not None else None
-    pg_id = task.placement_group if task is not None else getattr(runtime, "placement_group", b"")
+    pg_id = task.placement_group if task is not None else runtime.identity.placement_group
     return PlacementGroup(pg_id) if pg_id else None
 
 

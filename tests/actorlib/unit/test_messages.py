@@ -166,8 +166,8 @@ def test_an_older_sender_without_a_trailing_defaulted_field_still_decodes() -> N
 
 
 def test_a_newer_sender_with_an_extra_trailing_field_still_decodes() -> None:
-    new = msgspec.msgpack.encode(["cancel", b"task", 2, "a field from the future"])
-    assert DECODERS["CoreMessage"].decode(new) == m.CancelTask(task_id=b"task", num_returns=2)
+    new = msgspec.msgpack.encode(["cancel", b"task", 2, True, "a field from the future"])
+    assert DECODERS["CoreMessage"].decode(new) == m.CancelTask(task_id=b"task", num_returns=2, recursive=True)
 
 
 # ---- refusals --------------------------------------------------------------------------
