@@ -43,7 +43,7 @@ class Short:
 
 
 def head_process() -> psutil.Process:
-    return next(p for p in psutil.Process().children(recursive=True) if "actorlib._head" in " ".join(p.cmdline()))
+    return next(p for p in psutil.Process().children(recursive=True) if " ".join(p.cmdline()).startswith(("actorlib::head", "actorlib._head")))
 
 
 def listed() -> tuple[int, int]:

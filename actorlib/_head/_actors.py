@@ -306,6 +306,7 @@ class ActorDirectory:
         parked = self._parked.get(record.spec.placement_group) if record.spec is not None else None
         if parked is not None and record in parked:
             parked.remove(record)
+        self._waiting.pop(actor_id, None)  # (for a node the autoscaler would add)
         self._dead.add(actor_id, msgspec.structs.replace(view, methods={}, address=""))
 
     # ---- after a head restart -------------------------------------------------------------

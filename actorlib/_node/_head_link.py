@@ -66,6 +66,7 @@ class HeadLink:
         # Ends of job entrypoints that happened while the head was away: told when it is back.
         self._unsent: dict[str, EntrypointState] = {}
         self._heard = 0.0  # when the head last said anything
+        self._silent = False  # the last connection ended in silence (a hung head)
 
     # ---- the Registry interface (NodeService calls these) -------------------------------
 
@@ -133,8 +134,8 @@ class HeadLink:
                 self._pending = Pending()
                 self._channel = None
             now = trio.current_time()
-            if lost_at is None:
-                lost_at = self._heard  # lost when it last said something (a hung head: when it fell silent)
+            if lost_at is None:  # a head that fell silent was lost when it did; a closed one, now
+                lost_at = self._heard if self._silent else now
             if now - lost_at > self.grace:
                 raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s")
             await trio.sleep(RECONNECT_EVERY)
@@ -175,7 +176,9 @@ class HeadLink:
         with trio.move_on_after(self.grace):
             message = await channel.receive()
             self._heard = trio.current_time()
+            self._silent = False
             return message
+        self._silent = True
         raise ConnectionError(f"the head at {self.head_address} said nothing for {self.grace:g}s")
 
     async def _serve(self, channel: Channel, nursery: trio.Nursery) -> None:

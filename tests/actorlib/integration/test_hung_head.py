@@ -30,7 +30,7 @@ def frozen_head(fresh_cluster, monkeypatch) -> Iterator[str]:
     monkeypatch.setattr(_channel, "HANDSHAKE_TIMEOUT", 1.0)
     monkeypatch.setattr(_actors, "HEAD_RECONNECT_GRACE", 2.0)
     fresh_cluster(num_cpus=1)
-    (head,) = [p for p in psutil.Process().children() if "actorlib._head" in " ".join(p.cmdline())]
+    (head,) = [p for p in psutil.Process().children() if " ".join(p.cmdline()).startswith(("actorlib::head", "actorlib._head"))]
     yield head.pid, current().identity.head_address
     head.send_signal(signal.SIGCONT)
 
