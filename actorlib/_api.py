@@ -144,16 +144,18 @@ def wait(
     ``ready`` has at most ``num_returns`` refs.
     """
     runtime = current()
-    refs = _unique_refs(object_refs)
+    checked = type(object_refs) is NotReady and object_refs.checked
+    refs = object_refs if checked else _unique_refs(object_refs)
     if not isinstance(num_returns, int) or not 0 <= num_returns <= len(refs):
         raise ValueError(f"num_returns must be between 0 and {len(refs)} (the number of refs), got {num_returns!r}")
-    ready, rest = runtime.wait(refs, num_returns, _timeout(timeout))
+    ready, rest = runtime.wait(refs, num_returns, _timeout(timeout), fresh=not checked)
     return ready, NotReady(rest)
 
 
 class NotReady(list):  # type: ignore[type-arg]
     """The not-ready refs wait() returns: a plain list, except that it remembers that
-    wait() checked it (ObjectRefs only, none twice) until something is put into it.
+    wait() checked it (ObjectRefs only, none twice, their borrowed objects being
+    fetched) until something is put into it.
 
     Checking costs a hash per ref, which ``while pending: ready, pending = wait(pending)``
     would pay on every call (quadratic in all); passed back unchanged, it is not
@@ -198,9 +200,7 @@ class NotReady(list):  # type: ignore[type-arg]
 
 
 def _unique_refs(refs: Any) -> list[ObjectRef]:
-    """``refs`` checked for wait(): ObjectRefs, none twice (unless wait() made it so)."""
-    if type(refs) is NotReady and refs.checked:
-        return refs
+    """``refs`` checked for wait(): ObjectRefs, none twice."""
     checked = _ref_list(refs, "wait")
     if len(set(map(_ID, checked))) != len(checked):
         raise ValueError("wait() was given the same ObjectRef more than once")

@@ -123,6 +123,12 @@ class ObjectTable:
         # again by collect() once that wait is over (completed, timed out or cancelled).
         self._recheck: deque[bytes] = deque()
         self._watchers: tuple[CompletionWatcher, ...] = ()
+        # Ids of the entries that have a value: wait() finds the ready among its refs with C
+        # loops over this set, not a Python loop over entries (read without the lock: set
+        # lookups are atomic, and an id is added only once its value is set).
+        self.ready: set[bytes] = set()
+        self.known = self._entries.keys()  # a live view of every id in the table
+        self.completions = 0  # values set so far: a wait that saw none new need not look again
         self._borrowed_by: dict[Any, set[bytes]] = {}  # owned objects each borrower channel holds
         self.on_free: Callable[[list[Stored]], None] = lambda stored: None
         # (owner address, object id) of borrowed objects: no longer held here / passed on uncounted
@@ -142,6 +148,8 @@ class ObjectTable:
             if entry is None:
                 entry = self._entries[object_id] = Entry(owned, owner)
                 entry.value = value
+                if value is not None:
+                    self.ready.add(object_id)
             entry.count += 1
             return entry
 
@@ -159,6 +167,8 @@ class ObjectTable:
             if entry is None or entry.value is not None:
                 return False
             entry.value = value
+            self.ready.add(object_id)
+            self.completions += 1
             waiters, entry.waiters = entry.waiters, None
             if waiters and entry.count <= 0:
                 self._recheck.append(object_id)  # only its waiters kept it: free it now
@@ -239,6 +249,8 @@ class ObjectTable:
             if entry is None or entry.value is not old:
                 return False
             entry.value = new
+            if new is None:
+                self.ready.discard(object_id)
             return True
 
     def mark_escaped(self, object_ids: list[bytes]) -> None:
@@ -336,6 +348,7 @@ class ObjectTable:
         if entry.count > 0 or (entry.escaped and entry.owned) or entry.waiters or entry.borrowers:
             return
         del self._entries[object_id]
+        self.ready.discard(object_id)
         if entry.owned:
             if isinstance(entry.value, Stored):
                 freed.append(entry.value)

@@ -8,6 +8,8 @@ submission queues work and wakes the loop at most once per burst, and
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 import threading
 import time
@@ -33,6 +35,8 @@ from ._streams import StreamTable
 from ._submitter import TaskSpec, TaskSubmitter
 
 _current: Runtime | None = None
+_ID = operator.attrgetter("_id")
+_OWNER = operator.attrgetter("_owner")
 TICK = 0.05
 LOST_RETRIES = 5  # times get() recomputes or refetches a value lost with its node
 
@@ -318,53 +322,64 @@ class Runtime:
             raise GetTimeoutError(f"get() timed out after {timeout}s: {missing} of {len(refs)} objects not ready")
         return [self._value_recovering(ref, entry, deadline) for ref, entry in zip(refs, entries)]
 
-    def wait(self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list[Any], list[Any]]:
+    def wait(
+        self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None, *, fresh: bool = True
+    ) -> tuple[list[Any], list[Any]]:
         """Ray's wait: the first ``num_returns`` ready refs (in input order) and the rest.
 
-        Costs what it looks at: refs are checked in order until ``num_returns`` are found
-        ready, and only a wait that must block looks at all of them (then sleeps on one
-        watcher, not one waiter per ref), so ``while pending: ready, pending = wait(pending)``
-        stays linear in practice and leaves nothing behind.
+        Refs are checked in order, in C loops over the table's set of ready ids, until
+        ``num_returns`` are found; a wait that must block sleeps on one watcher, not one
+        waiter per ref, so ``while pending: ready, pending = wait(pending)`` costs little
+        per call and leaves nothing behind. ``fresh=False``: ``refs`` is (part of) a list
+        an earlier wait() returned, whose borrowed objects are being fetched already.
         """
+        if fresh:
+            self._start_fetches(refs)
+        seen = self.objects.completions
         found = self._ready_indexes(refs, num_returns)
         if len(found) < num_returns and timeout != 0:
-            found = self._wait_ready(refs, num_returns, timeout)
+            found = self._wait_ready(refs, num_returns, timeout, found, seen)
         return _split(refs, found)
 
     def _ready_indexes(self, refs: Sequence[ObjectRef], want: int) -> list[int]:
         """Indexes of the first ``want`` refs whose value is known; looks no further.
-        (Starts fetching the borrowed objects it looks at.)"""
-        found: list[int] = []
+        (C loops over the table's set of ready ids: no Python code runs per ref.)"""
         if want <= 0:
-            return found
-        lookup = self.objects.get
-        for index, ref in enumerate(refs):
-            entry = lookup(ref._id)
-            if entry is None or (entry.value is None and not entry.owned and not entry.fetching):
-                entry = self.entry_for(ref)
-            if entry.value is not None:
-                found.append(index)
-                if len(found) == want:
-                    break
-        return found
+            return []
+        hits = itertools.compress(itertools.count(), map(self.objects.ready.__contains__, map(_ID, refs)))
+        return list(itertools.islice(hits, want))
 
-    def _wait_ready(self, refs: Sequence[ObjectRef], want: int, timeout: float | None) -> list[int]:
+    def _start_fetches(self, refs: Sequence[ObjectRef]) -> None:
+        """Before blocking on ``refs``: ask the owners of the borrowed ones for them (and know
+        the ones from an earlier runtime). Refs this process owns need nothing: checked first,
+        in C loops, so the common case costs no Python code per ref."""
+        own = self.identity.address
+        if all(map(own.__eq__, map(_OWNER, refs))) and all(map(self.objects.known.__contains__, map(_ID, refs))):
+            return
+        for ref in refs:
+            self.entry_for(ref)
+
+    def _wait_ready(
+        self, refs: Sequence[ObjectRef], want: int, timeout: float | None, found: list[int], seen: int
+    ) -> list[int]:
+        """Block until ``want`` refs are ready (or ``timeout``). ``found``: those ready when
+        ``seen`` values had been set; looked for again only once more are."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        watcher = self.objects.watch()
+        watcher = self.objects.watch()  # from here, no completion is missed
         if self.blocked_hook is not None:
             self.blocked_hook(True)
         try:
-            seen = -1
+            woken = False
             while True:
-                found = self._ready_indexes(refs, want)  # after watch(): no completion is missed
+                if self.objects.completions != seen:  # something completed: look again
+                    seen, before = self.objects.completions, len(found)
+                    found = self._ready_indexes(refs, want)
+                    if woken and len(found) == before and watcher.ids is None:
+                        watcher.ids = frozenset(map(_ID, refs))  # woken for others' objects: only ours now
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if len(found) >= want or (remaining is not None and remaining <= 0):
                     return found
-                if len(found) == seen and watcher.ids is None:
-                    # Woken by objects that are not ours: from now on, only ours wake us.
-                    watcher.ids = frozenset(ref._id for ref in refs)
-                seen = len(found)
-                watcher.wait(remaining)
+                woken = watcher.wait(remaining)
         finally:
             self.objects.unwatch(watcher)
             if self.blocked_hook is not None:

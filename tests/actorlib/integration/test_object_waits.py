@@ -163,3 +163,30 @@ def test_a_list_wait_returned_is_checked_again_once_changed(tmp_path):
         actorlib.wait(rest, timeout=0)
     gate.touch()
     assert len(actorlib.get(refs, timeout=30)) == 2
+
+
+@actorlib.remote
+def wait_for_all(refs: list) -> tuple[int, int]:
+    """Waits on refs it borrows (nested in its argument): their owner must be asked for them."""
+    ready, rest = actorlib.wait(refs, num_returns=len(refs), timeout=60)
+    return len(ready), len(rest)
+
+
+def test_a_task_waits_on_refs_it_borrows(tmp_path):
+    gate = tmp_path / "gate"
+    refs = [gated.remote(str(gate), 10) for _ in range(3)] + [gated.remote(str(tmp_path), 10)]
+    waiting = wait_for_all.remote(refs)
+    assert actorlib.wait([waiting], timeout=0.5) == ([], [waiting])  # three are still gated
+    gate.touch()
+    assert actorlib.get(waiting, timeout=60) == (4, 0)
+
+
+def test_a_wait_woken_by_other_objects_still_sees_its_own(tmp_path):
+    gate = tmp_path / "gate"
+    mine = gated.remote(str(gate), 10)
+    others = [gated.remote(str(tmp_path), 10) for _ in range(20)]  # complete while we wait
+    ready, rest = actorlib.wait([mine], timeout=1)
+    assert (ready, rest) == ([], [mine])
+    gate.touch()
+    assert actorlib.wait([mine], timeout=60) == ([mine], [])
+    assert len(actorlib.get(others, timeout=60)) == 20
