@@ -89,6 +89,10 @@ class ActorSubmitter:
         self._calls: dict[bytes, _Actor] = {}
         # Guards the call state: the runtime thread and, for the fast path, callers' threads.
         self._lock = threading.RLock()
+        # Calls a caller's thread handed to the runtime thread (send_now said no) that submit()
+        # has not queued yet, per actor: while any are on the way, no later call of that actor
+        # may take the fast path, or it would overtake them.
+        self._on_the_way: dict[bytes, int] = {}
         self._handle_events: deque[tuple[bytes, int, str, int, bool]] = deque()
         self._creations: deque[tuple[ActorSpec, list[ObjectRef]]] = deque()
         self._creating = False
@@ -218,6 +222,7 @@ class ActorSubmitter:
 
     def submit(self, call: CallSpec) -> None:
         with self._lock:
+            self._arrived(call.actor_id)
             actor = self._state(call.actor_id)
             if actor.dead is not None:
                 self._finish(call, actor.dead)
@@ -252,18 +257,26 @@ class ActorSubmitter:
 
     def send_now(self, call: CallSpec) -> bool:
         """On the caller's thread: send a call at once if the actor is connected and nothing
-        is queued before it (False: submit it through the runtime thread instead)."""
-        if call.deps:
-            return False
+        is queued before it (False: the caller must submit it through the runtime thread,
+        and until it arrives there, later calls of this actor take that way too)."""
         with self._lock:
             actor = self._actors.get(call.actor_id)
-            if actor is None or actor.queue or actor.dead is not None or actor.connecting:
-                return False
-            channel = actor.channel
-            if channel is None or channel.closed:
+            on_the_way = self._on_the_way
+            if (
+                call.deps or actor is None or actor.queue or actor.dead is not None or actor.connecting
+                or call.actor_id in on_the_way or actor.channel is None or actor.channel.closed
+            ):  # fmt: skip
+                on_the_way[call.actor_id] = on_the_way.get(call.actor_id, 0) + 1
                 return False
             self._send(actor, call, threadsafe=True)
         return True
+
+    def _arrived(self, actor_id: bytes) -> None:
+        left = self._on_the_way.get(actor_id, 0) - 1
+        if left > 0:
+            self._on_the_way[actor_id] = left
+        else:
+            self._on_the_way.pop(actor_id, None)
 
     def _send(self, actor: _Actor, call: CallSpec, threadsafe: bool = False) -> None:
         ident = self.rt.identity

@@ -75,6 +75,17 @@ def test_arguments_that_are_refs_keep_the_order():
     assert actorlib.get(refs) == [1, 3, 6]
 
 
+def test_calls_with_ref_arguments_are_not_overtaken_by_later_calls_on_a_connected_actor():
+    counter = Counter.remote()
+    actorlib.get(counter.add.remote(0))  # connected: calls without ref arguments take the fast path
+    refs = []
+    for i in range(1, 201):
+        argument = actorlib.put(i) if i % 2 else i  # a ref argument goes through the runtime thread
+        refs.append(counter.add.remote(argument))
+    actorlib.get(refs)
+    assert actorlib.get(counter.history.remote()) == list(range(201))
+
+
 def test_num_returns_and_errors():
     counter = Counter.remote(4)
     assert actorlib.get(counter.pair.remote()) == [4, -4]
