@@ -142,8 +142,11 @@ def cell(name: str, value: Any) -> str:
         return "-"
     if name in ("rss", "size", "object_size"):
         return size(value)
-    if name in ("start_time", "end_time", "mtime") and isinstance(value, float):
+    if name in ("start_time", "end_time", "creation_time", "mtime") and isinstance(value, float):
         import time
+
+        if not value:
+            return "-"  # not started yet
 
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
     if isinstance(value, dict):

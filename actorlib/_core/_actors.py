@@ -11,13 +11,17 @@ the head to report the actor ALIVE again — or DEAD.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .._serial import box_system
-from .._wire import ActorSpec, ActorView, CallActor, Channel, ConnectionFailed, CreateActor, ErrorValue, Inline, KillActor, StreamEnd, TaskDone, Value, WaitActor
+from .._wire import (
+    ActorSpec, ActorView, CallActor, Channel, ConnectionFailed, CreateActor, ErrorValue, Inline, KillActor, PendingTask,
+    StreamEnd, TaskDone, Value, WaitActor,
+)  # fmt: skip
 from ..exceptions import ActorDiedError
 from ._objects import CallbackWaiter
 
@@ -34,7 +38,7 @@ class CallSpec:
 
     __slots__ = (
         "call_id", "actor_id", "method", "name", "args", "deps", "return_ids", "num_returns",
-        "streaming", "attempt", "resolved", "pending", "nested",
+        "streaming", "attempt", "resolved", "pending", "nested", "created",
     )  # fmt: skip
 
     def __init__(
@@ -55,6 +59,7 @@ class CallSpec:
         self.pending = len(deps)  # arguments not yet ready
         # Refs nested in the arguments, held while the call is: the actor borrows them first.
         self.nested = nested or []
+        self.created = time.time()  # for the state API's pending calls
 
 
 class _Actor:
@@ -217,6 +222,28 @@ class ActorSubmitter:
             actor.registered.set()
             if sent is not None:
                 sent.set()
+
+    # ---- what has not started (the state API) --------------------------------------------
+
+    def pending(self, limit: int) -> tuple[list[PendingTask], int]:
+        """Up to ``limit`` calls not known to have started, and how many there are: queued
+        (for their arguments, or behind earlier calls / the actor's start) or sent to it."""
+        job_id = self.rt.identity.job_id
+        tasks: list[PendingTask] = []
+        total = 0
+        with self._lock:
+            for actor in self._actors.values():
+                total += len(actor.queue) + len(actor.inflight)
+                for call in actor.queue:
+                    state = "PENDING_ARGS_AVAIL" if call.pending else "PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY"
+                    tasks.append(PendingTask(call.call_id, call.name, job_id, actor.actor_id, state, call.created, call.attempt))
+                for call in actor.inflight.values():
+                    tasks.append(
+                        PendingTask(call.call_id, call.name, job_id, actor.actor_id, "SUBMITTED_TO_WORKER", call.created, call.attempt)
+                    )
+                if len(tasks) >= limit:
+                    break
+        return tasks[:limit], total
 
     # ---- calls ---------------------------------------------------------------------------
 

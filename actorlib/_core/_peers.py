@@ -21,6 +21,8 @@ from .._wire import (
     LeaseGranted,
     LeaseRefused,
     LogBatch,
+    PendingTasksQuery,
+    PendingTasksReply,
     NodeInfoReply,
     NodeMessage,
     ObjectReply,
@@ -104,11 +106,19 @@ class Peers:
                     link.pending.resolve(message.req, message)
                 elif isinstance(message, LogBatch):
                     self.on_logs(message)
+                elif isinstance(message, PendingTasksQuery):  # only our own node lists them: no duplicates
+                    link.channel.send_nowait(self._pending_tasks(message) if link is self.local else PendingTasksReply(req=message.req, tasks=[]))
         except ProtocolError as exc:
             log.error("closing the node connection: %s", exc)
         finally:
             link.pending.fail_all(ConnectionError("lost the connection to the node"))
             await link.channel.aclose()
+
+    def _pending_tasks(self, query: PendingTasksQuery) -> PendingTasksReply:
+        """What this process owns that has not started: its tasks, then its actor calls."""
+        tasks, total = self.rt.submitter.pending(query.limit)
+        calls, calls_total = self.rt.actors.pending(max(0, query.limit - len(tasks)))
+        return PendingTasksReply(req=query.req, tasks=tasks + calls, total=total + calls_total)
 
     async def node_request(self, make: Callable[[int], Any]) -> Any:
         """Send ``make(req)`` to the local node and return its reply."""

@@ -9,8 +9,10 @@ ones one at a time so that work spreads over every leased worker.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ import trio
 
 from .._serial import LOST_ARGUMENT, Exported, box_system, boxed_type, unbox
 from .._wire import Channel, ConnectionFailed, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
-from .._wire import CancelTask, WaitPlacementGroup, WorkerExitQuery
+from .._wire import CancelTask, PendingTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
     InfeasibleResourcesError,
     ObjectLostError,
@@ -52,7 +54,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture", "nested", "parent",
+        "strategy", "group", "capture", "nested", "parent", "created",
     )  # fmt: skip
 
     def __init__(
@@ -99,6 +101,7 @@ class TaskSpec:
         self.slow = False  # counted in its lease's ``slow``
         self.cancelled = False
         self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
+        self.created = time.time()  # for the state API's pending tasks
 
 
 class _Queue:
@@ -158,6 +161,26 @@ class TaskSubmitter:
         # store's node dies. Held (with the task's arguments) while the result is referenced.
         self._lineage: dict[bytes, TaskSpec] = {}
         self._dead_nodes: set[bytes] = set()
+
+    # ---- what has not started (the state API) --------------------------------------------
+
+    def pending(self, limit: int) -> tuple[list[PendingTask], int]:
+        """Up to ``limit`` tasks not known to have started, by state, and how many there are:
+        waiting for arguments, for a lease, or pushed to a worker (it reports them when they start)."""
+        queued = [task for queue in self._queues.values() for task in queue.tasks]
+        total = len(self._waiting) + len(queued) + len(self._running)
+        groups = (
+            (self._waiting.values(), "PENDING_ARGS_AVAIL"),
+            (queued, "PENDING_NODE_ASSIGNMENT"),
+            (self._running.values(), "SUBMITTED_TO_WORKER"),
+        )
+        job_id = self.rt.identity.job_id
+        tasks = [
+            PendingTask(spec.task_id, spec.name, job_id, b"", state, spec.created, spec.attempt)
+            for specs, state in groups
+            for spec in specs
+        ]
+        return list(itertools.islice(tasks, limit)), total
 
     # ---- submission and dependencies --------------------------------------
 

@@ -66,7 +66,7 @@ class StateService:
             return await self.tree(args.get("node", ""), _int(args.get("depth", "-1"), "depth"))
         if query.kind == "timeline":
             tasks, _ = await self._from_nodes("tasks")
-            return _state.chrome_trace(tasks)
+            return _state.chrome_trace([task for task in tasks if task.start_time])  # started ones
         if query.kind == "stats":  # each live node's running numbers (the dashboard's plots, /metrics)
             stats, partial = await self._from_nodes("stats")
             return _state.StatsResult(nodes=stats, partial=partial)
@@ -104,7 +104,7 @@ class StateService:
             else:
                 items += answer if isinstance(answer, list) else [answer]
         if kind == "tasks":
-            items.sort(key=lambda t: (t.end_time is not None, -(t.end_time or t.start_time)))
+            items = _state.merge_tasks(items)
         return items, partial
 
     async def tree(self, node_prefix: str = "", depth: int = -1) -> ClusterTree:

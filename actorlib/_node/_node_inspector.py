@@ -74,7 +74,7 @@ class NodeInspector:
         if kind == "workers":
             return _encode(self.workers(await self.tree()))
         if kind == "tasks":
-            return _encode(self.tasks())
+            return _encode(self.tasks() + await self.service.owner_tasks.pending())
         if kind == "objects":
             return _encode(self.objects())
         if kind == "logs":

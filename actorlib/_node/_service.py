@@ -26,6 +26,7 @@ from .._wire import (
     NodeInfoRequest,
     NodeMessage,
     NodeView,
+    PendingTasksReply,
     ReadLog,
     RequestLease,
     ReturnLease,
@@ -42,6 +43,7 @@ from . import _resources as res
 from ._actors import ActorHost
 from ._config import NodeConfig
 from ._node_inspector import NodeInspector
+from ._owner_tasks import OwnerTasks
 from ._entrypoints import EntrypointHost
 from ._leases import LeaseManager
 from ._logs import LogRelay
@@ -106,6 +108,7 @@ class NodeService:
         self.address = config.address  # as bound (TCP ports chosen) once running
         self.store_address = config.store_address
         self.tasks = TaskHistory(config.node_id)
+        self.owner_tasks = OwnerTasks()  # what the drivers and workers connected here have not started
         self.inspector = NodeInspector(self)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -267,10 +270,12 @@ class NodeService:
     async def _serve_channel(self, channel: Channel) -> None:
         leases = self.leases
         assert leases is not None
+        self.owner_tasks.connected(channel)
         try:
             async for message in channel:
                 self._dispatch(channel, message)
         finally:
+            self.owner_tasks.disconnected(channel)
             leases.owner_gone(channel)
             self.logs.unsubscribe(channel)
             owner = _owner_of(channel.peer)
@@ -295,6 +300,8 @@ class NodeService:
             self.pool.nursery.start_soon(self._answer_exit, channel, message)
         elif kind is TaskEvents:
             self.tasks.add(message)
+        elif kind is PendingTasksReply:
+            self.owner_tasks.reply(message)
         elif kind is ReadLog:
             self.pool.nursery.start_soon(self.inspector.stream_log, channel, message)
         elif kind is NodeInfoRequest:

@@ -13,6 +13,7 @@ from ._query import (
     check_filters,
     check_kind,
     check_limit,
+    merge_tasks,
     parse_filter,
     select,
     summarize,
@@ -44,7 +45,7 @@ from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
 
 __all__ = [
     "DEFAULT_LIMIT", "Filter", "QueryError", "by_id", "check_filters", "check_kind", "check_limit",
-    "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
+    "merge_tasks", "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
     "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
     "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
     "LATENCY_BOUNDS", "CallLatency", "LatencyHistograms", "NodeStats", "StatsResult", "merge_latency",

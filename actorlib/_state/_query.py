@@ -88,6 +88,27 @@ def by_id(kind: str, items: list[Any], ident: str) -> list[Any]:
     return exact or [item for item in items if str(getattr(item, field)).startswith(ident)]
 
 
+STARTED = frozenset({"RUNNING", "FINISHED", "FAILED"})  # what workers report; the rest comes from owners
+
+
+def merge_tasks(tasks: list[Any]) -> list[Any]:
+    """Workers' records and owners' pending ones as one listing: a task its worker reports
+    (running or done) is not also listed as pending by its owner; running and pending ones
+    first (newest first), then finished ones, most recently ended first."""
+    started = {(task.task_id, task.attempt) for task in tasks if task.state in STARTED}
+    seen: set[tuple[str, int]] = set()
+    merged = []
+    for task in tasks:
+        key = (task.task_id, task.attempt)
+        if task.state not in STARTED:
+            if key in started or key in seen:
+                continue
+            seen.add(key)
+        merged.append(task)
+    merged.sort(key=lambda t: (t.end_time is not None, -(t.end_time or t.start_time or t.creation_time or 0.0)))
+    return merged
+
+
 def summarize(kind: str, items: list[Any], partial: list[str] = []) -> Summary:
     """Counts by state and by name (function, class, or node for objects)."""
     key = SUMMARY_KEYS.get(kind)

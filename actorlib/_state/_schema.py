@@ -136,7 +136,9 @@ class ActorState(_State):
 class TaskState(_State):
     task_id: str
     name: str
-    state: str  # RUNNING | FINISHED | FAILED
+    # Ray's names: PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER and
+    # PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY (from its owner), RUNNING, FINISHED, FAILED
+    state: str
     type: str = "NORMAL_TASK"  # NORMAL_TASK | ACTOR_TASK
     job_id: str = ""
     actor_id: str = ""
@@ -148,6 +150,7 @@ class TaskState(_State):
     end_time: float | None = None
     error_message: str = ""
     traceback: str = ""  # a failed call's remote traceback (its end, if long)
+    creation_time: float | None = None  # when its owner submitted it (pending tasks)
 
 
 class JobState(_State):

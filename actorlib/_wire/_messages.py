@@ -500,6 +500,35 @@ class TaskEvents(Msg, tag="task_events"):
     running: list[TaskRecord] = []
 
 
+class PendingTask(msgspec.Struct, frozen=True, array_like=True):
+    """A task or actor call its owner has not seen start yet, and why (Ray's task states)."""
+
+    task_id: bytes
+    name: str
+    job_id: str
+    actor_id: bytes
+    state: str  # PENDING_ARGS_AVAIL | PENDING_NODE_ASSIGNMENT | SUBMITTED_TO_WORKER | PENDING_ACTOR_TASK_ORDERING_OR_CONCURRENCY
+    created: float  # wall clock, when it was submitted
+    attempt: int = 0
+
+
+class PendingTasksQuery(Msg, tag="pending_query"):
+    """Node to a driver or worker connected to it (a state query for tasks): the tasks you own
+    that have not started; answered by PendingTasksReply."""
+
+    req: int
+    limit: int
+
+
+class PendingTasksReply(Msg, tag="pending_reply"):
+    """Driver or worker to its node: up to ``limit`` of its pending tasks, oldest first, and
+    how many it has in all (``total``)."""
+
+    req: int
+    tasks: list[PendingTask]
+    total: int = 0
+
+
 class ReadLog(Msg, tag="read_log"):
     """Anyone to node: stream log file ``name`` from ``offset`` (or its last ``tail`` lines);
     with ``follow``, keep sending what is appended until the connection closes."""
@@ -537,6 +566,8 @@ NodeMessage = (
     | TaskEvents
     | ReadLog
     | LogData
+    | PendingTasksQuery
+    | PendingTasksReply
 )
 
 

@@ -34,6 +34,57 @@ def test_listings_and_the_tree_of_a_local_cluster(cluster):
     assert state.get_task("ff" * 16) is None
 
 
+@actorlib.remote(resources={"slot": 1})
+def hold_slot(path: str) -> int:
+    import os
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return 1
+
+
+@actorlib.remote
+class Gate:
+    def wait(self, path: str) -> int:
+        return actorlib.get(hold_slot.options(resources={}).remote(path))
+
+    def ping(self) -> str:
+        return "pong"
+
+
+def test_tasks_that_have_not_started_are_listed_with_rays_states(cluster, tmp_path):
+    go = str(tmp_path / "go")
+    holder = hold_slot.remote(go)  # takes the cluster's only "slot"
+    poll(lambda: any(t.state == "RUNNING" for t in state.list_tasks(filters=[("name", "=", "hold_slot")], limit=1000)))
+    queued = hold_slot.remote(go)  # no slot free: waits for a lease
+    waiting = double.remote(holder)  # its argument is not ready
+    gate = Gate.remote()
+    busy = gate.wait.remote(go)
+    behind = gate.ping.remote()  # sent to the actor, which is busy with the call before it
+    expected = {
+        queued.task_id().hex(): "PENDING_NODE_ASSIGNMENT",
+        waiting.task_id().hex(): "PENDING_ARGS_AVAIL",
+        behind.task_id().hex(): "SUBMITTED_TO_WORKER",
+        busy.task_id().hex(): "RUNNING",
+    }
+
+    def seen() -> dict[str, str]:
+        return {t.task_id: t.state for t in state.list_tasks(limit=10_000) if t.task_id in expected}
+
+    assert poll(lambda: seen() == expected and True, timeout=30)
+    listed = {t.task_id: t for t in state.list_tasks(filters=[("state", "=", "PENDING_ARGS_AVAIL")], limit=1000)}
+    pending = listed[waiting.task_id().hex()]
+    assert pending.name == "double" and pending.creation_time and not pending.start_time and pending.job_id
+    summary = state.summarize_tasks()
+    assert summary.by_name["double"].get("PENDING_ARGS_AVAIL", 0) >= 1
+    open(go, "w").close()
+    assert actorlib.get([holder, queued, waiting, busy, behind], timeout=60) == [1, 1, 2, 1, "pong"]
+    finished = {task_id: "FINISHED" for task_id in expected}
+    assert poll(lambda: seen() == finished and True, timeout=30)  # reported by their workers; nothing pending is left
+    actorlib.kill(gate)
+
+
 kinds = st.sampled_from(["tree", "summary", "timeline", "actors", "tasks", "nodes", "logs", "bogus", ""])
 text = st.text(max_size=8)
 

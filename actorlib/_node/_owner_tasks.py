@@ -1,0 +1,63 @@
+"""Tasks that have not started yet, asked of their owners: the drivers and workers connected here.
+
+Only an owner knows a task that waits for its arguments or for a lease (it pushes tasks
+straight to workers), so a state query for tasks asks every owner connected to this node
+for what it holds, at query time: nothing is recorded on the call path.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from .._state import TaskState
+from .._wire import Channel, Pending, PendingTask, PendingTasksQuery, PendingTasksReply
+
+MAX_PER_OWNER = 10_000  # pending tasks one owner lists (oldest first); it says how many it has in all
+QUERY_TIMEOUT = 2.0  # seconds an owner may take to answer (a busy one is left out, not waited for)
+OWNER_PEERS = ("driver:", "worker:")  # channel peer names of task owners (Identity.peer_name)
+
+
+class OwnerTasks:
+    """The owners connected to one node, and their answers to PendingTasksQuery."""
+
+    def __init__(self) -> None:
+        self._owners: set[Channel] = set()
+        self._replies = Pending()
+
+    def connected(self, channel: Channel) -> None:
+        if channel.peer.startswith(OWNER_PEERS):
+            self._owners.add(channel)
+
+    def disconnected(self, channel: Channel) -> None:
+        self._owners.discard(channel)
+
+    def reply(self, message: PendingTasksReply) -> None:
+        self._replies.resolve(message.req, message)
+
+    async def pending(self, limit: int = MAX_PER_OWNER, timeout: float = QUERY_TIMEOUT) -> list[TaskState]:
+        """Every connected owner's pending tasks (those answering within ``timeout``)."""
+        replies: list[PendingTasksReply] = []
+
+        async def ask(channel: Channel) -> None:
+            req = self._replies.new()
+            try:
+                channel.send_nowait(PendingTasksQuery(req=req, limit=limit))
+            except trio.ClosedResourceError:
+                self._replies.resolve(req, None)
+            with trio.move_on_after(timeout):
+                reply = await self._replies.wait(req)
+                if reply is not None:
+                    replies.append(reply)
+
+        async with trio.open_nursery() as nursery:
+            for channel in list(self._owners):
+                nursery.start_soon(ask, channel)
+        return [_state(task) for reply in replies for task in reply.tasks]
+
+
+def _state(task: PendingTask) -> TaskState:
+    return TaskState(
+        task_id=task.task_id.hex(), name=task.name, state=task.state,
+        type="ACTOR_TASK" if task.actor_id else "NORMAL_TASK", job_id=task.job_id, actor_id=task.actor_id.hex(),
+        attempt=task.attempt, creation_time=task.created,
+    )  # fmt: skip
