@@ -12,6 +12,7 @@ the whole node shuts down (exit status 3): no zombie nodes.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import sys
@@ -45,12 +46,20 @@ def run_node_process(argv: list[str], serve: Any, role: str) -> None:
     """
     config = msgspec.json.decode(argv[0], type=NodeConfig)
     set_title(f"{role} {config.ip}" if config.tcp else role)
+    configure_logging()
     raise_fd_limit()
     zygote = supervisors.Zygote.fork(preload=WORKER_MODULES, setup=lambda: set_title("zygote"))
     try:
         supervisors.run_child(serve, config, zygote)
     finally:
         zygote.close()
+
+
+def configure_logging() -> None:
+    """Head and node processes log INFO and above to stderr (their session's ``logs/*.err``):
+    nodes joining and dying, the autoscaler's launches, recoveries."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("hypercorn").propagate = False  # it has a handler of its own
 
 
 def raise_fd_limit() -> None:
