@@ -109,6 +109,7 @@ class HeadLink:
         try:
             async for message in channel:
                 if isinstance(message, NodeDied):
+                    self.rt.peers.node_died(message.address)
                     self.rt.submitter.node_died(message.node_id)
                 elif getattr(message, "req", None) is not None:
                     pending.resolve(message.req, message)

@@ -120,6 +120,15 @@ class Peers:
         calls, calls_total = self.rt.actors.pending(max(0, query.limit - len(tasks)))
         return PendingTasksReply(req=query.req, tasks=tasks + calls, total=total + calls_total)
 
+    def node_died(self, address: str) -> None:
+        """The head says the node at ``address`` is dead: close our link to it, so requests
+        waiting there (a lease request queued on a frozen node) fail now and go elsewhere,
+        even if the network never reports the connection broken."""
+        link = self._nodes.get(address) if address else None
+        if link is not None and link is not self.local:
+            link.pending.fail_all(ConnectionError(f"the node at {address} is dead"))
+            self.rt.nursery.start_soon(link.channel.aclose)
+
     async def node_request(self, make: Callable[[int], Any]) -> Any:
         """Send ``make(req)`` to the local node and return its reply."""
         assert self.local is not None

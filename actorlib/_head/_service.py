@@ -243,9 +243,10 @@ class HeadService:
         self.actors.node_died(node, reason)
         for died in self.on_node_died:
             died(node.node_id, reason)
+        died = NodeDied(node_id=node.node_id, reason=reason, address=node.view().address)
         for client in list(self._clients):
             if not client.closed:
-                client.send_nowait(NodeDied(node_id=node.node_id, reason=reason))
+                client.send_nowait(died)
 
     # ---- the actor directory ------------------------------------------------------------------
 

@@ -779,6 +779,7 @@ class NodeDied(Msg, tag="node_died"):
 
     node_id: bytes
     reason: str
+    address: str = ""  # its node service's address: links to it are dropped, even if still open
 
 
 # ---- placement groups ------------------------------------------------------------

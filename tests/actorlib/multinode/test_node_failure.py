@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import actorlib
-from actorlib.util import get_placement_group, placement_group, placement_group_table, remove_placement_group
+from actorlib.util import get_placement_group, placement_group, placement_group_table, remove_placement_group, state
 from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from ..integration.conftest import alive, poll, wait_gone
@@ -281,3 +281,40 @@ def test_nodes_stop_themselves_when_the_head_is_gone(cluster):
     os.kill(daemon, signal.SIGKILL)  # the cluster's root: its head dies with it
     assert wait_gone(node_trees, cluster.grace + 10) == []
 
+
+
+@actorlib.remote
+def wait_for(path: str) -> str:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return actorlib.get_runtime_context().get_node_id()
+
+
+def test_a_lease_request_queued_on_a_node_that_freezes_goes_elsewhere(tmp_path):
+    """A task queued on a node (its resource busy there) must not wait for ever when that node
+    freezes: the head declares it dead, and the owner's request goes to a node that fits."""
+    multi = MultiNode([{"ip": "127.0.0.2", "cpus": 1, "resources": {"r": 1}}], node_timeout=2.0, grace=3.0)
+    frozen = multi.node_pids["127.0.0.2"]
+    try:
+        multi.connect()
+        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+        go = str(tmp_path / "go")
+        # Another shape than the queued task's: its retry must not make a fresh request for it.
+        holder = wait_for.options(resources={"r": 1}, num_cpus=0.5).remote(go)  # takes the only "r"
+        poll(lambda: any(t.state == "RUNNING" for t in state.list_tasks(filters=[("name", "=", "wait_for")])), timeout=30)
+        queued = wait_for.options(resources={"r": 1}).remote(go)  # spilled to 127.0.0.2, queued there
+        poll(lambda: [n.pending for n in state.list_nodes() if n.node_ip == "127.0.0.2"] == [1], timeout=30)
+        multi.add_node("127.0.0.3", cpus=1, resources={"r": 1})
+        poll(lambda: "127.0.0.3" in multi.node_ids(), timeout=30)
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            poll(lambda: "127.0.0.2" not in multi.node_ids(), timeout=30)
+            open(go, "w").close()
+            where = actorlib.get([queued, holder], timeout=60)
+            assert set(where) == {multi.node_ids()["127.0.0.3"]}  # both ran (again) on the live node
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+    finally:
+        if actorlib.is_initialized():
+            multi.disconnect()
+        multi.stop()
