@@ -180,7 +180,9 @@ def test_force_cancel_kills_the_worker_and_does_not_retry(tmp_path):
 
 
 def _wait_for_file(path, timeout: float = 30) -> None:
+    # The task opens the file before it writes: wait for the whole line, or a
+    # cancel landing in between would find the file empty.
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and path.read_text().endswith("\n")):
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
