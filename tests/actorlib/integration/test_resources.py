@@ -39,9 +39,24 @@ def test_custom_resource_bounds_parallelism(cluster):
     assert not overlaps(spans)
 
 
-def test_cpus_bound_parallelism(cluster):
+@actorlib.remote
+def meet(directory: str, me: int, others: int) -> bool:
+    """Arrive, then wait (at most 30 s) until ``others`` more tasks have arrived too."""
+    from pathlib import Path
+
+    Path(directory, str(me)).touch()
+    deadline = time.monotonic() + 30
+    while len(list(Path(directory).iterdir())) <= others:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_cpus_bound_parallelism(cluster, tmp_path):
     assert not overlaps(actorlib.get([span.options(num_cpus=2).remote(0.3) for _ in range(3)]))
-    assert overlaps(actorlib.get([span.remote(0.5) for _ in range(2)]))  # 1 CPU each: side by side
+    # 1 CPU each on 2 CPUs: side by side. Each waits for the other, however slowly workers start.
+    assert actorlib.get([meet.remote(str(tmp_path), i, 1) for i in range(2)]) == [True, True]
 
 
 @actorlib.remote
