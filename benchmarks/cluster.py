@@ -3,7 +3,8 @@
 Per repetition, each in fresh processes and a fresh cluster: the loopback TCP
 yardstick, then actorlib's cluster, then Ray's (``cluster_child.py`` does the work).
 Measures node join, how soon the driver sees a SIGKILLed and a frozen (SIGSTOP) node
-as dead, and a 100 MiB cross-node transfer against loopback TCP. Prints one table of
+as dead, a 100 MiB cross-node transfer against loopback TCP, and whether a consumer of
+a 100 MiB object runs where the object is (locality). Prints one table of
 medians with actorlib's ratios to Ray; optionally writes every sample as JSON.
 Progress goes to stderr.
 """
@@ -46,6 +47,9 @@ FIGURES = (
     ("", "transfer_first_mb_s", "first round only (B's first 100 MiB read)", "MB/s", "high"),
     ("", "tcp_first_ratio", "first round, over loopback TCP", "x", "high"),
     ("", "tcp_first_fresh_ratio", "first round, over TCP into fresh memory", "x", "high"),
+    ("locality", "locality_on_holder", "100 MiB made on A: DEFAULT consumer runs on A", "share", "high"),
+    ("", "locality_moved_mib", "bytes moved between nodes for it (ray: inferred)", "MiB", "low"),
+    ("", "locality_s", "consumer's get() time", "s", "low"),
 )
 DETECT_KEYS = ("kill_detect_s", "freeze_detect_s")  # None in a sample: not seen dead by the deadline
 

@@ -253,6 +253,10 @@ class Cluster:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def bytes_moved(self) -> int | None:
+        """Object bytes sent between nodes so far; None: the system does not say."""
+        return None
+
     def nodes(self) -> list[dict[str, Any]]:
         return self.rt.nodes()  # type: ignore[no-any-return]
 
@@ -308,6 +312,15 @@ class ActorlibCluster(Cluster):
 
     def main_pid(self, ip: str) -> int:
         return self.pids[ip]
+
+    def bytes_moved(self) -> int | None:
+        """Object bytes every node's store has sent to another node so far (its stats)."""
+        import msgspec
+
+        from actorlib._state import StatsResult
+        from actorlib.util.state import query
+
+        return sum(n.store_bytes_sent for n in msgspec.msgpack.decode(query("stats"), type=StatsResult).nodes)
 
     def stop(self) -> None:
         self.cli("stop", "--grace-period", f"{STOP_GRACE_S:g}")
@@ -468,6 +481,44 @@ def transfer(cluster: Cluster, node_ids: dict[str, str], rounds: int) -> dict[st
             "transfer_rounds": [{"remote_s": a, "local_s": b} for a, b in zip(remote, local)]}
 
 
+def where_am_i(arr: Any) -> str:
+    """Touch every page of the argument; the node this ran on."""
+    int(arr[::4096].sum())
+    rt = sys.modules.get("ray") or sys.modules["actorlib"]  # a worker of one system imports only its own
+    return rt.get_runtime_context().get_node_id()  # type: ignore[no-any-return]
+
+
+def locality(cluster: Cluster, node_ids: dict[str, str], rounds: int) -> dict[str, Any]:
+    """A 100 MiB array made on node A; a consumer task with the DEFAULT strategy, submitted by
+    the driver (on the head's node, which has a free CPU): does it run on A, and how many
+    bytes cross nodes for it? actorlib: measured (its stores' counters); Ray: no counter,
+    so the array's size when the consumer ran elsewhere (the bytes it must have read)."""
+    rt = cluster.rt
+    strategies = importlib.import_module(f"{rt.__name__}.util.scheduling_strategies")
+    on_a = strategies.NodeAffinitySchedulingStrategy(node_id=node_ids[NODE_A], soft=False)
+    make_a = rt.remote(produce).options(scheduling_strategy=on_a)
+    consume_anywhere = rt.remote(where_am_i)
+    rt.get(consume_anywhere.remote(make_a.remote(2**20)), timeout=GET_TIMEOUT_S)  # warm-up
+    placed, moved, times = [], [], []
+    for _ in range(rounds):
+        ref = make_a.remote(ARRAY_BYTES)
+        ready, _ = rt.wait([ref], timeout=GET_TIMEOUT_S, fetch_local=False)
+        assert ready, "the producer did not finish"
+        time.sleep(0.5)  # the producer's lease returned, and every node's view of A's CPU fresh
+        before = cluster.bytes_moved()
+        t0 = time.perf_counter()
+        node = rt.get(consume_anywhere.remote(ref), timeout=GET_TIMEOUT_S)
+        times.append(time.perf_counter() - t0)
+        after = cluster.bytes_moved()
+        placed.append(node == node_ids[NODE_A])
+        moved.append(after - before if before is not None and after is not None else 0 if placed[-1] else ARRAY_BYTES)
+        del ref
+        time.sleep(0.2)
+    return {"locality_on_holder": sum(placed) / len(placed), "locality_moved_mib": statistics.median(moved) / 2**20,
+            "locality_s": statistics.median(times), "locality_measured": cluster.bytes_moved() is not None,
+            "locality_rounds": [{"on_holder": p, "moved": m, "s": t} for p, m, t in zip(placed, moved, times)]}
+
+
 def detect_death(cluster: Cluster, node_id: str, pid: int, sig: int) -> float | None:
     """Signal the node's main process; seconds until the driver sees the node dead (None past the deadline)."""
     assert not cluster.is_dead(node_id), "the node is already dead"
@@ -506,6 +557,10 @@ def measure_cluster(system: str, deadline_s: float, rounds: int) -> dict[str, An
             figures |= transfer(cluster, node_ids, rounds)
             log(f"{system}: 100 MiB A->B {figures['transfer_remote_s']:.3f} s, "
                 f"local {figures['transfer_local_s']:.3f} s ({figures['transfer_mb_s']:.0f} MB/s)")
+        with phase(figures, "locality"):
+            figures |= locality(cluster, node_ids, rounds)
+            log(f"{system}: DEFAULT consumer of 100 MiB on A ran there {figures['locality_on_holder']:.0%} "
+                f"of the time, {figures['locality_moved_mib']:.1f} MiB moved")
         with phase(figures, "kill"):
             pid = cluster.main_pid(NODE_A)
             figures["kill_detect_s"] = detect_death(cluster, node_ids[NODE_A], pid, signal.SIGKILL)

@@ -54,7 +54,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture", "nested", "parent", "created",
+        "strategy", "group", "capture", "nested", "parent", "created", "locality",
     )  # fmt: skip
 
     def __init__(
@@ -102,12 +102,13 @@ class TaskSpec:
         self.cancelled = False
         self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
         self.created = time.time()  # for the state API's pending tasks
+        self.locality = b""  # the node holding most bytes of its stored arguments, once resolved
 
 
 class _Queue:
     __slots__ = (
         "key", "shape", "env", "strategy", "group", "turn", "retries", "tasks", "leases", "requesting",
-        "failing_since", "failures",
+        "failing_since", "failures", "locality",
     )  # fmt: skip
 
     def __init__(self, spec: TaskSpec) -> None:
@@ -116,6 +117,7 @@ class _Queue:
         self.env = spec.env
         self.strategy = spec.strategy
         self.group = spec.group
+        self.locality = spec.locality  # part of the key: its leases are asked of that node first
         self.turn = 0  # which of its group's nodes the next lease request goes to
         self.retries = 0
         self.tasks: deque[TaskSpec] = deque()
@@ -210,9 +212,20 @@ class TaskSubmitter:
                 return
             resolved.append(value)
         spec.resolved = resolved
+        self._place_by_locality(spec)
         queue = self._queue(spec)
         queue.tasks.append(spec)
         self._dispatch(queue)
+
+    def _place_by_locality(self, spec: TaskSpec) -> None:
+        """With the default strategy, prefer the node holding most bytes of the task's stored
+        (large) arguments: its leases are asked of that node first, in a queue of their own."""
+        if spec.strategy != ("DEFAULT", b"", False) or spec.group is not None:
+            return
+        locality = holder_of(spec.resolved)
+        if locality != spec.locality:
+            spec.locality = locality
+            spec.key = repr((sorted(spec.shape.items()), sorted(spec.env.items()), spec.strategy, locality))
 
     def _queue(self, spec: TaskSpec) -> _Queue:
         """The queue of ``spec``'s scheduling key (made anew if it was dropped while idle)."""
@@ -297,12 +310,13 @@ class TaskSubmitter:
                 lambda req: RequestLease(
                     req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
                     strategy=strategy, node_affinity=affinity, soft=soft, spilled=spilled,
+                    locality=queue.locality,
                 )  # fmt: skip
             )
-            if not (isinstance(reply, LeaseRefused) and reply.kind == "spillback"):
+            if not (isinstance(reply, LeaseRefused) and reply.kind in ("spillback", "locality")):
                 break
             link = await self.rt.peers.node_link(reply.message)
-            spilled = True
+            spilled = spilled or reply.kind == "spillback"  # the holder of the arguments decides afresh
         if isinstance(reply, LeaseRefused):
             if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
                 queue.retries += 1  # its bundle's node died just now: the group is being placed again
@@ -651,6 +665,16 @@ class TaskSubmitter:
             channel.send_nowait(CancelTask(task_id=task_id, num_returns=num_returns, recursive=recursive))
         except (ConnectionFailed, trio.ClosedResourceError):
             pass  # the worker is gone: the task fails (and is not retried) when its channel closes
+
+
+def holder_of(values: list[Value]) -> bytes:
+    """The node holding most bytes of the stored values among ``values`` (b"": none is stored).
+    Ties go to the first such node met."""
+    held: dict[bytes, int] = {}
+    for value in values:
+        if type(value) is Stored:
+            held[value.node_id] = held.get(value.node_id, 0) + value.size
+    return max(held, key=held.__getitem__) if held else b""
 
 
 def _lost(object_id: bytes, node_id: bytes, why: str) -> ObjectLostError:

@@ -97,6 +97,10 @@ class LeaseManager:
 
     def request(self, message: RequestLease, channel: Channel) -> None:
         request = _Request(message, channel)
+        holder = None if message.spilled else self._holder(request)
+        if holder is not None:  # the node with its arguments decides, as if it had been asked first
+            _send(channel, LeaseRefused(req=request.req, kind="locality", message=holder.address))
+            return
         elsewhere = None if message.spilled else self._elsewhere(request)
         if elsewhere is not None:
             _send(channel, LeaseRefused(req=request.req, kind="spillback", message=elsewhere.address))
@@ -109,6 +113,19 @@ class LeaseManager:
             return
         self._queue.append(request)
         self.schedule()
+
+    def _holder(self, request: _Request) -> NodeView | None:
+        """The other node holding most bytes of the task's large arguments, if it is alive, takes
+        work and could ever run the task (it grants the lease if it has room, else spills it back
+        as usual); None: decide here."""
+        locality = request.message.locality
+        if not locality or locality == self.node_id or request.message.node_affinity:
+            return None
+        for node in self.cluster():
+            if node.node_id == locality:
+                usable = node.alive and not node.draining and res.infeasible_reason(request.shape, node.total) is None
+                return node if usable else None
+        return None
 
     def _elsewhere(self, request: _Request) -> NodeView | None:
         """The node this request should go to instead, if not this one (spillback)."""

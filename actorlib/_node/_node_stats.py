@@ -38,6 +38,7 @@ class NodeStatsReader:
             workers=self.workers(), tasks_running=history.running_count(), tasks_finished=history.finished_total,
             tasks_failed=history.failed_total, store_used=used, store_capacity=capacity, store_objects=objects,
             latency_bounds=list(LATENCY_BOUNDS), latency=history.latency.snapshot(),
+            store_bytes_sent=getattr(service.store, "bytes_sent", 0),
         )  # fmt: skip
 
     def workers(self) -> dict[str, int]:

@@ -46,6 +46,7 @@ class NodeStats(_State):
     store_objects: int = 0
     latency_bounds: list[float] = []
     latency: list[CallLatency] = []
+    store_bytes_sent: int = 0  # object bytes this node's store sent to other nodes since it started
 
 
 class StatsResult(_State):

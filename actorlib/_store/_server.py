@@ -83,6 +83,7 @@ class ObjectStore:
         self.used = 0
         self._objects: dict[bytes, _Object] = {}
         self._waiting_gets = 0
+        self.bytes_sent = 0  # object bytes streamed to readers on other nodes (StoreRead), since start
 
     # ---- serving ---------------------------------------------------------
 
@@ -192,6 +193,7 @@ class ObjectStore:
             async with conn.send_lock:
                 await conn.send_locked(StoreData(req=request.req, size=obj.size))
                 await conn.send_file(fd, obj.size)
+            self.bytes_sent += obj.size
         finally:
             os.close(fd)
 

@@ -390,6 +390,9 @@ class RequestLease(Msg, tag="lease"):
     node_affinity: bytes = b""
     soft: bool = False
     spilled: bool = False  # another node sent it here: grant or queue, never spill again
+    # The node holding most bytes of the task's stored arguments (b"": none): a node that is not
+    # it sends the request there first (LeaseRefused kind "locality"), which then decides as usual.
+    locality: bytes = b""
 
 
 class ReturnLease(Msg, tag="unlease"):

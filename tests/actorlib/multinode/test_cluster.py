@@ -134,6 +134,64 @@ def test_objects_put_by_a_driver_on_a_cluster_are_freed_when_dropped(cluster):
         poll(lambda: store.get(object_id) is None, timeout=30)
 
 
+def store_bytes_sent() -> int:
+    """Object bytes every node's store has sent to readers on other nodes so far."""
+    import msgspec
+
+    from actorlib._state import StatsResult
+    from actorlib.util.state import query
+
+    result = msgspec.msgpack.decode(query("stats", timeout=30), type=StatsResult)
+    assert not result.partial, result.partial
+    return sum(node.store_bytes_sent for node in result.nodes)
+
+
+def test_a_consumer_runs_where_its_large_argument_is(cluster):
+    nodes = cluster.node_ids()
+    ref = make_array.options(resources={"gpu_like": 1}).remote(100)  # 100 MiB made on 127.0.0.3 (2 CPUs)
+    actorlib.wait([ref], timeout=60)
+    before = store_bytes_sent()
+    # The default strategy: without locality it would run on the driver's node (the head's free CPU).
+    _, node = actorlib.get(digest.remote(ref), timeout=60)
+    assert node == nodes["127.0.0.3"]
+    assert store_bytes_sent() == before  # read from its own node's store: nothing crossed nodes
+    here = actorlib.get(ref, timeout=60)  # the driver reads it from 127.0.0.3: that does cross
+    assert store_bytes_sent() >= before + here.nbytes
+
+
+def test_a_consumer_runs_elsewhere_when_the_holder_is_full(cluster, tmp_path):
+    nodes = cluster.node_ids()
+    ref = make_array.options(resources={"ssd": 1}).remote(1)  # on 127.0.0.2, whose only CPU ...
+    actorlib.wait([ref], timeout=60)
+    go = tmp_path / "go"
+    busy = hold_until.options(resources={"ssd": 1}).remote(str(go))  # ... is then taken
+    try:
+        poll(lambda: any(t.name == "hold_until" and t.state == "RUNNING" for t in list_tasks()), timeout=60)
+        _, node = actorlib.get(digest.remote(ref), timeout=60)  # falls back to a node with room
+        assert node != nodes["127.0.0.2"]
+    finally:
+        go.write_text("go")
+    actorlib.get(busy, timeout=60)
+
+
+def test_actor_calls_and_explicit_strategies_ignore_locality(cluster):
+    nodes = cluster.node_ids()
+    ref = make_array.options(resources={"ssd": 1}).remote(1)  # on 127.0.0.2
+    actorlib.wait([ref], timeout=60)
+    actor = Located.options(resources={"gpu_like": 1}).remote()
+    assert actorlib.get(actor.node.remote(), timeout=60) == nodes["127.0.0.3"]
+    head = NodeAffinitySchedulingStrategy(nodes["127.0.0.1"], soft=False)
+    _, node = actorlib.get(digest.options(scheduling_strategy=head).remote(ref), timeout=60)
+    assert node == nodes["127.0.0.1"]
+    actorlib.kill(actor)
+
+
+def list_tasks():
+    from actorlib.util.state import list_tasks as listing
+
+    return listing(timeout=30)
+
+
 def test_a_wrong_token_is_refused(cluster):
     result = cluster.cli(
         "status", "--address", cluster.address, check=False, env={**cluster.env, "ACTORLIB_TOKEN": "not-the-token"}
