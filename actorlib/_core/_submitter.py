@@ -265,6 +265,8 @@ class TaskSubmitter:
         if tasks:
             depth = PIPELINE_DEPTH if self._short(tasks[0]) and not spread else 1
             wanted = min(MAX_LEASE_REQUESTS, math.ceil(len(tasks) / depth))
+            if queue.locality and queue.requesting < wanted:
+                self._return_idle_on(queue.locality)
             while queue.requesting < wanted:
                 queue.requesting += 1
                 self.rt.nursery.start_soon(self._lease, queue)
@@ -426,6 +428,17 @@ class TaskSubmitter:
                     self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
             if not queue.leases and not queue.requesting:
                 del self._queues[key]  # a later task of this key makes a new one
+
+    def _return_idle_on(self, node_id: bytes) -> None:
+        """Give back at once this process's idle leases on ``node_id`` (of queues with nothing
+        queued): a task is about to ask that node for a lease, for its arguments are there —
+        typically just made by the task whose lease is now idle."""
+        for queue in self._queues.values():
+            if queue.tasks:
+                continue
+            for lease in [lease for lease in queue.leases if lease.node_id == node_id and not lease.inflight]:
+                queue.leases.remove(lease)
+                self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
 
     def _send_node(self, lease: _Lease, message: Any) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -18,12 +19,16 @@ from ._gpus import GpuIds
 from ._pool import Worker, WorkerPool, env_key
 
 MAX_CONCURRENT_STARTS = 4
+# Seconds a request for a task whose large arguments are here waits for room here before it may
+# be sent to a node with room (the owner's lease of the task that made them is often about to end).
+LOCALITY_WAIT = 0.2
 
 
 class _Request:
-    __slots__ = ("req", "shape", "env", "key", "channel", "name", "message")
+    __slots__ = ("req", "shape", "env", "key", "channel", "name", "message", "since")
 
     def __init__(self, message: RequestLease, channel: Channel) -> None:
+        self.since = time.monotonic()
         self.req = message.req
         self.shape = res.normalize(message.shape)
         self.env = dict(message.env)
@@ -143,6 +148,8 @@ class LeaseManager:
         if message.strategy == "SPREAD":  # round-robin over every node that can run it
             turn = next(self._spread) % (len(candidates) + 1)
             return candidates[turn - 1] if turn else None
+        if message.locality == self.node_id:
+            return None  # its arguments are here: wait a little for room (rebalance moves it later)
         if not res.fits(request.shape, self.available) and free:
             return max(free, key=lambda n: n.available.get(res.CPU, 0.0))  # busy here, free there
         return None
@@ -191,6 +198,8 @@ class LeaseManager:
 
     def _better_node(self, request: _Request, others: list[NodeView], free: dict[bytes, dict[str, float]]) -> NodeView | None:
         if request.message.node_affinity or (not self.draining and self._fits(request.shape)):
+            return None
+        if request.message.locality == self.node_id and not self.draining and time.monotonic() - request.since < LOCALITY_WAIT:
             return None
         feasible = [n for n in others if res.infeasible_reason(request.shape, n.total) is None]
         with_room = next((n for n in feasible if res.fits(request.shape, free[n.node_id])), None)

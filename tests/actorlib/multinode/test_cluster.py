@@ -159,6 +159,15 @@ def test_a_consumer_runs_where_its_large_argument_is(cluster):
     assert store_bytes_sent() >= before + here.nbytes
 
 
+def test_a_consumer_submitted_with_its_producer_runs_where_the_result_is(cluster):
+    nodes = cluster.node_ids()
+    for _ in range(3):
+        # 127.0.0.2 has one CPU, held by the producer's lease until the consumer's request comes
+        made = make_array.options(resources={"ssd": 1}).remote(4)
+        _, node = actorlib.get(digest.remote(made), timeout=60)
+        assert node == nodes["127.0.0.2"]
+
+
 def test_a_consumer_runs_elsewhere_when_the_holder_is_full(cluster, tmp_path):
     nodes = cluster.node_ids()
     ref = make_array.options(resources={"ssd": 1}).remote(1)  # on 127.0.0.2, whose only CPU ...

@@ -51,3 +51,18 @@ def test_the_holder_is_skipped_when_it_cannot_take_the_task():
     assert leases._holder(request(b"drain")) is None
     assert leases._holder(request(b"small", shape={"CPU": 2.0})) is None  # could never run it
     assert leases._holder(request(b"small", node_affinity=b"me")) is None  # an explicit placement wins
+
+
+def test_the_holder_keeps_a_request_a_little_before_sending_it_where_there_is_room():
+    from actorlib._node._leases import LOCALITY_WAIT
+
+    free = view(b"free")
+    leases = manager(free)
+    leases.available["CPU"] = 0.0  # busy here
+    mine, other = request(b"me"), request(b"")
+    assert leases._elsewhere(other).node_id == b"free"  # no preference: off to the free node at once
+    assert leases._elsewhere(mine) is None  # its arguments are here: queued here first
+    room = {b"free": {"CPU": 1.0}}
+    assert leases._better_node(mine, [free], room) is None  # still young
+    mine.since -= LOCALITY_WAIT
+    assert leases._better_node(mine, [free], room).node_id == b"free"  # then it falls back
