@@ -25,6 +25,7 @@ EXPECTED = {
     "streaming.py": "streaming ok",
     "jobs.py": "jobs ok",
     "inspecting.py": "inspecting ok",
+    "memory.py": "memory ok",
     "autoscaling.py": "autoscaling ok",
     "dashboard.py": "dashboard ok",
 }

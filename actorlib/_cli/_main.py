@@ -8,6 +8,7 @@ from ._exec import attach, exec_
 from ._job import job
 from ._list import get, list_, summary
 from ._logs import logs
+from ._memory import memory
 from ._run import run
 from ._start import start
 from ._status import status
@@ -23,5 +24,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-for command in (run, start, stop, status, job, tree, list_, get, summary, logs, timeline, up, down, exec_, attach):
+for command in (run, start, stop, status, job, tree, list_, get, summary, logs, memory, timeline, up, down, exec_, attach):
     main.add_command(command)

@@ -185,3 +185,71 @@ def summary_table(summary: Any) -> Table:
             row.append(size(counts.get("bytes", 0)))
         grid.add_row(*row)
     return grid
+
+
+MEMORY_SORTS = {
+    "size": lambda row: (-row.size, row.object_id),
+    "pid": lambda row: (row.pid, -row.size),
+    "reference": lambda row: (row.reference, -row.size),
+}
+
+
+def _holder(row: Any) -> str:
+    kind, _, ident = row.holder.partition(":")
+    return f"actor {row.actor_id[:12]}" if row.actor_id else f"{kind} {ident[:12]}"
+
+
+def _owner(row: Any, owners: dict[str, str]) -> str:
+    """The owner as its holder label when it lists objects itself, else its address."""
+    if row.owned:
+        return "(itself)"
+    return owners.get(row.owner) or row.owner.rpartition(";")[2] or row.owner
+
+
+def _owners(result: Any) -> dict[str, str]:
+    return {row.owner: _holder(row) for node in result.nodes for row in node.references if row.owned}
+
+
+def memory_renderable(result: Any, stats_only: bool = False, sort_by: str = "size", limit: int | None = None) -> RenderableType:
+    """``actorlib memory``: per node, a summary line, then its references and unreferenced store objects."""
+    parts: list[RenderableType] = []
+    stored_total = references = 0
+    owners = _owners(result)
+    for node in result.nodes:
+        count = len(node.stored)
+        stored_total += node.store_used
+        references += len(node.references)
+        head = Text.assemble((f"node {node.node_id[:12]}", "bold"), f"  {node.ip}")
+        head.append(f"  store {size(node.store_used)} of {size(node.store_capacity)}, {count} object{'s' * (count != 1)}")
+        head.append(f"  · {node.processes} process{'es' * (node.processes != 1)} hold {len(node.references)} reference{'s' * (len(node.references) != 1)}")
+        head.append(f"  · inline {size(node.inline_bytes)}")
+        if node.left_out:
+            head.append(f"  ({node.left_out} more not listed)", style="yellow")
+        parts.append(head)
+        if stats_only:
+            continue
+        rows = sorted(node.references, key=MEMORY_SORTS[sort_by])[:limit]
+        if rows:
+            grid = Table(box=None, header_style="bold", padding=(0, 1))
+            for name in ("OBJECT", "SIZE", "WHERE", "OWNER", "HOLDER", "PID", "REFERENCE", "REFS", "TASKS", "BORROWERS"):
+                grid.add_column(name, overflow="fold")
+            for row in rows:
+                where = f"{row.where} {row.stored_on[:8]}" if row.stored_on else row.where
+                if row.where == "PENDING" and not row.owned:
+                    where = "not fetched"  # a borrowed ref whose value this process has not asked for
+                grid.add_row(
+                    row.object_id, size(row.size) if row.size >= 0 else "?", where, _owner(row, owners), _holder(row),
+                    str(row.pid), row.reference, str(row.local_refs), str(row.task_refs),
+                    ", ".join(b.partition(":")[0] + " " + b.partition(":")[2][:12] for b in row.borrowers) or "-",
+                )  # fmt: skip
+            parts.append(grid)
+        orphans = [obj for obj in node.stored if not obj.references]
+        if orphans:
+            text = Text("  store objects no process reports a reference to: ", style="yellow")
+            text.append(", ".join(f"{obj.object_id} ({size(obj.size)}, owner {obj.owner_id[:12]})" for obj in orphans))
+            parts.append(text)
+    if result.partial:
+        parts.append(Text("did not answer: " + "; ".join(result.partial), style="yellow"))
+    nodes = len(result.nodes)
+    parts.append(Text(f"{nodes} node{'s' * (nodes != 1)}: {size(stored_total)} in stores, {references} references", style="bold"))
+    return Group(*parts)

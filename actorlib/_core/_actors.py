@@ -225,6 +225,15 @@ class ActorSubmitter:
 
     # ---- what has not started (the state API) --------------------------------------------
 
+    def held_refs(self, counts: dict[bytes, int]) -> None:
+        """Add to ``counts`` the refs that calls not finished hold (arguments, nested refs)."""
+        with self._lock:
+            calls = [call for actor in self._actors.values() for call in (*actor.queue, *actor.inflight.values())]
+        for call in calls:
+            for ref in (*call.deps, *call.nested):
+                object_id = ref.binary()
+                counts[object_id] = counts.get(object_id, 0) + 1
+
     def pending(self, limit: int) -> tuple[list[PendingTask], int]:
         """Up to ``limit`` calls not known to have started, and how many there are: queued
         (for their arguments, or behind earlier calls / the actor's start) or sent to it."""

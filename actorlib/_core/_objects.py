@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from .._wire import Stored, Value
+from .._wire import Inline, ObjectRefInfo, Stored, Value
 
 log = logging.getLogger("actorlib.core")
 
@@ -270,6 +270,37 @@ class ObjectTable:
                     pin.append((entry.owner, object_id))
         if pin:
             self.on_pin(pin)
+
+    def report(
+        self, task_refs: dict[bytes, int], kept: dict[bytes, int], lineage: set[bytes], own_address: str, limit: int
+    ) -> tuple[list[ObjectRefInfo], int]:
+        """Up to ``limit`` objects this process holds references to, largest first, and how
+        many there are (``actorlib memory``). ``task_refs``: how many of each object's refs
+        the unfinished tasks this process submitted hold; ``kept``: how many finished tasks kept
+        for lineage hold; ``lineage``: owned results whose task is kept to recompute them."""
+        with self._lock:
+            items = list(self._entries.items())
+        out = []
+        for object_id, entry in items:
+            value = entry.value
+            held, by_lineage = task_refs.get(object_id, 0), kept.get(object_id, 0)
+            if value is None:
+                where, size, stored_id, node = "PENDING", -1, b"", b""
+            elif type(value) is Stored:
+                where, size, stored_id, node = "STORE", value.size, value.object_id, value.node_id
+            elif type(value) is Inline:
+                where, size, stored_id, node = "INLINE", len(value.data) + sum(len(b) for b in value.buffers), b"", b""
+            else:
+                where, size, stored_id, node = "ERROR", len(value.data), b"", b""  # type: ignore[union-attr]
+            borrowers = sorted(getattr(channel, "peer", "?") for channel in entry.borrowers or ())
+            out.append(ObjectRefInfo(
+                object_id=object_id, owned=entry.owned, owner=own_address if entry.owned else entry.owner,
+                local_refs=entry.count, task_refs=held, borrowers=borrowers,
+                escaped=entry.escaped, where=where, size=size, stored_id=stored_id, stored_node=node,
+                lineage=object_id in lineage, lineage_refs=by_lineage,
+            ))  # fmt: skip
+        out.sort(key=lambda info: -info.size)
+        return out[:limit], len(out)
 
     def borrowing(self, object_ids: list[bytes]) -> list[tuple[str, bytes]]:
         """Of these borrowed objects (held here), those whose owner does not count this process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,9 @@ from .._wire import (
     LeaseGranted,
     LeaseRefused,
     LogBatch,
+    ObjectRefInfo,
+    ObjectsQuery,
+    ObjectsReply,
     PendingTasksQuery,
     PendingTasksReply,
     NodeInfoReply,
@@ -108,6 +112,8 @@ class Peers:
                     self.on_logs(message)
                 elif isinstance(message, PendingTasksQuery):  # only our own node lists them: no duplicates
                     link.channel.send_nowait(self._pending_tasks(message) if link is self.local else PendingTasksReply(req=message.req, tasks=[]))
+                elif isinstance(message, ObjectsQuery):  # the same
+                    link.channel.send_nowait(self._objects(message, link is self.local))
         except ProtocolError as exc:
             log.error("closing the node connection: %s", exc)
         finally:
@@ -119,6 +125,20 @@ class Peers:
         tasks, total = self.rt.submitter.pending(query.limit)
         calls, calls_total = self.rt.actors.pending(max(0, query.limit - len(tasks)))
         return PendingTasksReply(req=query.req, tasks=tasks + calls, total=total + calls_total)
+
+    def _objects(self, query: ObjectsQuery, mine: bool) -> ObjectsReply:
+        """The objects this process holds references to (for ``actorlib memory``)."""
+        rt = self.rt
+        ident = rt.identity
+        objects: list[ObjectRefInfo] = []
+        total = 0
+        if mine:
+            counts: dict[bytes, int] = {}
+            kept: dict[bytes, int] = {}
+            lineage = rt.submitter.held_refs(counts, kept)
+            rt.actors.held_refs(counts)
+            objects, total = rt.objects.report(counts, kept, lineage, ident.address, query.limit)
+        return ObjectsReply(req=query.req, pid=os.getpid(), peer=ident.peer_name, actor_id=ident.actor_id, objects=objects, total=total)
 
     def node_died(self, address: str) -> None:
         """The head says the node at ``address`` is dead: close our link to it, so requests

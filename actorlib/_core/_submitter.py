@@ -184,6 +184,19 @@ class TaskSubmitter:
         ]
         return list(itertools.islice(tasks, limit)), total
 
+    def held_refs(self, counts: dict[bytes, int], kept: dict[bytes, int]) -> set[bytes]:
+        """Add to ``counts`` the refs that tasks not finished hold (arguments, nested refs), to
+        ``kept`` those of finished tasks kept to recompute their results; return those results' ids."""
+        unfinished = [*self._waiting.values(), *(t for q in self._queues.values() for t in q.tasks), *self._running.values()]
+        live = {id(spec) for spec in unfinished}
+        lineage = {id(spec): spec for spec in self._lineage.values() if id(spec) not in live}  # a task behind several results: once
+        for specs, into in ((unfinished, counts), (lineage.values(), kept)):
+            for spec in specs:
+                for ref in (*spec.deps, *spec.nested):
+                    object_id = ref.binary()
+                    into[object_id] = into.get(object_id, 0) + 1
+        return set(self._lineage)
+
     # ---- submission and dependencies --------------------------------------
 
     def submit(self, spec: TaskSpec) -> None:

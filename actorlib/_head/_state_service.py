@@ -29,6 +29,7 @@ NODE_KINDS: dict[str, Any] = {
     "logs": list[_state.LogFile],
     "tree": NodeTree,
     "stats": _state.NodeStats,
+    "memory": _state.NodeMemory,
 }
 _decoders = {kind: msgspec.msgpack.Decoder(type_) for kind, type_ in NODE_KINDS.items()}
 ACTOR_STATES = {"PENDING": "PENDING_CREATION"}
@@ -70,6 +71,9 @@ class StateService:
         if query.kind == "stats":  # each live node's running numbers (the dashboard's plots, /metrics)
             stats, partial = await self._from_nodes("stats")
             return _state.StatsResult(nodes=stats, partial=partial)
+        if query.kind == "memory":  # every node's objects and who holds references (``actorlib memory``)
+            nodes, partial = await self._from_nodes("memory")
+            return _state.MemoryResult(nodes=_state.join_memory(nodes), partial=partial)
         if query.kind == "summary":
             kind = _state.check_kind(args.get("of", ""))
             items, partial = await self.items(kind)

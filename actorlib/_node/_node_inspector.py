@@ -17,8 +17,8 @@ import psutil
 import trio
 
 from .. import _state
-from .._state import LogFile, NodeTree, ObjectState, ProcessNode, TaskState, WorkerState
-from .._wire import Channel, LogData, ReadLog
+from .._state import LogFile, NodeMemory, NodeTree, ObjectRefState, ObjectState, ProcessNode, StoredObjectState, TaskState, WorkerState
+from .._wire import Channel, LogData, ObjectRefInfo, ObjectsReply, ReadLog
 from ._node_stats import NodeStatsReader
 
 FIRST_SAMPLE = 0.2  # seconds between the two readings of a process's CPU time the first time we see it
@@ -81,6 +81,8 @@ class NodeInspector:
             return _encode(self.log_files())
         if kind == "stats":
             return _encode(await self.numbers.read(self.pids()))
+        if kind == "memory":
+            return _encode(await self.memory())
         raise ValueError(f"unknown node query {kind!r}")
 
     # ---- the tree ------------------------------------------------------------------------
@@ -191,6 +193,25 @@ class NodeInspector:
             for oid, size, owner, sealed in store.objects()
         ]
 
+    async def memory(self) -> NodeMemory:
+        """``actorlib memory``'s part of this node: its store's objects, and the references that
+        the drivers and workers connected here hold (each lists its own)."""
+        service = self.service
+        node_id = service.node_id.hex()
+        store = service.store
+        used, capacity, _ = store.stats() if store is not None else (0, 0, 0)
+        stored = [
+            StoredObjectState(object_id=oid.hex(), size=size, owner_id=owner.hex(), sealed=sealed)
+            for oid, size, owner, sealed in (store.objects() if store is not None else [])
+        ]
+        replies = await service.owner_tasks.objects()
+        rows = [_reference(node_id, reply, info) for reply in replies for info in reply.objects]
+        left_out = sum(max(0, reply.total - len(reply.objects)) for reply in replies)
+        return NodeMemory(
+            node_id=node_id, ip=service.view().ip, store_used=used, store_capacity=capacity, stored=stored,
+            references=rows, processes=len(replies), left_out=left_out,
+        )  # fmt: skip
+
     def log_dir(self) -> Path:
         return Path(self.service.config.session_dir) / "logs"
 
@@ -242,6 +263,17 @@ class NodeInspector:
                 else:
                     _send(channel, LogData(req=request.req, data=b"", offset=offset, end=True))
                     return
+
+
+def _reference(node_id: str, reply: ObjectsReply, info: ObjectRefInfo) -> ObjectRefState:
+    return ObjectRefState(
+        object_id=info.object_id.hex(), node_id=node_id, pid=reply.pid, holder=reply.peer,
+        reference=_state.reference_type(info.local_refs, info.task_refs, info.escaped, len(info.borrowers)),
+        owned=info.owned, owner=info.owner, where=info.where, size=info.size, local_refs=info.local_refs,
+        task_refs=info.task_refs, lineage_refs=info.lineage_refs, borrowers=info.borrowers, escaped=info.escaped,
+        lineage=info.lineage, stored_on=info.stored_node.hex(), stored_id=info.stored_id.hex(),
+        actor_id=reply.actor_id.hex(),
+    )  # fmt: skip
 
 
 def _plain_name(name: str) -> bool:

@@ -27,6 +27,7 @@ from .._wire import (
     NodeMessage,
     NodeView,
     PendingTasksReply,
+    ObjectsReply,
     ReadLog,
     RequestLease,
     ReturnLease,
@@ -300,7 +301,7 @@ class NodeService:
             self.pool.nursery.start_soon(self._answer_exit, channel, message)
         elif kind is TaskEvents:
             self.tasks.add(message)
-        elif kind is PendingTasksReply:
+        elif kind is PendingTasksReply or kind is ObjectsReply:
             self.owner_tasks.reply(message)
         elif kind is ReadLog:
             self.pool.nursery.start_soon(self.inspector.stream_log, channel, message)

@@ -39,6 +39,7 @@ from ._schema import (
     TaskState,
     WorkerState,
 )
+from ._memory import MemoryResult, NodeMemory, ObjectRefState, StoredObjectState, join_memory, reference_type
 from ._stats import LATENCY_BOUNDS, CallLatency, LatencyHistograms, NodeStats, StatsResult, merge_latency
 from ._timeline import chrome_trace
 from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
@@ -49,5 +50,6 @@ __all__ = [
     "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
     "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
     "LATENCY_BOUNDS", "CallLatency", "LatencyHistograms", "NodeStats", "StatsResult", "merge_latency",
+    "MemoryResult", "NodeMemory", "ObjectRefState", "StoredObjectState", "join_memory", "reference_type",
     "chrome_trace", "bound", "cut", "from_snapshot", "sort", "unhealthy", "walk",
 ]  # fmt: skip

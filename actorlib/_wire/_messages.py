@@ -553,6 +553,42 @@ class LogData(Msg, tag="log_data"):
     error: str = ""
 
 
+class ObjectRefInfo(msgspec.Struct, frozen=True, array_like=True):
+    """One object a process holds references to, as it tells its node (``actorlib memory``)."""
+
+    object_id: bytes
+    owned: bool
+    owner: str  # the owner's address (this process's own when ``owned``)
+    local_refs: int  # ObjectRef objects in this process (those its unfinished tasks hold included)
+    task_refs: int  # held as arguments by tasks and actor calls it submitted that have not finished
+    borrowers: list[str]  # owned: the processes borrowing it (their peer names)
+    escaped: bool  # owned: pinned for the owner's lifetime; borrowed: the owner was asked to pin it
+    where: str  # PENDING | INLINE | STORE | ERROR
+    size: int  # -1 while pending
+    stored_id: bytes = b""  # its id in the store holding it
+    stored_node: bytes = b""
+    lineage: bool = False  # owned: the task that made it is kept, to recompute it if its node dies
+    lineage_refs: int = 0  # held by such kept tasks (it was an argument of one)
+
+
+class ObjectsQuery(Msg, tag="objects_query"):
+    """Node to a driver or worker connected to it: list the objects you hold references to."""
+
+    req: int
+    limit: int
+
+
+class ObjectsReply(Msg, tag="objects_reply"):
+    """Driver or worker to its node, answering ObjectsQuery: up to ``limit`` of its ``total`` objects."""
+
+    req: int
+    pid: int
+    peer: str  # its peer name (driver:<id> | worker:<id>)
+    actor_id: bytes
+    objects: list[ObjectRefInfo]
+    total: int = 0
+
+
 NodeMessage = (
     RequestLease
     | ReturnLease
@@ -571,6 +607,8 @@ NodeMessage = (
     | LogData
     | PendingTasksQuery
     | PendingTasksReply
+    | ObjectsQuery
+    | ObjectsReply
 )
 
 

@@ -34,10 +34,14 @@ from .._state import (
     JobState,
     ListResult,
     LogFile,
+    MemoryResult,
+    NodeMemory,
     NodeState,
+    ObjectRefState,
     ObjectState,
     PlacementGroupState,
     QueryError,
+    StoredObjectState,
     Summary,
     TaskState,
     WorkerState,
@@ -50,11 +54,12 @@ from .._wire import StateQuery
 from ._state_client import DEFAULT_TIMEOUT, ask_sync, iterate_log, target
 
 __all__ = [
-    "ActorState", "ClusterTree", "JobState", "LogFile", "NodeState", "ObjectState", "PlacementGroupState",
+    "ActorState", "ClusterTree", "JobState", "LogFile", "MemoryResult", "NodeMemory", "NodeState", "ObjectRefState",
+    "ObjectState", "PlacementGroupState", "StoredObjectState",
     "DEFAULT_LIMIT", "KINDS", "ListResult", "QueryError", "StateApiError", "parse_filter", "sort", "unhealthy", "Summary", "TaskState", "WorkerState",
     "get_actor", "get_job", "get_log", "get_node", "get_placement_group", "get_task", "get_tree", "get_worker",
     "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
-    "list_workers", "query", "summarize_actors", "summarize_objects", "summarize_tasks", "timeline",
+    "list_workers", "memory", "query", "summarize_actors", "summarize_objects", "summarize_tasks", "timeline",
 ]  # fmt: skip
 
 Filters = Sequence[tuple[str, str, Any]] | None
@@ -166,6 +171,15 @@ def get_tree(
     """Every node's supervision tree (``node``: only the node whose id starts with it; ``depth``: levels kept)."""
     args = {"node": node or "", "depth": str(-1 if depth is None else depth)}
     return msgspec.msgpack.decode(query("tree", address=address, args=args, timeout=timeout), type=ClusterTree)
+
+
+def memory(address: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> MemoryResult:
+    """Every live node's objects and who holds references to them (``actorlib memory``, Ray's
+    ``ray memory``): the objects in its store (each with how many references the cluster
+    reports), and, for every driver and worker on it, each object it holds references to:
+    size, where the value lives, its owner, the kind of reference (LOCAL_REFERENCE,
+    USED_BY_PENDING_TASK, CAPTURED_IN_OBJECT, BORROWED_BY_OTHERS, LINEAGE) and its borrowers."""
+    return msgspec.msgpack.decode(query("memory", address=address, timeout=timeout), type=MemoryResult)
 
 
 def timeline(address: str | None = None, filename: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:

@@ -201,6 +201,76 @@ def list_tasks():
     return listing(timeout=30)
 
 
+@actorlib.remote
+def borrow_until(path: str, array: np.ndarray, nested: list) -> int:
+    import time
+
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return len(nested)
+
+
+def memory_rows(result, object_id: str) -> list:
+    return [row for node in result.nodes for row in node.references if row.object_id == object_id]
+
+
+def test_memory_shows_objects_per_node_and_who_holds_them(cluster, tmp_path):
+    import msgspec
+
+    from actorlib.util.state import MemoryResult, memory
+
+    nodes = cluster.node_ids()
+    head, ssd, gpu = nodes["127.0.0.1"], nodes["127.0.0.2"], nodes["127.0.0.3"]
+    put = actorlib.put(np.zeros(2 * 2**20, dtype=np.uint8))  # in the head node's store
+    small = actorlib.put("small")  # inline, in the driver's own table
+    made = make_array.options(resources={"ssd": 1}).remote(3)  # in 127.0.0.2's store, owned by the driver
+    actorlib.wait([made], timeout=60)
+    go = tmp_path / "go"
+    running = borrow_until.options(resources={"gpu_like": 1}).remote(str(go), put, [small])  # on 127.0.0.3
+    try:
+        poll(lambda: any(t.name == "borrow_until" and t.state == "RUNNING" for t in list_tasks()), timeout=60)
+        result = poll(lambda: (m := memory(timeout=30)) and any(r.holder.startswith("worker:") for r in memory_rows(m, small.hex())) and m, timeout=30)
+        assert not result.partial
+        by_node = {node.node_id: node for node in result.nodes}
+        assert set(by_node) == {head, ssd, gpu}
+
+        (row,) = memory_rows(result, put.hex())  # held by the driver, and pinned by the running task
+        assert (row.node_id, row.owned, row.where, row.stored_on) == (head, True, "STORE", head)
+        assert row.size >= 2 * 2**20 and row.reference == "USED_BY_PENDING_TASK" and row.task_refs == 1
+        assert row.pid == os.getpid()
+        stored = {obj.object_id: obj for obj in by_node[head].stored}
+        assert stored[row.stored_id].references == 1 and stored[row.stored_id].size == row.size
+
+        (made_row,) = memory_rows(result, made.hex())  # held on the head node, kept on 127.0.0.2
+        assert (made_row.stored_on, made_row.reference, made_row.local_refs) == (ssd, "LOCAL_REFERENCE", 1)
+        assert {obj.object_id: obj.references for obj in by_node[ssd].stored}[made_row.stored_id] == 1
+
+        owner_row, borrower_row = sorted(memory_rows(result, small.hex()), key=lambda r: not r.owned)
+        assert (owner_row.where, owner_row.node_id, owner_row.reference) == ("INLINE", head, "USED_BY_PENDING_TASK")
+        assert (borrower_row.node_id, borrower_row.owned, borrower_row.owner) == (gpu, False, owner_row.owner)
+        assert owner_row.borrowers == [borrower_row.holder]  # the worker on 127.0.0.3 borrows it
+        assert by_node[head].inline_bytes >= owner_row.size > 0
+
+        env = {**cluster.env, "ACTORLIB_TOKEN_FILE": cluster.token_file}
+        text = cluster.cli("memory", "--address", cluster.address, env=env).stdout
+        assert all(object_id in text for object_id in (put.hex(), made.hex(), small.hex()))
+        assert "USED_BY_PENDING_TASK" in text and "3 nodes:" in text
+        brief = cluster.cli("memory", "--address", cluster.address, "--stats-only", env=env).stdout
+        assert put.hex() not in brief and brief.count("node ") == 3
+        as_json = msgspec.json.decode(cluster.cli("memory", "--address", cluster.address, "--json", env=env).stdout, type=MemoryResult)
+        assert {node.node_id for node in as_json.nodes} == {head, ssd, gpu}
+        only = cluster.cli("memory", "--address", cluster.address, "--node", ssd[:10], env=env).stdout
+        assert f"node {ssd[:12]}" in only and "3.0 MiB" in only and "1 node:" in only and put.hex() not in only
+        missing = cluster.cli("memory", "--address", cluster.address, "--node", "zz", env=env, check=False)
+        assert missing.returncode != 0 and "no live node" in missing.stderr
+    finally:
+        go.write_text("go")
+    assert actorlib.get(running, timeout=60) == 1
+    ids = [put.hex(), made.hex(), small.hex()]
+    del put, made, small, running
+    poll(lambda: not any(memory_rows(memory(timeout=30), object_id) for object_id in ids), timeout=30)
+
+
 def test_a_wrong_token_is_refused(cluster):
     result = cluster.cli(
         "status", "--address", cluster.address, check=False, env={**cluster.env, "ACTORLIB_TOKEN": "not-the-token"}
