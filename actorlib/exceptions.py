@@ -5,6 +5,7 @@
     ActorlibError                      (Ray: RayError)
     ├── TaskError                      (Ray: RayTaskError) the task raised; see below
     ├── WorkerCrashedError             the worker process died mid-task, retries exhausted
+    │   └── OutOfMemoryError           ... killed by its node's memory monitor (the node ran short)
     ├── TaskCancelledError             actorlib.cancel() was called on the task
     ├── GetTimeoutError                also a TimeoutError: get(..., timeout=) expired
     ├── ObjectLostError                the object's value is gone
@@ -49,6 +50,7 @@ __all__ = [
     "ObjectFreedError",
     "ObjectLostError",
     "ObjectStoreFullError",
+    "OutOfMemoryError",
     "OwnerDiedError",
     "RuntimeShutdownError",
     "SerializationError",
@@ -151,6 +153,11 @@ def _rebuild_task_error(
 
 class WorkerCrashedError(ActorlibError):
     """The worker running the task died (crash, signal, os._exit) and retries are exhausted."""
+
+
+class OutOfMemoryError(WorkerCrashedError):
+    """A node's memory monitor killed the worker running the task (the node was about to run out
+    of memory), and the task could not be retried; the message has the figures (Ray's name)."""
 
 
 class TaskCancelledError(ActorlibError):

@@ -26,6 +26,7 @@ EXPECTED = {
     "jobs.py": "jobs ok",
     "inspecting.py": "inspecting ok",
     "memory.py": "memory ok",
+    "memory_monitor.py": "memory monitor ok",
     "autoscaling.py": "autoscaling ok",
     "dashboard.py": "dashboard ok",
 }

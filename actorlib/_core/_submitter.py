@@ -24,6 +24,7 @@ from .._wire import CancelTask, PendingTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
     InfeasibleResourcesError,
     ObjectLostError,
+    OutOfMemoryError,
     TaskCancelledError,
     TaskUnschedulableError,
     WorkerCrashedError,
@@ -45,6 +46,9 @@ EXIT_QUERY_TIMEOUT = 2.0
 GROUP_RETRIES = 50  # lease requests into a placement group refused while its bundles move
 LEASE_RETRY = 0.05  # seconds before asking again after a lease request failed; doubles, up to
 LEASE_RETRY_MAX = 1.0
+OOM_KILLED = "killed by the memory monitor"  # how a node's memory monitor starts a worker's exit reason
+OOM_RETRY = 1.0  # seconds before a task killed for memory runs again; doubles per such kill, up to
+OOM_RETRY_MAX = 30.0
 LEASE_GIVE_UP = 30.0  # seconds of failed lease requests (and no lease) before the queued tasks fail
 
 
@@ -54,7 +58,7 @@ class TaskSpec:
     __slots__ = (
         "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
         "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture", "nested", "parent", "created", "locality",
+        "strategy", "group", "capture", "nested", "parent", "created", "locality", "oom_kills",
     )  # fmt: skip
 
     def __init__(
@@ -103,6 +107,7 @@ class TaskSpec:
         self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
         self.created = time.time()  # for the state API's pending tasks
         self.locality = b""  # the node holding most bytes of its stored arguments, once resolved
+        self.oom_kills = 0  # times a node's memory monitor killed its worker (its retries back off)
 
 
 class _Queue:
@@ -628,6 +633,8 @@ class TaskSubmitter:
             except (ConnectionError, trio.ClosedResourceError):
                 pass  # the node is gone too: the reason stays "its connection was lost"
         retried: dict[str, _Queue] = {}
+        oom = reason.startswith(OOM_KILLED)
+        later: list[TaskSpec] = []
         for spec in list(lease.inflight.values()):
             self._running.pop(spec.task_id, None)
             spec.lease = None
@@ -635,11 +642,15 @@ class TaskSubmitter:
                 self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
             elif not spec.streaming and (spec.max_retries == -1 or spec.attempt < spec.max_retries):
                 spec.attempt += 1
+                if oom:
+                    later.append(spec)  # memory is short now: run it again after a while
+                    continue
                 queue = retried[spec.key] = self._queue(spec)  # the lease's may have been dropped meanwhile
                 queue.tasks.append(spec)
             else:
                 tries = spec.attempt + 1
-                error = WorkerCrashedError(
+                kind = OutOfMemoryError if oom else WorkerCrashedError
+                error = kind(
                     f"the worker (pid {lease.pid}) running {spec.name}() died: {reason}; "
                     f"the task was tried {tries} time{'s' if tries > 1 else ''} (max_retries={spec.max_retries})"
                 )
@@ -647,6 +658,21 @@ class TaskSubmitter:
         lease.inflight.clear()
         for queue in retried.values():
             self._dispatch(queue)
+        for spec in later:
+            self.rt.nursery.start_soon(self._retry_after_oom, spec)
+
+    async def _retry_after_oom(self, spec: TaskSpec) -> None:
+        """Queue a task killed for memory again after a backoff (1 s, doubling per kill)."""
+        spec.oom_kills += 1
+        delay = min(OOM_RETRY * 2 ** (spec.oom_kills - 1), OOM_RETRY_MAX)
+        log.info("%s() was killed by a node's memory monitor; running it again in %gs", spec.name, delay)
+        await trio.sleep(delay)
+        if spec.cancelled:
+            self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
+            return
+        queue = self._queue(spec)
+        queue.tasks.append(spec)
+        self._dispatch(queue)
 
     # ---- cancellation --------------------------------------------------------------
 

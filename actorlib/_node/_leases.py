@@ -41,7 +41,7 @@ class _Request:
 class Lease:
     """A worker lent to one owner, and the resources it holds."""
 
-    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids", "job_id", "name")
+    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids", "job_id", "name", "granted")
 
     def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel, gpu_ids: list[str]) -> None:
         self.lease_id = _ids.unique_id()
@@ -51,6 +51,7 @@ class Lease:
         self.blocked = False
         self.gpu_ids = gpu_ids
         self.job_id = ""  # the job that asked for it, and for which function (the state API shows them)
+        self.granted = time.monotonic()  # the memory monitor kills the most recently started first
         self.name = ""
 
 

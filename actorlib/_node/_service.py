@@ -43,6 +43,8 @@ from .._wire import (
 from . import _resources as res
 from ._actors import ActorHost
 from ._config import NodeConfig
+from ._memory_monitor import MemoryMonitor
+from ._memory_monitor import settings as monitor_settings
 from ._node_inspector import NodeInspector
 from ._owner_tasks import OwnerTasks
 from ._entrypoints import EntrypointHost
@@ -111,6 +113,7 @@ class NodeService:
         self.tasks = TaskHistory(config.node_id)
         self.owner_tasks = OwnerTasks()  # what the drivers and workers connected here have not started
         self.inspector = NodeInspector(self)
+        self.memory_monitor = MemoryMonitor(self, *monitor_settings())  # a bad setting fails the node's start
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -153,6 +156,7 @@ class NodeService:
                 for _ in range(min(PRESTARTED_WORKERS, int(self.total.get(res.CPU, 0)))):
                     pool.start({})
                 nursery.start_soon(self._housekeeping)
+                nursery.start_soon(self.memory_monitor.run)
                 task_status.started()
                 await trio.sleep_forever()
             finally:

@@ -1,0 +1,197 @@
+"""The memory monitor: kill a task's worker before the machine (or container) runs out of memory.
+
+Every ``ACTORLIB_MEMORY_MONITOR_REFRESH`` seconds (default 0.25; 0 disables) the node
+reads its memory use: the container's (cgroup v2, else v1) when it has a limit, else
+the machine's. Above ``ACTORLIB_MEMORY_USAGE_THRESHOLD`` of the limit (default 0.95;
+0 disables) it SIGKILLs the worker of the most recently started task — never the
+node, the head, a driver, an actor or a job's entrypoint — and records why, with the
+figures, as that worker's exit reason: the task's owner retries it later with backoff,
+or raises OutOfMemoryError with that text. Then it waits for the worker to be gone
+(its memory freed) before it may kill again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+
+from .._core._submitter import OOM_KILLED
+
+log = logging.getLogger("actorlib.node")
+
+DEFAULT_THRESHOLD = 0.95
+DEFAULT_REFRESH = 0.25  # seconds
+UNLIMITED = 2**60  # cgroup v1 says "no limit" with a huge number
+TOP_PROCESSES = 3
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    used: int
+    limit: int
+    source: str  # "cgroup v2" | "cgroup v1" | "machine"
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.limit if self.limit else 0.0
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return UNLIMITED
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def read_memory(cgroup: Path = Path("/sys/fs/cgroup"), machine: Any = None) -> MemoryUse:
+    """This node's memory use and limit: its cgroup's when that has a limit below the
+    machine's memory (page cache that can be dropped, inactive_file, not counted), else
+    the machine's (total - available)."""
+    vm = machine if machine is not None else psutil.virtual_memory()
+    machine_use = MemoryUse(used=int(vm.total - vm.available), limit=int(vm.total), source="machine")
+    limit, current = _read_int(cgroup / "memory.max"), _read_int(cgroup / "memory.current")
+    if limit is not None and current is not None:  # v2
+        source, inactive = "cgroup v2", _stat(cgroup / "memory.stat", "inactive_file")
+    else:
+        v1 = cgroup / "memory"
+        limit, current = _read_int(v1 / "memory.limit_in_bytes"), _read_int(v1 / "memory.usage_in_bytes")
+        source, inactive = "cgroup v1", _stat(v1 / "memory.stat", "total_inactive_file")
+    if limit is None or current is None or limit >= min(UNLIMITED, vm.total):
+        return machine_use
+    return MemoryUse(used=max(0, current - inactive), limit=limit, source=source)
+
+
+def settings(environ: Any = os.environ) -> tuple[float, float]:
+    """(threshold, refresh seconds) from the environment; raises ValueError naming a bad one."""
+    out = []
+    for name, default, top in (("ACTORLIB_MEMORY_USAGE_THRESHOLD", DEFAULT_THRESHOLD, 1.0), ("ACTORLIB_MEMORY_MONITOR_REFRESH", DEFAULT_REFRESH, None)):
+        text = environ.get(name, "")
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {text!r}") from None
+        if value < 0 or (top is not None and value > top):
+            raise ValueError(f"{name} must be between 0 and {top:g} (0 disables the memory monitor), got {value:g}" if top else f"{name} must be 0 or more seconds, got {value:g}")
+        out.append(value)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    worker: Any
+    pid: int
+    started: float  # monotonic: when its current task (or lease) started
+    task: str
+
+
+def pick_victim(candidates: list[Candidate]) -> Candidate | None:
+    """The most recently started: the least work is lost, and it is most likely the one that
+    pushed memory over (Ray's policy for tasks)."""
+    return max(candidates, key=lambda c: c.started, default=None)
+
+
+def top_processes(count: int = TOP_PROCESSES) -> list[tuple[int, str, int]]:
+    """(pid, name, RSS) of the machine's largest processes by resident memory."""
+    found = []
+    for process in psutil.process_iter(["pid", "name", "memory_info"]):
+        info = process.info
+        if info.get("memory_info") is not None:
+            found.append((info["pid"], info.get("name") or "?", info["memory_info"].rss))
+    return sorted(found, key=lambda p: -p[2])[:count]
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def describe(use: MemoryUse, threshold: float, node: str, victim: Candidate, top: list[tuple[int, str, int]]) -> str:
+    procs = ", ".join(f"pid {pid} {name} {gib(rss)}" for pid, name, rss in top)
+    return (
+        f"{OOM_KILLED} on node {node}: {gib(use.used)} of {gib(use.limit)} used ({use.fraction:.1%}, {use.source}), "
+        f"above its threshold of {threshold:.1%}; the worker (pid {victim.pid}) ran {victim.task}(), the most "
+        f"recently started task. Largest processes: {procs}. To avoid it: use less memory per task, ask for "
+        f"memory with .options(memory=...) so that fewer such tasks run at once, or raise "
+        f"ACTORLIB_MEMORY_USAGE_THRESHOLD (0 disables the monitor)."
+    )
+
+
+class MemoryMonitor:
+    """Samples one node's memory; above the threshold, kills one task worker at a time."""
+
+    def __init__(self, service: Any, threshold: float, refresh: float, read: Any = read_memory) -> None:
+        self.service = service
+        self.threshold = threshold
+        self.refresh = refresh
+        self.read = read
+        self.kills = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold > 0 and self.refresh > 0
+
+    async def run(self) -> None:
+        if not self.enabled:
+            await trio.sleep_forever()
+        while True:
+            await trio.sleep(self.refresh)
+            use = await trio.to_thread.run_sync(self.read)
+            if use.fraction <= self.threshold:
+                continue
+            victim = pick_victim(self.candidates())
+            if victim is None:
+                continue  # nothing this monitor may kill: the kernel's OOM killer may act
+            reason = describe(use, self.threshold, self.service.config.short, victim, await trio.to_thread.run_sync(top_processes))
+            log.warning("%s", reason)
+            self.kills += 1
+            self.kill(victim, reason)
+            with trio.move_on_after(10.0):  # its memory is freed once it is reaped
+                await victim.worker.exited.wait()
+
+    def candidates(self) -> list[Candidate]:
+        """Task workers running a task (leased): never actors, entrypoints, the node or drivers."""
+        service = self.service
+        out = []
+        for worker in list(service.pool.workers.values()):
+            lease = worker.lease
+            if lease is None or worker.state != "leased" or not worker.pid:
+                continue
+            running = service.tasks.running(worker.worker_id)
+            started = lease.granted
+            name = lease.name
+            if running:
+                started = max(started, time.monotonic() - max(0.0, time.time() - running[0].start))
+                name = running[0].name
+            out.append(Candidate(worker=worker, pid=worker.pid, started=started, task=name or "a task"))
+        return out
+
+    def kill(self, victim: Candidate, reason: str) -> None:
+        try:
+            os.killpg(victim.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.service.pool.stop(victim.worker, reason)  # the exit reason owners and listings see

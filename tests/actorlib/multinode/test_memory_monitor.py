@@ -1,0 +1,89 @@
+"""The memory monitor on a loopback cluster: a node whose threshold sits just above its
+current memory use kills the task that allocates past it, the task is retried, and finally
+raises OutOfMemoryError with the figures; the node, an actor on it and other tasks go on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+import actorlib
+from actorlib.exceptions import OutOfMemoryError, WorkerCrashedError
+
+from ..integration.conftest import poll
+from .conftest import MultiNode
+
+HEADROOM = 1.5 * 2**30  # the threshold: this much above the machine's use when the node starts
+CHUNK = 64 * 2**20
+
+
+@actorlib.remote(resources={"hog": 1}, max_retries=1)
+def hog(limit: int) -> int:
+    """Allocate (and touch) memory 64 MiB at a time, up to ``limit`` bytes."""
+    held = []
+    while len(held) * CHUNK < limit:
+        held.append(bytearray(CHUNK))  # zero-filled by the kernel on first touch
+        held[-1][::4096] = b"\x01" * (CHUNK // 4096)
+        time.sleep(0.02)
+    return len(held)
+
+
+@actorlib.remote(resources={"hog": 1})
+def light(x: int) -> int:
+    return x + 1
+
+
+@actorlib.remote(resources={"hog": 0.1})
+class Survivor:
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@pytest.fixture(scope="module")
+def oom_cluster():
+    multi = MultiNode([])
+    memory = psutil.virtual_memory()
+    threshold = min(0.99, (memory.total - memory.available + HEADROOM) / memory.total)
+    multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"] = f"{threshold:.4f}"
+    multi.env["ACTORLIB_MEMORY_MONITOR_REFRESH"] = "0.1"
+    try:
+        multi.add_node("127.0.0.2", cpus=2, resources={"hog": 2})
+        del multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"]
+        multi.connect()
+        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+        yield multi
+    finally:
+        if actorlib.is_initialized():
+            multi.disconnect()
+        multi.stop()
+
+
+def test_a_task_past_the_threshold_is_killed_retried_and_fails_with_the_figures(oom_cluster):
+    from actorlib.util.state import list_tasks
+
+    node = oom_cluster.node_ids()["127.0.0.2"]
+    survivor = Survivor.remote()
+    pid = actorlib.get(survivor.pid.remote(), timeout=60)
+    total = psutil.virtual_memory().total
+    started = time.monotonic()
+    with pytest.raises(OutOfMemoryError) as caught:
+        actorlib.get(hog.remote(int(HEADROOM * 3)), timeout=300)
+    assert isinstance(caught.value, WorkerCrashedError)  # what code catching crashes already expects
+    message = str(caught.value)
+    assert "killed by the memory monitor on node" in message and "hog()" in message
+    assert f"of {total / 2**30:.2f} GiB used" in message and "above its threshold of" in message
+    assert "Largest processes: pid" in message and "ACTORLIB_MEMORY_USAGE_THRESHOLD" in message
+    assert "tried 2 times (max_retries=1)" in message
+    assert time.monotonic() - started >= 1.0  # the retry waited (backoff) before running again
+    # The node, the actor on it and later tasks carry on.
+    assert actorlib.get(survivor.pid.remote(), timeout=60) == pid
+    assert actorlib.get([light.remote(i) for i in range(4)], timeout=60) == [1, 2, 3, 4]
+    assert node in oom_cluster.node_ids().values()
+    # Each kill is in the task listing, with its reason.
+    failed = lambda: [t for t in list_tasks(filters=[("name", "=", "hog")], timeout=30) if t.state == "FAILED"]  # noqa: E731
+    kills = poll(lambda: len(f := failed()) >= 2 and f, timeout=30)
+    assert all("memory monitor" in (task.error_message or "") for task in kills)
+    actorlib.kill(survivor)

@@ -1,0 +1,54 @@
+"""The memory monitor's pure parts: reading cgroup limits, its settings, choosing a victim."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import pytest
+
+from actorlib._node._memory_monitor import Candidate, MemoryUse, describe, pick_victim, read_memory, settings
+
+VM = namedtuple("VM", "total available")
+GIB = 2**30
+
+
+def test_a_cgroup_v2_limit_wins_over_the_machine(tmp_path):
+    (tmp_path / "memory.max").write_text("4294967296\n")
+    (tmp_path / "memory.current").write_text(str(3 * GIB))
+    (tmp_path / "memory.stat").write_text(f"anon 1\ninactive_file {GIB}\nactive_file 5\n")
+    use = read_memory(tmp_path, VM(total=64 * GIB, available=60 * GIB))
+    assert use == MemoryUse(used=2 * GIB, limit=4 * GIB, source="cgroup v2")  # droppable page cache not counted
+    assert use.fraction == 0.5
+
+
+def test_a_cgroup_v1_limit_is_read_too(tmp_path):
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(str(2 * GIB))
+    (tmp_path / "memory" / "memory.usage_in_bytes").write_text(str(GIB))
+    (tmp_path / "memory" / "memory.stat").write_text("total_inactive_file 0\n")
+    assert read_memory(tmp_path, VM(total=64 * GIB, available=60 * GIB)) == MemoryUse(used=GIB, limit=2 * GIB, source="cgroup v1")
+
+
+def test_without_a_limit_the_machine_counts(tmp_path):
+    (tmp_path / "memory.max").write_text("max\n")
+    (tmp_path / "memory.current").write_text(str(GIB))
+    assert read_memory(tmp_path, VM(total=8 * GIB, available=6 * GIB)) == MemoryUse(used=2 * GIB, limit=8 * GIB, source="machine")
+    assert read_memory(tmp_path / "none", VM(total=8 * GIB, available=2 * GIB)).source == "machine"
+
+
+def test_settings_have_defaults_and_bad_ones_are_named():
+    assert settings({}) == (0.95, 0.25)
+    assert settings({"ACTORLIB_MEMORY_USAGE_THRESHOLD": "0", "ACTORLIB_MEMORY_MONITOR_REFRESH": "1"}) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="ACTORLIB_MEMORY_USAGE_THRESHOLD must be between 0 and 1"):
+        settings({"ACTORLIB_MEMORY_USAGE_THRESHOLD": "1.5"})
+    with pytest.raises(ValueError, match="ACTORLIB_MEMORY_MONITOR_REFRESH must be a number, got 'soon'"):
+        settings({"ACTORLIB_MEMORY_MONITOR_REFRESH": "soon"})
+
+
+def test_the_most_recently_started_task_is_the_victim_and_the_reason_has_the_figures():
+    old, new = Candidate(worker=None, pid=10, started=5.0, task="old"), Candidate(worker=None, pid=11, started=9.0, task="hog")
+    assert pick_victim([old, new]) is new and pick_victim([]) is None
+    text = describe(MemoryUse(used=3 * GIB, limit=4 * GIB, source="machine"), 0.7, "ab12", new, [(11, "python", 2 * GIB)])
+    assert text.startswith("killed by the memory monitor on node ab12: 3.00 GiB of 4.00 GiB used (75.0%, machine)")
+    assert "threshold of 70.0%" in text and "pid 11" in text and "hog()" in text and "pid 11 python 2.00 GiB" in text
+    assert "ACTORLIB_MEMORY_USAGE_THRESHOLD" in text
