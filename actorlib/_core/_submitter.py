@@ -96,7 +96,8 @@ class TaskSpec:
         self.return_ids = return_ids
         self.shape = shape
         self.env = env
-        self.key = repr((sorted(shape.items()), sorted(env.items()), strategy))
+        # Retriable tasks lease apart: a node's memory monitor kills their workers first.
+        self.key = repr((sorted(shape.items()), sorted(env.items()), strategy, max_retries != 0))
         self.max_retries = max_retries
         self.retry_exceptions = retry_exceptions
         self.attempt = 0
@@ -113,7 +114,7 @@ class TaskSpec:
 class _Queue:
     __slots__ = (
         "key", "shape", "env", "strategy", "group", "turn", "retries", "tasks", "leases", "requesting",
-        "failing_since", "failures", "locality",
+        "failing_since", "failures", "locality", "retriable",
     )  # fmt: skip
 
     def __init__(self, spec: TaskSpec) -> None:
@@ -123,6 +124,7 @@ class _Queue:
         self.strategy = spec.strategy
         self.group = spec.group
         self.locality = spec.locality  # part of the key: its leases are asked of that node first
+        self.retriable = spec.max_retries != 0  # part of the key too
         self.turn = 0  # which of its group's nodes the next lease request goes to
         self.retries = 0
         self.tasks: deque[TaskSpec] = deque()
@@ -243,7 +245,7 @@ class TaskSubmitter:
         locality = holder_of(spec.resolved)
         if locality != spec.locality:
             spec.locality = locality
-            spec.key = repr((sorted(spec.shape.items()), sorted(spec.env.items()), spec.strategy, locality))
+            spec.key = repr((sorted(spec.shape.items()), sorted(spec.env.items()), spec.strategy, spec.max_retries != 0, locality))
 
     def _queue(self, spec: TaskSpec) -> _Queue:
         """The queue of ``spec``'s scheduling key (made anew if it was dropped while idle)."""
@@ -330,7 +332,7 @@ class TaskSubmitter:
                 lambda req: RequestLease(
                     req=req, shape=queue.shape, env=queue.env, job_id=ident.job_id, name=name,
                     strategy=strategy, node_affinity=affinity, soft=soft, spilled=spilled,
-                    locality=queue.locality,
+                    locality=queue.locality, retriable=queue.retriable,
                 )  # fmt: skip
             )
             if not (isinstance(reply, LeaseRefused) and reply.kind in ("spillback", "locality")):

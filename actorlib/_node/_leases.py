@@ -41,7 +41,7 @@ class _Request:
 class Lease:
     """A worker lent to one owner, and the resources it holds."""
 
-    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids", "job_id", "name", "granted")
+    __slots__ = ("lease_id", "worker", "shape", "channel", "blocked", "gpu_ids", "job_id", "name", "granted", "retriable")
 
     def __init__(self, worker: Worker, shape: dict[str, float], channel: Channel, gpu_ids: list[str]) -> None:
         self.lease_id = _ids.unique_id()
@@ -51,7 +51,8 @@ class Lease:
         self.blocked = False
         self.gpu_ids = gpu_ids
         self.job_id = ""  # the job that asked for it, and for which function (the state API shows them)
-        self.granted = time.monotonic()  # the memory monitor kills the most recently started first
+        self.granted = time.monotonic()  # the memory monitor kills the most recently started first,
+        self.retriable = True  # retriable ones before the others
         self.name = ""
 
 
@@ -235,6 +236,7 @@ class LeaseManager:
     def _grant(self, request: _Request, worker: Worker) -> None:
         lease = Lease(worker, request.shape, request.channel, self.gpus.take(gpus_of(request.shape)))
         lease.job_id, lease.name = request.message.job_id, request.name
+        lease.retriable = request.message.retriable
         res.subtract(self.available, lease.shape)
         worker.state = "leased"
         worker.lease = lease

@@ -3,8 +3,9 @@
 Every ``ACTORLIB_MEMORY_MONITOR_REFRESH`` seconds (default 0.25; 0 disables) the node
 reads its memory use: the container's (cgroup v2, else v1) when it has a limit, else
 the machine's. Above ``ACTORLIB_MEMORY_USAGE_THRESHOLD`` of the limit (default 0.95;
-0 disables) it SIGKILLs the worker of the most recently started task — never the
-node, the head, a driver, an actor or a job's entrypoint — and records why, with the
+0 disables) it SIGKILLs the worker of the most recently started retriable task (with
+none, of the most recently started task) — never the node, the head, a driver, an
+actor or a job's entrypoint — and records why, with the
 figures, as that worker's exit reason: the task's owner retries it later with backoff,
 or raises OutOfMemoryError with that text. Then it waits for the worker to be gone
 (its memory freed) before it may kill again.
@@ -107,12 +108,13 @@ class Candidate:
     pid: int
     started: float  # monotonic: when its current task (or lease) started
     task: str
+    retriable: bool = True
 
 
 def pick_victim(candidates: list[Candidate]) -> Candidate | None:
-    """The most recently started: the least work is lost, and it is most likely the one that
-    pushed memory over (Ray's policy for tasks)."""
-    return max(candidates, key=lambda c: c.started, default=None)
+    """The most recently started retriable task's (the least work is lost, it will run again, and
+    it most likely pushed memory over); with none, the most recently started of the others."""
+    return max(candidates, key=lambda c: (c.retriable, c.started), default=None)
 
 
 def top_processes(count: int = TOP_PROCESSES) -> list[tuple[int, str, int]]:
@@ -133,10 +135,11 @@ def describe(use: MemoryUse, threshold: float, node: str, victim: Candidate, top
     procs = ", ".join(f"pid {pid} {name} {gib(rss)}" for pid, name, rss in top)
     return (
         f"{OOM_KILLED} on node {node}: {gib(use.used)} of {gib(use.limit)} used ({use.fraction:.1%}, {use.source}), "
-        f"above its threshold of {threshold:.1%}; the worker (pid {victim.pid}) ran {victim.task}(), the most "
-        f"recently started task. Largest processes: {procs}. To avoid it: use less memory per task, ask for "
+        f"above its threshold of {threshold:.1%}, and {victim.task}() on worker pid {victim.pid} was the most "
+        f"recently started {'retriable ' if victim.retriable else ''}task there. Largest processes: {procs}. "
+        f"To avoid it: use less memory per task, ask for "
         f"memory with .options(memory=...) so that fewer such tasks run at once, or raise "
-        f"ACTORLIB_MEMORY_USAGE_THRESHOLD (0 disables the monitor)."
+        f"ACTORLIB_MEMORY_USAGE_THRESHOLD (0 disables the monitor)"
     )
 
 
@@ -186,7 +189,7 @@ class MemoryMonitor:
             if running:
                 started = max(started, time.monotonic() - max(0.0, time.time() - running[0].start))
                 name = running[0].name
-            out.append(Candidate(worker=worker, pid=worker.pid, started=started, task=name or "a task"))
+            out.append(Candidate(worker=worker, pid=worker.pid, started=started, task=name or "a task", retriable=lease.retriable))
         return out
 
     def kill(self, victim: Candidate, reason: str) -> None:

@@ -393,6 +393,7 @@ class RequestLease(Msg, tag="lease"):
     # The node holding most bytes of the task's stored arguments (b"": none): a node that is not
     # it sends the request there first (LeaseRefused kind "locality"), which then decides as usual.
     locality: bytes = b""
+    retriable: bool = True  # its tasks may run again if the worker dies (the memory monitor kills those first)
 
 
 class ReturnLease(Msg, tag="unlease"):

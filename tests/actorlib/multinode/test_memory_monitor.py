@@ -20,9 +20,15 @@ HEADROOM = 1.5 * 2**30  # the threshold: this much above the machine's use when 
 CHUNK = 64 * 2**20
 
 
+def wait_for(path: str) -> None:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+
 @actorlib.remote(resources={"hog": 1}, max_retries=1)
-def hog(limit: int) -> int:
-    """Allocate (and touch) memory 64 MiB at a time, up to ``limit`` bytes."""
+def hog(limit: int, gate: str) -> int:
+    """Once ``gate`` exists, allocate (and touch) memory 64 MiB at a time, up to ``limit`` bytes."""
+    wait_for(gate)
     held = []
     while len(held) * CHUNK < limit:
         held.append(bytearray(CHUNK))  # zero-filled by the kernel on first touch
@@ -34,6 +40,13 @@ def hog(limit: int) -> int:
 @actorlib.remote(resources={"hog": 1})
 def light(x: int) -> int:
     return x + 1
+
+
+@actorlib.remote(resources={"hog": 1}, max_retries=0)
+def bystander(gate: str) -> int:
+    """Not retriable, and started after the hog: the monitor must spare it."""
+    wait_for(gate)
+    return os.getpid()
 
 
 @actorlib.remote(resources={"hog": 0.1})
@@ -50,7 +63,7 @@ def oom_cluster():
     multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"] = f"{threshold:.4f}"
     multi.env["ACTORLIB_MEMORY_MONITOR_REFRESH"] = "0.1"
     try:
-        multi.add_node("127.0.0.2", cpus=2, resources={"hog": 2})
+        multi.add_node("127.0.0.2", cpus=3, resources={"hog": 3})
         del multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"]
         multi.connect()
         poll(lambda: len(multi.node_ids()) == 2, timeout=30)
@@ -61,16 +74,28 @@ def oom_cluster():
         multi.stop()
 
 
-def test_a_task_past_the_threshold_is_killed_retried_and_fails_with_the_figures(oom_cluster):
+def running(name: str) -> bool:
+    from actorlib.util.state import list_tasks
+
+    return any(t.state == "RUNNING" for t in list_tasks(filters=[("name", "=", name)], timeout=30))
+
+
+def test_a_task_past_the_threshold_is_killed_retried_and_fails_with_the_figures(oom_cluster, tmp_path):
     from actorlib.util.state import list_tasks
 
     node = oom_cluster.node_ids()["127.0.0.2"]
     survivor = Survivor.remote()
     pid = actorlib.get(survivor.pid.remote(), timeout=60)
     total = psutil.virtual_memory().total
+    grow, done = tmp_path / "grow", tmp_path / "done"
+    hogging = hog.remote(int(HEADROOM * 3), str(grow))
+    poll(lambda: running("hog"), timeout=60)
+    spared = bystander.remote(str(done))  # the most recently started task, but not retriable
+    poll(lambda: running("bystander"), timeout=60)
     started = time.monotonic()
+    grow.write_text("go")
     with pytest.raises(OutOfMemoryError) as caught:
-        actorlib.get(hog.remote(int(HEADROOM * 3)), timeout=300)
+        actorlib.get(hogging, timeout=300)
     assert isinstance(caught.value, WorkerCrashedError)  # what code catching crashes already expects
     message = str(caught.value)
     assert "killed by the memory monitor on node" in message and "hog()" in message
@@ -80,6 +105,8 @@ def test_a_task_past_the_threshold_is_killed_retried_and_fails_with_the_figures(
     assert time.monotonic() - started >= 1.0  # the retry waited (backoff) before running again
     # The node, the actor on it and later tasks carry on.
     assert actorlib.get(survivor.pid.remote(), timeout=60) == pid
+    done.write_text("go")
+    assert actorlib.get(spared, timeout=60) > 0  # never killed: it had no retry left
     assert actorlib.get([light.remote(i) for i in range(4)], timeout=60) == [1, 2, 3, 4]
     assert node in oom_cluster.node_ids().values()
     # Each kill is in the task listing, with its reason.

@@ -48,6 +48,9 @@ def test_settings_have_defaults_and_bad_ones_are_named():
 def test_the_most_recently_started_task_is_the_victim_and_the_reason_has_the_figures():
     old, new = Candidate(worker=None, pid=10, started=5.0, task="old"), Candidate(worker=None, pid=11, started=9.0, task="hog")
     assert pick_victim([old, new]) is new and pick_victim([]) is None
+    final = Candidate(worker=None, pid=12, started=10.0, task="no_retries", retriable=False)
+    assert pick_victim([old, new, final]) is new  # a retriable task first, even an older one
+    assert pick_victim([final]) is final
     text = describe(MemoryUse(used=3 * GIB, limit=4 * GIB, source="machine"), 0.7, "ab12", new, [(11, "python", 2 * GIB)])
     assert text.startswith("killed by the memory monitor on node ab12: 3.00 GiB of 4.00 GiB used (75.0%, machine)")
     assert "threshold of 70.0%" in text and "pid 11" in text and "hog()" in text and "pid 11 python 2.00 GiB" in text
