@@ -164,6 +164,7 @@ class TaskSubmitter:
         self._queues: dict[str, _Queue] = {}
         self._running: dict[bytes, TaskSpec] = {}
         self._waiting: dict[bytes, TaskSpec] = {}
+        self._backoff: dict[bytes, TaskSpec] = {}  # killed by a memory monitor: waiting to run again
         self._sent_fns: dict[Channel, set[bytes]] = {}
         self._durations: dict[bytes, float] = {}  # seconds per call, by function
         # Lineage: the task behind each result kept in a store, to run it again if that
@@ -176,7 +177,7 @@ class TaskSubmitter:
     def pending(self, limit: int) -> tuple[list[PendingTask], int]:
         """Up to ``limit`` tasks not known to have started, by state, and how many there are:
         waiting for arguments, for a lease, or pushed to a worker (it reports them when they start)."""
-        queued = [task for queue in self._queues.values() for task in queue.tasks]
+        queued = [task for queue in self._queues.values() for task in queue.tasks] + list(self._backoff.values())
         total = len(self._waiting) + len(queued) + len(self._running)
         groups = (
             (self._waiting.values(), "PENDING_ARGS_AVAIL"),
@@ -195,6 +196,7 @@ class TaskSubmitter:
         """Add to ``counts`` the refs that tasks not finished hold (arguments, nested refs), to
         ``kept`` those of finished tasks kept to recompute their results; return those results' ids."""
         unfinished = [*self._waiting.values(), *(t for q in self._queues.values() for t in q.tasks), *self._running.values()]
+        unfinished += self._backoff.values()
         live = {id(spec) for spec in unfinished}
         lineage = {id(spec): spec for spec in self._lineage.values() if id(spec) not in live}  # a task behind several results: once
         for specs, into in ((unfinished, counts), (lineage.values(), kept)):
@@ -668,10 +670,10 @@ class TaskSubmitter:
         spec.oom_kills += 1
         delay = min(OOM_RETRY * 2 ** (spec.oom_kills - 1), OOM_RETRY_MAX)
         log.info("%s() was killed by a node's memory monitor; running it again in %gs", spec.name, delay)
+        self._backoff[spec.task_id] = spec
         await trio.sleep(delay)
-        if spec.cancelled:
-            self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
-            return
+        if self._backoff.pop(spec.task_id, None) is None:
+            return  # cancelled meanwhile (and finished as such)
         queue = self._queue(spec)
         queue.tasks.append(spec)
         self._dispatch(queue)
@@ -680,7 +682,7 @@ class TaskSubmitter:
 
     def cancel_children(self, parent: bytes) -> None:
         """Cancel (recursively) every task this process submitted while running task ``parent``."""
-        children = [spec.task_id for spec in self._waiting.values() if spec.parent == parent]
+        children = [spec.task_id for spec in (*self._waiting.values(), *self._backoff.values()) if spec.parent == parent]
         children += [spec.task_id for queue in self._queues.values() for spec in queue.tasks if spec.parent == parent]
         children += [spec.task_id for spec in self._running.values() if spec.parent == parent]
         for task_id in children:
@@ -691,7 +693,7 @@ class TaskSubmitter:
         (``recursive``: the tasks it submitted are cancelled too, by the worker running it;
         ``force`` kills that worker, and with it the leases of everything it submitted)."""
         cancelled = [box_system(TaskCancelledError("the task was cancelled before it ran"))]
-        spec = self._waiting.pop(task_id, None)
+        spec = self._waiting.pop(task_id, None) or self._backoff.pop(task_id, None)
         if spec is not None:
             self._finish(spec, cancelled * spec.num_returns)
             return
