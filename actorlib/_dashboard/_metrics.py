@@ -60,6 +60,7 @@ def _node_families(nodes: list[NodeState], stats: StatsResult) -> list[Metric]:
         ("actorlib_object_store_used_bytes", "Bytes held in the node's object store", lambda s: s.store_used),
         ("actorlib_object_store_capacity_bytes", "The node's object store capacity", lambda s: s.store_capacity),
         ("actorlib_object_store_objects", "Objects held in the node's object store", lambda s: s.store_objects),
+        ("actorlib_object_store_sent_bytes", "Object bytes the node's store sent to other nodes since it started", lambda s: s.store_bytes_sent),
     ]
     return [
         _gauge("actorlib_nodes", "Nodes the head knows, by state", ["state"], _count((n.state,) for n in nodes)),

@@ -202,6 +202,8 @@ def test_metrics_parse_and_match_the_cluster_state(dash: Dash) -> None:
     assert total(metrics["actorlib_actor_restarts"], class_name="Tally") == state.get_actor(tally._actor_id.hex()).num_restarts == 1
     stored = sum(o.object_size for o in state.list_objects(limit=10_000))
     assert total(metrics["actorlib_object_store_used_bytes"]) >= stored >= 2 << 20
+    sent = {s.labels["node_id"]: s.value for s in metrics["actorlib_object_store_sent_bytes"]}
+    assert set(sent) == {node.node_id for node in state.list_nodes()} and min(sent.values()) >= 0
     jobs = state.list_jobs(limit=10_000)
     for job in jobs:
         assert total(metrics["actorlib_jobs"], type=job.type, status=job.status) == sum(
