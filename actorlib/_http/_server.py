@@ -16,6 +16,7 @@ from .._wire import is_loopback
 
 log = logging.getLogger("actorlib.http")
 GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
+KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open
 
 
 class HttpServer:
@@ -45,6 +46,9 @@ class HttpServer:
         config.bind = [f"{host}:{self.port}"]
         config.graceful_timeout = GRACEFUL_TIMEOUT
         config.accesslog = None
+        # Longer than clients keep idle connections (httpx: 5 s, hypercorn's own default too): with
+        # equal timeouts a client may reuse a connection the server is closing that instant.
+        config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
         app = self.make_app()
         async with trio.open_nursery() as nursery:
             try:
