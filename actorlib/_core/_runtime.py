@@ -9,7 +9,9 @@ submission queues work and wakes the loop at most once per burst, and
 from __future__ import annotations
 
 import itertools
+import logging
 import operator
+import os
 import sys
 import threading
 import time
@@ -38,6 +40,9 @@ _current: Runtime | None = None
 _ID = operator.attrgetter("_id")
 _OWNER = operator.attrgetter("_owner")
 TICK = 0.05
+WARM_NICE = 10  # warming the store's memory must not slow the process down
+
+log = logging.getLogger(__name__)
 LOST_RETRIES = 5  # times get() recomputes or refetches a value lost with its node
 
 
@@ -111,6 +116,7 @@ class Runtime:
         self._store: StoreClient | None = None
         self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -185,6 +191,8 @@ class Runtime:
             self._thread.join(timeout)
         if self._store is not None:
             self._store.close()
+        if self._warming is not None:
+            self._warming.join(timeout)  # close() told it to stop
         if self._remote is not None:
             self._remote.close()
 
@@ -222,6 +230,8 @@ class Runtime:
             self.objects.collect()
             self.actors.collect()
             self.submitter.return_idle_leases()
+            if self._store is not None:
+                self._store.flush()  # extents whose views are gone may be reused
             if self._remote is not None:
                 self._remote.trim()  # receive buffers of remote objects, unused for a while
 
@@ -277,10 +287,28 @@ class Runtime:
         if value.node_id == ident.node_id or value.store == ident.store_address:
             return self.store.get(value.object_id)
         if self._remote is None:
+            land = self.store.land  # (takes the lock itself)
             with self._store_lock:
                 if self._remote is None:
-                    self._remote = RemoteReader(ident.token, ident.peer_name)
+                    self._remote = RemoteReader(ident.token, ident.peer_name, land=land)
         return self._remote.read(value.store, value.object_id)
+
+    def warm_store(self) -> None:
+        """Fault this node's prefaulted arena into this process, in a low-priority thread that
+        stop() joins, so that its first puts copy at memory speed. Returns at once."""
+
+        def warm() -> None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
+            except OSError:
+                pass
+            try:
+                self.store.warm()
+            except (OSError, RuntimeError) as exc:  # the store went away, or we were stopped first
+                log.debug("not warming the object store: %s", exc)
+
+        self._warming = threading.Thread(target=warm, name="actorlib-store-warm", daemon=True)
+        self._warming.start()
 
     @property
     def store(self) -> StoreClient:

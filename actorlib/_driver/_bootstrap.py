@@ -85,6 +85,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs
         runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
+    runtime.warm_store()  # the driver is where most puts happen
 
 
 def _own_node() -> bytes:

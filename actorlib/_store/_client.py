@@ -1,30 +1,31 @@
-"""The blocking object store client, called from user threads: put writes an object
-into a fresh memfd, get maps a sealed one read-only and rebuilds the value zero-copy.
+"""The blocking object store client, called from user threads: put copies an object
+into the node's arena, get rebuilds a sealed one from a read-only view of it, zero-copy.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import msgspec
 
 from .._serial import Serialized
 from .._wire import AuthenticationError, FrameReader, ProtocolError, _auth, unix_path
-from .._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, StoreCreate, StoreError, StoreFd
-from .._wire._messages import StoreFree, StoreGet, StoreMessage, StoreSeal, StoreStats, StoreStatsRequest, Welcome
+from .._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, StoreAttach, StoreCreate, StoreError
+from .._wire._messages import StoreFd, StoreFree, StoreGet, StoreLand, StoreMessage, StorePlace, StoreRelease, StoreSeal
+from .._wire._messages import StoreStats, StoreStatsRequest, Welcome
 from ..exceptions import ActorlibError, GetTimeoutError, ObjectLostError, ObjectStoreFullError
 from ._layout import object_pieces, object_size, read_object
+from ._mapping import ArenaMap
 
 HANDSHAKE_TIMEOUT = 10.0
 MAX_REPLY_FRAME = 1 << 20
 RECEIVE_CHUNK = 1 << 16
 _MAX_FDS = 4  # more than one fd with a reply is a protocol error, but must still be received to be closed
-_IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 
 class ObjectExistsError(ActorlibError, ValueError):
@@ -41,10 +42,21 @@ class _Lost(ConnectionError):
 
 class _Connection:
     """One authenticated blocking connection on which at most one reply is outstanding,
-    so every fd received belongs to the frame being read."""
+    so every fd received belongs to the frame being read.
+
+    The store pins an extent for the connection that got it, so a connection
+    is closed only once every view pinned through it is gone: ``live`` views
+    were handed out and not yet released to the store, ``released`` holds the
+    extents whose views died since (appended from any thread). An orphaned
+    connection (broken, or its client closed) sends nothing more and closes
+    itself when its last view goes.
+    """
 
     def __init__(self, address: str, token: str, name: str) -> None:
         self._address = address
+        self.live = 0
+        self.released: deque[int] = deque()
+        self.orphaned = False
         self._reader = FrameReader(MAX_REPLY_FRAME)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(StoreMessage)
@@ -127,6 +139,26 @@ class _Connection:
             if frames:
                 return frames
 
+    def release(self, offset: int) -> None:
+        """A view of the extent at ``offset`` is gone (called from any thread, even mid-GC)."""
+        self.released.append(offset)
+        if self.orphaned and len(self.released) >= self.live:
+            self.close()
+
+    def take_released(self) -> list[int]:
+        """The extents released since the last call (their views count as released from now)."""
+        offsets = []
+        while self.released:
+            offsets.append(self.released.popleft())
+        self.live -= len(offsets)
+        return offsets
+
+    def orphan(self) -> None:
+        """Stop using this connection; it closes now, or when its last pinned view goes."""
+        self.orphaned = True
+        if len(self.released) >= self.live:
+            self.close()
+
     def close(self) -> None:
         self._sock.close()
 
@@ -140,10 +172,11 @@ def _close_all(fds: list[int]) -> None:
 class StoreClient:
     """A blocking, thread-safe client of one node's object store.
 
-    Connects on first use; if the connection turns out to be lost, it
-    reconnects once and retries — a create or seal only if the store cannot
-    have received it. Requests are serialized by one lock, so a ``get``
-    waiting for an unsealed object holds up this client's other callers.
+    Connects on first use and maps the store's arena; if the connection
+    turns out to be lost, it reconnects once and retries — a create or seal
+    only if the store cannot have received it. Requests are serialized by
+    one lock, so a ``get`` waiting for an unsealed object holds up this
+    client's other callers.
     """
 
     def __init__(self, address: str, token: str, name: str) -> None:
@@ -152,14 +185,17 @@ class StoreClient:
         self._name = name
         self._lock = threading.Lock()
         self._conn: _Connection | None = None
+        self._arena: ArenaMap | None = None
         self._next_req = 0
         self._closed = False
+        self._stop_warming = threading.Event()
 
     # ---- public ----------------------------------------------------------
 
     def put(self, object_id: bytes, serialized: Serialized, owner: bytes) -> int:
         """Store ``serialized`` as a sealed object and return its size in bytes.
 
+        One copy: the buffers go straight from the value into the arena.
         Blocks until the store has sealed it; readers may get it from then on.
 
         Raises:
@@ -170,15 +206,13 @@ class StoreClient:
         size = object_size(serialized)
         with self._lock:
             create = StoreCreate(req=self._req(), object_id=object_id, size=size, owner=owner)
-            _, fd = self._request(create, idempotent=False)
-            assert fd is not None
+            place, _ = self._request(create, idempotent=False)
+            assert isinstance(place, StorePlace) and self._arena is not None
             try:
-                _write(fd, serialized)
+                self._arena.write(place.offset, object_pieces(serialized), place.fresh)
             except BaseException:
                 self._send_quietly(StoreFree(object_ids=[object_id]))
                 raise
-            finally:
-                os.close(fd)
             self._request(StoreSeal(req=self._req(), object_id=object_id), idempotent=False)
         return size
 
@@ -187,7 +221,8 @@ class StoreClient:
 
         The value is read-only where it is backed by the store (numpy arrays
         come back with ``writeable=False``) and stays valid after the object
-        is freed, for as long as it is referenced.
+        is freed, for as long as it is referenced: the store does not reuse
+        the memory until then.
 
         Raises:
             ObjectLostError: the store does not hold the object (or it was freed while waiting).
@@ -198,15 +233,31 @@ class StoreClient:
         with self._lock:
             try:
                 request = StoreGet(req=self._req(), object_id=object_id)
-                reply, fd = self._request(request, idempotent=True, deadline=deadline)
+                place, _ = self._request(request, idempotent=True, deadline=deadline)
             except TimeoutError:
                 raise GetTimeoutError(f"object {object_id.hex()} was not sealed within {timeout} s") from None
-        assert fd is not None
-        try:
-            memory = mmap.mmap(fd, reply.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        return read_object(memory)
+            view = self._pinned_view(place)
+        return read_object(view)
+
+    def land(self, size: int) -> memoryview:
+        """``size`` writable bytes of the arena to receive another node's object into.
+
+        The extent is pinned as by a get: the store reuses it once the
+        returned view, and every view made from it, is gone.
+
+        Raises:
+            ObjectStoreFullError: the arena has no room for it now.
+        """
+        with self._lock:
+            place, _ = self._request(StoreLand(req=self._req(), size=size), idempotent=False)
+            conn, arena = self._conn, self._arena
+            assert isinstance(place, StorePlace) and conn is not None and arena is not None
+            conn.live += 1
+            try:
+                return arena.landing(place.offset, size, lambda: conn.release(place.offset))
+            except BaseException:
+                conn.release(place.offset)
+                raise
 
     def free(self, object_ids: list[bytes]) -> None:
         """Ask the store to drop these objects; returns without waiting. Unknown ids are ignored."""
@@ -217,8 +268,27 @@ class StoreClient:
             try:
                 self._connection().send(message)
             except _Lost:
-                self._drop()
+                self._orphan()
                 self._connection().send(message)
+
+    def flush(self) -> None:
+        """Tell the store which pinned extents no view refers to any more, if nobody else is
+        using this client right now (then its next request does it). Never blocks for long."""
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._conn is not None and self._conn.released:
+                    self._send_releases(self._conn)
+            finally:
+                self._lock.release()
+
+    def warm(self) -> None:
+        """Fault the arena's prefaulted part into this process's mapping for writing (blocking,
+        GIL released), so that the first puts copy at memory speed. Stops early on close()."""
+        with self._lock:
+            self._connection()
+            arena = self._arena
+        if arena is not None:
+            arena.warm(self._stop_warming)
 
     def stats(self) -> StoreStats:
         """The store's used bytes, capacity and object count (unsealed objects included)."""
@@ -227,10 +297,17 @@ class StoreClient:
         return reply
 
     def close(self) -> None:
-        """Close the connection; idempotent. Later calls raise RuntimeError."""
+        """Close the connection; idempotent. Later calls raise RuntimeError. Values already read
+        stay valid: the connection that pinned them closes when the last of them goes."""
+        self._stop_warming.set()
         with self._lock:
             self._closed = True
-            self._drop()
+            if self._conn is not None and self._conn.released:
+                self._send_releases(self._conn)
+            self._orphan()
+            if self._arena is not None:
+                self._arena.close()
+                self._arena = None
 
     def __enter__(self) -> StoreClient:
         return self
@@ -244,24 +321,65 @@ class StoreClient:
         self._next_req += 1
         return self._next_req
 
+    def _pinned_view(self, place: StorePlace) -> memoryview:
+        conn, arena = self._conn, self._arena
+        assert conn is not None and arena is not None
+        conn.live += 1
+        try:
+            return arena.view(place.offset, place.size, lambda: conn.release(place.offset))
+        except BaseException:
+            conn.release(place.offset)
+            raise
+
     def _connection(self) -> _Connection:
         if self._closed:
             raise RuntimeError("this StoreClient is closed")
         if self._conn is None:
-            self._conn = _Connection(self.address, self._token, self._name)
+            conn = _Connection(self.address, self._token, self._name)
+            try:
+                self._attach(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
-    def _drop(self) -> None:
+    def _attach(self, conn: _Connection) -> None:
+        """Map the arena of the store at the other end of ``conn`` (unless it is the one mapped)."""
+        request = StoreAttach(req=self._req())
+        conn.send(request)
+        reply, fd = conn.receive(request.req, None)
+        if not isinstance(reply, StoreFd) or fd is None:
+            raise ProtocolError(f"the store at {self.address} answered {type(reply).__name__} to StoreAttach")
+        if self._arena is not None and self._arena.inode == os.fstat(fd).st_ino:
+            os.close(fd)
+            return
+        try:
+            arena = ArenaMap(fd, reply.size, reply.prefault)
+        except BaseException:
+            os.close(fd)
+            raise
+        if self._arena is not None:
+            self._arena.close()  # a restarted store's: its views keep their own mapping
+        self._arena = arena
+
+    def _orphan(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            self._conn.orphan()
             self._conn = None
+
+    def _send_releases(self, conn: _Connection) -> None:
+        offsets = conn.take_released()
+        try:
+            conn.send(StoreRelease(offsets=offsets))
+        except _Lost:
+            self._orphan()  # the store is gone, and its pins with it
 
     def _request(self, message: Any, *, idempotent: bool, deadline: float | None = None) -> tuple[Any, int | None]:
         """Send ``message`` and return its reply and fd; StoreError replies are raised."""
         try:
             reply, fd = self._exchange(message, deadline)
         except _Lost as lost:
-            self._drop()
             if lost.delivered and not idempotent:
                 raise
             reply, fd = self._exchange(message, deadline)
@@ -271,41 +389,23 @@ class StoreClient:
 
     def _exchange(self, message: Any, deadline: float | None) -> tuple[Any, int | None]:
         conn = self._connection()
+        if conn.released:
+            self._send_releases(conn)
+            conn = self._connection()
         try:
             conn.send(message)
             return conn.receive(message.req, deadline)
         except BaseException:
-            # A reply may still come; a fresh connection keeps it from being taken for the next request's.
-            self._drop()
+            # A reply may still come (or half a frame went out): a fresh connection keeps it
+            # from being taken for the next request's; this one stays open while its views live.
+            self._orphan()
             raise
 
     def _send_quietly(self, message: Any) -> None:
         try:
             self._connection().send(message)
         except OSError:
-            self._drop()
-
-
-def _write(fd: int, serialized: Serialized) -> None:
-    """Write the object into the memfd with gathering writes.
-
-    Half the time of copying through a fresh shared mapping (measured: 100 MiB
-    in ~50 ms against ~100 ms), which pays a page fault per 4 KiB and a
-    costly munmap; and the writer never maps the object, so sealing it
-    against writes cannot find a writable mapping.
-    """
-    pieces = [piece for piece in object_pieces(serialized) if len(piece)]
-    offset = first = 0
-    while first < len(pieces):
-        written = os.pwritev(fd, pieces[first : first + _IOV_MAX], offset)
-        if written <= 0:
-            raise OSError(f"writing the object stopped at byte {offset}")
-        offset += written
-        while first < len(pieces) and written >= len(pieces[first]):
-            written -= len(pieces[first])
-            first += 1
-        if written:
-            pieces[first] = memoryview(pieces[first])[written:]
+            self._orphan()
 
 
 def _error(reply: StoreError) -> Exception:

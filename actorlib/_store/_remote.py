@@ -1,4 +1,5 @@
-"""Reading an object that lives in another node's store, straight from that store (blocking)."""
+"""Reading an object that lives in another node's store, straight from that store into
+this node's arena (blocking)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import time
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,7 +18,7 @@ from .._wire import AuthenticationError, ProtocolError, parts, reachable, split_
 from .._wire import _auth
 from .._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, StoreData, StoreError
 from .._wire._messages import StoreMessage, StoreRead, Welcome
-from ..exceptions import ObjectLostError
+from ..exceptions import ObjectLostError, ObjectStoreFullError
 from ._layout import read_object
 
 CONNECT_TIMEOUT = 10.0
@@ -25,7 +27,7 @@ CONNECT_TIMEOUT = 10.0
 class RemoteReader:
     """One connection per remote store, reused; thread-safe (one read at a time per store)."""
 
-    def __init__(self, token: str, name: str) -> None:
+    def __init__(self, token: str, name: str, land: Callable[[int], memoryview] | None = None) -> None:
         self._token = token
         self._name = name
         self._sockets: dict[str, socket.socket] = {}
@@ -34,7 +36,8 @@ class RemoteReader:
         self._reqs = itertools.count(1)
         self._encoder = msgspec.msgpack.Encoder()
         self._replies = msgspec.msgpack.Decoder(StoreMessage)
-        self._landing = Landing()
+        self._land = land  # room in this node's arena, pinned while the value lives
+        self._landing = Landing()  # private memory, when the arena has no room
 
     def read(self, address: str, object_id: bytes) -> Any:
         """The value of ``object_id`` in the store at ``address`` (a read-only copy here).
@@ -58,9 +61,18 @@ class RemoteReader:
             raise ObjectLostError(f"object {object_id.hex()} is not in the store at {address}: {reply.message}")
         if not isinstance(reply, StoreData):
             raise ProtocolError(f"the store at {address} answered {type(reply).__name__}")
-        view = self._landing.take(reply.size)
+        view = self._room(reply.size)
         _receive_into(sock, view)
         return read_object(view.toreadonly())
+
+    def _room(self, size: int) -> memoryview:
+        """Memory to receive an object of ``size`` bytes into: the local arena's, else private."""
+        if self._land is not None and size >= Landing.MIN:
+            try:
+                return self._land(size)
+            except (ObjectStoreFullError, OSError, RuntimeError):
+                pass  # full, or the local store is unreachable or closed: receive into private memory
+        return self._landing.take(size)
 
     def trim(self) -> None:
         """Unmap receive buffers that have not been reused for a while (call now and then)."""
@@ -151,6 +163,15 @@ class Landing:
             self._held.append((buffer, now))
             self._evict(now)
             return memoryview(buffer)
+
+    def _room(self, size: int) -> memoryview:
+        """Memory to receive an object of ``size`` bytes into: the local arena's, else private."""
+        if self._land is not None and size >= Landing.MIN:
+            try:
+                return self._land(size)
+            except (ObjectStoreFullError, OSError, RuntimeError):
+                pass  # full, or the local store is unreachable or closed: receive into private memory
+        return self._landing.take(size)
 
     def trim(self) -> None:
         with self._lock:

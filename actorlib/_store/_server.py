@@ -1,14 +1,14 @@
-"""The per-node object store server: one memfd per object, handed to clients over
-a Unix socket with SCM_RIGHTS, with capacity accounting in bytes.
+"""The per-node object store server: every object an extent of one arena (a memfd
+handed to clients once over the Unix socket), with capacity accounting in bytes and
+reader pins that keep an extent from being reused while a view of it is alive.
 """
 
 from __future__ import annotations
 
 import array
-import errno
-import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -16,35 +16,47 @@ import msgspec
 import trio
 
 from .._wire import Channel, ProtocolError, serve
-from .._wire._messages import StoreCreate, StoreData, StoreError, StoreFd, StoreFree, StoreGet, StoreMessage, StoreOk
-from .._wire._messages import StoreRead, StoreSeal, StoreStats, StoreStatsRequest
+from .._wire._messages import StoreAttach, StoreCreate, StoreData, StoreError, StoreFd, StoreFree, StoreGet, StoreLand
+from .._wire._messages import StoreMessage, StoreOk, StorePlace, StoreRead, StoreRelease, StoreSeal, StoreStats
+from .._wire._messages import StoreStatsRequest
+from ._arena import Arena, prefault_size
+from ._extents import page_round
 
 MIB = 1024 * 1024
-# Sized objects may never shrink or grow, so a reader's mapping can never SIGBUS.
-_SIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+TRIM_INTERVAL = 2.0
 
 
 class _Object:
-    """One object: the server's fd for its memory, and whether readers may have it."""
+    """One object's extent, and who still needs it.
 
-    __slots__ = ("fd", "size", "owner", "creator", "sealed", "settled")
+    The extent goes back to the arena once the object is out of the index
+    (freed), no reader pins it, and its creator is done writing (sealed, or
+    its connection closed).
+    """
 
-    def __init__(self, fd: int, size: int, owner: bytes, creator: object) -> None:
-        self.fd = fd
+    __slots__ = ("offset", "length", "size", "owner", "creator", "sealed", "settled", "pins", "indexed")
+
+    def __init__(self, offset: int, length: int, size: int, owner: bytes, creator: _Connection | None) -> None:
+        self.offset = offset
+        self.length = length
         self.size = size
         self.owner = owner
-        self.creator: object | None = creator
+        self.creator = creator  # the connection writing it, until sealed
         self.sealed = False
         self.settled = trio.Event()  # set once sealed or freed
+        self.pins = 0  # views readers hold, and reads streaming it to other nodes
+        self.indexed = True  # gets may still find it
 
 
 class _Connection:
-    """Replies on one client connection; the send lock keeps each reply's bytes together."""
+    """Replies on one client connection, and the pins and unsealed objects it holds."""
 
     def __init__(self, channel: Channel) -> None:
         self.socket = cast(trio.SocketStream, channel.stream).socket
         self.encoder = msgspec.msgpack.Encoder()
         self.send_lock = trio.Lock()
+        self.pins: dict[int, int] = {}  # extent offset -> views pinned through this connection
+        self.creating: dict[bytes, _Object] = {}  # created here, not yet sealed
 
     async def reply(self, message: Any, fd: int | None = None) -> None:
         """Send one framed message, with ``fd`` attached to its first byte (the fd is not closed)."""
@@ -59,12 +71,12 @@ class _Connection:
             sent = await self.socket.sendmsg([frame], ancillary, socket.MSG_NOSIGNAL)
             frame, ancillary = frame[sent:], []
 
-    async def send_file(self, fd: int, size: int) -> None:
-        """Stream ``size`` bytes of ``fd`` with sendfile (the caller holds the send lock)."""
-        offset = 0
-        while offset < size:
+    async def send_file(self, fd: int, offset: int, size: int) -> None:
+        """Stream ``size`` bytes of ``fd`` from ``offset`` with sendfile (the caller holds the send lock)."""
+        end = offset + size
+        while offset < end:
             try:
-                offset += os.sendfile(self.socket.fileno(), fd, offset, size - offset)
+                offset += os.sendfile(self.socket.fileno(), fd, offset, end - offset)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.socket)
 
@@ -72,18 +84,29 @@ class _Connection:
 class ObjectStore:
     """The objects of one node, served to authenticated local clients.
 
-    Everything runs in one Trio thread; ``free_owner``, ``stats`` and
-    ``close`` are synchronous and must be called from that thread.
+    Everything runs in one Trio thread; ``free``, ``free_owner``, ``stats``
+    and ``close`` are synchronous and must be called from that thread.
+
+    Args:
+        capacity: bytes of objects the store holds at most (its arena's size).
+        prefault: bytes of the arena faulted in at start, in the background
+            (default: ``$ACTORLIB_OBJECT_STORE_PREFAULT`` or 256 MiB, at most the capacity).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, prefault: int | None = None) -> None:
         if capacity <= 0:
             raise ValueError(f"store capacity must be positive, got {capacity}")
         self.capacity = capacity
-        self.used = 0
-        self._objects: dict[bytes, _Object] = {}
+        self.arena = Arena(capacity, prefault_size(capacity) if prefault is None else prefault)
+        self._objects: dict[bytes, _Object] = {}  # the index: what gets can find
+        self._held: dict[int, _Object] = {}  # every extent in use, by offset
         self._waiting_gets = 0
         self.bytes_sent = 0  # object bytes streamed to readers on other nodes (StoreRead), since start
+
+    @property
+    def used(self) -> int:
+        """Bytes of the arena in use: objects, and freed ones whose extents readers still pin."""
+        return self.arena.used
 
     # ---- serving ---------------------------------------------------------
 
@@ -94,9 +117,18 @@ class ObjectStore:
 
         A connection that fails the handshake or sends a malformed frame or
         message is closed; the others are unaffected. Objects a connection
-        created but did not seal are freed when it closes.
+        created but did not seal are freed when it closes, and its pins dropped.
         """
-        await serve(address, token, StoreMessage, self._handle, task_status=task_status)
+        self.arena.prefault_in_background()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._trim_now_and_then)
+            bound = await nursery.start(serve, address, token, StoreMessage, self._handle)
+            task_status.started(bound)
+
+    async def _trim_now_and_then(self) -> None:
+        while True:
+            await trio.sleep(TRIM_INTERVAL)
+            self.arena.trim(time.monotonic())
 
     async def _handle(self, channel: Channel) -> None:
         conn = _Connection(channel)
@@ -106,19 +138,25 @@ class ObjectStore:
                     message = await channel.receive()
                     await self._dispatch(conn, message, nursery)
         finally:
-            self._free_unsealed(conn)
+            self._disconnected(conn)
 
     async def _dispatch(self, conn: _Connection, message: Any, nursery: trio.Nursery) -> None:
         if isinstance(message, StoreCreate):
-            await self._create(conn, message)
+            await conn.reply(self._create(conn, message))
         elif isinstance(message, StoreSeal):
             await conn.reply(self._seal(conn, message))
         elif isinstance(message, StoreGet):
             nursery.start_soon(self._get, conn, message)
+        elif isinstance(message, StoreRelease):
+            self._release(conn, message.offsets)
         elif isinstance(message, StoreRead):
             nursery.start_soon(self._read, conn, message)
         elif isinstance(message, StoreFree):
-            self.free(message.object_ids)
+            self.free(message.object_ids, by=conn)
+        elif isinstance(message, StoreLand):
+            await conn.reply(self._land(conn, message))
+        elif isinstance(message, StoreAttach):
+            await self._reply_fd(conn, StoreFd(req=message.req, size=self.arena.size, prefault=self.arena.prefault), self.arena.fd)
         elif isinstance(message, StoreStatsRequest):
             used, capacity, objects = self.stats()
             await conn.reply(StoreStats(req=message.req, used=used, capacity=capacity, objects=objects))
@@ -127,51 +165,67 @@ class ObjectStore:
 
     # ---- requests ----------------------------------------------------------
 
-    async def _create(self, conn: _Connection, request: StoreCreate) -> None:
-        error = self._refusal(request)
-        if error is not None:
-            await conn.reply(error)
-            return
-        try:
-            fd = _new_memfd(request.size)
-        except OSError as exc:
-            await conn.reply(_error(request.req, "full", f"cannot create object memory: {exc}"))
-            return
-        self._objects[request.object_id] = _Object(fd, request.size, request.owner, conn)
-        self.used += request.size
-        await self._reply_fd(conn, StoreFd(req=request.req, size=request.size), fd)
-
-    def _refusal(self, request: StoreCreate) -> StoreError | None:
-        """Why ``request`` cannot be granted, or None."""
+    def _create(self, conn: _Connection, request: StoreCreate) -> StorePlace | StoreError:
         if request.size <= 0:
             return _error(request.req, "bad", f"object size must be positive, got {request.size}")
         if request.object_id in self._objects:
             return _error(request.req, "exists", f"object {request.object_id.hex()} already exists")
-        if self.used + request.size > self.capacity:
-            return _error(request.req, "full", self._full_message(request.size))
-        return None
+        placed = self._allocate(request.req, request.size)
+        if isinstance(placed, StoreError):
+            return placed
+        obj = _Object(placed.offset, page_round(request.size), request.size, request.owner, conn)
+        self._objects[request.object_id] = self._held[obj.offset] = conn.creating[request.object_id] = obj
+        return placed
+
+    def _land(self, conn: _Connection, request: StoreLand) -> StorePlace | StoreError:
+        if request.size <= 0:
+            return _error(request.req, "bad", f"object size must be positive, got {request.size}")
+        placed = self._allocate(request.req, request.size)
+        if isinstance(placed, StoreError):
+            return placed
+        obj = _Object(placed.offset, page_round(request.size), request.size, b"", None)
+        obj.sealed, obj.indexed = True, False  # nobody else can get it; it lives while pinned
+        self._held[obj.offset] = obj
+        self._pin(conn, obj)
+        return placed
+
+    def _allocate(self, req: int, size: int) -> StorePlace | StoreError:
+        length = page_round(size)
+        if self.arena.used + length > self.arena.size:
+            return _error(req, "full", self._full_message(size))
+        placed = self.arena.allocate(length)
+        if placed is None:
+            free, largest = self.arena.extents.free_bytes, self.arena.extents.largest()
+            return _error(
+                req, "full",
+                f"object store is full: no free extent holds an object of {size / MIB:.2f} MiB "
+                f"({free / MIB:.2f} MiB are free, the largest free extent is {largest / MIB:.2f} MiB)",
+            )  # fmt: skip
+        offset, fresh = placed
+        return StorePlace(req=req, offset=offset, size=size, fresh=fresh)
 
     def _full_message(self, size: int) -> str:
+        held = sum(obj.length for obj in self._held.values() if not obj.indexed)
+        pinned = f" ({held / MIB:.2f} MiB by freed objects that readers still hold)" if held else ""
         return (
             f"object store is full: an object of {size / MIB:.2f} MiB does not fit, "
-            f"{self.used / MIB:.2f} MiB of {self.capacity / MIB:.2f} MiB capacity are used"
+            f"{self.used / MIB:.2f} MiB of {self.capacity / MIB:.2f} MiB capacity are used{pinned}"
         )
 
     def _seal(self, conn: _Connection, request: StoreSeal) -> StoreOk | StoreError:
-        obj = self._objects.get(request.object_id)
+        obj = conn.creating.pop(request.object_id, None)
         if obj is None:
+            known = self._objects.get(request.object_id)
+            if known is not None and known.sealed:
+                return StoreOk(req=request.req)
+            if known is not None:
+                return _error(request.req, "bad", "only the connection that created an object may seal it")
             return _error(request.req, "lost", f"object {request.object_id.hex()} was freed before it was sealed")
-        if obj.sealed:
-            return StoreOk(req=request.req)
-        if obj.creator is not conn:
-            return _error(request.req, "bad", "only the connection that created an object may seal it")
-        try:
-            fcntl.fcntl(obj.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE)
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            return _error(request.req, "bad", "object is still mapped writable; unmap it before sealing")
-        obj.sealed, obj.creator = True, None
+        obj.creator = None
+        if not obj.indexed:
+            self._settle(obj)
+            return _error(request.req, "lost", f"object {request.object_id.hex()} was freed before it was sealed")
+        obj.sealed = True
         obj.settled.set()
         return StoreOk(req=request.req)
 
@@ -180,7 +234,25 @@ class ObjectStore:
         if obj is None:
             await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
             return
-        await self._reply_fd(conn, StoreFd(req=request.req, size=obj.size), obj.fd)
+        self._pin(conn, obj)  # before the reply: a free meanwhile must not give the extent away
+        await conn.reply(StorePlace(req=request.req, offset=obj.offset, size=obj.size))
+
+    def _pin(self, conn: _Connection, obj: _Object) -> None:
+        conn.pins[obj.offset] = conn.pins.get(obj.offset, 0) + 1
+        obj.pins += 1
+
+    def _release(self, conn: _Connection, offsets: list[int]) -> None:
+        for offset in offsets:
+            count = conn.pins.get(offset, 0)
+            if not count:
+                continue  # not pinned through this connection: nothing of ours to release
+            if count == 1:
+                del conn.pins[offset]
+            else:
+                conn.pins[offset] = count - 1
+            obj = self._held[offset]
+            obj.pins -= 1
+            self._settle(obj)
 
     async def _read(self, conn: _Connection, request: StoreRead) -> None:
         """Send a remote reader the object's bytes (a copy of its memory, via sendfile)."""
@@ -188,14 +260,15 @@ class ObjectStore:
         if obj is None:
             await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
             return
-        fd = os.dup(obj.fd)  # the object may be freed while it streams; its memory stays
+        obj.pins += 1  # freed while it streams, the extent waits for the stream
         try:
             async with conn.send_lock:
                 await conn.send_locked(StoreData(req=request.req, size=obj.size))
-                await conn.send_file(fd, obj.size)
+                await conn.send_file(self.arena.fd, obj.offset, obj.size)
             self.bytes_sent += obj.size
         finally:
-            os.close(fd)
+            obj.pins -= 1
+            self._settle(obj)
 
     async def _sealed(self, object_id: bytes) -> _Object | None:
         """The object once it is sealed; None if unknown or freed first."""
@@ -211,7 +284,7 @@ class ObjectStore:
         return obj
 
     async def _reply_fd(self, conn: _Connection, message: StoreFd, fd: int) -> None:
-        # Send a duplicate: the object may be freed (and its fd number reused)
+        # Send a duplicate: the store may close (and its fd number be reused)
         # while the reply waits for room in the socket buffer.
         dup = os.dup(fd)
         try:
@@ -221,30 +294,45 @@ class ObjectStore:
 
     # ---- freeing -------------------------------------------------------------
 
-    def free(self, object_ids: Iterable[bytes]) -> None:
-        """Drop these objects, releasing their capacity; unknown ids are ignored.
+    def free(self, object_ids: Iterable[bytes], by: _Connection | None = None) -> None:
+        """Drop these objects from the index; unknown ids are ignored.
 
-        Readers that already mapped an object keep its memory until they unmap it.
+        An extent is reused only once no reader pins it and its writer is
+        done: views of a freed object stay valid for as long as they live.
+        Freed by its own writer (``by``), an unsealed object is done at once.
         """
         for object_id in object_ids:
             obj = self._objects.pop(object_id, None)
-            if obj is not None:
-                self._release(obj)
+            if obj is None:
+                continue
+            obj.indexed = False
+            obj.settled.set()
+            if by is not None and obj.creator is by:
+                del by.creating[object_id]
+                obj.creator = None
+            self._settle(obj)
 
     def free_owner(self, owner: bytes) -> None:
         """Free every object whose StoreCreate named ``owner`` (sealed or not)."""
         self.free([oid for oid, obj in self._objects.items() if obj.owner == owner])
 
-    def _free_unsealed(self, conn: _Connection) -> None:
-        self.free([oid for oid, obj in self._objects.items() if obj.creator is conn])
+    def _disconnected(self, conn: _Connection) -> None:
+        self.free(list(conn.creating), by=conn)
+        for offset, count in conn.pins.items():
+            obj = self._held[offset]
+            obj.pins -= count
+            self._settle(obj)
+        conn.pins.clear()
 
-    def _release(self, obj: _Object) -> None:
-        self.used -= obj.size
-        os.close(obj.fd)
-        obj.settled.set()
+    def _settle(self, obj: _Object) -> None:
+        """Give the object's extent back to the arena if nobody needs it any more."""
+        if not obj.indexed and obj.pins == 0 and obj.creator is None and self._held.get(obj.offset) is obj:
+            del self._held[obj.offset]
+            self.arena.free(obj.offset, obj.length)
 
     def stats(self) -> tuple[int, int, int]:
-        """``(used bytes, capacity bytes, number of objects)``, unsealed objects included."""
+        """``(used bytes, capacity bytes, number of objects)``: unsealed objects, and freed ones
+        still pinned by readers, count as used; the number counts objects gets can find."""
         return self.used, self.capacity, len(self._objects)
 
     def objects(self) -> list[tuple[bytes, int, bytes, bool]]:
@@ -257,21 +345,11 @@ class ObjectStore:
         return self._waiting_gets
 
     def close(self) -> None:
-        """Free every object; idempotent. Waiting readers are told their objects are lost."""
+        """Free every object and release the arena; idempotent. Waiting readers are told their
+        objects are lost; processes that still map the arena keep its pages until they unmap it."""
         self.free(list(self._objects))
+        self.arena.close()
 
 
 def _error(req: int, kind: str, message: str) -> StoreError:
     return StoreError(req=req, kind=kind, message=message)
-
-
-def _new_memfd(size: int) -> int:
-    """A close-on-exec memfd of ``size`` bytes whose size can no longer change."""
-    fd = os.memfd_create("actorlib-obj", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    try:
-        os.ftruncate(fd, size)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SIZE_SEALS)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: objects live in one arena per node (StorePlace, StoreRelease)
 
 
 class Msg(msgspec.Struct, tag_field="t", frozen=True, array_like=True):
@@ -1025,8 +1025,14 @@ HeadMessage = (
 # ---- to a node's object store (blocking clients; replies may carry an fd) ---------
 
 
+class StoreAttach(Msg, tag="attach"):
+    """Client to store, first on a connection: send me the arena's memfd (reply StoreFd)."""
+
+    req: int
+
+
 class StoreCreate(Msg, tag="create"):
-    """Client to store: make a shared-memory object of ``size`` bytes; reply StoreFd with it."""
+    """Client to store: reserve ``size`` bytes of the arena for a new object; reply StorePlace."""
 
     req: int
     object_id: bytes
@@ -1042,7 +1048,7 @@ class StoreSeal(Msg, tag="seal"):
 
 
 class StoreGet(Msg, tag="sget"):
-    """Client to store: the object's fd (waits until sealed)."""
+    """Client to store: where the object is (waits until sealed); reply StorePlace, which pins it."""
 
     req: int
     object_id: bytes
@@ -1073,7 +1079,38 @@ class StoreStatsRequest(Msg, tag="stats"):
 
 
 class StoreFd(Msg, tag="fd"):
-    """Store to client: the object's memory is the file descriptor sent with this message."""
+    """Store to client: the arena (``size`` bytes) is the memfd sent with this message; its
+    first ``prefault`` bytes are faulted in ahead of use."""
+
+    req: int
+    size: int
+    prefault: int = 0
+
+
+class StorePlace(Msg, tag="place"):
+    """Store to client: the object lies at ``offset`` in the arena.
+
+    In answer to StoreCreate the client writes it there (``fresh``: those
+    pages were never touched, so a write system call beats faulting them in);
+    to StoreGet or StoreLand the extent is pinned for this connection until
+    StoreRelease names it, or the connection closes.
+    """
+
+    req: int
+    offset: int
+    size: int
+    fresh: bool = False
+
+
+class StoreRelease(Msg, tag="release"):
+    """Client to store: the views of these extents, pinned by StoreGet/StoreLand on this connection, are gone."""
+
+    offsets: list[int]
+
+
+class StoreLand(Msg, tag="land"):
+    """Client to its own node's store: reserve ``size`` bytes to receive another node's object into
+    (pinned as by a get; reply StorePlace)."""
 
     req: int
     size: int
@@ -1099,13 +1136,17 @@ class StoreStats(Msg, tag="stats_reply"):
 
 
 StoreMessage = (
-    StoreCreate
+    StoreAttach
+    | StoreCreate
     | StoreSeal
     | StoreGet
     | StoreRead
     | StoreFree
     | StoreStatsRequest
     | StoreFd
+    | StorePlace
+    | StoreRelease
+    | StoreLand
     | StoreData
     | StoreOk
     | StoreError

@@ -23,13 +23,14 @@ import trio
 from actorlib._serial import serialize
 from actorlib._store import ObjectExistsError, ObjectStore, StoreClient, default_capacity, object_size, write_object
 from actorlib._store._client import _Connection
+from actorlib._store._extents import page_round
 from actorlib._wire import (
     AuthenticationError,
+    StoreAttach,
     StoreCreate,
-    StoreError,
     StoreFd,
-    StoreGet,
     StoreOk,
+    StorePlace,
     StoreSeal,
     unix_address,
 )
@@ -41,8 +42,8 @@ MIB = 1024 * 1024
 
 
 @asynccontextmanager
-async def running_store(capacity: int = 256 * MIB) -> AsyncIterator[tuple[ObjectStore, str]]:
-    store = ObjectStore(capacity)
+async def running_store(capacity: int = 256 * MIB, prefault: int = 0) -> AsyncIterator[tuple[ObjectStore, str]]:
+    store = ObjectStore(capacity, prefault=prefault)
     with tempfile.TemporaryDirectory(prefix="alstore") as tmp:
         async with trio.open_nursery() as nursery:
             address = await nursery.start(store.serve, unix_address(os.path.join(tmp, "store.sock")), TOKEN)
@@ -87,35 +88,40 @@ def data_pointer(arr: np.ndarray) -> int:
 
 
 @asynccontextmanager
-async def raw_connection(address: str) -> AsyncIterator[_Connection]:
-    """An authenticated connection driven message by message (closed on exit)."""
+async def raw_connection(address: str) -> AsyncIterator[tuple[_Connection, mmap.mmap]]:
+    """An authenticated connection driven message by message, and its map of the arena (closed on exit)."""
     conn = await run(_Connection, address, TOKEN, "raw")
     try:
-        yield conn
+        conn.send(StoreAttach(req=100))
+        reply, fd = await run(conn.receive, 100, None)
+        assert isinstance(reply, StoreFd) and fd is not None
+        with mmap.mmap(fd, reply.size) as arena:
+            os.close(fd)
+            yield conn, arena
     finally:
         conn.close()
 
 
-def create(conn: _Connection, object_id: bytes, size: int) -> int:
-    """Send StoreCreate on a raw connection; return the memfd."""
+def create(conn: _Connection, object_id: bytes, size: int) -> StorePlace:
+    """Send StoreCreate on a raw connection; return where to write the object."""
     conn.send(StoreCreate(req=1, object_id=object_id, size=size, owner=OWNER))
     reply, fd = conn.receive(1, None)
-    assert isinstance(reply, StoreFd) and fd is not None
-    return fd
+    assert isinstance(reply, StorePlace) and fd is None
+    return reply
 
 
-def create_unsealed(conn: _Connection, object_id: bytes, value: Any) -> int:
+def create_unsealed(raw: tuple[_Connection, mmap.mmap], object_id: bytes, value: Any) -> int:
     """Create and write (but do not seal) ``object_id`` on a raw connection; return its size."""
+    conn, arena = raw
     serialized = serialize(value)
     size = object_size(serialized)
-    fd = create(conn, object_id, size)
-    with mmap.mmap(fd, size) as memory:
-        write_object(memory, serialized)
-    os.close(fd)
+    place = create(conn, object_id, size)
+    write_object(memoryview(arena)[place.offset : place.offset + size], serialized)
     return size
 
 
-def seal(conn: _Connection, object_id: bytes, req: int = 2) -> None:
+def seal(raw: tuple[_Connection, mmap.mmap], object_id: bytes, req: int = 2) -> None:
+    conn, _ = raw
     conn.send(StoreSeal(req=req, object_id=object_id))
     assert isinstance(conn.receive(req, None)[0], StoreOk)
 
@@ -137,7 +143,7 @@ async def test_put_get_round_trip() -> None:
             stats = await run(c.stats)
     assert size == object_size(serialize(value))
     assert np.array_equal(back["array"], value["array"]) and back["nested"] == value["nested"]
-    assert (stats.used, stats.objects) == (size, 1)
+    assert (stats.used, stats.objects) == (page_round(size), 1)
 
 
 async def test_large_array_is_read_zero_copy_and_read_only() -> None:
@@ -223,10 +229,10 @@ async def test_free_releases_capacity() -> None:
         with client(address) as c:
             first = await run(c.put, b"a", serialize(np.zeros(MIB, dtype=np.uint8)), OWNER)
             second = await run(c.put, b"b", serialize(np.zeros(2 * MIB, dtype=np.uint8)), OWNER)
-            assert (await run(c.stats)).used == first + second
+            assert (await run(c.stats)).used == page_round(first) + page_round(second)
             await run(c.free, [b"a", b"never-stored"])
             stats = await run(c.stats)
-            assert (stats.used, stats.objects) == (second, 1)
+            assert (stats.used, stats.objects) == (page_round(second), 1)
             with pytest.raises(ObjectLostError):
                 await run(c.get, b"a")
     assert store.stats() == (0, 256 * MIB, 0)  # close() freed the rest
@@ -239,7 +245,7 @@ async def test_free_owner_frees_only_that_owners_objects() -> None:
             await run(c.put, b"a2", serialize(np.zeros(MIB)), b"A")
             kept = await run(c.put, b"b1", serialize(np.zeros(MIB)), b"B")
             store.free_owner(b"A")
-            assert store.stats()[0::2] == (kept, 1)
+            assert store.stats()[0::2] == (page_round(kept), 1)
             with pytest.raises(ObjectLostError):
                 await run(c.get, b"a1")
             assert (await run(c.get, b"b1")).shape == (MIB,)
@@ -247,9 +253,9 @@ async def test_free_owner_frees_only_that_owners_objects() -> None:
 
 async def test_disconnect_frees_unsealed_objects() -> None:
     async with running_store() as (store, address):
-        async with raw_connection(address) as conn:
-            size = await run(create_unsealed, conn, b"half", [1, 2, 3])
-            assert store.stats()[0::2] == (size, 1)
+        async with raw_connection(address) as raw:
+            size = await run(create_unsealed, raw, b"half", [1, 2, 3])
+            assert store.stats()[0::2] == (page_round(size), 1)
         await poll_until(lambda: store.stats()[2] == 0)
         assert store.stats()[0] == 0
 
@@ -260,8 +266,8 @@ async def test_disconnect_frees_unsealed_objects() -> None:
 async def test_get_waits_until_sealed() -> None:
     got: list[Any] = []
     done = trio.Event()
-    async with running_store() as (store, address), raw_connection(address) as conn:
-        await run(create_unsealed, conn, b"later", {"v": 7})
+    async with running_store() as (store, address), raw_connection(address) as raw:
+        await run(create_unsealed, raw, b"later", {"v": 7})
         with client(address) as c:
             async with trio.open_nursery() as nursery:
 
@@ -272,14 +278,14 @@ async def test_get_waits_until_sealed() -> None:
                 nursery.start_soon(reader)
                 await poll_until(lambda: store.waiting_gets == 1)
                 assert not done.is_set()
-                await run(seal, conn, b"later")
+                await run(seal, raw, b"later")
     assert got == [{"v": 7}]
 
 
 async def test_freeing_an_awaited_object_makes_get_lost() -> None:
     errors: list[BaseException] = []
-    async with running_store() as (store, address), raw_connection(address) as conn:
-        await run(create_unsealed, conn, b"doomed", 1)
+    async with running_store() as (store, address), raw_connection(address) as raw:
+        await run(create_unsealed, raw, b"doomed", 1)
         with client(address) as c:
             async with trio.open_nursery() as nursery:
 
@@ -295,13 +301,13 @@ async def test_freeing_an_awaited_object_makes_get_lost() -> None:
 
 
 async def test_get_timeout_gives_up_and_server_forgets_the_wait() -> None:
-    async with running_store() as (store, address), raw_connection(address) as conn:
-        await run(create_unsealed, conn, b"slow", 1)
+    async with running_store() as (store, address), raw_connection(address) as raw:
+        await run(create_unsealed, raw, b"slow", 1)
         with client(address) as c:
             with pytest.raises(GetTimeoutError):
                 await run(partial(c.get, b"slow", timeout=0.2))
             await poll_until(lambda: store.waiting_gets == 0)
-            await run(seal, conn, b"slow")
+            await run(seal, raw, b"slow")
             assert await run(c.get, b"slow") == 1  # the client reconnects after a timeout
 
 
@@ -312,30 +318,20 @@ async def test_get_unknown_id_is_lost() -> None:
                 await run(c.get, b"nope")
 
 
-async def test_sealed_object_cannot_be_changed_by_a_reader() -> None:
-    async with running_store() as (store, address), raw_connection(address) as conn:
-        await run(create_unsealed, conn, b"fixed", np.arange(1000))
-        await run(seal, conn, b"fixed")
-        conn.send(StoreGet(req=3, object_id=b"fixed"))
-        reply, fd = await run(conn.receive, 3, None)
-        try:
-            with pytest.raises(PermissionError):
-                mmap.mmap(fd, reply.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-            with pytest.raises(PermissionError):
-                os.ftruncate(fd, 1)
-        finally:
-            os.close(fd)
-
-
-async def test_seal_is_refused_while_the_writer_still_maps_the_object() -> None:
-    async with running_store() as (store, address), raw_connection(address) as conn:
-        fd = await run(create, conn, b"mapped", 4096)
-        with mmap.mmap(fd, 4096):
-            conn.send(StoreSeal(req=2, object_id=b"mapped"))
-            reply, _ = await run(conn.receive, 2, None)
-        os.close(fd)
-        assert isinstance(reply, StoreError) and reply.kind == "bad" and "unmap" in reply.message
-        await run(seal, conn, b"mapped", 3)  # unmapped now
+async def test_readers_get_read_only_values_and_the_arena_cannot_be_resized() -> None:
+    async with running_store() as (store, address):
+        with client(address) as c:
+            await run(c.put, b"fixed", serialize(np.arange(1000)), OWNER)
+            back = await run(c.get, b"fixed")
+        with pytest.raises(ValueError):
+            back[0] = 5
+        with pytest.raises(ValueError):
+            back.setflags(write=True)
+        with pytest.raises(TypeError):
+            memoryview(back.base).cast("B")[0] = 1  # the buffer under the array is read-only too
+        for change in (store.arena.size - 4096, store.arena.size + 4096):
+            with pytest.raises(PermissionError):  # sealed: no mapping of it can ever SIGBUS
+                os.ftruncate(store.arena.fd, change)
 
 
 async def test_object_larger_than_one_gathering_write() -> None:
@@ -348,6 +344,7 @@ async def test_object_larger_than_one_gathering_write() -> None:
 
 
 async def test_short_writes_are_resumed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into memory never faulted in (nothing is prefaulted here) a put writes with pwritev."""
     real_pwritev = os.pwritev
 
     def short_pwritev(fd: int, pieces: list[Any], offset: int) -> int:
@@ -387,7 +384,7 @@ async def test_malformed_frame_closes_only_that_connection(garbage: bytes) -> No
     async with running_store() as (store, address):
         with client(address) as good:
             await run(good.put, b"kept", serialize(np.zeros(MIB)), OWNER)
-            async with raw_connection(address) as raw:
+            async with raw_connection(address) as (raw, _):
                 raw._sock.sendall(garbage)
                 assert await run(is_closed_by_peer, raw._sock)
             assert (await run(good.get, b"kept")).shape == (MIB,)
@@ -441,6 +438,157 @@ async def test_no_file_descriptor_is_left_open() -> None:
             with pytest.raises(ObjectLostError):
                 await run(c.get, b"fd-0")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# ---- the arena: reuse, pins, full ---------------------------------------------------
+
+
+def arena_offset(store: ObjectStore, object_id: bytes) -> int:
+    return store._objects[object_id].offset
+
+
+async def test_a_freed_objects_memory_is_not_reused_while_a_view_of_it_lives() -> None:
+    async with running_store() as (store, address):
+        with client(address) as c:
+            await run(c.put, b"a", serialize(np.full(MIB, 1, dtype=np.uint8)), OWNER)
+            first = arena_offset(store, b"a")
+            view = await run(c.get, b"a")
+            await run(c.free, [b"a"])
+            await run(c.put, b"b", serialize(np.full(MIB, 2, dtype=np.uint8)), OWNER)
+            assert arena_offset(store, b"b") != first  # "a"'s extent is still pinned by the view
+            assert (view == 1).all()
+            del view
+            await run(c.flush)  # the view's release goes out
+            await poll_until(lambda: store.used == page_round(object_size(serialize(np.zeros(MIB, np.uint8)))))
+            await run(c.put, b"c", serialize(np.full(MIB, 3, dtype=np.uint8)), OWNER)
+            assert arena_offset(store, b"c") == first  # first fit: the lowest free extent, now free again
+            assert ((await run(c.get, b"c")) == 3).all()
+
+
+async def test_a_view_taken_before_the_free_survives_many_new_objects() -> None:
+    async with running_store(capacity=8 * MIB) as (store, address):
+        with client(address) as c:
+            await run(c.put, b"kept", serialize(np.arange(MIB // 8, dtype=np.int64)), OWNER)
+            kept = await run(c.get, b"kept")
+            await run(c.free, [b"kept"])
+            for i in range(20):  # more than the arena holds at once: extents are reused around the pin
+                object_id = f"churn-{i}".encode()
+                await run(c.put, object_id, serialize(np.full(MIB, i, dtype=np.uint8)), OWNER)
+                assert ((await run(c.get, object_id)) == i).all()
+                await run(c.free, [object_id])
+            assert np.array_equal(kept, np.arange(MIB // 8, dtype=np.int64))
+
+
+async def test_views_keep_their_extent_after_the_client_closes() -> None:
+    async with running_store() as (store, address):
+        c = StoreClient(address, TOKEN, "closing")
+        size = await run(c.put, b"x", serialize(np.ones(MIB)), OWNER)
+        view = await run(c.get, b"x")
+        await run(c.free, [b"x"])
+        c.close()
+        await trio.sleep(0.05)  # nothing to wait for: the store must still hold the extent
+        assert store.used == page_round(size) and view.sum() == MIB
+        del view  # the connection that pinned it closes with its last view
+        await poll_until(lambda: store.used == 0)
+
+
+async def test_a_reader_killed_while_holding_a_view_releases_it() -> None:
+    script = """
+import os, sys
+from actorlib._store import StoreClient
+client = StoreClient(sys.argv[1], os.environ["ACTORLIB_TOKEN"], "doomed-reader")
+held = client.get(b"held")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+    async with running_store() as (store, address):
+        with client(address) as c:
+            size = await run(c.put, b"held", serialize(np.ones(2 * MIB)), OWNER)
+        env = {**os.environ, "ACTORLIB_TOKEN": TOKEN}
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-c", script, address], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+        try:
+            assert proc.stdout is not None
+            assert (await proc.stdout.receive_some(100)).startswith(b"holding")
+            store.free([b"held"])
+            assert store.used == page_round(size)  # pinned by the reader
+            proc.kill()
+            await proc.wait()
+            await poll_until(lambda: store.used == 0)
+        finally:
+            proc.kill()
+            with trio.CancelScope(shield=True):
+                await proc.wait()
+                for stream in (proc.stdin, proc.stdout):
+                    if stream is not None:
+                        await stream.aclose()
+    assert not psutil.pid_exists(proc.pid)
+
+
+async def test_full_arena_error_names_the_sizes_and_what_readers_hold() -> None:
+    async with running_store(capacity=4 * MIB) as (store, address):
+        with client(address) as c:
+            await run(c.put, b"a", serialize(np.zeros(3 * MIB // 2, dtype=np.uint8)), OWNER)
+            view = await run(c.get, b"a")
+            await run(c.free, [b"a"])
+            with pytest.raises(ObjectStoreFullError) as info:
+                await run(c.put, b"b", serialize(np.zeros(3 * MIB, dtype=np.uint8)), OWNER)
+            del view
+    message = str(info.value)
+    assert "3.00 MiB does not fit" in message and "of 4.00 MiB capacity" in message
+    assert "1.50 MiB by freed objects that readers still hold" in message
+
+
+async def test_a_fragmented_arena_says_so() -> None:
+    piece = np.zeros(MIB - 4096, dtype=np.uint8)  # with its header: one MiB of pages
+    async with running_store(capacity=4 * MIB) as (store, address):
+        with client(address) as c:
+            for name in (b"a", b"b", b"c"):
+                await run(c.put, name, serialize(piece), OWNER)
+            await run(c.free, [b"b"])  # free: 1 MiB between a and c, and 1 MiB after c
+            with pytest.raises(ObjectStoreFullError) as info:
+                await run(c.put, b"d", serialize(np.zeros(MIB + MIB // 2, dtype=np.uint8)), OWNER)
+            await run(c.put, b"e", serialize(piece), OWNER)  # what does fit still goes in
+    assert "no free extent holds an object of 1.50 MiB" in str(info.value)
+    assert "2.00 MiB are free, the largest free extent is 1.00 MiB" in str(info.value)
+
+
+async def test_landing_room_is_pinned_until_its_view_goes() -> None:
+    async with running_store() as (store, address):
+        with client(address) as c:
+            room = await run(c.land, 3 * MIB)
+            room[:5] = b"hello"
+            assert store.used == 3 * MIB and store.stats()[2] == 0  # not an object anyone can get
+            value = room.toreadonly()[:5]
+            del room
+            await run(c.flush)
+            assert store.used == 3 * MIB and bytes(value) == b"hello"
+            del value
+            await run(c.flush)
+            await poll_until(lambda: store.used == 0)
+
+
+async def test_prefaulted_arena_is_written_through_the_mapping() -> None:
+    arr = np.arange(4 * MIB // 8, dtype=np.int64)
+    async with running_store(prefault=8 * MIB) as (store, address):
+        await poll_until(lambda: store.arena.faulted == 8 * MIB)
+        with client(address) as c:
+            await run(c.warm)
+            await run(c.put, b"warm", serialize(arr), OWNER)
+            assert np.array_equal(await run(c.get, b"warm"), arr)
+
+
+def test_prefault_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actorlib._store._arena import PREFAULT_ENV, prefault_size
+
+    monkeypatch.delenv(PREFAULT_ENV, raising=False)
+    assert prefault_size(10 * 2**30) == 256 * MIB and prefault_size(10 * MIB) == 10 * MIB
+    monkeypatch.setenv(PREFAULT_ENV, "0")
+    assert prefault_size(10 * 2**30) == 0
+    monkeypatch.setenv(PREFAULT_ENV, "lots")
+    with pytest.raises(ValueError, match=PREFAULT_ENV):
+        prefault_size(10 * MIB)
 
 
 def test_default_capacity_is_30_percent_of_physical_memory() -> None:
