@@ -13,7 +13,6 @@ if TYPE_CHECKING:
         cancel,
         cluster_resources,
         get,
-        init,
         is_initialized,
         nodes,
         put,
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
         wait,
     )
     from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
+    from ._init import init
     from ._core import ObjectRef
     from ._core._streams import ObjectRefGenerator
     from ._remote_function import RemoteFunction, remote
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 _SUBMODULES = {"exceptions", "util", "job_submission", "testing", "autoscaler"}
 _HOMES = {
     "available_resources": "._api", "cancel": "._api", "cluster_resources": "._api", "get": "._api",
-    "init": "._api", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",
+    "init": "._init", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",
     "wait": "._api",
     "ActorClass": "._actor_class", "ActorHandle": "._actor_class", "ActorMethod": "._actor_class",
     "get_actor": "._actor_class", "kill": "._actor_class", "method": "._actor_class",

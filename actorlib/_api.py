@@ -1,4 +1,5 @@
-"""The public synchronous API: init, shutdown, get, wait, put, cancel, cluster queries."""
+"""The public synchronous API: shutdown, get, wait, put, cancel, cluster queries, and init's
+second half (its first is in _init)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 
 from . import _core
 from ._core import Identity, ObjectRef, Runtime, current
-from ._driver import ADDRESS_ENV, InitOptions, bootstrap_driver
+from ._driver._bootstrap import bootstrap_driver
+from ._driver._options import InitOptions
+from ._early_head import EarlyHead
 from ._node import _resources as res
 
 _lock = threading.Lock()
@@ -43,58 +46,32 @@ class InitContext:
         return self.address_info[key]
 
 
-def init(
-    address: str | None = None,
-    *,
-    num_cpus: float | None = None,
-    num_gpus: float | None = None,
-    resources: dict[str, float] | None = None,
-    memory: float | None = None,
-    object_store_memory: int | None = None,
-    namespace: str | None = None,
-    runtime_env: dict[str, Any] | None = None,
-    ignore_reinit_error: bool = False,
-    log_to_driver: bool = True,
-    **ray_only: Any,
-) -> InitContext:
-    """Start an embedded local cluster (no address) or connect to one; make this process a driver.
-
-    ``address`` defaults to $ACTORLIB_ADDRESS. Blocks until the cluster
-    answers. Calling it twice raises RuntimeError unless
-    ``ignore_reinit_error=True``. ``runtime_env`` (``env_vars``,
-    ``working_dir``, ``py_modules``, ``excludes``) applies to every task and
-    actor of this driver; local directories are uploaded to the cluster.
-    An embedded cluster serves the HTTP API (jobs) only when asked with
-    ``include_dashboard=True`` (``dashboard_host``, ``dashboard_port``:
-    default 127.0.0.1:8265, 0 for any free port; see docs/jobs.md).
-    Ray-only keyword arguments that have no
-    meaning here (``include_dashboard``, ``_node_ip_address``, ...) are
-    accepted and ignored.
-    """
+def start(address: str | None, early: EarlyHead | None, options: dict[str, Any]) -> InitContext:
+    """``init()`` once the runtime is imported: check ``options`` (its keyword arguments),
+    start the runtime, and start or join the cluster (``early``: its head, already started)."""
     global _atexit_registered
-    address = address or os.environ.get(ADDRESS_ENV) or None
-    options = InitOptions.check(
+    checked = InitOptions.check(
         address,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        resources=resources,
-        memory=memory,
-        object_store_memory=object_store_memory,
-        namespace=namespace,
-        runtime_env=runtime_env,
-        log_to_driver=log_to_driver,
-        include_dashboard=ray_only.get("include_dashboard"),
-        dashboard_port=ray_only.get("dashboard_port", 8265),
-        dashboard_host=ray_only.get("dashboard_host"),
+        num_cpus=options.get("num_cpus"),
+        num_gpus=options.get("num_gpus"),
+        resources=options.get("resources"),
+        memory=options.get("memory"),
+        object_store_memory=options.get("object_store_memory"),
+        namespace=options.get("namespace"),
+        runtime_env=options.get("runtime_env"),
+        log_to_driver=options.get("log_to_driver", True),
+        include_dashboard=options.get("include_dashboard"),
+        dashboard_port=options.get("dashboard_port", 8265),
+        dashboard_host=options.get("dashboard_host"),
     )
     with _lock:
         existing = _core._runtime._current
         if existing is not None and not existing.closed:
-            if existing.identity.mode == "worker" or ignore_reinit_error:
+            if existing.identity.mode == "worker" or options.get("ignore_reinit_error"):
                 return InitContext(existing)
             raise RuntimeError("actorlib.init() was already called; pass ignore_reinit_error=True to allow this")
-        runtime = Runtime(Identity(mode="driver", namespace=options.namespace, env=options.env_vars))
-        runtime.start(functools.partial(bootstrap_driver, options=options))
+        runtime = Runtime(Identity(mode="driver", namespace=checked.namespace, env=checked.env_vars))
+        runtime.start(functools.partial(bootstrap_driver, options=checked, early=early))
         _core.set_current(runtime)
         if not _atexit_registered:
             atexit.register(shutdown)

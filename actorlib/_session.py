@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ._wire import new_token, write_token
+from ._tokens import new_token, write_token
 
 SESSION_PREFIX = "session_"
 # Unix socket paths are limited to 107 bytes; leave room for "sockets/w-<12 hex>.sock".
@@ -53,6 +53,11 @@ def new_session(with_token: bool = True) -> Path:
         tmp.symlink_to(session.name)
         tmp.replace(latest)
     return session
+
+
+def head_address(session_dir: str | Path) -> str:
+    """Where the head of the cluster in ``session_dir`` listens on this machine."""
+    return f"unix:{Path(session_dir) / 'sockets' / 'head.sock'}"
 
 
 def remove_sockets(session: Path) -> None:

@@ -15,9 +15,11 @@ import trio
 
 from ._autoscaler import ClusterConfig, ConfigError, load_config
 from ._autoscaler import _launcher as launcher  # up/down/exec/attach: clusters from a cluster config
-from ._driver import ADDRESS_ENV, InitOptions, start_local_cluster
+from ._driver._local import start_local_cluster
+from ._driver._options import InitOptions
+from ._environ import ADDRESS_ENV
 from ._driver._discovery import TOKEN_ENV, TOKEN_FILE_ENV, Found, find, running_sessions
-from ._head import head_address
+from ._session import head_address
 from ._placement import is_group_resource
 from ._session import new_session
 from .util._state_client import lone

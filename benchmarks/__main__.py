@@ -133,7 +133,7 @@ def _print_report(cells: dict[str, Any], args: argparse.Namespace, absent: dict[
     print(f"\nactorlib benchmarks: {runs} per figure; ratios are actorlib's value over the other's "
           f"(best: whether high or low is better); '!' = some runs failed\n")
     print(report.render(report.table_rows(cells, args.systems, absent)))
-    print(report.footer(report.yardstick(cells), report.notes(cells), duration))
+    print(report.footer(report.yardstick(cells) + report.cold_start_yardstick(cells), report.notes(cells), duration))
 
 
 if __name__ == "__main__":

@@ -75,10 +75,14 @@ WORKLOADS: dict[str, Workload] = {
             _ALL,
             (
                 Figure("put_s", "put 100 MB float64", "s"),
+                Figure("put_again_s", "put it again (memory touched before)", "s"),
                 Figure("get_s", "get it back", "s"),
                 Figure("get_owndata", "got array owns its data (copy)", "", ""),
                 Figure("get_writeable", "got array is writeable", "", ""),
                 Figure("pass_s", "task(ref) -> arr[0] (ppe: task(arr))", "s"),
+                Figure("sum_local_s", "a worker sums a local 100 MB array", "s"),
+                Figure("sum_ref_s", "task(ref) -> arr.sum()", "s"),
+                Figure("sum_value_s", "task(arr) -> arr.sum() (by value)", "s"),
             ),
         ),
         Workload(
@@ -114,6 +118,44 @@ WORKLOADS: dict[str, Workload] = {
                 Figure("actor_cold_start_s", "spawn to first actor answer", "s"),
             ),
         ),
+        Workload(
+            "actors_100",
+            RUNTIMES,
+            (
+                Figure("create_s", "100 actors created, each answered", "s"),
+                Figure("call_all_s", "one more call to each", "s"),
+                Figure("pss_per_actor_mib", "cluster PSS per actor", "MiB"),
+                Figure("processes_per_actor", "processes per actor", "", ""),
+            ),
+        ),
+        Workload(
+            "actors_1000",
+            ("actorlib",),  # Ray: ~47 MiB each, about 46 GiB for 1,000, more than this machine has
+            (
+                Figure("create_s", "1,000 actors created, each answered", "s"),
+                Figure("call_all_s", "one more call to each", "s"),
+                Figure("pss_per_actor_mib", "cluster PSS per actor", "MiB"),
+                Figure("processes_per_actor", "processes per actor", "", ""),
+            ),
+        ),
+        Workload(
+            "tasks_100k",
+            RUNTIMES,
+            (
+                Figure("total_s", "100,000 tasks submitted at once, all done", "s"),
+                Figure("submit_s", "submitting them", "s"),
+                Figure("driver_bytes_per_task", "driver RSS per pending task", "B"),
+                Figure("cluster_bytes_per_task", "rest of the cluster's RSS per pending task", "B"),
+            ),
+        ),
         Workload("trio_rtt", (REFERENCE,), (Figure("rtt_us", "trio Unix-socket round trip", "µs"),)),
+        Workload(
+            "python_start",
+            (REFERENCE,),
+            (
+                Figure("bare_s", "python -c pass", "s"),
+                Figure("numpy_s", 'python -c "import numpy"', "s"),
+            ),
+        ),
     )
 }

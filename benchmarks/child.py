@@ -75,9 +75,9 @@ def _workload_table(system: str) -> dict[str, Callable[[Any], dict[str, Any]]]:
 
         return ppe_workloads.WORKLOADS
     if system == "trio":
-        from . import trio_roundtrip
+        from . import python_start, trio_roundtrip
 
-        return {"trio_rtt": trio_roundtrip.measure}
+        return {"trio_rtt": trio_roundtrip.measure, "python_start": python_start.measure}
     from . import workloads
 
     return workloads.WORKLOADS

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from .workloads import IDLE_S, N_ASYNC, N_SYNC, NUMPY_BYTES, first, one
+from .workloads import IDLE_S, N_ASYNC, N_SYNC, NUMPY_BYTES, first, local_sum_s, one, total
 
 
 def cold_start(ex: Executor) -> dict[str, Any]:
@@ -42,7 +42,11 @@ def numpy_100mb(ex: Executor) -> dict[str, Any]:
     ex.submit(first, np.ones(1)).result()
     t0 = time.perf_counter()
     assert ex.submit(first, arr).result() == 1.0
-    return {"pass_s": time.perf_counter() - t0}
+    pass_s = time.perf_counter() - t0
+    sum_local_s = ex.submit(local_sum_s).result()
+    t0 = time.perf_counter()
+    assert ex.submit(total, arr).result() == arr.size
+    return {"pass_s": pass_s, "sum_local_s": sum_local_s, "sum_value_s": time.perf_counter() - t0}
 
 
 def idle(ex: Executor) -> dict[str, Any]:

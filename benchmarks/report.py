@@ -141,6 +141,21 @@ def yardstick(cells: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def cold_start_yardstick(cells: dict[str, dict[str, Any]]) -> list[str]:
+    """Cold start against the interpreter's own start (target: actorlib within 6x of importing numpy)."""
+    ref = cells.get("python_start", {}).get(REFERENCE)
+    if ref is None or ref["status"] != "ok":
+        return [] if ref is None else [f"python start: {ref['status']}"]
+    bare, numpy = ref["median"]["bare_s"], ref["median"]["numpy_s"]
+    lines = [f"Yardstick: python -c pass {bare:.3f} s; python -c \"import numpy\" {numpy:.3f} s (spawn to exit)"]
+    for system, cell in cells.get("cold_start", {}).items():
+        if cell["status"] == "ok":
+            cold = cell["median"]["cold_start_s"]
+            target = "  (target for actorlib: within 6x)" if system == "actorlib" else ""
+            lines.append(f"  {system} cold start: {cold:.3f} s = {cold / numpy:.1f}x importing numpy{target}")
+    return lines
+
+
 def footer(lines: list[str], notes: list[str], duration: float) -> str:
     """What follows a table: its summary lines, its notes, the total run time."""
     parts = []

@@ -15,6 +15,7 @@ from typing import Any
 N_SYNC = 1_000
 N_ASYNC = 10_000
 N_ACTORS = 8
+N_QUEUED = 100_000
 NUMPY_BYTES = 100_000_000
 IDLE_S = 2.0
 GET_TIMEOUT_S = 120.0
@@ -29,6 +30,36 @@ def one() -> int:
 def first(arr: Any) -> float:
     """Touch the array a task received."""
     return float(arr[0])
+
+
+def total(arr: Any) -> float:
+    """Read every byte of the array a task received."""
+    return float(arr.sum())
+
+
+def local_sum_s() -> float:
+    """In a worker: how long summing a local array of NUMPY_BYTES takes (median of 3, after one)."""
+    import numpy as np
+
+    arr = np.ones(NUMPY_BYTES // 8)
+    arr.sum()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        arr.sum()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[1]
+
+
+def index(i: int) -> int:
+    return i
+
+
+class Pinger:
+    """An actor that answers with its process id."""
+
+    def ping(self) -> int:
+        return os.getpid()
 
 
 def die_once(marker: str) -> int:
@@ -113,19 +144,33 @@ def numpy_100mb(rt: ModuleType) -> dict[str, Any]:
     import numpy as np
 
     arr = np.ones(NUMPY_BYTES // 8)
-    f = rt.remote(first)
+    f, add = rt.remote(first), rt.remote(total)
     rt.get(f.remote(np.ones(1)), timeout=GET_TIMEOUT_S)
+    rt.get(add.remote(np.ones(1)), timeout=GET_TIMEOUT_S)
     put_s, ref = _timed(lambda: rt.put(arr))
     get_s, out = _timed(lambda: rt.get(ref, timeout=GET_TIMEOUT_S))
     assert out.shape == arr.shape and out[-1] == 1.0
     pass_s, value = _timed(lambda: rt.get(f.remote(ref), timeout=GET_TIMEOUT_S))
     assert value == 1.0
+    sum_local_s = rt.get(rt.remote(local_sum_s).remote(), timeout=GET_TIMEOUT_S)
+    sum_ref_s, value = _timed(lambda: rt.get(add.remote(ref), timeout=GET_TIMEOUT_S))
+    assert value == arr.size
+    sum_value_s, value = _timed(lambda: rt.get(add.remote(arr), timeout=GET_TIMEOUT_S))
+    assert value == arr.size
+    owndata, writeable = bool(out.flags.owndata), bool(out.flags.writeable)
+    del out, ref
+    time.sleep(0.2)  # the refs' release reaches the store
+    put_again_s, ref = _timed(lambda: rt.put(arr))
     return {
         "put_s": put_s,
+        "put_again_s": put_again_s,
         "get_s": get_s,
-        "get_owndata": bool(out.flags.owndata),
-        "get_writeable": bool(out.flags.writeable),
+        "get_owndata": owndata,
+        "get_writeable": writeable,
         "pass_s": pass_s,
+        "sum_local_s": sum_local_s,
+        "sum_ref_s": sum_ref_s,
+        "sum_value_s": sum_value_s,
     }
 
 
@@ -183,6 +228,106 @@ def actor_create(rt: ModuleType) -> dict[str, Any]:
     }
 
 
+def actors_100(rt: ModuleType) -> dict[str, Any]:
+    return _many_actors(rt, 100)
+
+
+def actors_1000(rt: ModuleType) -> dict[str, Any]:
+    return _many_actors(rt, 1000)
+
+
+def _many_actors(rt: ModuleType, count: int) -> dict[str, Any]:
+    """``count`` actors (no CPU each) on the one node: until each answered one call; memory per actor."""
+    rt.get(rt.remote(one).remote(), timeout=GET_TIMEOUT_S)
+    time.sleep(IDLE_S / 2)
+    pss_before, processes_before = _tree_pss_mib()
+    cls = rt.remote(num_cpus=0)(Pinger)
+    t0 = time.perf_counter()
+    actors = [cls.remote() for _ in range(count)]
+    pids = rt.get([a.ping.remote() for a in actors], timeout=900)
+    create_s = time.perf_counter() - t0
+    assert len(set(pids)) == count
+    time.sleep(IDLE_S / 2)
+    pss_after, processes_after = _tree_pss_mib()
+    t0 = time.perf_counter()
+    assert rt.get([a.ping.remote() for a in actors], timeout=900) == pids
+    call_all_s = time.perf_counter() - t0
+    return {
+        "create_s": create_s,
+        "call_all_s": call_all_s,
+        "pss_per_actor_mib": (pss_after - pss_before) / count,
+        "processes_per_actor": (processes_after - processes_before) / count,
+    }
+
+
+def tasks_100k(rt: ModuleType) -> dict[str, Any]:
+    """N_QUEUED tasks submitted at once: until all are done; memory per pending task."""
+    f = rt.remote(index)
+    rt.get(f.remote(0), timeout=GET_TIMEOUT_S)
+    time.sleep(IDLE_S / 2)
+    me = os.getpid()
+    driver_before, cluster_before = _rss_mib(), _tree_rss_mib(skip=me)
+    t0 = time.perf_counter()
+    refs = [f.remote(i) for i in range(N_QUEUED)]
+    submit_s = time.perf_counter() - t0
+    driver_after, cluster_after = _rss_mib(), _tree_rss_mib(skip=me)
+    results = rt.get(refs, timeout=1800)
+    total_s = time.perf_counter() - t0
+    assert results[-1] == N_QUEUED - 1
+    return {
+        "total_s": total_s,
+        "submit_s": submit_s,
+        "driver_bytes_per_task": (driver_after - driver_before) * 2**20 / N_QUEUED,
+        "cluster_bytes_per_task": (cluster_after - cluster_before) * 2**20 / N_QUEUED,
+    }
+
+
+def _descendants() -> list[int]:
+    """This process and every process descended from it (from /proc: Ray's venv has no psutil)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _tree_pss_mib() -> tuple[float, int]:
+    """The summed PSS of this process tree, in MiB, and how many processes it has."""
+    total, count = 0, 0
+    for pid in _descendants():
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+            count += 1
+        except (OSError, StopIteration):
+            continue
+    return total / 1024, count
+
+
+def _tree_rss_mib(skip: int) -> float:
+    """The summed RSS of this process tree but ``skip``, in MiB."""
+    total = 0
+    for pid in _descendants():
+        if pid == skip:
+            continue
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1])
+        except OSError:
+            continue
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     value = fn()
@@ -201,4 +346,7 @@ WORKLOADS: dict[str, Callable[[ModuleType], dict[str, Any]]] = {
     "actor_calls": actor_calls,
     "actor_pipeline": actor_pipeline,
     "actor_create": actor_create,
+    "actors_100": actors_100,
+    "actors_1000": actors_1000,
+    "tasks_100k": tasks_100k,
 }

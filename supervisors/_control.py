@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-CONTROL_FD_ENV = "SUPERVISORS_CONTROL_FD"
-PARENT_PID_ENV = "SUPERVISORS_PARENT_PID"
+from ._spawn import CONTROL_FD_ENV, PARENT_PID_ENV
+
+__all__ = ["CONTROL_FD_ENV", "PARENT_PID_ENV"]  # and the messages below
 MAX_LINE = 1 << 20
 
 

@@ -8,14 +8,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from typing import IO, Any
+from typing import Any
 
 import trio
 
-from . import _control
 from ._process_base import ProcessBase
-
-_File = int | IO[Any] | str | os.PathLike[str] | None
+from ._spawn import File as _File
+from ._spawn import Spawned, popen_child
 
 
 class ProcessChild(ProcessBase):
@@ -28,7 +27,9 @@ class ProcessChild(ProcessBase):
     ``handshake=True`` the program must call :func:`supervisors.connect_parent`
     and ``link.ready()``; with ``handshake=False`` it is READY once spawned
     and is stopped by SIGTERM (wrap foreign programs with :meth:`command`
-    instead, which also kills them if the supervisor dies).
+    instead, which also kills them if the supervisor dies). Given ``spawned``
+    (a process :func:`spawn` started earlier with the same ``handshake``), its
+    first start adopts that process instead of spawning one.
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class ProcessChild(ProcessBase):
         stdin: _File = subprocess.DEVNULL,
         stdout: _File = None,
         stderr: _File = None,
+        spawned: Spawned | None = None,
     ) -> None:
         super().__init__(handshake=handshake, name=os.path.basename(argv[0]) if argv else "process")
+        self._spawned = spawned
         self.argv = list(argv)
         self._env = dict(os.environ if env is None else env)
         self._cwd = cwd
@@ -62,28 +65,15 @@ class ProcessChild(ProcessBase):
         return cls(shim, **kwargs)
 
     async def _spawn(self, control: socket.socket | None) -> int:
-        env = dict(self._env)
-        pass_fds: tuple[int, ...] = ()
-        if control is not None:
-            env[_control.CONTROL_FD_ENV] = str(control.fileno())
-            env[_control.PARENT_PID_ENV] = str(os.getpid())
-            pass_fds = (control.fileno(),)
-        opened = [_open(f) for f in self._files]
-        try:
-            self._popen = subprocess.Popen(
-                self.argv,
-                env=env,
-                cwd=self._cwd,
-                stdin=opened[0],
-                stdout=opened[1],
-                stderr=opened[2],
-                pass_fds=pass_fds,
-                process_group=0,
-            )
-        finally:
-            for handle, given in zip(opened, self._files):
-                if handle is not given:
-                    handle.close()
+        spawned, self._spawned = self._spawned, None
+        if spawned is not None and not spawned.adopted:
+            spawned.adopted = True
+            self._popen = spawned.popen
+            if self._sock is not None and spawned.control is not None:  # its channel replaces the new one
+                self._sock.close()
+                self._sock = trio.socket.from_stdlib_socket(spawned.control)
+        else:
+            self._popen = popen_child(self.argv, dict(self._env), self._cwd, self._files, control)
         self.stdout = _wrap(self._popen, "stdout")
         self.stderr = _wrap(self._popen, "stderr")
         return self._popen.pid
@@ -100,13 +90,6 @@ class ProcessChild(ProcessBase):
         # cannot hit a recycled group: it ends any stragglers it left.
         self._signal_group(signal.SIGKILL)
         return self._popen.wait()
-
-
-def _open(target: _File) -> Any:
-    """A path becomes a file opened for appending (closed again after the spawn)."""
-    if isinstance(target, (str, os.PathLike)):
-        return open(target, "ab")
-    return target
 
 
 def _wrap(popen: subprocess.Popen[bytes], name: str) -> trio.lowlevel.FdStream | None:

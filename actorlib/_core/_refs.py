@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from typing import TYPE_CHECKING, Any
 
@@ -116,6 +115,8 @@ async def _wait_trio(runtime: Runtime, object_id: bytes, entry: Any) -> None:
 
 
 async def _wait_asyncio(runtime: Runtime, object_id: bytes, entry: Any) -> None:
+    import asyncio  # loaded already wherever this runs; importing it costs everyone else ~9 ms
+
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
 

@@ -1,5 +1,5 @@
-"""The driver: start-up (local cluster or connect) and its options."""
+"""The driver: start-up (local cluster or connect) and its options.
 
-from ._bootstrap import ADDRESS_ENV, bootstrap_driver
-from ._local import LocalCluster, start_local_cluster
-from ._options import InitOptions
+Import the submodules themselves (``_bootstrap``, ``_local``, ``_options``,
+``_discovery``): the head imports ``_options`` without the driver's runtime.
+"""

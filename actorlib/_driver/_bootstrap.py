@@ -12,8 +12,10 @@ from pathlib import Path
 from .. import _ids
 from .._core import Runtime
 from .._core._packages import upload
+from .._early_head import EarlyHead
 from .._environ import ADDRESS_ENV, JOB_RUNTIME_ENV, NODE_ID_ENV, SUBMISSION_ID_ENV
 from .._options import merge_runtime_env
+from .._phases import mark
 from .._runtime_env import check_runtime_env, env_of
 from .._session import sessions_root
 from .._wire import (
@@ -39,10 +41,12 @@ from ._options import InitOptions
 
 
 
-async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
+async def bootstrap_driver(runtime: Runtime, options: InitOptions, early: EarlyHead | None = None) -> None:
+    """Start (or adopt ``early``, started already) or find the cluster, then register and connect."""
     ident = runtime.identity
     if options.address is None:
-        cluster = await start_local_cluster(runtime.nursery, options)
+        cluster = await start_local_cluster(runtime.nursery, options, early)
+        mark("driver: head ready")
         runtime.on_teardown.append(cluster.stop)
         ident.dashboard_url = cluster.dashboard_url or ""
         found = Found(cluster.head_address, read_token(cluster.session / "token"), cluster.session)
@@ -86,6 +90,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions) -> None:
         runtime.peers.on_logs = print_logs
         runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
     runtime.warm_store()  # the driver is where most puts happen
+    mark("driver: registered and connected")
 
 
 def _own_node() -> bytes:

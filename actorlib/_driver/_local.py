@@ -10,8 +10,8 @@ import trio
 
 import supervisors
 
-from .._head import head_address
-from .._session import new_session, remove_sockets
+from .._early_head import EarlyHead
+from .._session import head_address, new_session, remove_sockets
 from ._options import InitOptions
 
 HEAD_SHUTDOWN = 10.0
@@ -37,24 +37,29 @@ class LocalCluster:
         remove_sockets(self.session)
 
 
-async def start_local_cluster(nursery: trio.Nursery, options: InitOptions) -> LocalCluster:
-    """Start a head process in a new session, supervised by a task in ``nursery``.
+async def start_local_cluster(nursery: trio.Nursery, options: InitOptions, early: EarlyHead | None = None) -> LocalCluster:
+    """Start a head process in a new session (or adopt ``early``, started for these options
+    already), supervised by a task in ``nursery``.
 
     The head is a temporary child of a small supervisor: it is stopped (with
     its workers) by :meth:`LocalCluster.stop`, and dies with this process if
     this process is killed. Raises RuntimeError with the head's stderr if it
     fails to start.
     """
-    session = new_session()
-    config = options.node_config(
-        session, head_address=head_address(session), dashboard_host=options.dashboard_host, dashboard_port=options.dashboard_port
-    )
+    spawned: supervisors.Spawned | None
+    if early is not None:
+        session, spawned = early.session, early.spawned
+        argv = list(spawned.popen.args)  # type: ignore[arg-type]
+    else:
+        session, spawned = new_session(), None
+        argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(options.local_config(session)).decode()]
     logs = session / "logs"
-    argv = [sys.executable, "-m", "actorlib._head", msgspec.json.encode(config).decode()]
     heads: list[supervisors.ProcessChild] = []
 
     def start_head() -> supervisors.ProcessChild:
-        heads.append(supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err"))
+        nonlocal spawned
+        heads.append(supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err", spawned=spawned))
+        spawned = None
         return heads[-1]
 
     spec = supervisors.ChildSpec(

@@ -15,6 +15,7 @@ from .._node._gpus import detect
 from .._store import default_capacity
 from .._options import validate_resources
 from .._runtime_env import check_runtime_env
+from .._session import head_address
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ class InitOptions:
             dashboard_port=dashboard_port,
             dashboard_host=str(kwargs.get("dashboard_host") or "127.0.0.1"),
         )
+
+    def local_config(self, session: Path) -> NodeConfig:
+        """The config of the head (and only node) of a local cluster in ``session``."""
+        return self.node_config(
+            session, head_address=head_address(session), dashboard_host=self.dashboard_host,
+            dashboard_port=self.dashboard_port,
+        )  # fmt: skip
 
     def node_config(self, session: Path, **fields: Any) -> NodeConfig:
         """The config of a new node in ``session``: its resources (see :meth:`node_resources`),

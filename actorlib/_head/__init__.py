@@ -1,3 +1,3 @@
 """The head: the cluster's root supervisor, its driver registry and cluster view."""
 
-from ._process import head_address
+from .._session import head_address

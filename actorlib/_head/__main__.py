@@ -1,5 +1,10 @@
-import sys
+from .._phases import mark
 
-from ._process import main
+mark("head: python started")
 
+import sys  # noqa: E402
+
+from ._process import main  # noqa: E402
+
+mark("head: imported")
 main(sys.argv[1:])

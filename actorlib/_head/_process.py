@@ -21,12 +21,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import msgspec
 import trio
 
 import supervisors
 
 from .._node import NodeConfig, node_spec
 from .._node._process import run_node_process, write_ready_file
+from .._phases import mark
 from .._wire import read_token
 from ._registry import Registry
 from ._service import HeadService
@@ -36,12 +38,19 @@ from ._state import MemoryState, SqliteState
 ROOT_INTENSITY = supervisors.Intensity(max_restarts=3, within=60)
 
 
-def head_address(session_dir: str | Path) -> str:
-    return f"unix:{Path(session_dir) / 'sockets' / 'head.sock'}"
-
-
 def main(argv: list[str]) -> None:
+    """``CONFIG_JSON``, or ``--local SESSION INIT_OPTIONS_JSON``: the head of a driver's local
+    cluster, started before the driver has imported what it needs to write the config."""
+    if argv[:1] == ["--local"] and len(argv) == 3:
+        argv = [msgspec.json.encode(local_config(Path(argv[1]), argv[2])).decode()]
     run_node_process(argv, _serve, "head")
+
+
+def local_config(session: Path, init_options: str) -> NodeConfig:
+    """The node config ``init(**init_options)`` asks for (raises ValueError/TypeError as init() does)."""
+    from .._driver._options import InitOptions
+
+    return InitOptions.check(None, **msgspec.json.decode(init_options)).local_config(session)
 
 
 async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: supervisors.Zygote) -> None:
@@ -71,6 +80,7 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
             if config.tcp:  # a standalone cluster: findable by `init(address="auto")` and `actorlib stop`
                 info = {"address": head.address, "node_id": config.node_id, **services.ready_info()}
                 write_ready_file(config.session_dir, "head.json", info)
+            mark("head: ready")
             link.ready({"address": head.address, **services.ready_info()})
             await trio.sleep_forever()
 

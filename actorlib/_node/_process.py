@@ -24,6 +24,7 @@ import trio
 
 import supervisors
 
+from .._phases import mark
 from .._titles import set_title
 from .._wire import read_token
 from ._config import NodeConfig
@@ -49,6 +50,7 @@ def run_node_process(argv: list[str], serve: Any, role: str) -> None:
     configure_logging()
     raise_fd_limit()
     zygote = supervisors.Zygote.fork(preload=WORKER_MODULES, setup=lambda: set_title("zygote"))
+    mark(f"{role}: zygote forked")
     try:
         supervisors.run_child(serve, config, zygote)
     finally:

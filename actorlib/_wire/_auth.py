@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 
+from .._tokens import new_token, read_token, write_token
 from ._errors import ConnectionFailed
+
+__all__ = ["new_token", "read_token", "write_token"]  # re-exported: the token file lives in actorlib._tokens
 
 TOKEN_ENV = "ACTORLIB_TOKEN"
 NONCE_LEN = 32
@@ -16,22 +17,6 @@ NONCE_LEN = 32
 
 class AuthenticationError(ConnectionFailed):
     """A peer could not prove it holds the cluster token (or refused ours)."""
-
-
-def new_token() -> str:
-    """A fresh random cluster token (hex)."""
-    return secrets.token_hex(32)
-
-
-def write_token(path: Path, token: str) -> None:
-    """Store ``token`` at ``path``, readable by this user only (0600), created atomically."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token)
-
-
-def read_token(path: Path) -> str:
-    return path.read_text().strip()
 
 
 def nonce() -> bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import supervisors
 
+from .._phases import mark
 from .. import _ids
 from .._titles import set_title
 from .._core import Identity, Runtime, set_current
@@ -59,6 +60,7 @@ def main() -> None:
     runtime.start(_bootstrap)
     set_current(runtime)
     link.on_stop(lambda reason: _exit_now())
+    mark("worker: ready")
     link.ready({"core": identity.address, "exec": server.address})
     server.serve_forever()
 

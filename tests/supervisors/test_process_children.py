@@ -17,6 +17,7 @@ from supervisors import (
     StartError,
     Supervisor,
     open_supervisor,
+    spawn,
     supervisor_spec,
 )
 
@@ -145,3 +146,27 @@ async def test_process_escalation_through_two_levels_leaves_nothing():
         await sup.run()
     assert "root/inner" in str(info.value) and "RuntimeError: boom" in str(info.value)
     assert len(seen) >= 6 and not any(alive(p) for p in seen)
+
+
+async def test_a_process_spawned_before_the_supervisor_is_adopted_on_first_start():
+    early = spawn(child_argv("serve"))  # before any Trio code runs, as a program's first act
+    starts: list[ProcessChild] = []
+
+    def start() -> ProcessChild:
+        starts.append(ProcessChild(child_argv("serve"), spawned=early))
+        return starts[-1]
+
+    async with open_supervisor([ChildSpec(id="early", start=start)], backoff=None) as sup:
+        assert sup.snapshot().children[0].pid == early.popen.pid and early.adopted  # READY came over its channel
+        await sup.restart_child("early")  # stopped over that channel; the restart spawns a fresh process
+        fresh = sup.snapshot().children[0].pid
+        assert fresh != early.popen.pid and alive(fresh) and len(starts) == 2
+        assert sup.snapshot().children[0].last_exit.kind is ExitKind.SHUTDOWN
+    assert not alive(early.popen.pid) and not alive(fresh)
+
+
+def test_a_spawned_process_nobody_adopts_is_killed():
+    early = spawn(child_argv("serve"))
+    early.kill()
+    assert early.popen.returncode == -signal.SIGKILL
+    early.kill()  # idempotent

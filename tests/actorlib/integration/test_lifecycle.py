@@ -14,7 +14,7 @@ import pytest
 import actorlib
 from actorlib.exceptions import NotInitializedError
 
-from .conftest import alive, run_driver, wait_gone
+from .conftest import Cluster, alive, descendants, run_driver, wait_gone
 
 REPORT_PIDS = textwrap.dedent("""
     import json, os, sys, time
@@ -49,6 +49,31 @@ def test_init_is_a_context_manager(fresh_cluster):
     with actorlib.init(num_cpus=1):
         assert actorlib.get(actorlib.put(5)) == 5
     assert not actorlib.is_initialized()
+
+
+def test_init_with_bad_arguments_leaves_no_head_and_no_session(fresh_cluster):
+    from actorlib._session import sessions_root
+
+    def sessions() -> set[str]:
+        return {p.name for p in sessions_root().glob("session_2*")} if sessions_root().exists() else set()
+
+    before_sessions, before_processes = sessions(), set(descendants())
+    # The head starts before init() has imported what checks the arguments: it is killed again.
+    with pytest.raises(ValueError, match="num_cpus"):
+        actorlib.init(num_cpus=-1)
+    assert not actorlib.is_initialized()
+    assert set(descendants()) - before_processes == set()
+    assert sessions() == before_sessions
+
+
+def test_init_from_another_thread_starts_the_head_late_and_works(fresh_cluster):
+    import threading
+
+    made: list[Cluster] = []
+    thread = threading.Thread(target=lambda: made.append(fresh_cluster(num_cpus=1)))
+    thread.start()
+    thread.join()
+    assert made and actorlib.get(actorlib.put(7)) == 7  # the head outlives the thread that started it
 
 
 def test_nothing_is_left_after_shutdown():

@@ -1,0 +1,74 @@
+"""``init()``: it starts a local cluster's head before importing the runtime, so the two
+overlap; this module imports nothing else until then."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ._environ import ADDRESS_ENV
+from ._phases import mark
+
+if TYPE_CHECKING:
+    from ._api import InitContext
+
+
+def init(
+    address: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    memory: float | None = None,
+    object_store_memory: int | None = None,
+    namespace: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    ignore_reinit_error: bool = False,
+    log_to_driver: bool = True,
+    **ray_only: Any,
+) -> InitContext:
+    """Start an embedded local cluster (no address) or connect to one; make this process a driver.
+
+    ``address`` defaults to $ACTORLIB_ADDRESS. Blocks until the cluster
+    answers. Calling it twice raises RuntimeError unless
+    ``ignore_reinit_error=True``. ``runtime_env`` (``env_vars``,
+    ``working_dir``, ``py_modules``, ``excludes``) applies to every task and
+    actor of this driver; local directories are uploaded to the cluster.
+    An embedded cluster serves the HTTP API (jobs) only when asked with
+    ``include_dashboard=True`` (``dashboard_host``, ``dashboard_port``:
+    default 127.0.0.1:8265, 0 for any free port; see docs/jobs.md).
+    Ray-only keyword arguments that have no
+    meaning here (``include_dashboard``, ``_node_ip_address``, ...) are
+    accepted and ignored.
+    """
+    mark("driver: init() called")
+    address = address or os.environ.get(ADDRESS_ENV) or None
+    options = {
+        "num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources, "memory": memory,
+        "object_store_memory": object_store_memory, "namespace": namespace, "runtime_env": runtime_env,
+        "ignore_reinit_error": ignore_reinit_error, "log_to_driver": log_to_driver,
+        **{k: ray_only[k] for k in ("include_dashboard", "dashboard_port", "dashboard_host") if k in ray_only},
+    }  # fmt: skip
+    early = None
+    if address is None and not _running():
+        from . import _early_head
+
+        early = _early_head.start({k: v for k, v in options.items() if v is not None})
+        mark("driver: head spawned")
+    try:
+        from ._api import start
+
+        mark("driver: runtime imported")
+
+        return start(address, early, options)
+    finally:
+        if early is not None:
+            early.abandon()  # unless the driver's supervisor adopted it: then this does nothing
+
+
+def _running() -> bool:
+    """Whether this process already has a live runtime (a driver's, or a worker's own)."""
+    runtime_module = sys.modules.get("actorlib._core._runtime")
+    current = getattr(runtime_module, "_current", None)
+    return current is not None and not current.closed
