@@ -9,6 +9,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
+from ._core._submitter import TaskKind
 from ._core._streams import ObjectRefGenerator
 from ._core._packages import env_for
 from ._options import TASK_DEFAULTS, merge, placement_of, shape_of, strategy_of, validate_task_options
@@ -25,7 +26,7 @@ class _Prepared:
 
     __slots__ = (
         "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries",
-        "retry_exceptions", "strategy", "group", "capture", "caller",
+        "retry_exceptions", "strategy", "group", "capture", "caller", "kind",
     )  # fmt: skip
 
     def __init__(self, runtime: Runtime, exported: Exported, options: dict[str, Any], caller: tuple[bytes, bool]) -> None:
@@ -45,6 +46,11 @@ class _Prepared:
         self.max_retries = options.get("max_retries", 3)
         self.retry_exceptions = options.get("retry_exceptions", False)
         self.strategy = strategy_of(options)
+        self.kind = TaskKind(
+            fn=exported, name=self.name, shape=self.shape, env=self.env, max_retries=self.max_retries,
+            retry_exceptions=self.retry_exceptions, streaming=self.streaming, strategy=self.strategy,
+            group=self.group, capture=self.capture,
+        )  # fmt: skip
 
 
 class RemoteFunction(Generic[P, R]):
@@ -111,7 +117,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     arguments, deps = pack(runtime, prepared.name, args, kwargs, nested)
     task_id = _ids.task_id()
     streaming = prepared.streaming
-    return_ids = [] if streaming else [_ids.return_id(task_id, i) for i in range(prepared.num_returns)]
+    return_ids = () if streaming else tuple(_ids.return_id(task_id, i) for i in range(prepared.num_returns))
     owner = runtime.identity.address
     refs = []
     for object_id in return_ids:
@@ -119,25 +125,7 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         refs.append(ObjectRef(object_id, owner, runtime, counted=True))
     if streaming:
         runtime.streams.open(task_id)
-    runtime.submit(
-        TaskSpec(
-            task_id=task_id,
-            fn=prepared.exported,
-            name=prepared.name,
-            args=arguments,
-            deps=deps,
-            return_ids=return_ids,
-            shape=prepared.shape,
-            env=prepared.env,
-            max_retries=prepared.max_retries,
-            retry_exceptions=prepared.retry_exceptions,
-            streaming=streaming,
-            strategy=prepared.strategy,
-            group=prepared.group,
-            capture=prepared.capture,
-            nested=nested,
-        )
-    )
+    runtime.submit(TaskSpec(task_id=task_id, kind=prepared.kind, args=arguments, deps=deps, return_ids=return_ids, nested=nested))
     if streaming:
         return ObjectRefGenerator(runtime, task_id)
     if prepared.num_returns == 1:

@@ -145,7 +145,7 @@ WORKLOADS: dict[str, Workload] = {
                 Figure("total_s", "100,000 tasks submitted at once, all done", "s"),
                 Figure("submit_s", "submitting them", "s"),
                 Figure("driver_bytes_per_task", "driver RSS per pending task", "B"),
-                Figure("cluster_bytes_per_task", "rest of the cluster's RSS per pending task", "B"),
+                Figure("cluster_bytes_per_task", "rest of the cluster's PSS per pending task", "B"),
             ),
         ),
         Workload("trio_rtt", (REFERENCE,), (Figure("rtt_us", "trio Unix-socket round trip", "µs"),)),

@@ -265,12 +265,11 @@ def tasks_100k(rt: ModuleType) -> dict[str, Any]:
     f = rt.remote(index)
     rt.get(f.remote(0), timeout=GET_TIMEOUT_S)
     time.sleep(IDLE_S / 2)
-    me = os.getpid()
-    driver_before, cluster_before = _rss_mib(), _tree_rss_mib(skip=me)
+    driver_before, cluster_before = _rss_mib(), _tree_pss_mib(skip_self=True)[0]
     t0 = time.perf_counter()
     refs = [f.remote(i) for i in range(N_QUEUED)]
     submit_s = time.perf_counter() - t0
-    driver_after, cluster_after = _rss_mib(), _tree_rss_mib(skip=me)
+    driver_after, cluster_after = _rss_mib(), _tree_pss_mib(skip_self=True)[0]
     results = rt.get(refs, timeout=1800)
     total_s = time.perf_counter() - t0
     assert results[-1] == N_QUEUED - 1
@@ -301,10 +300,13 @@ def _descendants() -> list[int]:
     return found
 
 
-def _tree_pss_mib() -> tuple[float, int]:
-    """The summed PSS of this process tree, in MiB, and how many processes it has."""
+def _tree_pss_mib(skip_self: bool = False) -> tuple[float, int]:
+    """The summed PSS of this process tree (but this process, if ``skip_self``), in MiB, and how
+    many processes it has. PSS counts a page shared by n processes as 1/n in each."""
     total, count = 0, 0
     for pid in _descendants():
+        if skip_self and pid == os.getpid():
+            continue
         try:
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
                 total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
@@ -312,20 +314,6 @@ def _tree_pss_mib() -> tuple[float, int]:
         except (OSError, StopIteration):
             continue
     return total / 1024, count
-
-
-def _tree_rss_mib(skip: int) -> float:
-    """The summed RSS of this process tree but ``skip``, in MiB."""
-    total = 0
-    for pid in _descendants():
-        if pid == skip:
-            continue
-        try:
-            with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1])
-        except OSError:
-            continue
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:

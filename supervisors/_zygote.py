@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import importlib
 import os
 import select
@@ -203,6 +204,10 @@ def _zygote_main(sock: socket.socket, setup: Callable[[], object] | None) -> NoR
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Children share our pages until they write to them; a collection in a child writes to
+        # the header of every object it examines. Frozen, these objects are never examined.
+        gc.collect()
+        gc.freeze()
         while True:
             readable, _, _ = select.select([sock, wake_r], [], [])
             if wake_r in readable:
@@ -230,6 +235,7 @@ def _handle(sock: socket.socket, data: bytes, fds: list[int], private: tuple[int
         sock.send(_encoder.encode(_Failed(id=0, error=f"bad request: {exc}")))
         return
     try:
+        gc.freeze()  # what this request allocated too (a few objects)
         pid = os.fork()
     except OSError as exc:
         reply: Any = _Failed(id=request.id, error=str(exc))

@@ -116,6 +116,11 @@ class ActorSubmitter:
         """Count a handle made (+1) or dropped (-1), or note it was sent elsewhere (``escaped``)."""
         self._handle_events.append((actor_id, delta, name, retries, escaped))
 
+    @property
+    def idle(self) -> bool:
+        """No handle count change is queued."""
+        return not self._handle_events
+
     def collect(self) -> None:
         """Apply handle counts; an owned actor nobody can call any more is killed."""
         with self._lock:

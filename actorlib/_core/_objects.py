@@ -156,6 +156,11 @@ class ObjectTable:
     def incref(self, object_id: bytes, owner: str) -> Entry:
         return self.add(object_id, owned=False, owner=owner)
 
+    @property
+    def idle(self) -> bool:
+        """No reference drop or recheck is queued."""
+        return not self._decrefs and not self._recheck
+
     def decref_later(self, object_id: bytes) -> None:
         """Queue one reference drop; safe from any thread and from ``__del__``."""
         self._decrefs.append(object_id)

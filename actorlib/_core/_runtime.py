@@ -40,6 +40,8 @@ _current: Runtime | None = None
 _ID = operator.attrgetter("_id")
 _OWNER = operator.attrgetter("_owner")
 TICK = 0.05
+IDLE_TICK = 1.0  # once IDLE_AFTER ticks in a row found nothing to do: idle actors cost ~nothing
+IDLE_AFTER = 20
 WARM_NICE = 10  # warming the store's memory must not slow the process down
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,8 @@ class Runtime:
         self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()
         self._warming: threading.Thread | None = None
+        self._quiet_ticks = 0
+        self._tick_sleep: trio.CancelScope | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -224,16 +228,33 @@ class Runtime:
         self._token.run_sync_soon(fn, *args)
 
     async def _tick(self) -> None:
+        """Housekeeping every TICK seconds; every IDLE_TICK once nothing happens for a while (a
+        submission brings the quick pace back at once; reference drops wait up to IDLE_TICK)."""
         while True:
-            await trio.sleep(TICK)
-            self.streams.collect()  # before objects: it queues reference drops
-            self.objects.collect()
-            self.actors.collect()
-            self.submitter.return_idle_leases()
-            if self._store is not None:
-                self._store.flush()  # extents whose views are gone may be reused
-            if self._remote is not None:
-                self._remote.trim()  # receive buffers of remote objects, unused for a while
+            pace = TICK if self._quiet_ticks < IDLE_AFTER else IDLE_TICK
+            with trio.move_on_after(pace) as self._tick_sleep:
+                await trio.sleep_forever()
+            busy = self._housekeeping()
+            self._quiet_ticks = 0 if busy else self._quiet_ticks + 1
+
+    def _housekeeping(self) -> bool:
+        """One tick's work; returns whether there was any, or anything still in flight."""
+        busy = not (self.streams.idle and self.objects.idle and self.actors.idle and self.submitter.idle)
+        self.streams.collect()  # before objects: it queues reference drops
+        self.objects.collect()
+        self.actors.collect()
+        self.submitter.return_idle_leases()
+        if self._store is not None:
+            self._store.flush()  # extents whose views are gone may be reused
+        if self._remote is not None:
+            self._remote.trim()  # receive buffers of remote objects, unused for a while
+        return busy
+
+    def _quick_ticks(self) -> None:
+        """(Runtime thread.) Something is happening: tick at the quick pace again."""
+        self._quiet_ticks = 0
+        if self._tick_sleep is not None:
+            self._tick_sleep.deadline = min(self._tick_sleep.deadline, trio.current_time() + TICK)
 
     # ---- tasks -------------------------------------------------------------
 
@@ -252,6 +273,8 @@ class Runtime:
 
     def _drain(self) -> None:
         self._drain_scheduled = False
+        if self._quiet_ticks:
+            self._quick_ticks()
         submissions = self._submissions
         while submissions:
             spec = submissions.popleft()

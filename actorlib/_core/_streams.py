@@ -103,6 +103,10 @@ class StreamTable:
         """The generator of ``task_id`` is gone after taking ``taken`` items; safe from ``__del__``."""
         self._abandoned.append((task_id, taken))
 
+    @property
+    def idle(self) -> bool:
+        return not self._abandoned
+
     def collect(self) -> None:
         """(Runtime thread.) Drop the items nobody can take any more, and finished streams."""
         while self._abandoned:

@@ -52,24 +52,29 @@ OOM_RETRY_MAX = 30.0
 LEASE_GIVE_UP = 30.0  # seconds of failed lease requests (and no lease) before the queued tasks fail
 
 
-class TaskSpec:
-    """One task invocation, as the owner tracks it."""
+NONE: tuple[()] = ()
+
+
+def scheduling_key(shape: dict[str, float], env: dict[str, str], strategy: tuple[str, bytes, bool], retriable: bool) -> str:
+    """Tasks with the same key can run on the same leased workers. Retriable tasks lease apart:
+    a node's memory monitor kills their workers first."""
+    return repr((sorted(shape.items()), sorted(env.items()), strategy, retriable))
+
+
+class TaskKind:
+    """What the tasks of one remote function (with one set of options) share: one object for
+    all of them, so that a queued task holds only what is its own."""
 
     __slots__ = (
-        "task_id", "fn", "name", "args", "deps", "num_returns", "return_ids", "key", "shape", "env",
-        "max_retries", "retry_exceptions", "attempt", "resolved", "lease", "slow", "cancelled", "streaming",
-        "strategy", "group", "capture", "nested", "parent", "created", "locality", "oom_kills",
+        "fn", "name", "shape", "env", "max_retries", "retry_exceptions", "streaming", "strategy", "group",
+        "capture", "key",
     )  # fmt: skip
 
     def __init__(
         self,
         *,
-        task_id: bytes,
         fn: Exported,
         name: str,
-        args: Inline,
-        deps: list[ObjectRef],
-        return_ids: list[bytes],
         shape: dict[str, float],
         env: dict[str, str],
         max_retries: int,
@@ -78,37 +83,84 @@ class TaskSpec:
         strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
         group: tuple[bytes, int] | None = None,
         capture: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.shape = shape
+        self.env = env
+        self.max_retries = max_retries
+        self.retry_exceptions = retry_exceptions
+        self.streaming = streaming
+        self.strategy = strategy  # (name, node affinity, soft)
+        self.group = group  # (placement group id, bundle index); its shape is in the group's resources
+        self.capture = capture  # the task's own tasks and actors go into its group by default
+        self.key = scheduling_key(shape, env, strategy, max_retries != 0)
+
+
+def _shared(name: str) -> property:
+    return property(lambda spec: getattr(spec.kind, name), doc=f"The task's kind's {name}.")
+
+
+class TaskSpec:
+    """One task invocation, as the owner tracks it."""
+
+    __slots__ = (
+        "task_id", "kind", "args", "deps", "num_returns", "return_ids", "attempt", "resolved", "lease", "slow",
+        "cancelled", "nested", "parent", "created", "key", "locality", "oom_kills",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        task_id: bytes,
+        kind: TaskKind,
+        args: Inline,
+        deps: list[ObjectRef],
+        return_ids: tuple[bytes, ...],
         nested: list[ObjectRef] | None = None,
     ) -> None:
         self.task_id = task_id
+        self.kind = kind
         # Refs nested in the arguments, held until the task is done: by then its worker has
-        # told their owners that it borrows them (or it never ran).
-        self.nested = nested or []
-        self.group = group  # (placement group id, bundle index); its shape is in the group's resources
-        self.capture = capture  # the task's own tasks and actors go into its group by default
-        self.streaming = streaming
-        self.strategy = strategy  # (name, node affinity, soft)
-        self.fn = fn
-        self.name = name
+        # told their owners that it borrows them (or it never ran). Empty: one shared tuple,
+        # as for deps and resolved, since 100,000 queued tasks each with lists add up.
+        self.nested = nested or NONE
         self.args = args
         self.deps = deps
-        self.num_returns = 1 if streaming else len(return_ids)  # a stream's error is one value
+        self.num_returns = 1 if kind.streaming else len(return_ids)  # a stream's error is one value
         self.return_ids = return_ids
-        self.shape = shape
-        self.env = env
-        # Retriable tasks lease apart: a node's memory monitor kills their workers first.
-        self.key = repr((sorted(shape.items()), sorted(env.items()), strategy, max_retries != 0))
-        self.max_retries = max_retries
-        self.retry_exceptions = retry_exceptions
         self.attempt = 0
-        self.resolved: list[Value] = []
+        self.resolved: list[Value] | tuple[()] = NONE
         self.lease: _Lease | None = None
         self.slow = False  # counted in its lease's ``slow``
         self.cancelled = False
         self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
-        self.created = time.time()  # for the state API's pending tasks
+        self.created = _created()  # for the state API's pending tasks
+        self.key = kind.key  # its own: placing it by locality gives it a key of its own
         self.locality = b""  # the node holding most bytes of its stored arguments, once resolved
         self.oom_kills = 0  # times a node's memory monitor killed its worker (its retries back off)
+
+    fn = _shared("fn")
+    name = _shared("name")
+    shape = _shared("shape")
+    env = _shared("env")
+    max_retries = _shared("max_retries")
+    retry_exceptions = _shared("retry_exceptions")
+    streaming = _shared("streaming")
+    strategy = _shared("strategy")
+    group = _shared("group")
+    capture = _shared("capture")
+
+
+_clock: list[float] = [0.0, 0.0]  # (monotonic ms, the time.time() float tasks made in it share)
+
+
+def _created() -> float:
+    """The time now, as one float object for every task created in the same millisecond."""
+    now = time.time()
+    if now - _clock[0] >= 0.001:
+        _clock[0], _clock[1] = now, now
+    return _clock[1]
 
 
 class _Queue:
@@ -226,14 +278,15 @@ class TaskSubmitter:
                 one_ready()
 
     def _enqueue(self, spec: TaskSpec) -> None:
-        resolved = []
-        for ref in spec.deps:
-            value = self.rt.objects.get(ref.binary()).value  # type: ignore[union-attr]
-            if type(value) is ErrorValue:
-                self._finish(spec, [value] * spec.num_returns)  # a failed argument fails the task
-                return
-            resolved.append(value)
-        spec.resolved = resolved
+        if spec.deps:
+            resolved = []
+            for ref in spec.deps:
+                value = self.rt.objects.get(ref.binary()).value  # type: ignore[union-attr]
+                if type(value) is ErrorValue:
+                    self._finish(spec, [value] * spec.num_returns)  # a failed argument fails the task
+                    return
+                resolved.append(value)
+            spec.resolved = resolved
         self._place_by_locality(spec)
         queue = self._queue(spec)
         queue.tasks.append(spec)
@@ -436,6 +489,11 @@ class TaskSubmitter:
         except trio.ClosedResourceError:
             return  # on_channel_lost retries it
         sent.add(fn_id)
+
+    @property
+    def idle(self) -> bool:
+        """No task is queued or running and no lease is held or asked for."""
+        return not self._queues
 
     def return_idle_leases(self) -> None:
         """Give back leases unused for LEASE_IDLE seconds (called periodically); drop the

@@ -296,7 +296,10 @@ def _alone(hosted: _Hosted, process: supervisors.ChildSpec) -> supervisors.Child
         )
         return supervisors.SupervisorChild(sup)
 
-    return supervisors.ChildSpec(id=hosted.key, start=start, restart="temporary", shutdown="infinity")
+    # The actor's supervisor is started once its process is: its start may take as long.
+    return supervisors.ChildSpec(
+        id=hosted.key, start=start, restart="temporary", shutdown="infinity", start_timeout=ACTOR_START_TIMEOUT
+    )
 
 
 def _sigkill(pid: int) -> None:

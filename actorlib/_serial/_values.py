@@ -18,6 +18,7 @@ from .._wire import Inline
 INLINE_THRESHOLD = 100 * 1024  # bytes; larger values go to the shared-memory store
 
 _context = threading.local()
+_NO_BUFFERS: list[bytes] = []  # shared by every Inline without out-of-band buffers (never changed)
 
 
 class Serialized:
@@ -36,6 +37,8 @@ class Serialized:
         return self.size <= INLINE_THRESHOLD
 
     def to_inline(self) -> Inline:
+        if not self.buffers:
+            return Inline(data=self.data, buffers=_NO_BUFFERS)
         return Inline(data=self.data, buffers=[bytes(b.raw()) for b in self.buffers])
 
 
