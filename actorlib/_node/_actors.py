@@ -36,6 +36,9 @@ log = logging.getLogger("actorlib.node")
 
 ACTOR_SHUTDOWN = 5.0
 ACTOR_START_TIMEOUT = 600.0  # __init__ may load a model
+# Actor processes booting at once (forked, not yet connected and READY; __init__ is not
+# counted): a thousand booting together starve each other and the node past their timeouts.
+BOOTING_AT_ONCE = max(4, 2 * (os.cpu_count() or 1))
 UNLIMITED = sys.maxsize
 
 
@@ -76,6 +79,7 @@ class ActorHost:
         self._group_keys: dict[str, bytes] = {}
         self._group_lock = trio.Lock()
         self._turns: dict[bytes, list[Any]] = {}  # group id -> [next ticket, next to start, changed]
+        self.booting = trio.CapacityLimiter(BOOTING_AT_ONCE)
 
     # ---- requests from the head ------------------------------------------------------
 
@@ -331,7 +335,8 @@ class ActorChild:
         return self.process.pid
 
     async def start(self, nursery: trio.Nursery) -> None:
-        await self.process.start(nursery)
+        async with self.host.booting:
+            await self.process.start(nursery)
         core, exec_ = self.process.ready_info.get("core", ""), self.process.ready_info.get("exec", "")
         try:
             error, calls_exec = await self._initialize(exec_)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import actorlib
 from actorlib.exceptions import NotInitializedError
 
-from .conftest import Cluster, alive, descendants, run_driver, wait_gone
+from .conftest import Cluster, alive, descendants, poll, run_driver, wait_gone
 
 REPORT_PIDS = textwrap.dedent("""
     import json, os, sys, time
@@ -99,6 +100,53 @@ def test_nothing_is_left_when_the_driver_is_sigkilled():
         assert all(alive(p) for p in processes)
         driver.send_signal(signal.SIGKILL)
         assert wait_gone(processes, 2.0) == []
+    finally:
+        driver.kill()
+        driver.wait()
+        driver.stdout.close()
+
+
+HOLD_ARENA = textwrap.dedent("""
+    import json, os, time
+    import numpy as np
+    import actorlib
+    actorlib.init(num_cpus=1)
+
+    @actorlib.remote
+    def make():
+        return np.ones(2_000_000)
+
+    held = actorlib.get(make.remote())  # a view of the node's arena, pinned by this driver
+    arena = next(line.split()[4] for line in open("/proc/self/maps") if "memfd:actorlib-arena" in line)
+    print(json.dumps({"head": actorlib.nodes()[0]["pid"], "inode": int(arena)}), flush=True)
+    time.sleep(3600)
+""")
+
+
+def arena_holders(inode: int) -> list[int]:
+    """The processes that still map or hold open the store arena with this inode."""
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/maps") as maps:
+                mapped = any("memfd:actorlib-arena" in line and line.split()[4] == str(inode) for line in maps)
+            held = any(os.stat(f"/proc/{pid}/fd/{fd}").st_ino == inode for fd in os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            continue
+        if mapped or held:
+            holders.append(int(pid))
+    return holders
+
+
+def test_the_store_arena_is_gone_when_every_process_is_sigkilled():
+    driver = subprocess.Popen([sys.executable, "-c", HOLD_ARENA], stdout=subprocess.PIPE, text=True)
+    try:
+        report = json.loads(driver.stdout.readline())
+        assert driver.pid in arena_holders(report["inode"]) and report["head"] in arena_holders(report["inode"])
+        driver.send_signal(signal.SIGKILL)  # the head and workers follow it
+        assert wait_gone([driver.pid, report["head"]], 5.0) == []
+        # No fd and no mapping is left, so the kernel has freed the arena's memory.
+        assert poll(lambda: arena_holders(report["inode"]) == [] or None, timeout=5.0)
     finally:
         driver.kill()
         driver.wait()
