@@ -119,7 +119,7 @@ class Runtime:
         self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()
         self._warming: threading.Thread | None = None
-        self._quiet_ticks = 0
+        self._quiet_ticks = IDLE_AFTER  # a process starts idle (a thousand actors booting at once)
         self._tick_sleep: trio.CancelScope | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None

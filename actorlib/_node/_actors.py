@@ -38,7 +38,7 @@ ACTOR_SHUTDOWN = 5.0
 ACTOR_START_TIMEOUT = 600.0  # __init__ may load a model
 # Actor processes booting at once (forked, not yet connected and READY; __init__ is not
 # counted): a thousand booting together starve each other and the node past their timeouts.
-BOOTING_AT_ONCE = max(4, 2 * (os.cpu_count() or 1))
+BOOTING_AT_ONCE = max(16, 4 * (os.cpu_count() or 1))
 UNLIMITED = sys.maxsize
 
 

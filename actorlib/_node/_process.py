@@ -27,6 +27,7 @@ import supervisors
 from .._phases import mark
 from .._titles import set_title
 from .._wire import read_token
+from .._wire._messages import prepare_decoders
 from ._config import NodeConfig
 from ._head_link import HeadLink
 from ._tree import node_spec
@@ -49,12 +50,17 @@ def run_node_process(argv: list[str], serve: Any, role: str) -> None:
     set_title(f"{role} {config.ip}" if config.tcp else role)
     configure_logging()
     raise_fd_limit()
-    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES, setup=lambda: set_title("zygote"))
+    zygote = supervisors.Zygote.fork(preload=WORKER_MODULES, setup=_zygote_setup)
     mark(f"{role}: zygote forked")
     try:
         supervisors.run_child(serve, config, zygote)
     finally:
         zygote.close()
+
+
+def _zygote_setup() -> None:
+    set_title("zygote")
+    prepare_decoders()  # before the zygote freezes its objects and forks workers
 
 
 def configure_logging() -> None:
