@@ -51,6 +51,7 @@ class ArenaMap:
             _pwrite_all(self.fd, pieces, offset)
             return
         numpy = sys.modules.get("numpy")  # present whenever big buffers come from arrays
+        start = offset
         for piece in pieces:
             end = offset + len(piece)
             if numpy is not None and len(piece) >= BIG_PIECE:
@@ -60,6 +61,11 @@ class ArenaMap:
             else:
                 self._bytes[offset:end] = piece
             offset = end
+        # Written through the mapping: those pages are in our page tables now, and a get of
+        # what we just put need not map them in again (~8 ms for 100 MiB here).
+        first, last = -(-start // CHUNK), offset // CHUNK
+        if last > first:
+            self._mapped_in[first:last] = b"\x01" * (last - first)
 
     def view(self, offset: int, size: int, on_release: Callable[[], object]) -> memoryview:
         """A read-only view of ``size`` bytes at ``offset``; ``on_release()`` runs (in whatever
