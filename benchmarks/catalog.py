@@ -66,7 +66,7 @@ WORKLOADS: dict[str, Workload] = {
             RUNTIMES,
             (
                 Figure("tasks_per_s", "10,000 tasks drained by a wait() loop", "tasks/s", "high"),
-                Figure("rss_growth_mib", "driver RSS after the loop minus before", "MiB"),
+                Figure("rss_growth_mib", "driver RSS (no shmem) after the loop minus before", "MiB"),
             ),
         ),
         Workload("put_get", RUNTIMES, (Figure("ops_per_s", "10,000 get(put(small dict))", "ops/s", "high"),)),
@@ -146,7 +146,7 @@ WORKLOADS: dict[str, Workload] = {
             (
                 Figure("total_s", "100,000 tasks submitted at once, all done", "s"),
                 Figure("submit_s", "submitting them", "s"),
-                Figure("driver_bytes_per_task", "driver RSS per pending task", "B"),
+                Figure("driver_bytes_per_task", "driver RSS (no shmem) per pending task", "B"),
                 Figure("cluster_bytes_per_task", "rest of the cluster's PSS per pending task", "B"),
             ),
         ),

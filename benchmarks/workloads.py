@@ -128,9 +128,15 @@ def wait_loop(rt: ModuleType) -> dict[str, Any]:
 
 
 def _rss_mib() -> float:
-    """This process's resident memory (no psutil: Ray's venv has none)."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """This process's resident memory but its mapped shared memory (RssAnon + RssFile: an
+    object store faulted into this process's mapping is not memory the driver holds); no
+    psutil, Ray's venv has none."""
+    kib = 0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("RssAnon:", "RssFile:")):
+                kib += int(line.split()[1])
+    return kib / 1024
 
 
 def put_get(rt: ModuleType) -> dict[str, Any]:
