@@ -16,7 +16,8 @@ from ._memory import MADV_HUGEPAGE, MADV_POPULATE_READ, MADV_POPULATE_WRITE, add
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 BIG_PIECE = 1 << 20  # pieces this large are copied by numpy, which releases the GIL
-WARM_CHUNK = 8 << 20
+WARM_CHUNK = 2 << 20
+WARM_PAUSE = 0.002  # seconds between chunks: the process's own calls must not queue behind warming
 CHUNK = 2 << 20  # the grain at which this process remembers which parts it has mapped in
 
 
@@ -107,6 +108,10 @@ class ArenaMap:
             except OSError:
                 break
             offset += length
+            # Populating holds the mm's lock that the process's own mmap/munmap calls need, and
+            # takes a core: pausing between chunks keeps a sync call loop started right after
+            # init() at its full rate (0.7x while warming in 8 MiB chunks without pauses).
+            stop.wait(WARM_PAUSE)
         del mapping
 
     def close(self) -> None:
