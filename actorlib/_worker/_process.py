@@ -57,7 +57,11 @@ def main() -> None:
         runtime.soon(_send_quietly, runtime, message)
 
     runtime.blocked_hook = blocked
-    runtime.start(_bootstrap)
+    try:
+        runtime.start(_bootstrap)
+    except Exception as exc:  # e.g. its node did not answer the handshake in time: say so, not just "exit code 1"
+        link.report_failure(exc)
+        raise
     set_current(runtime)
     link.on_stop(lambda reason: _exit_now())
     mark("worker: ready")
