@@ -10,7 +10,7 @@ import msgspec
 import trio
 
 from . import _auth
-from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
+from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
 
 RECEIVE_CHUNK = 1 << 18
@@ -31,6 +31,9 @@ class BlockingChannel:
         self._decoder = msgspec.msgpack.Decoder(decode_type)
         self._lock = threading.Lock()
         self.closed = False
+        self._token = ""  # the handshake's, server side
+        self._challenge = b""
+        self._max_frame = max_frame
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -62,38 +65,55 @@ class BlockingChannel:
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"bad message from {self.peer}: {exc}") from None
 
-    def handshake_server(self, token: str) -> str:
-        """Challenge the client (mutual HMAC, as Channel does); return its peer name."""
-        handshake = msgspec.msgpack.Decoder(Handshake)
-        challenge = _auth.nonce()
-        self._send_frame(Hello(version=PROTOCOL_VERSION, nonce=challenge))
-        reply = self._receive_one(handshake)
+    def start_handshake(self, token: str) -> None:
+        """Server side, on a fresh connection: send the challenge (mutual HMAC, as Channel does).
+
+        The socket is non-blocking until :meth:`continue_handshake` completes, so a
+        server can hold many half-done handshakes in one select loop and serve its
+        callers meanwhile: a stranger that says nothing stalls nobody.
+        """
+        self._token = token
+        self._challenge = _auth.nonce()
+        self._max_frame, self._reader.max_frame = self._reader.max_frame, HANDSHAKE_MAX_FRAME
+        self.sock.setblocking(False)
+        self._send_frame(Hello(version=PROTOCOL_VERSION, nonce=self._challenge))  # a fresh socket takes 50 bytes
+
+    def continue_handshake(self) -> str | None:
+        """When the socket is readable: the peer's name once it has proved the token, None until
+        its Auth is complete. Raises EOFError, ProtocolError, AuthenticationError (after
+        telling the peer why), or OSError."""
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return None
+        if not data:
+            raise EOFError(f"{self.peer} closed the connection during the handshake")
+        try:
+            frames = self._reader.feed(data)
+        except ProtocolError as exc:
+            raise ProtocolError(f"during the handshake with {self.peer}: {exc}") from None
+        if not frames:
+            return None
+        if len(frames) > 1 or self._reader.pending:
+            raise ProtocolError(f"{self.peer} sent messages before the handshake completed")
+        try:
+            reply = msgspec.msgpack.decode(frames[0], type=Handshake)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"bad handshake from {self.peer}: {exc}") from None
         if not isinstance(reply, Auth):
             raise ProtocolError(f"expected auth from {self.peer}, got {type(reply).__name__}")
-        if reply.version != PROTOCOL_VERSION or not _auth.check(_auth.client_proof(token, challenge), reply.proof):
+        if reply.version != PROTOCOL_VERSION or not _auth.check(_auth.client_proof(self._token, self._challenge), reply.proof):
             self._send_frame(Refused(reason="invalid cluster token or protocol version"))
             raise _auth.AuthenticationError(f"refused {self.peer}")
-        self._send_frame(Welcome(proof=_auth.server_proof(token, reply.nonce)))
+        self._send_frame(Welcome(proof=_auth.server_proof(self._token, reply.nonce)))
+        self.sock.setblocking(True)
+        self._reader.max_frame = self._max_frame
         self.peer = reply.peer
         return reply.peer
 
     def _send_frame(self, message: Any) -> None:
         payload = self._encoder.encode(message)
         self.sock.sendall(len(payload).to_bytes(4, "big") + payload, socket.MSG_NOSIGNAL)
-
-    def _receive_one(self, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
-        while True:
-            data = self.sock.recv(4096)
-            if not data:
-                raise EOFError(f"{self.peer} closed the connection during the handshake")
-            frames = self._reader.feed(data)
-            if frames:
-                if len(frames) > 1 or self._reader.pending:
-                    raise ProtocolError(f"{self.peer} sent messages before the handshake completed")
-                try:
-                    return decoder.decode(frames[0])
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise ProtocolError(f"bad handshake from {self.peer}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ import trio
 from . import _auth
 from ._address import is_unix, join, open_listener, open_stream, parts, unix_path
 from ._errors import ConnectionFailed
-from ._framing import DEFAULT_MAX_FRAME, FrameReader, ProtocolError
+from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
 
 log = logging.getLogger("actorlib.wire")
@@ -223,11 +223,21 @@ class Channel:
 
     # ---- handshake -------------------------------------------------------
 
+    async def _handshake_frame(self) -> bytes:
+        """The next frame from a peer not yet authenticated: no larger than an Auth needs."""
+        limit, self._reader.max_frame = self._reader.max_frame, HANDSHAKE_MAX_FRAME
+        try:
+            return await self._next_frame()
+        except ProtocolError as exc:
+            raise ProtocolError(f"during the handshake with {self.peer}: {exc}") from None
+        finally:
+            self._reader.max_frame = limit
+
     async def handshake_server(self, token: str) -> str:
         """Challenge the client; return the peer name it gave. Raises AuthenticationError."""
         challenge = _auth.nonce()
         await self._send_direct(Hello(version=PROTOCOL_VERSION, nonce=challenge))
-        reply = self._decode(await self._next_frame(), self._handshake_decoder)
+        reply = self._decode(await self._handshake_frame(), self._handshake_decoder)
         if not isinstance(reply, Auth):
             raise ProtocolError(f"expected auth from {self.peer}, got {type(reply).__name__}")
         if reply.version != PROTOCOL_VERSION:
@@ -244,7 +254,7 @@ class Channel:
 
     async def handshake_client(self, token: str, name: str) -> None:
         """Prove the token and check the server's proof. Raises AuthenticationError."""
-        hello = self._decode(await self._next_frame(), self._handshake_decoder)
+        hello = self._decode(await self._handshake_frame(), self._handshake_decoder)  # nothing may follow it yet
         if not isinstance(hello, Hello):
             raise ProtocolError(f"expected hello from {self.peer}, got {type(hello).__name__}")
         mine = _auth.nonce()

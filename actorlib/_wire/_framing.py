@@ -4,6 +4,9 @@ from __future__ import annotations
 
 HEADER = 4
 DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+# Before a peer has proved the token it may send one Auth (~100 bytes): a larger frame is
+# refused at its header, so a stranger cannot make a server buffer a 256 MiB "frame".
+HANDSHAKE_MAX_FRAME = 16 * 1024
 
 
 class ProtocolError(Exception):
@@ -11,11 +14,14 @@ class ProtocolError(Exception):
 
 
 class FrameReader:
-    """Accumulates received bytes and returns the complete frames in them."""
+    """Accumulates received bytes and returns the complete frames in them.
+
+    ``max_frame`` may be changed between calls (servers lower it until the handshake is done).
+    """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()
-        self._max = max_frame
+        self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data``; return every frame now complete. Raises ProtocolError."""
@@ -26,8 +32,8 @@ class FrameReader:
         end = len(buf)
         while end - start >= HEADER:
             size = int.from_bytes(buf[start : start + HEADER], "big")
-            if size > self._max:
-                raise ProtocolError(f"frame of {size} bytes exceeds the {self._max}-byte limit")
+            if size > self.max_frame:
+                raise ProtocolError(f"frame of {size} bytes exceeds the {self.max_frame}-byte limit")
             if end - start - HEADER < size:
                 break
             frames.append(bytes(buf[start + HEADER : start + HEADER + size]))

@@ -7,10 +7,12 @@ object requests, async and threaded actors) stays on its core socket.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +26,18 @@ class ExecServer:
     """A blocking accept/select loop; ``handle(message, channel)`` runs each message inline.
 
     ``handle`` returns False to stop serving (the main thread then has other work).
+    Handshakes advance in the same loop as calls, each as its bytes arrive, and a
+    connection that has not proved the token within ``handshake_timeout`` seconds
+    is dropped: a silent or dribbling stranger never stalls the callers.
     """
 
-    def __init__(self, address: str, token: str, handle: Callable[[Any, BlockingChannel], bool]) -> None:
+    def __init__(
+        self, address: str, token: str, handle: Callable[[Any, BlockingChannel], bool], *,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:  # fmt: skip
         self._token = token
         self._handle = handle
+        self._handshake_timeout = handshake_timeout
         self._listeners: dict[int, socket.socket] = {}
         bound = []
         for part in parts(address):
@@ -37,15 +46,22 @@ class ExecServer:
             bound.append(where)
         self.address = join(bound)
         self._connections: dict[int, BlockingChannel] = {}
+        self._handshaking: dict[int, tuple[BlockingChannel, float]] = {}  # fd -> (channel, deadline)
 
     def serve_forever(self) -> None:
         while True:
-            readable, _, _ = select.select([*self._listeners, *self._connections], [], [])
+            timeout = None
+            if self._handshaking:
+                timeout = max(0.0, min(deadline for _, deadline in self._handshaking.values()) - time.monotonic())
+            readable, _, _ = select.select([*self._listeners, *self._connections, *self._handshaking], [], [], timeout)
             for fd in readable:
                 if fd in self._listeners:
                     self._accept(self._listeners[fd])
+                elif fd in self._handshaking:
+                    self._advance(fd)
                 elif fd in self._connections and not self._serve(self._connections[fd]):
                     return
+            self._expire()
 
     def _accept(self, listener: socket.socket) -> None:
         sock, _ = listener.accept()
@@ -53,14 +69,33 @@ class ExecServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         channel = BlockingChannel(sock, CoreMessage, peer=f"{self.address} client")
         try:
-            sock.settimeout(HANDSHAKE_TIMEOUT)
-            channel.handshake_server(self._token)
-            sock.settimeout(None)
-        except (OSError, EOFError, ProtocolError, AuthenticationError) as exc:
+            channel.start_handshake(self._token)
+        except OSError as exc:
             log.warning("exec socket: %s", exc)
             channel.close()
             return
-        self._connections[channel.fileno()] = channel
+        self._handshaking[channel.fileno()] = (channel, time.monotonic() + self._handshake_timeout)
+
+    def _advance(self, fd: int) -> None:
+        channel, _ = self._handshaking[fd]
+        try:
+            if channel.continue_handshake() is None:
+                return
+        except (OSError, EOFError, ProtocolError, AuthenticationError) as exc:
+            log.warning("exec socket: %s", exc)
+            del self._handshaking[fd]
+            channel.close()
+            return
+        del self._handshaking[fd]
+        self._connections[fd] = channel
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for fd, (channel, deadline) in list(self._handshaking.items()):
+            if deadline <= now:
+                log.warning("exec socket: %s did not complete the handshake within %gs", channel.peer, self._handshake_timeout)
+                del self._handshaking[fd]
+                channel.close()
 
     def _serve(self, channel: BlockingChannel) -> bool:
         try:
@@ -78,6 +113,21 @@ class ExecServer:
     def _drop(self, channel: BlockingChannel) -> None:
         self._connections.pop(channel.fileno(), None)
         channel.close()
+
+    def close(self) -> None:
+        """Close every connection and listener (after :meth:`serve_forever` returned)."""
+        for channel, _ in self._handshaking.values():
+            channel.close()
+        for channel in self._connections.values():
+            channel.close()
+        for listener in self._listeners.values():
+            if listener.family == socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    os.unlink(listener.getsockname())
+            listener.close()
+        self._handshaking.clear()
+        self._connections.clear()
+        self._listeners.clear()
 
 
 def _listen(address: str) -> tuple[socket.socket, str]:

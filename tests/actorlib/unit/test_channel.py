@@ -220,6 +220,29 @@ async def test_a_client_that_never_answers_the_challenge_is_dropped(address: str
         assert echo.peers == ["next"]
 
 
+async def test_before_the_handshake_a_frame_larger_than_an_auth_is_refused_at_its_header(autojump_clock: Any) -> None:
+    near, far = trio.testing.memory_stream_pair()
+    server = Channel(near, CoreMessage, peer="stranger")
+    await far.send_all((1 << 20).to_bytes(4, "big") + b"x" * 100)  # 1 MiB claimed: far under the 256 MiB limit
+    with trio.fail_after(60), pytest.raises(ProtocolError, match="during the handshake.*exceeds the 16384-byte limit"):
+        await server.handshake_server(TOKEN)  # at once, not after buffering (or waiting for) the megabyte
+
+
+async def test_a_client_refuses_an_oversized_hello_at_its_header(autojump_clock: Any) -> None:
+    near, far = trio.testing.memory_stream_pair()
+    client = Channel(near, CoreMessage, peer="fake-server")
+    await far.send_all((1 << 20).to_bytes(4, "big") + b"x" * 100)
+    with trio.fail_after(60), pytest.raises(ProtocolError, match="during the handshake"):
+        await client.handshake_client(TOKEN, "careful-client")
+
+
+async def test_after_the_handshake_large_frames_are_fine_again(address: str) -> None:
+    async with serving(address, Echo()) as server:
+        client = await server.connect("bulky")
+        big = CancelTask(task_id=b"x" * (1 << 20))
+        assert await echo_once(client, big) == big
+
+
 async def test_connect_to_nobody_raises_connection_failed(address: str) -> None:
     async with trio.open_nursery() as nursery:
         with pytest.raises(ConnectionFailed, match="cannot connect to") as caught:
