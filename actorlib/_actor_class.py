@@ -11,7 +11,7 @@ from ._core._actors import CallSpec
 from ._core._streams import ObjectRefGenerator
 from ._event_loops import EXPLICIT, LOOPS, loop_of
 from ._core._packages import env_for
-from ._options import ACTOR_DEFAULTS, actor_shapes, merge, placement_of, strategy_of, validate_actor_options
+from ._options import ACTOR_DEFAULTS, actor_shapes, check_num_returns, merge, placement_of, strategy_of, validate_actor_options
 from ._runtime_env import check_runtime_env
 from ._placement import caller_group, group_shape
 from ._remote_function import is_generator_function
@@ -29,8 +29,7 @@ def method(*, num_returns: int | str = 1, concurrency_group: str | None = None) 
     ObjectRefGenerator; ``concurrency_group`` names one of the actor's
     ``concurrency_groups``.
     """
-    if num_returns != "streaming" and (not isinstance(num_returns, int) or num_returns < 0):
-        raise ValueError(f"num_returns must be an integer >= 0 or 'streaming', got {num_returns!r}")
+    check_num_returns(num_returns)
 
     def decorate(fn: Any) -> Any:
         setattr(fn, _METHOD_ATTR, {"num_returns": num_returns, "concurrency_group": concurrency_group or ""})
@@ -254,6 +253,7 @@ class ActorMethod:
     def options(self, *, num_returns: int | str | None = None, **ignored: Any) -> ActorMethod:
         if num_returns is None:
             return self
+        check_num_returns(num_returns)
         streaming = num_returns == "streaming"
         info = MethodInfo(num_returns=1 if streaming else int(num_returns), streaming=streaming, group=self._info.group)
         return ActorMethod(self._handle, self._name, info)

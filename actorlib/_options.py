@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._runtime_env import check_runtime_env
+from ._wire import MAX_NUM_RETURNS
 
 TASK_DEFAULTS: dict[str, Any] = {
     "num_cpus": 1,
@@ -31,9 +32,7 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check options given to ``@remote(...)`` or ``.options(...)``; raise ValueError/TypeError naming the bad one."""
     checked = _common(options, TASK_DEFAULTS, "a remote function", unset_ok=False)
     if "num_returns" in checked:
-        value = checked["num_returns"]
-        if value != "streaming" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ValueError(f"num_returns must be an integer >= 0 or 'streaming', got {value!r}")
+        check_num_returns(checked["num_returns"])
     if "max_retries" in checked:
         value = checked["max_retries"]
         if not isinstance(value, int) or isinstance(value, bool) or value < -1:
@@ -44,6 +43,12 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
         check_runtime_env(checked["runtime_env"], where="remote function")
     strategy_of(checked)
     return checked
+
+
+def check_num_returns(value: Any) -> None:
+    """An integer from 0 to MAX_NUM_RETURNS, or "streaming"; else ValueError naming it."""
+    if value != "streaming" and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUM_RETURNS):
+        raise ValueError(f"num_returns must be an integer from 0 to {MAX_NUM_RETURNS:,} or 'streaming', got {value!r}")
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

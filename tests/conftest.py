@@ -6,3 +6,15 @@ import os
 
 # Never the fixed default (8265): tests run beside each other and beside real clusters.
 os.environ.setdefault("ACTORLIB_DASHBOARD_PORT", "0")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz suites' counts (docs/security.md quotes them)."""
+    from tests.fuzzcount import TRIED, summary
+
+    if TRIED:
+        terminalreporter.section("fuzz inputs tried")
+        total = sum(sum(kinds.values()) for kinds in TRIED.values())
+        for line in summary():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"total: {total}")

@@ -7,11 +7,15 @@ retype or remove a field; never reuse a tag. Messages are encoded as arrays
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 PROTOCOL_VERSION = 2  # 2: objects live in one arena per node (StorePlace, StoreRelease)
+MAX_NUM_RETURNS = 100_000
+# A call's number of return values, bounded: a peer cannot make its callee build a list of
+# 2**63 error replies (the decoder refuses the message; options refuse it at the caller).
+Returns = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUM_RETURNS)]
 
 
 class Msg(msgspec.Struct, tag_field="t", frozen=True, array_like=True):
@@ -138,7 +142,7 @@ class AutoscalerView(msgspec.Struct, frozen=True, kw_only=True):
 class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
     """How to call one actor method: its returns, and its concurrency group."""
 
-    num_returns: int = 1
+    num_returns: Returns = 1
     streaming: bool = False
     group: str = ""
 
@@ -247,7 +251,7 @@ class PushTask(Msg, tag="push"):
     name: str
     args: Inline
     resolved: list[Value]
-    num_returns: int
+    num_returns: Returns
     job_id: str
     owner: str
     owner_id: bytes
@@ -265,7 +269,7 @@ class CancelTask(Msg, tag="cancel"):
     ``recursive``: cancel the tasks it submitted too."""
 
     task_id: bytes
-    num_returns: int = 1
+    num_returns: Returns = 1
     recursive: bool = False
 
 
@@ -327,7 +331,7 @@ class CallActor(Msg, tag="call"):
     method: str
     args: Inline
     resolved: list[Value]
-    num_returns: int
+    num_returns: Returns
     job_id: str
     owner: str
     owner_id: bytes

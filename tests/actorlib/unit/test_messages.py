@@ -38,8 +38,10 @@ def tag_of(cls: type) -> str | None:
 
 def strategy_for(t: mi.Type) -> st.SearchStrategy[Any]:
     """Values of msgspec type ``t``; fails loudly on a type this test does not know yet."""
-    if isinstance(t, mi.IntType):
-        return st.integers(-(2**63), 2**64 - 1)
+    if isinstance(t, mi.IntType):  # within the field's bounds, if it has any
+        low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else -(2**63))
+        high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else 2**64 - 1)
+        return st.integers(low, high)
     if isinstance(t, mi.FloatType):
         return st.floats(allow_nan=False)
     if isinstance(t, mi.BoolType):
@@ -247,3 +249,26 @@ def test_corrupted_valid_messages_raise_nothing_but_decode_errors(cls: type, dat
         DECODERS[HOME[cls]].decode(bytes(encoded[:cut]))
     except DECODE_FAILURES:
         pass
+
+
+# ---- values a peer may not send -------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_returns", [-1, m.MAX_NUM_RETURNS + 1, 2**63 - 1])
+@pytest.mark.parametrize(
+    "message",
+    [
+        m.PushTask(task_id=b"t", fn_id=b"f", fn_blob=None, name="f", args=m.Inline(data=b""), resolved=[], num_returns=1,
+                   job_id="", owner="", owner_id=b""),
+        m.CallActor(call_id=b"c", method="m", args=m.Inline(data=b""), resolved=[], num_returns=1, job_id="", owner="", owner_id=b""),
+        m.CancelTask(task_id=b"t"),
+    ],
+    ids=lambda message: type(message).__name__,
+)  # fmt: skip
+def test_a_call_with_an_absurd_number_of_returns_is_refused_by_the_decoder(message: Any, num_returns: int) -> None:
+    """Else a callee builds a list of num_returns error replies: 2**63 of them is a dead worker."""
+    encoded = msgspec.msgpack.encode(msgspec.structs.replace(message, num_returns=num_returns))
+    with pytest.raises(msgspec.ValidationError, match="num_returns|Expected `int` >= 0|<= 100000"):
+        DECODERS["CoreMessage"].decode(encoded)
+    fine = msgspec.msgpack.encode(msgspec.structs.replace(message, num_returns=m.MAX_NUM_RETURNS))
+    assert DECODERS["CoreMessage"].decode(fine).num_returns == m.MAX_NUM_RETURNS

@@ -39,6 +39,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"num_returns": -1}, ValueError, "num_returns"),
     ({"num_returns": 1.5}, ValueError, "num_returns"),
     ({"num_returns": True}, ValueError, "num_returns"),
+    ({"num_returns": 100_001}, ValueError, "num_returns must be an integer from 0 to 100,000"),
     ({"max_retries": -2}, ValueError, "max_retries"),
     ({"max_retries": 2.0}, ValueError, "max_retries"),
     ({"max_retries": False}, ValueError, "max_retries"),
@@ -208,3 +209,15 @@ def in_group(capture: bool | None = None, index: int = -1, group: Any = PG) -> d
 )
 def test_placement_of_follows_rays_capture_rules(options: dict[str, Any], caller: tuple[bytes, bool], expected: Any) -> None:
     assert placement_of(options, caller) == expected
+
+
+@pytest.mark.parametrize("num_returns", [-1, 100_001, 2**63])
+def test_actor_methods_check_num_returns_as_tasks_do(num_returns: int) -> None:
+    import actorlib
+    from actorlib._actor_class import ActorMethod
+    from actorlib._wire import MethodInfo
+
+    with pytest.raises(ValueError, match="num_returns must be an integer from 0 to 100,000"):
+        actorlib.method(num_returns=num_returns)
+    with pytest.raises(ValueError, match="num_returns must be an integer from 0 to 100,000"):
+        ActorMethod(None, "m", MethodInfo()).options(num_returns=num_returns)
