@@ -9,7 +9,9 @@ from collections.abc import Callable
 import supervisors
 import trio
 from hypercorn.config import Config
+from hypercorn.trio import run as _hypercorn_run
 from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
 from starlette.types import ASGIApp
 
 from .._wire import is_loopback
@@ -17,6 +19,26 @@ from .._wire import is_loopback
 log = logging.getLogger("actorlib.http")
 GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
 KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open
+
+
+class _OneConnection(TCPServer):
+    """hypercorn's server of one connection, contained: what that connection runs into closes it,
+    never the server.
+
+    hypercorn 0.18 runs every connection in one nursery with no guard, so an exception out of one
+    stops them all; and one does escape: bytes after an HTTP/1.0 request make it answer a 400
+    while it closes the stream, two sends at once (trio.BusyResourceError, hypercorn issue #203).
+    Anyone could stop the HTTP API that way, and every stop used up the head's restart budget.
+    """
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        except* Exception as failed:  # never Cancelled: a BaseException
+            log.debug("HTTP connection closed after %r", failed.exceptions[0])
+
+
+_hypercorn_run.TCPServer = _OneConnection  # type: ignore[misc]  # what hypercorn's serve() runs per connection
 
 
 class HttpServer:
