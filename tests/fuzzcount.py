@@ -1,4 +1,4 @@
-"""How many inputs each fuzz suite tried, by target and kind; printed at the end of the run."""
+"""How many inputs each fuzz and security suite tried, by target and kind; printed at the end of the run."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 TRIED: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
 
-def count(target: str, kind: str) -> None:
-    """Record one input of ``kind`` sent to ``target``."""
-    TRIED[target][kind] += 1
+def count(target: str, kind: str, n: int = 1) -> None:
+    """Record ``n`` inputs of ``kind`` sent to ``target``."""
+    TRIED[target][kind] += n
 
 
 def summary() -> list[str]:

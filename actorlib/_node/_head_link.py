@@ -15,6 +15,7 @@ import trio
 from .. import _ids
 from .._wire import (
     ActorState,
+    AuthenticationError,
     BundlesReply,
     Channel,
     CommitBundles,
@@ -47,6 +48,11 @@ RECONNECT_EVERY = 0.5
 
 class Fenced(Exception):
     """The node lost the head for longer than its grace period and stopped itself."""
+
+
+class TokenRefused(Exception):
+    """The head refused this node's cluster token the first time it tried to join: waiting out
+    the grace period would not change that, so the node stops at once, saying why."""
 
 
 class HeadLink:
@@ -114,6 +120,7 @@ class HeadLink:
         away; raise Fenced after ``grace`` seconds without it."""
         await self._added.wait()
         lost_at: float | None = trio.current_time()
+        last_error: BaseException | None = None
         while True:
             try:
                 async with trio.open_nursery() as nursery:
@@ -128,16 +135,19 @@ class HeadLink:
                     await self._serve(channel, nursery)
             except* (ConnectionError, EOFError, ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
                 # ConnectionError: ConnectionFailed (AuthenticationError too), a refusal, or silence
-                log.warning("lost the head at %s: %s", self.head_address, group.exceptions[0])
+                last_error = group.exceptions[0]
+                log.warning("lost the head at %s: %s", self.head_address, last_error)
             finally:
                 self._pending.fail_all(ConnectionError("lost the head"))
                 self._pending = Pending()
                 self._channel = None
+            if not self._started and isinstance(last_error, AuthenticationError):
+                raise TokenRefused(f"the head at {self.head_address} does not accept this node's token: {last_error}")
             now = trio.current_time()
             if lost_at is None:  # a head that fell silent was lost when it did; a closed one, now
                 lost_at = self._heard if self._silent else now
             if now - lost_at > self.grace:
-                raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s")
+                raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s (last: {last_error})")
             await trio.sleep(RECONNECT_EVERY)
 
     def _name(self) -> str:

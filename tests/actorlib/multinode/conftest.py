@@ -35,6 +35,7 @@ class MultiNode:
         self.address = f"127.0.0.1:{self.port}"
         self.node_timeout = node_timeout
         self.grace = grace
+        self.outputs: list[subprocess.CompletedProcess] = []  # every CLI run's output (tokens must never show)
         self.cli("start", "--head", "--port", str(self.port), "--num-cpus", str(head_cpus), "--node-timeout", str(node_timeout))
         self.token_file = str(next(Path(self.tmp).glob("actorlib-*/session_2*/token")))
         self.node_pids: dict[str, int] = {}
@@ -45,6 +46,7 @@ class MultiNode:
         result = subprocess.run(
             [sys.executable, "-m", "actorlib", *args], capture_output=True, text=True, timeout=120, env=env or self.env
         )
+        self.outputs.append(result)
         if check and result.returncode != 0:
             raise AssertionError(f"actorlib {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
