@@ -110,7 +110,10 @@ def _connect() -> ParentLink:
         return ParentLink(None)
     sock = socket.socket(fileno=int(fd_text))
     sock.set_inheritable(False)
-    _set_parent_death_signal()
+    if threading.current_thread() is threading.main_thread():
+        die_with_group_on_parent_death()  # what it starts goes with it, not only itself
+    else:
+        _set_parent_death_signal()  # (a handler needs the main thread)
     if parent_text is not None and os.getppid() != int(parent_text):
         _die()  # the parent died before we could arm the death signal
     link = ParentLink(sock)
@@ -129,11 +132,12 @@ def _set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
 
 
 def die_with_group_on_parent_death() -> None:
-    """For a process that leads a group of others (the exec shim): when the supervisor dies,
-    kill the whole group, not only this process.
+    """When the supervisor dies, kill this process's whole group (what it started), not only it.
 
-    The death signal becomes SIGHUP, handled by killing the group; a plain SIGKILL
-    would end this process before its watchdog could end the rest.
+    Every supervised child does this as it connects (the exec shim too). The death signal
+    is SIGHUP, handled by killing the group: a plain SIGKILL ended the child at once, before
+    its watchdog could end the rest, and its own children lived on as orphans. The price:
+    a child whose main thread is stuck in C code holding the GIL dies when that call returns.
     """
     signal.signal(signal.SIGHUP, lambda signum, frame: _die())
     _set_parent_death_signal(signal.SIGHUP)

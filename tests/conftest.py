@@ -10,7 +10,7 @@ os.environ.setdefault("ACTORLIB_DASHBOARD_PORT", "0")
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """The fuzz suites' counts (docs/security.md quotes them)."""
-    from tests.fuzzcount import TRIED, summary
+    from tests.fuzzcount import FIGURES, TRIED, summary
 
     if TRIED:
         terminalreporter.section("fuzz inputs tried")
@@ -18,3 +18,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
         for line in summary():
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"total: {total}")
+    if FIGURES:
+        terminalreporter.section("figures measured")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")

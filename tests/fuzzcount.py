@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 TRIED: defaultdict[str, Counter[str]] = defaultdict(Counter)
+FIGURES: dict[str, str] = {}  # measured along the way (how soon what was killed was gone)
 
 
 def count(target: str, kind: str, n: int = 1) -> None:
@@ -20,3 +21,8 @@ def summary() -> list[str]:
         detail = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
         lines.append(f"{target}: {sum(kinds.values())} ({detail})")
     return lines
+
+
+def figure(name: str, value: str) -> None:
+    """Record one measured figure, printed with the counts."""
+    FIGURES[name] = value

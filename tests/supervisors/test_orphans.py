@@ -53,6 +53,22 @@ async def test_sigkill_of_the_supervisor_kills_what_a_shimmed_program_started():
         parent.stdout.close()
 
 
+async def test_sigkill_of_the_supervisor_kills_what_its_python_children_started():
+    # A child dies by its parent-death signal; what it started lives in its process group and
+    # must go with it (the child kills its group as it dies, not only itself).
+    parent = _supervising("6", "grandchildren")
+    try:
+        while not isinstance(pids := json.loads(await trio.to_thread.run_sync(parent.stdout.readline)), list):
+            pass  # the children print their grandchildren's pids on the same stdout
+        assert len(pids) == 12 and all(alive(p) for p in pids)  # 6 children, 6 grandchildren
+        parent.send_signal(signal.SIGKILL)
+        assert await wait_gone(pids, 5.0) == []
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+
+
 def _sleeping(seconds: str) -> list[int]:
     import psutil
 

@@ -66,3 +66,28 @@ async def test_a_dead_zygote_takes_its_children_with_it():
         assert await wait_gone(report["pids"], 2.0) == []
     finally:
         finish(process)
+
+
+async def test_a_dead_zygote_takes_what_its_children_started_too():
+    # The children die by their parent-death signal; what they started (in their process
+    # groups) has no such signal, and nobody is left to reap their groups but the supervisor.
+    process = start("families", "2")
+    try:
+        report = await read_report(process)
+        assert len(report["grandchildren"]) == 2 and all(alive(p) for p in report["grandchildren"])
+        os.kill(report["zygote"], signal.SIGKILL)
+        assert await wait_gone(report["pids"] + report["grandchildren"], 5.0) == []
+    finally:
+        finish(process)
+
+
+async def test_sigkill_of_the_supervising_process_leaves_no_forked_grandchild():
+    process = start("families", "6")
+    try:
+        report = await read_report(process)
+        everyone = report["pids"] + report["grandchildren"] + [report["zygote"]]
+        assert len(report["grandchildren"]) == 6 and all(alive(p) for p in everyone)
+        process.send_signal(signal.SIGKILL)
+        assert await wait_gone(everyone, 5.0) == []
+    finally:
+        finish(process)

@@ -3,6 +3,7 @@
 basic     start 3 serving + 1 crashing forked child; wait for the restart;
           terminate one; print a JSON report; exit
 serve N   start N serving forked children; print {"pids": [...], "zygote": pid}; serve until killed
+families N  the same, each child with a `sleep` grandchild; also print {"grandchildren": [...]}
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import subprocess
 import sys
 
+import psutil
 import trio
 
 import supervisors
@@ -47,10 +49,12 @@ async def basic(zygote: supervisors.Zygote) -> None:
     print(json.dumps(report), flush=True)
 
 
-async def serve(zygote: supervisors.Zygote, count: int) -> None:
-    specs = [forked(zygote, "serve") for _ in range(count)]
+async def serve(zygote: supervisors.Zygote, count: int, mode: str = "serve") -> None:
+    specs = [forked(zygote, *(("grandchildren", "1") if mode == "families" else ("serve",))) for _ in range(count)]
     async with supervisors.open_supervisor(specs) as sup:
-        print(json.dumps({"pids": [c.pid for c in sup.snapshot().children], "zygote": zygote.pid}), flush=True)
+        pids = [c.pid for c in sup.snapshot().children]
+        grandchildren = [g.pid for pid in pids for g in psutil.Process(pid).children()]
+        print(json.dumps({"pids": pids, "zygote": zygote.pid, "grandchildren": grandchildren}), flush=True)
         await trio.sleep_forever()
 
 
@@ -60,7 +64,7 @@ async def main(zygote: supervisors.Zygote, scenario: str, args: list[str]) -> No
         if scenario == "basic":
             await basic(zygote)
         else:
-            await serve(zygote, int(args[0]))
+            await serve(zygote, int(args[0]), scenario)
         nursery.cancel_scope.cancel()
 
 
