@@ -154,14 +154,14 @@ def test_random_requests_never_get_a_500_and_strangers_never_get_in(dash: Dash) 
 REQUEST_LINES = st.one_of(
     st.binary(max_size=200),
     st.tuples(st.sampled_from([b"GET", b"POST", b"BREW", b"", b"G\x00T", b"GET " * 50]),
-              st.sampled_from([b"/", b"/api/version", b"*", b"http://evil.example/", b"/" + b"a" * 17000, b"", b"/\r\n"]),
+              st.sampled_from([b"/", b"/api/version", b"*", b"http://evil.example/", b"/<LONG>", b"", b"/\r\n"]),
               st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9.9", b"HTTP/1.1\r\nTransfer-Encoding: chunked", b"", b"SPDY"]))
     .map(lambda parts: b" ".join(parts)),
 )  # fmt: skip
 HEADER_LINES = st.lists(
     st.one_of(
         st.sampled_from([b"Host: 127.0.0.1", b"Content-Length: -1", b"Content-Length: 99999999999999999999",
-                         b"Content-Length: 5\r\nContent-Length: 6", b"Transfer-Encoding: chunked", b"X: " + b"y" * 17000,
+                         b"Content-Length: 5\r\nContent-Length: 6", b"Transfer-Encoding: chunked", b"X: <LONG>",
                          b": empty name", b"No-Colon", b"Authorization: Bearer", b"Expect: 100-continue",
                          b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13"]),
         st.binary(max_size=60),
@@ -180,14 +180,18 @@ def test_garbage_on_the_http_socket_gets_a_400_or_a_closed_connection(dash: Dash
     def fuzz(line: bytes, headers: list[bytes], body: bytes, finish: bool) -> None:
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             data = line + b"\r\n" + b"\r\n".join(headers) + (b"\r\n\r\n" if finish else b"\r\n") + body
+            data = data.replace(b"<LONG>", b"y" * 17000)  # past h11's 16 KiB (kept out of hypothesis' reprs)
+            answer = b""
             try:
                 sock.sendall(data)
                 sock.shutdown(socket.SHUT_WR)  # nothing more is coming: answer or hang up
-                answer = b""
+            except OSError:  # it hung up (and reset) before taking everything: a 431, say
+                pass
+            try:
                 while chunk := sock.recv(65536):
                     answer += chunk
-            except (ConnectionResetError, BrokenPipeError):
-                answer = b""
+            except ConnectionResetError:
+                pass
         status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else 0
         count("http raw bytes", f"-> {status or 'closed'}")
         if answer:
