@@ -148,6 +148,7 @@ def test_random_requests_never_get_a_500_and_strangers_never_get_in(dash: Dash) 
             client.close()
     still_serving(dash)
     assert sorted(job["submission_id"] for job in dash.get("/api/jobs/").json()) == jobs
+    assert rss(pid) - before < RSS_GROWTH_LIMIT, f"the head's RSS grew by {(rss(pid) - before) / 2**20:.0f} MiB"
     assert rss(pid) - before < RSS_GROWTH_LIMIT
 
 
@@ -200,4 +201,4 @@ def test_garbage_on_the_http_socket_gets_a_400_or_a_closed_connection(dash: Dash
         still_serving(dash)
 
     fuzz()
-    assert rss(pid) - before < RSS_GROWTH_LIMIT
+    assert rss(pid) - before < RSS_GROWTH_LIMIT, f"the head's RSS grew by {(rss(pid) - before) / 2**20:.0f} MiB"

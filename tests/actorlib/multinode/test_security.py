@@ -97,7 +97,8 @@ def work(multi: MultiNode) -> None:
         assert browser.get("/api/state/nodes").status_code == 200
     env = {**multi.env, "ACTORLIB_TOKEN_FILE": multi.token_file}
     assert "2 healthy" in multi.cli("status", "--address", multi.address, env=env).stdout
-    multi.cli("status", "--address", multi.address, check=False, env={**multi.env, "ACTORLIB_TOKEN": "0" * 64})
+    refused = multi.cli("status", "--address", multi.address, check=False, env={**multi.env, "ACTORLIB_TOKEN": "0" * 64})
+    assert refused.returncode != 0 and "invalid cluster token" in refused.stderr, refused.stderr
     multi.cli("job", "list", "--address", multi.url, env=env)
 
 
@@ -197,6 +198,31 @@ def test_a_node_with_the_wrong_token_cannot_join(cluster, tmp_path):
     assert result.returncode != 0 and "does not accept this node's token" in said and "invalid cluster token" in said, said
     assert "127.0.0.4" not in cluster.node_ids()
     assert wait_gone(set(processes_mentioning(cluster.tmp)) - before) == []
+
+
+def test_a_driver_with_the_wrong_token_is_refused_and_told_why(cluster):
+    env = {**cluster.env, "ACTORLIB_TOKEN": "0" * 64}
+    before = set(processes_mentioning(cluster.tmp))
+    result = subprocess.run(
+        [sys.executable, "-c", f"import actorlib; actorlib.init(address={cluster.address!r})"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ConnectionError: the cluster at") and "refused this driver" in last and "invalid cluster token" in last, last
+    assert set(processes_mentioning(cluster.tmp)) <= before  # it started nothing on the cluster
+    count("peers with the wrong token refused", "driver (init)")
+    count("peers with the wrong token refused", "CLI (status)")
+
+
+def test_websockets_need_the_cluster_token_itself(cluster):
+    url = f"{cluster.url}/api/jobs/x/logs/tail"
+    for who, token, status in (("wrong token", "0" * 64, 403), ("metrics token", cluster.metrics_token, 403)):
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+            with pytest.raises(WebSocketUpgradeError) as refused, connect_ws(url, client):
+                pass
+        assert refused.value.response.status_code == status, who
+        count("peers with the wrong token refused", f"WebSocket ({who})")
 
 
 # ---- replayed and reflected handshakes ----------------------------------------------------
