@@ -9,7 +9,7 @@ os.environ.setdefault("ACTORLIB_DASHBOARD_PORT", "0")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The fuzz suites' counts (docs/security.md quotes them)."""
+    """The fuzz suites' counts and the orphan matrix's times (docs/reliability.md quotes them)."""
     from tests.fuzzcount import FIGURES, TRIED, summary
 
     if TRIED:

@@ -13,7 +13,7 @@ process; a task worker serves the same two). For each, hypothesis sends
 After every example a bystander connection (opened before the bad one) gets an answer to a real
 request, and after each batch a real task and actor call run; the serving process's RSS is
 compared before and after. The counts tried are printed at the end of the run
-(``tests/fuzzcount.py``) and recorded in docs/security.md. With ``FUZZ_TRACE=<file>`` every
+(``tests/fuzzcount.py``) and recorded in docs/reliability.md. With ``FUZZ_TRACE=<file>`` every
 well-formed request is appended to that file before it is sent, with each batch's RSS growth.
 """
 
