@@ -25,12 +25,12 @@ from ._session import new_session
 from .util._state_client import lone
 from ._wire import (
     AutoscalerView, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeView, PlacementGroupView, connect, is_loopback, parts,
-    read_token, split_host_port, write_token,
+    check_token, read_token, split_host_port, write_token,
 )  # fmt: skip
 
 __all__ = [
     "ADDRESS_ENV", "TOKEN_ENV", "TOKEN_FILE_ENV", "AutoscalerView", "ClusterConfig", "ClusterInfo", "ConfigError", "Found",
-    "InitOptions", "NodeView", "adopt_token", "launcher", "load_config",
+    "InitOptions", "NodeView", "adopt_token", "check_token_file", "launcher", "load_config",
     "PlacementGroupView", "cluster_info", "find", "head_address", "is_group_resource", "is_loopback", "new_session", "parts",
     "running_sessions", "split_host_port", "start_local_cluster",
 ]  # fmt: skip
@@ -77,11 +77,20 @@ async def _ask(head: str, token: str, timeout: float) -> ClusterInfoReply:
     return reply
 
 
-def adopt_token(session: str | os.PathLike[str], token_file: str | os.PathLike[str]) -> None:
-    """Make a new head session use the cluster token in ``token_file`` instead of its own
-    (``actorlib start --head --token-file``, as ``actorlib up`` starts heads)."""
+def check_token_file(token_file: str | os.PathLike[str]) -> None:
+    """Raise ValueError if the token in ``token_file`` is too short for a head to serve."""
     from pathlib import Path
 
+    check_token(read_token(Path(token_file)), str(token_file))
+
+
+def adopt_token(session: str | os.PathLike[str], token_file: str | os.PathLike[str]) -> None:
+    """Make a new head session use the cluster token in ``token_file`` instead of its own
+    (``actorlib start --head --token-file``, as ``actorlib up`` starts heads).
+    Raises ValueError if that token is too short to protect anything."""
+    from pathlib import Path
+
+    token = check_token(read_token(Path(token_file)), str(token_file))
     path = Path(session) / "token"
     path.unlink(missing_ok=True)
-    write_token(path, read_token(Path(token_file)))
+    write_token(path, token)

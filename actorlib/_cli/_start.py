@@ -83,6 +83,13 @@ def start(
     )
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
     token_path = str(Path(token_file).resolve()) if token_file else ""  # before a new session moves links
+    if head and token_path:  # refused before anything starts
+        from ..cluster import check_token_file
+
+        try:
+            check_token_file(token_file or token_path)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--token-file") from None
     if not head and not token_path:
         token_path = _local_token(address or "")
     session = new_session(with_token=head)

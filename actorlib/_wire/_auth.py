@@ -13,10 +13,22 @@ __all__ = ["new_token", "read_token", "write_token"]  # re-exported: the token f
 
 TOKEN_ENV = "ACTORLIB_TOKEN"
 NONCE_LEN = 32
+MIN_TOKEN_CHARS = 32  # a token a head will serve: new_token() makes 64
 
 
 class AuthenticationError(ConnectionFailed):
     """A peer could not prove it holds the cluster token (or refused ours)."""
+
+
+def check_token(token: str, source: str) -> str:
+    """``token`` if a head may serve it; else ValueError naming ``source``. An empty or short
+    token (an empty Secret, a typed password) would let anyone who guesses it run code."""
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"the cluster token in {source} is {len(token)} characters; a head needs at least {MIN_TOKEN_CHARS} "
+            "random ones (make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    return token
 
 
 def nonce() -> bytes:

@@ -8,8 +8,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import psutil
+import pytest
 
 from ..integration.conftest import processes_mentioning
 
@@ -51,4 +53,25 @@ def test_a_head_whose_http_port_is_taken_says_which_option_to_change(tmp_path):
     assert f"the HTTP API cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "--dashboard-port" in result.stderr and "Traceback" not in result.stderr
     assert not processes_mentioning(tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("token", ["", "hunter2", "x" * 31])
+def test_a_head_refuses_a_token_anyone_could_guess_and_starts_nothing(tmp_path, token):
+    # An empty Kubernetes Secret or a typed password: a head serving it would let anyone in.
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")
+    result = subprocess.run(
+        [sys.executable, "-m", "actorlib", "start", "--head", "--port", "0", "--num-cpus", "1", "--token-file", str(token_file)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "ACTORLIB_TMPDIR": tmp},
+    )  # fmt: skip
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for" in said and "--token-file" in said, said
+    assert f"the cluster token in {token_file} is {len(token)} characters" in said, said
+    assert "at least 32" in said and "secrets.token_hex(32)" in said and "Traceback" not in said
+    assert not processes_mentioning(tmp)
+    assert not list(Path(tmp).glob("actorlib-*/session_*")), "a session was made for a head that never started"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actorlib._wire import _auth
-from actorlib._wire._auth import check, client_proof, new_token, nonce, read_token, server_proof, write_token
+from actorlib._wire._auth import check, check_token, client_proof, new_token, nonce, read_token, server_proof, write_token
 
 tokens = st.text(min_size=1, max_size=64)
 nonces = st.binary(min_size=_auth.NONCE_LEN, max_size=_auth.NONCE_LEN)
@@ -82,3 +82,22 @@ def test_read_token_strips_a_trailing_newline(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text("abc\n")
     assert read_token(path) == "abc"
+
+
+def test_a_head_serves_only_a_token_too_long_to_guess() -> None:
+    token = new_token()
+    assert check_token(token, "here") == token and len(token) == 64
+    assert check_token("k" * 32, "here") == "k" * 32
+    for weak in ("", "secret", "k" * 31):
+        with pytest.raises(ValueError, match=rf"the cluster token in here is {len(weak)} characters; a head needs at least 32"):
+            check_token(weak, "here")
+
+
+def test_adopting_a_short_token_raises_and_leaves_the_session_alone(tmp_path: Path) -> None:
+    from actorlib.cluster import adopt_token
+
+    (tmp_path / "weak").write_text("password\n")
+    write_token(tmp_path / "token", "the-session-s-own-token")
+    with pytest.raises(ValueError, match="is 8 characters; a head needs at least 32"):
+        adopt_token(tmp_path, tmp_path / "weak")
+    assert read_token(tmp_path / "token") == "the-session-s-own-token"
