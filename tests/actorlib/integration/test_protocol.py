@@ -85,7 +85,7 @@ from ...fuzzcount import count
 
 pytestmark = pytest.mark.slow
 FUZZ = settings(
-    derandomize=True,  # the same examples on every run: CI failures reproduce
+    derandomize=True,  # a fixed seed (hypothesis still adapts as it goes: inputs vary a little); a failure prints its example
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
