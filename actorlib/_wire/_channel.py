@@ -28,6 +28,7 @@ from ._address import is_unix, join, open_listener, open_stream, parts, unix_pat
 from ._errors import ConnectionFailed
 from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+from ._throttle import CONNECTIONS
 
 log = logging.getLogger("actorlib.wire")
 
@@ -345,7 +346,7 @@ async def serve(
                 finally:
                     channel._mark_closed(None)
         except* (ProtocolError, _auth.AuthenticationError, trio.TooSlowError) as group:
-            log.warning("closing connection %s: %s", channel.peer, group.exceptions[0])
+            CONNECTIONS.warning(log, "closing connection %s: %s", channel.peer, group.exceptions[0])
         except* (EOFError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         except* Exception:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._wire import AuthenticationError, BlockingChannel, CoreMessage, ProtocolError, is_unix, join, parts, split_host_port, unix_path
+from .._wire._throttle import CONNECTIONS
 
 log = logging.getLogger("actorlib.worker")
 HANDSHAKE_TIMEOUT = 10.0
@@ -71,7 +72,7 @@ class ExecServer:
         try:
             channel.start_handshake(self._token)
         except OSError as exc:
-            log.warning("exec socket: %s", exc)
+            CONNECTIONS.warning(log, "exec socket: %s", exc)
             channel.close()
             return
         self._handshaking[channel.fileno()] = (channel, time.monotonic() + self._handshake_timeout)
@@ -82,7 +83,7 @@ class ExecServer:
             if channel.continue_handshake() is None:
                 return
         except (OSError, EOFError, ProtocolError, AuthenticationError) as exc:
-            log.warning("exec socket: %s", exc)
+            CONNECTIONS.warning(log, "exec socket: %s", exc)
             del self._handshaking[fd]
             channel.close()
             return
@@ -93,7 +94,7 @@ class ExecServer:
         now = time.monotonic()
         for fd, (channel, deadline) in list(self._handshaking.items()):
             if deadline <= now:
-                log.warning("exec socket: %s did not complete the handshake within %gs", channel.peer, self._handshake_timeout)
+                CONNECTIONS.warning(log, "exec socket: %s did not complete the handshake within %gs", channel.peer, self._handshake_timeout)
                 del self._handshaking[fd]
                 channel.close()
 
@@ -102,7 +103,7 @@ class ExecServer:
             messages = channel.receive_available()
         except (EOFError, OSError, ProtocolError) as exc:
             if isinstance(exc, ProtocolError):
-                log.warning("closing exec connection: %s", exc)
+                CONNECTIONS.warning(log, "closing exec connection: %s", exc)
             self._drop(channel)
             return True
         for message in messages:

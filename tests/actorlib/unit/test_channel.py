@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -474,3 +475,26 @@ async def test_threads_sending_while_the_channel_closes_never_write_into_a_reuse
                     other.close()
     finally:
         sys.setswitchinterval(previous)
+
+
+async def test_strangers_connecting_in_a_loop_get_a_bounded_number_of_warnings(
+    address: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorlib._wire import _channel
+    from actorlib._wire._throttle import Throttle
+
+    monkeypatch.setattr(_channel, "CONNECTIONS", Throttle(burst=3, period=3600.0))
+    echo = Echo()
+    with caplog.at_level(logging.WARNING, logger="actorlib.wire"):
+        async with serving(address, echo) as server:
+            for _ in range(20):
+                rude = await open_stream(server.address)
+                async with rude:
+                    frames = Frames(rude)
+                    await rude.send_all(frame(b"\xc1"))
+                    assert await frames.next() is not None  # the Hello
+                    assert await frames.next() is None  # then it hung up
+            client = await server.connect("polite")
+            assert await echo_once(client, CancelTask(task_id=b"t")) == CancelTask(task_id=b"t")
+    refused = [m for m in caplog.messages if m.startswith("closing connection")]
+    assert len(refused) == 3, caplog.messages
