@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -409,39 +408,6 @@ def test_http_listens_on_loopback_by_default(cluster):
     assert ip == "127.0.0.1"
     help_text = " ".join(cluster.cli("start", "--help").stdout.split())
     assert "--dashboard-host TEXT Where the head's HTTP API (jobs) listens; keep it loopback unless you must. [default: 127.0.0.1]" in help_text
-
-
-def _hung_up(sock: socket.socket, dribble: bytes) -> bool:
-    """Send ``dribble`` a byte a second (nothing, if empty); True once the server hangs up on us,
-    False if it still holds the connection after WAIT seconds."""
-    sock.settimeout(1.0)
-    for i in range(int(WAIT)):
-        if i < len(dribble):
-            try:
-                sock.sendall(dribble[i : i + 1])
-            except OSError:  # reset: it hung up
-                return True
-        try:
-            if sock.recv(4096) == b"":
-                return True
-        except TimeoutError:
-            continue
-        except OSError:
-            return True
-    return False
-
-
-def test_http_strangers_that_stay_silent_or_dribble_are_hung_up_on(cluster):
-    """Slowloris: an HTTP connection that sends nothing, or a header a byte at a time, is closed
-    (hypercorn's keep-alive timeout) instead of holding a slot for ever; others are served meanwhile."""
-    address = cluster.url.removeprefix("http://").rsplit(":", 1)
-    with httpx.Client(base_url=cluster.url, timeout=30) as anonymous:
-        for dribble in (b"", b"GET /api/version HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 64):
-            with socket.create_connection((address[0], int(address[1]))) as stranger:
-                assert anonymous.get("/api/version").status_code == 401  # others are served while it hangs on
-                assert _hung_up(stranger, dribble), dribble
-    count("slow HTTP strangers hung up on", "silent")
-    count("slow HTTP strangers hung up on", "dribbling a header")
 
 
 STATE_CHANGES = [
