@@ -86,6 +86,20 @@ class HeadLink:
                 await channel.aclose()
                 return
 
+    async def listen(self) -> None:
+        """Connect now and make the head count this process among its clients, so it hears node
+        deaths (a worker must hear its own node's). Retried until the head answers once; after
+        that the link reconnects by itself whenever the head comes back."""
+        delay, most = RECONNECT_BACKOFF
+        while not self.rt.closed:
+            try:
+                await self.request(lambda req: ClusterInfoRequest(req=req))
+                return
+            except ConnectionError as exc:
+                log.debug("the head is not answering yet: %s", exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, most)
+
     async def cluster(self) -> ClusterInfoReply:
         return await self.request(lambda req: ClusterInfoRequest(req=req))  # type: ignore[no-any-return]
 
@@ -109,6 +123,8 @@ class HeadLink:
         try:
             async for message in channel:
                 if isinstance(message, NodeDied):
+                    if message.node_id == self.rt.identity.node_id and self.rt.on_fenced is not None:
+                        self.rt.on_fenced(message.reason)
                     self.rt.peers.node_died(message.address)
                     self.rt.submitter.node_died(message.node_id)
                 elif getattr(message, "req", None) is not None:

@@ -143,9 +143,11 @@ class Peers:
     def node_died(self, address: str) -> None:
         """The head says the node at ``address`` is dead: close our link to it, so requests
         waiting there (a lease request queued on a frozen node) fail now and go elsewhere,
-        even if the network never reports the connection broken."""
+        even if the network never reports the connection broken (a node back from a freeze
+        must not hand out work: decision 0013)."""
         link = self._nodes.get(address) if address else None
         if link is not None and link is not self.local:
+            del self._nodes[address]  # not handed out again while it closes
             link.pending.fail_all(ConnectionError(f"the node at {address} is dead"))
             self.rt.nursery.start_soon(link.channel.aclose)
 

@@ -115,6 +115,8 @@ class Runtime:
         self.uploaded_packages: dict[tuple[Any, ...], str] = {}  # runtime_env directories uploaded -> URI
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
+        # A worker's: the head declared its node dead (the reason); it must stop at once.
+        self.on_fenced: Callable[[str], None] | None = None
         self._store: StoreClient | None = None
         self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()

@@ -1,0 +1,107 @@
+"""The chaos suite's cluster and its ledger: what each scenario injected and what survived.
+
+``pytest tests/actorlib/chaos --reliability-report PATH`` writes the ledger as the
+Markdown table docs/reliability.md shows.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import actorlib
+
+from ..integration.conftest import poll, processes_mentioning, wait_gone
+from ..multinode.conftest import MultiNode
+
+
+@dataclass
+class Row:
+    scenario: str
+    faults: str
+    work: str
+    lost: int
+    leftover: int = -1
+    recovery: str = ""
+    seconds: float = 0.0
+    notes: str = ""
+
+
+@dataclass
+class Ledger:
+    rows: list[Row] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        lines = [
+            f"Measured at commit `{commit or '?'}` on {platform.node()} ({platform.machine()}, "
+            f"Python {platform.python_version()}), {time.strftime('%Y-%m-%d')}.",
+            "",
+            "| scenario | faults injected | work items | lost | leftover processes | recovery | wall time |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.scenario} | {r.faults} | {r.work} | {r.lost} | {r.leftover} | {r.recovery} | {r.seconds:.1f} s |"
+            )
+        notes = [f"- **{r.scenario}**: {r.notes}" for r in self.rows if r.notes]
+        return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+_ledger = Ledger()
+
+
+@pytest.fixture(scope="session")
+def ledger(request) -> Ledger:
+    yield _ledger
+    path = request.config.getoption("--reliability-report")
+    if path and _ledger.rows:
+        Path(path).write_text(_ledger.markdown())
+
+
+class ChaosCluster(MultiNode):
+    """A head and two nodes on loopback; stopping it checks, from the process table, that no
+    process of its session is left (orphans of killed nodes included: they keep the session's
+    ACTORLIB_TMPDIR in their environment)."""
+
+    row: Row | None = None
+    leftover: list[int] = []
+
+    def record(self, row: Row) -> Row:
+        """The scenario's ledger row; its leftover count is filled in when the cluster stops."""
+        self.row = row
+        return row
+
+    def stop(self) -> None:  # type: ignore[override]
+        processes = set(self.processes())
+        self.cli("stop", "--grace-period", "5")
+        self.leftover = wait_gone(processes | set(processes_mentioning(self.tmp)), 15)
+        if not self.leftover:
+            shutil.rmtree(self.tmp, ignore_errors=True)  # kept when something was left, to look at
+
+
+@pytest.fixture
+def chaos_cluster(request, ledger):
+    """A fresh cluster for one scenario (head 1 CPU, 127.0.0.2 and 127.0.0.3 with 2 CPUs each;
+    ``indirect`` parametrization may give other ``cpus``); this test process is the driver."""
+    cpus = getattr(request, "param", {}).get("cpus", (1, 2, 2))
+    nodes = [{"ip": "127.0.0.2", "cpus": cpus[1]}, {"ip": "127.0.0.3", "cpus": cpus[2]}]
+    multi = ChaosCluster(nodes, head_cpus=cpus[0], node_timeout=2.0, grace=10.0)  # grace: the default
+    try:
+        multi.connect()
+        poll(lambda: len(multi.node_ids()) == 3, timeout=30)
+        yield multi
+    finally:
+        if actorlib.is_initialized():
+            multi.disconnect()
+        multi.stop()
+        if multi.row is not None:
+            multi.row.leftover = len(multi.leftover)
+            ledger.rows.append(multi.row)
+    assert not multi.leftover, f"processes left after `actorlib stop`: {multi.leftover}"

@@ -1,0 +1,258 @@
+"""The chaos suite: workloads on a 3-node loopback cluster while processes are killed or frozen.
+
+Each scenario must finish with every result correct, and its cluster must stop
+leaving no process behind (the fixture checks the process table). Each one
+records what it injected and what survived in the ledger (docs/reliability.md:
+``pytest tests/actorlib/chaos --reliability-report PATH``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import actorlib
+from actorlib.testing.chaos import Chaos
+from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from actorlib.util.state import list_actors
+
+from ..integration.conftest import poll, wait_gone
+from .conftest import Row
+
+pytestmark = pytest.mark.slow
+
+TASKS = 5_000
+
+
+@actorlib.remote(max_retries=10)
+def square(i: int) -> int:
+    time.sleep(0.004)  # some work: the run lasts long enough for a few dozen kills
+    return i * i
+
+
+def completion_times(refs: list, timeout: float) -> list[float]:
+    """Wait for every ref, one at a time; the monotonic time each one was seen ready."""
+    times = []
+    pending = list(refs)
+    deadline = time.monotonic() + timeout
+    while pending:
+        ready, pending = actorlib.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"{len(pending)} of {len(refs)} results missing after {timeout:g}s")
+        times.append(time.monotonic())
+    return times
+
+
+def longest_gap(start: float, times: list[float]) -> float:
+    edges = [start, *sorted(times)]
+    return max(b - a for a, b in zip(edges, edges[1:]))
+
+
+def test_tasks_with_retries_all_complete_while_a_worker_is_killed_every_200ms(chaos_cluster):
+    row = chaos_cluster.record(Row("tasks, workers killed", "", f"{TASKS:,} tasks (max_retries=10)", lost=0))
+    actorlib.get([square.remote(i) for i in range(20)], timeout=60)  # workers up on every node
+    began = time.monotonic()
+    with Chaos("workers", interval=0.2, seed=1) as chaos:
+        refs = [square.remote(i) for i in range(TASKS)]
+        times = completion_times(refs, timeout=240)
+        results = actorlib.get(refs, timeout=60)
+    row.seconds = time.monotonic() - began
+    row.lost = sum(1 for i, value in enumerate(results) if value != i * i)
+    report = chaos.report
+    row.faults = f"{report.count} worker SIGKILLs, one per 200 ms"
+    row.recovery = f"longest wait between two results {longest_gap(began, times):.2f} s"
+    assert row.lost == 0
+    assert report.count >= 10, f"too few kills to mean anything: {report}"
+    assert not report.errors, report.errors
+
+
+ACTORS = 20
+ACTOR_KILLS = 30
+
+
+@actorlib.remote(max_restarts=-1, num_cpus=0)
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def incr(self) -> tuple[int, int]:
+        self.n += 1
+        return os.getpid(), self.n
+
+
+def call_until(stop: threading.Event, actors: list, answers: dict, errors: list) -> None:
+    """One caller: call each of its actors in turn, one call at a time, until ``stop``."""
+    while not stop.is_set():
+        for index, actor in actors:
+            try:
+                answers[index].append(actorlib.get(actor.incr.remote(), timeout=60))
+            except actorlib.exceptions.ActorDiedError as error:
+                errors.append((index, error))
+
+
+def test_restartable_actors_answer_correctly_while_their_processes_are_killed(chaos_cluster):
+    row = chaos_cluster.record(Row("actors, processes killed", "", f"{ACTORS} actors (max_restarts=-1), 4 callers", lost=0))
+    actors = [Counter.remote() for _ in range(ACTORS)]
+    assert actorlib.get([a.incr.remote() for a in actors], timeout=60) and True
+    answers: dict[int, list[tuple[int, int]]] = {i: [] for i in range(ACTORS)}
+    errors: list[tuple[int, Exception]] = []
+    stop = threading.Event()
+    callers = [
+        threading.Thread(target=call_until, args=(stop, list(enumerate(actors))[k::4], answers, errors)) for k in range(4)
+    ]
+    began = time.monotonic()
+    for caller in callers:
+        caller.start()
+    try:
+        report = Chaos("actors", interval=0.25, max=ACTOR_KILLS, seed=2).run()
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join(120)
+    assert not any(caller.is_alive() for caller in callers), "a caller hung"
+    row.faults = f"{report.count} actor SIGKILLs, one per 250 ms"
+    kills = {i: sum(1 for inj in report.injections if inj.actor_id == a._actor_id.hex()) for i, a in enumerate(actors)}
+    # Every answer is right: within one incarnation (pid), the caller's calls counted 2, 3, 4, ...
+    # (the warm-up call was 1 on the first one); a new incarnation starts again from 1.
+    wrong = 0
+    for index, seen in answers.items():
+        by_pid: dict[int, list[int]] = {}
+        for pid, n in seen:
+            by_pid.setdefault(pid, []).append(n)
+        for pid, counts in by_pid.items():
+            start = counts[0]
+            wrong += counts != list(range(start, start + len(counts))) or start not in (1, 2)
+        wrong += len(by_pid) > kills[index] + 1  # never more incarnations than kills
+    row.lost = wrong
+    assert all(not error.final for _, error in errors), [str(e) for _, e in errors if e.final]
+    # Every actor comes back, and its restart count is the number of times it was killed.
+    t0 = time.monotonic()
+    def restarts():
+        listed = {a.actor_id: a for a in list_actors(filters=[("class_name", "=", "Counter")], limit=1000)}
+        views = [listed[a._actor_id.hex()] for a in actors]
+        return views if all(v.state == "ALIVE" for v in views) else None
+    views = poll(restarts, timeout=60)
+    assert actorlib.get([a.incr.remote() for a in actors], timeout=60)
+    row.seconds = time.monotonic() - began
+    counts = {i: views[i].num_restarts for i in range(ACTORS)}
+    row.recovery = f"all {ACTORS} ALIVE again {time.monotonic() - t0:.2f} s after the last kill"
+    row.notes = (
+        f"{sum(len(v) for v in answers.values()):,} calls answered correctly, {len(errors)} failed with "
+        "ActorDiedError(final=False) (calls running when their actor was killed, as documented); "
+        "restart counts equal kills for every actor."
+    )
+    assert counts == kills
+    assert wrong == 0
+
+
+STEPS = 120
+
+
+@actorlib.remote(max_retries=-1)
+def step(i: int, out: str) -> int:
+    time.sleep(0.2)
+    node = actorlib.get_runtime_context().get_node_id()
+    Path(out, f"{i}-{os.getpid()}").write_text(json.dumps([node, time.time()]))  # its side effect
+    return i * i
+
+
+@actorlib.remote(max_restarts=-1, num_cpus=0)
+class Notary:
+    """Writes down every call it serves (pid, node, time): a second live copy would show."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def note(self, k: int) -> int:
+        with open(self.path, "a") as file:
+            file.write(f"{k} {os.getpid()} {actorlib.get_runtime_context().get_node_id()} {time.time()}\n")
+        return k
+
+
+def notes(path: Path) -> list[tuple[int, int, str, float]]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(k), int(pid), node, float(t)) for k, pid, node, t in (line.split() for line in lines)]
+
+
+def call_notaries(stop: threading.Event, notaries: list, answers: list, errors: list) -> None:
+    k = 0
+    while not stop.is_set():
+        for notary in notaries:
+            k += 1
+            try:
+                answers.append(actorlib.get(notary.note.remote(k), timeout=60) == k)
+            except actorlib.exceptions.ActorDiedError as error:
+                errors.append(error)
+
+
+def when_dead(cluster, ip: str, timeout: float = 30) -> float:
+    """Poll (every 10 ms) until the head lists the node at ``ip`` as dead; the wall time it saw that."""
+    poll(lambda: ip not in cluster.node_ids(), timeout=timeout, interval=0.01)
+    return time.time()
+
+
+@pytest.mark.parametrize("chaos_cluster", [{"cpus": (4, 2, 2)}], indirect=True)
+def test_a_killed_node_and_a_frozen_one_lose_nothing_and_the_frozen_one_is_fenced(chaos_cluster, tmp_path):
+    cluster = chaos_cluster
+    row = cluster.record(Row("nodes killed and frozen", "", f"{STEPS} tasks (0.2 s, a file each), 3 actors called throughout", lost=0))
+    ids = cluster.node_ids()
+    b, c = "127.0.0.2", "127.0.0.3"
+    out = tmp_path / "steps"
+    out.mkdir()
+    notaries = [
+        Notary.options(scheduling_strategy=NodeAffinitySchedulingStrategy(ids[ip], soft=True)).remote(str(tmp_path / f"n{k}"))
+        for k, ip in enumerate(("127.0.0.1", b, c))
+    ]
+    assert actorlib.get([n.note.remote(0) for n in notaries], timeout=60) == [0, 0, 0]
+    stop = threading.Event()
+    answers: list[bool] = []
+    errors: list[Exception] = []
+    caller = threading.Thread(target=call_notaries, args=(stop, notaries, answers, errors))
+    began = time.monotonic()
+    caller.start()
+    try:
+        refs = [step.remote(i, str(out)) for i in range(STEPS)]
+        poll(lambda: len(actorlib.wait(refs, num_returns=20, timeout=0)[0]) >= 20, timeout=60)
+        killed = Chaos("nodes", interval=0, max=1, where=lambda t: t.node_ip == b).run()
+        b_dead = when_dead(cluster, b)
+        freeze = cluster.node_timeout + 2.5
+        frozen = Chaos("nodes", interval=0, max=1, freeze=freeze, where=lambda t: t.node_ip == c).start()
+        c_dead = when_dead(cluster, c)
+        frozen.wait(freeze + 30)
+        results = actorlib.get(refs, timeout=120)
+    finally:
+        stop.set()
+        caller.join(120)
+    row.seconds = time.monotonic() - began
+    (kill,), (freezing,) = killed.injections, frozen.report.injections
+    assert freezing.thawed is not None
+    # The frozen node was fenced: once thawed, it stopped itself and everything it ran.
+    assert wait_gone([freezing.pid], 30) == []
+    # Every task's result is right; a task re-run after its node died left one more file, but no
+    # process of a node wrote anything after the head declared that node dead.
+    wrong = sum(1 for i, value in enumerate(results) if value != i * i)
+    files = [json.loads(p.read_text()) + [p.name] for p in out.iterdir()]
+    late = [f for f in files if (f[0] == ids[b] and f[1] > b_dead) or (f[0] == ids[c] and f[1] > c_dead)]
+    missing = STEPS - len({int(f[2].split("-")[0]) for f in files})
+    served = [n for k in range(3) for n in notes(tmp_path / f"n{k}")]
+    late_calls = [n for n in served if (n[2] == ids[b] and n[3] > b_dead) or (n[2] == ids[c] and n[3] > c_dead)]
+    row.lost = wrong + missing + len(late) + len(late_calls) + answers.count(False)
+    row.faults = (
+        f"node {b} SIGKILLed; node {c} frozen (SIGSTOP) {freeze:g} s, past the {cluster.node_timeout:g} s heartbeat "
+        "timeout, then thawed"
+    )
+    row.recovery = f"killed node seen dead {b_dead - kill.time:.2f} s after; frozen one {c_dead - freezing.time:.2f} s after"
+    row.notes = (
+        f"tasks running on either node when it failed ran again elsewhere; every task left exactly one file "
+        f"({len(files)} files), none written by a node after the head declared it dead; {len(answers):,} actor calls "
+        f"answered, {len(errors)} failed with ActorDiedError(final=False), none served by a node declared dead; "
+        "the frozen node was refused when it came back and stopped itself."
+    )
+    assert not errors or all(not e.final for e in errors)
+    assert (wrong, missing, late, late_calls, len(files)) == (0, 0, [], [], STEPS)
+    assert all(answers)
