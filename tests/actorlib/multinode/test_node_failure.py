@@ -196,6 +196,21 @@ def test_a_frozen_node_is_declared_dead_then_fenced_and_its_work_runs_once_elsew
     assert "the head refused this node: this node was declared dead" in log and "Traceback" not in log
 
 
+def test_a_head_that_stalls_past_the_heartbeat_timeout_does_not_blame_the_nodes(cluster):
+    (head,) = cluster._ready_pids("head.json")
+    nodes = dict(cluster.node_pids)
+    os.kill(head, signal.SIGSTOP)  # longer than the node timeout, shorter than the nodes' grace
+    try:
+        time.sleep(cluster.node_timeout + 0.5)
+    finally:
+        os.kill(head, signal.SIGCONT)
+    answered = poll(lambda: actorlib.get(slow_square.remote(3), timeout=30), timeout=30)
+    assert answered[0] == 9
+    # The heartbeats it did not read while stopped do not make it declare anyone dead.
+    dead = [n["NodeManagerAddress"] for n in actorlib.nodes() if not n["Alive"] and n["NodeManagerAddress"] in nodes]
+    assert dead == [] and all(alive(pid) for pid in nodes.values())
+
+
 def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
     actor = Mover.options(name="keeper", lifetime="detached", namespace="ops").remote()
     pid_before = actorlib.get(actor.node.remote(), timeout=60)
