@@ -648,6 +648,11 @@ class TaskSubmitter:
         fails the requests waiting there); recompute the results only that node held, or
         mark them lost."""
         self._dead_nodes.add(node_id)
+        self.node_lost(node_id)
+
+    def node_lost(self, node_id: bytes) -> None:
+        """What ``node_died`` does, but the node's id may live on (the head's node, when the head
+        restarts, comes back under its id with nothing of what it held)."""
         for queue in self._queues.values():
             for lease in queue.leases:
                 if lease.node_id == node_id:

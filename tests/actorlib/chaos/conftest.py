@@ -89,9 +89,12 @@ class ChaosCluster(MultiNode):
 @pytest.fixture
 def chaos_cluster(request, ledger):
     """A fresh cluster for one scenario (head 1 CPU, 127.0.0.2 and 127.0.0.3 with 2 CPUs each;
-    ``indirect`` parametrization may give other ``cpus``); this test process is the driver."""
-    cpus = getattr(request, "param", {}).get("cpus", (1, 2, 2))
-    nodes = [{"ip": "127.0.0.2", "cpus": cpus[1]}, {"ip": "127.0.0.3", "cpus": cpus[2]}]
+    ``indirect`` parametrization may give other ``cpus`` and the nodes' custom ``resources``);
+    this test process is the driver."""
+    param = getattr(request, "param", {})
+    cpus = param.get("cpus", (1, 2, 2))
+    resources = param.get("resources", ({}, {}))
+    nodes = [{"ip": "127.0.0.2", "cpus": cpus[1], "resources": resources[0]}, {"ip": "127.0.0.3", "cpus": cpus[2], "resources": resources[1]}]
     multi = ChaosCluster(nodes, head_cpus=cpus[0], node_timeout=2.0, grace=10.0)  # grace: the default
     try:
         multi.connect()
