@@ -330,6 +330,7 @@ def test_a_pipeline_of_10mb_arrays_recomputes_what_died_with_its_node_or_says_it
 JOB = """
 import time, actorlib
 actorlib.init()
+print("joined", flush=True)
 
 @actorlib.remote
 def square(x):
@@ -403,7 +404,9 @@ def test_the_head_is_killed_and_restarted_while_jobs_and_detached_actors_run(cha
             extra = ("--entrypoint-resources", resources) if resources else ()
             job_cli(cluster, "submit", "--address", url, "--no-wait", "--submission-id", sid, *extra, "--", sys.executable, str(script))
         poll(lambda: all(client.get_job_status(s) == JobStatus.RUNNING for s in ("on-b", "on-c", "on-head")), timeout=60)
-        poll(lambda: "total" not in client.get_job_logs("on-b"), timeout=5)  # still running when the head goes
+        # Each job's driver has joined the cluster (init() returned), and none has finished yet.
+        poll(lambda: all("joined" in client.get_job_logs(s) for s in ("on-b", "on-c", "on-head")), timeout=60)
+        assert not any("total" in client.get_job_logs(s) for s in ("on-b", "on-c"))
         (kill,) = Chaos("head", interval=0, max=1).run().injections
         began = time.monotonic()
         poll(lambda: answers_state_queries(), timeout=60)
