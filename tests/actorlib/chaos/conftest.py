@@ -1,17 +1,8 @@
-"""The chaos suite's cluster and its ledger: what each scenario injected and what survived.
-
-``pytest tests/actorlib/chaos --reliability-report PATH`` writes the ledger as the
-Markdown table docs/reliability.md shows.
-"""
+"""The chaos suite's cluster: a fresh one per scenario, checked to leave no process behind."""
 
 from __future__ import annotations
 
-import platform
 import shutil
-import subprocess
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -19,50 +10,7 @@ import actorlib
 
 from ..integration.conftest import poll, processes_mentioning, wait_gone
 from ..multinode.conftest import MultiNode
-
-
-@dataclass
-class Row:
-    scenario: str
-    faults: str
-    work: str
-    lost: int
-    leftover: int = -1
-    recovery: str = ""
-    seconds: float = 0.0
-    notes: str = ""
-
-
-@dataclass
-class Ledger:
-    rows: list[Row] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        lines = [
-            f"Measured at commit `{commit or '?'}` on {platform.node()} ({platform.machine()}, "
-            f"Python {platform.python_version()}), {time.strftime('%Y-%m-%d')}.",
-            "",
-            "| scenario | faults injected | work items | lost | leftover processes | recovery | wall time |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for r in self.rows:
-            lines.append(
-                f"| {r.scenario} | {r.faults} | {r.work} | {r.lost} | {r.leftover} | {r.recovery} | {r.seconds:.1f} s |"
-            )
-        notes = [f"- **{r.scenario}**: {r.notes}" for r in self.rows if r.notes]
-        return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
-
-
-_ledger = Ledger()
-
-
-@pytest.fixture(scope="session")
-def ledger(request) -> Ledger:
-    yield _ledger
-    path = request.config.getoption("--reliability-report")
-    if path and _ledger.rows:
-        Path(path).write_text(_ledger.markdown())
+from ..reliability import Row
 
 
 class ChaosCluster(MultiNode):

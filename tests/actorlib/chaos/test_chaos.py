@@ -27,7 +27,7 @@ from actorlib.util.state import list_actors, list_jobs, list_nodes
 
 from ..integration.conftest import poll, wait_gone
 from ..jobs.conftest import cluster_token, cluster_url
-from .conftest import Row
+from ..reliability import Row
 
 pytestmark = pytest.mark.slow
 
