@@ -175,7 +175,7 @@ def queued_child(system: str, tasks: int) -> dict[str, Any]:
     rt.get([identity.remote(i) for i in range(200)])  # workers up, functions exported
     me = os.getpid()
     cluster = [p for p in descendants(me) if any(part in cmdline(p) for part in parts)]
-    names = [cmdline(p)[:40] for p in cluster]
+    names = [next(part for part in parts if part in cmdline(p)) for p in cluster]
 
     def sample() -> dict[str, int]:
         return {"driver": rss(me), "cluster": sum(rss(p) for p in cluster)}

@@ -33,8 +33,8 @@ def chaos(
 
     def say(injection: Injection) -> None:
         verb = f"froze for {freeze:g}s" if freeze else "killed"
-        what = injection.name if injection.kind != "actors" else f"actor {injection.name} {injection.actor_id[-12:]}"
-        click.echo(f"{verb} {what} pid {injection.pid} on node {injection.node_id[-12:]} ({injection.node_ip})")
+        what = injection.name if injection.kind != "actors" else f"actor {injection.name} {injection.actor_id}"
+        click.echo(f"{verb} {what} pid {injection.pid} on node {injection.node_id[:12]} ({injection.node_ip})")
 
     injector = Chaos(
         kind, interval=interval, max=max_, duration=duration, freeze=freeze, address=address, seed=seed,

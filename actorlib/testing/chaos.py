@@ -137,6 +137,8 @@ class Chaos:
         deadline = time.monotonic() + self.duration if self.duration is not None else None
         due = time.monotonic() + self.interval
         try:
+            while not self._listed.is_set() and not self._done(deadline):
+                self._listed.wait(POLL)  # the first listing: before it, "nothing to hit" means nothing
             while not self._done(deadline):
                 self._thaw_due()
                 now = time.monotonic()
