@@ -162,7 +162,10 @@ STEPS = 120
 def step(i: int, out: str) -> int:
     time.sleep(0.2)
     node = actorlib.get_runtime_context().get_node_id()
-    Path(out, f"{i}-{os.getpid()}").write_text(json.dumps([node, time.time()]))  # its side effect
+    # Its side effect, whole or not at all (a run killed mid-write leaves only a .part file).
+    part = Path(out, f"{i}-{os.getpid()}.part")
+    part.write_text(json.dumps([node, time.time()]))
+    os.replace(part, part.with_suffix(""))
     return i * i
 
 
@@ -241,25 +244,35 @@ def test_a_killed_node_and_a_frozen_one_lose_nothing_and_the_frozen_one_is_fence
     # Every task's result is right; a task re-run after its node died left one more file, but no
     # process of a node wrote anything after the head declared that node dead.
     wrong = sum(1 for i, value in enumerate(results) if value != i * i)
-    files = [json.loads(p.read_text()) + [p.name] for p in out.iterdir()]
+    files = [json.loads(p.read_text()) + [p.name] for p in out.iterdir() if p.suffix != ".part"]
     late = [f for f in files if (f[0] == ids[b] and f[1] > b_dead) or (f[0] == ids[c] and f[1] > c_dead)]
-    missing = STEPS - len({int(f[2].split("-")[0]) for f in files})
+    runs: dict[int, list] = {}
+    for f in files:
+        runs.setdefault(int(f[2].split("-")[0]), []).append(f)
+    missing = STEPS - len(runs)
+    # At-least-once: a task whose side effect was done just before its node died (its result
+    # lost with the node) runs again. Every second run must be that: all runs but the last on a
+    # node that failed, before it was declared dead. Anything else is work run twice.
+    failed = {ids[b], ids[c]}
+    twice = [fs for fs in runs.values() if len(fs) > 1 and not all(f[0] in failed for f in sorted(fs, key=lambda f: f[1])[:-1])]
+    again = sum(len(fs) - 1 for fs in runs.values())
     served = [n for k in range(3) for n in notes(tmp_path / f"n{k}")]
     late_calls = [n for n in served if (n[2] == ids[b] and n[3] > b_dead) or (n[2] == ids[c] and n[3] > c_dead)]
-    row.lost = wrong + missing + len(late) + len(late_calls) + answers.count(False)
+    row.lost = wrong + missing + len(late) + len(late_calls) + len(twice) + answers.count(False)
     row.faults = (
         f"node {b} SIGKILLed; node {c} frozen (SIGSTOP) {freeze:g} s, past the {cluster.node_timeout:g} s heartbeat "
         "timeout, then thawed"
     )
     row.recovery = f"killed node seen dead {b_dead - kill.time:.2f} s after; frozen one {c_dead - freezing.time:.2f} s after"
     row.notes = (
-        f"tasks running on either node when it failed ran again elsewhere; every task left exactly one file "
-        f"({len(files)} files), none written by a node after the head declared it dead; {len(answers):,} actor calls "
+        f"tasks running on either node when it failed ran again elsewhere; every task left its file "
+        f"({len(files)} files, {again} from a run whose node died before it returned), none written by a node after "
+        f"the head declared it dead; {len(answers):,} actor calls "
         f"answered, {len(errors)} failed with ActorDiedError(final=False), none served by a node declared dead; "
         "the frozen node was refused when it came back and stopped itself."
     )
     assert not errors or all(not e.final for e in errors)
-    assert (wrong, missing, late, late_calls, len(files)) == (0, 0, [], [], STEPS)
+    assert (wrong, missing, late, late_calls, twice) == (0, 0, [], [], [])
     assert all(answers)
 
 
