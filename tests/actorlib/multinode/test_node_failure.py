@@ -233,6 +233,9 @@ def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
     assert row["bundles_to_node_id"] == group_nodes  # the same reservation, on the same node
     remove_placement_group(group)
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
+    # This driver's node lived in the old head's process: it moved to the new head's node, and
+    # its tasks run (they failed with WorkerStartError after 30 s before).
+    assert actorlib.get(slow_square.remote(5), timeout=60)[0] == 25
 
 
 OWNER_DRIVER = """
