@@ -136,16 +136,16 @@ def test_restartable_actors_answer_correctly_while_their_processes_are_killed(ch
     row.lost = wrong
     assert all(not error.final for _, error in errors), [str(e) for _, e in errors if e.final]
     # Every actor comes back, and its restart count is the number of times it was killed.
-    t0 = time.monotonic()
     def restarts():
         listed = {a.actor_id: a for a in list_actors(filters=[("class_name", "=", "Counter")], limit=1000)}
         views = [listed[a._actor_id.hex()] for a in actors]
         return views if all(v.state == "ALIVE" for v in views) else None
     views = poll(restarts, timeout=60)
+    back = time.time() - report.injections[-1].time  # the head lists them all ALIVE
     assert actorlib.get([a.incr.remote() for a in actors], timeout=60)
     row.seconds = time.monotonic() - began
     counts = {i: views[i].num_restarts for i in range(ACTORS)}
-    row.recovery = f"all {ACTORS} ALIVE again {time.monotonic() - t0:.2f} s after the last kill"
+    row.recovery = f"all {ACTORS} seen ALIVE {back:.2f} s after the last kill (looked once the callers stopped)"
     row.notes = (
         f"{sum(len(v) for v in answers.values()):,} calls answered correctly, {len(errors)} failed with "
         "ActorDiedError(final=False) (calls running when their actor was killed, as documented); "
