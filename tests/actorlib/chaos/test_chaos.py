@@ -341,7 +341,7 @@ def test_a_pipeline_of_10mb_arrays_recomputes_what_died_with_its_node_or_says_it
 
 
 JOB = """
-import time, actorlib
+import os, time, actorlib
 actorlib.init()
 print("joined", flush=True)
 
@@ -350,7 +350,11 @@ def square(x):
     return x * x
 
 total = 0
-for _ in range({rounds}):
+for n in range({rounds}):
+    if n == {rounds} // 2:  # half its work before the head is killed, half after
+        deadline = time.monotonic() + 180
+        while not os.path.exists({go!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
     total += sum(actorlib.get([square.remote(i) for i in range(50)], timeout=120))
     time.sleep(0.1)
 print("total", total)
@@ -404,7 +408,8 @@ def test_the_head_is_killed_and_restarted_while_jobs_and_detached_actors_run(cha
     url = cluster_url(cluster)
     client = JobSubmissionClient(url, token=cluster_token(cluster))
     script = tmp_path / "job.py"
-    script.write_text(JOB.format(rounds=ROUNDS))
+    go = tmp_path / "go"  # written once the head is killed: the jobs' second half runs after
+    script.write_text(JOB.format(rounds=ROUNDS, go=str(go)))
     ids = cluster.node_ids()
     try:
         job_cli(cluster, "submit", "--address", url, "--submission-id", "early", "--", sys.executable, "-c", "print('early')")
@@ -421,6 +426,7 @@ def test_the_head_is_killed_and_restarted_while_jobs_and_detached_actors_run(cha
         poll(lambda: all("joined" in client.get_job_logs(s) for s in ("on-b", "on-c", "on-head")), timeout=60)
         assert not any("total" in client.get_job_logs(s) for s in ("on-b", "on-c"))
         (kill,) = Chaos("head", interval=0, max=1).run().injections
+        go.touch()
         began = time.monotonic()
         poll(lambda: answers_state_queries(), timeout=60)
         head_back = time.monotonic() - began
