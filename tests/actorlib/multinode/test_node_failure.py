@@ -34,7 +34,7 @@ def cluster():
             {"ip": "127.0.0.6", "cpus": 1, "resources": {"pool": 1}},
         ],
         node_timeout=2.0,
-        grace=3.0,
+        grace=6.0,  # well past the stall test's 2.5 s head stop, on a loaded machine too
     )
     try:
         multi.connect()
@@ -199,7 +199,7 @@ def test_a_frozen_node_is_declared_dead_then_fenced_and_its_work_runs_once_elsew
 def test_a_head_that_stalls_past_the_heartbeat_timeout_does_not_blame_the_nodes(cluster):
     (head,) = cluster._ready_pids("head.json")
     nodes = dict(cluster.node_pids)
-    os.kill(head, signal.SIGSTOP)  # longer than the node timeout, shorter than the nodes' grace
+    os.kill(head, signal.SIGSTOP)  # longer than the node timeout, well short of the nodes' grace
     try:
         time.sleep(cluster.node_timeout + 0.5)
     finally:
