@@ -47,14 +47,17 @@ def log(message: str) -> None:
 
 
 def rss(pid: int) -> int:
-    """Resident bytes of ``pid`` (0 if it is gone)."""
+    """Resident bytes of ``pid`` but its mapped shared memory (RssAnon + RssFile; 0 if it is
+    gone): an object store arena faulted into a process's mapping is the store's memory, not
+    the process's (as in benchmarks/workloads.py), for Ray's plasma as well."""
+    total = 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(("RssAnon:", "RssFile:")):
+                total += int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return total
 
 
 def open_fds(pid: int) -> int:
