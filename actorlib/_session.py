@@ -25,9 +25,11 @@ SESSION_PREFIX = "session_"
 _MAX_SESSION_PATH = 107 - len("/sockets/store-0123456789ab.sock")
 
 
-def sessions_root() -> Path:
+def sessions_root(tmpdir: str | None = None) -> Path:
+    """Where sessions go: under ``tmpdir`` (default $ACTORLIB_TMPDIR, else the system's), unless
+    that is too long for socket paths: then /tmp."""
     # Not "actorlib": a directory of that name in a script's folder would shadow the package.
-    root = Path(os.environ.get("ACTORLIB_TMPDIR", tempfile.gettempdir())) / f"actorlib-{os.getuid()}"
+    root = Path(tmpdir or os.environ.get("ACTORLIB_TMPDIR", tempfile.gettempdir())) / f"actorlib-{os.getuid()}"
     if len(str(root)) + 48 > _MAX_SESSION_PATH:
         root = Path(f"/tmp/actorlib-{os.getuid()}")
     return root

@@ -58,6 +58,12 @@ class ParentLink:
         """
         self._on_stop = callback
 
+    def die(self) -> None:
+        """Kill this process now, with its process group if it leads one: what the watchdog
+        does when the parent is gone, for a child that learns by other means that it must
+        not go on (its node was declared dead, say)."""
+        _die()
+
     def _send(self, message: _control.Message) -> None:
         if self._sock is None:
             return
@@ -159,7 +165,7 @@ def run_child(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
 
     ``async_fn(link, *args)`` must call ``link.ready()`` once it has started.
     A STOP request cancels it (exit status 0); an exception is reported to
-    the supervisor and exits with status 1.
+    the supervisor and exits with status 1; ``sys.exit(n)`` exits with ``n``.
     """
     link = connect_parent()
     try:
@@ -169,6 +175,11 @@ def run_child(async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         link.report_failure(exc)
         traceback.print_exception(exc)
         sys.exit(1)
+    except BaseExceptionGroup as group:  # sys.exit() inside the program: exit with its status
+        single = _single(group)
+        if isinstance(single, SystemExit):
+            raise single from None
+        raise
     sys.exit(0)
 
 

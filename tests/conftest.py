@@ -22,3 +22,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("figures measured")
         for name, value in FIGURES.items():
             terminalreporter.write_line(f"{name}: {value}")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        help="write what the chaos and load suites injected and what survived, as a Markdown table (docs/reliability.md)",
+    )

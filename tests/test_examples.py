@@ -29,6 +29,7 @@ EXPECTED = {
     "memory_monitor.py": "memory monitor ok",
     "autoscaling.py": "autoscaling ok",
     "dashboard.py": "dashboard ok",
+    "chaos.py": "chaos ok",
 }
 
 

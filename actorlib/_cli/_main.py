@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ._chaos import chaos
 from ._exec import attach, exec_
 from ._job import job
 from ._list import get, list_, summary
@@ -24,5 +25,5 @@ def main() -> None:
     """actorlib: a distributed actor runtime for Python."""
 
 
-for command in (run, start, stop, status, job, tree, list_, get, summary, logs, memory, timeline, up, down, exec_, attach):
+for command in (run, start, stop, status, job, tree, list_, get, summary, logs, memory, timeline, up, down, exec_, attach, chaos):
     main.add_command(command)

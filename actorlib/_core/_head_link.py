@@ -86,6 +86,20 @@ class HeadLink:
                 await channel.aclose()
                 return
 
+    async def listen(self) -> None:
+        """Connect now and make the head count this process among its clients, so it hears node
+        deaths (a worker must hear its own node's). Retried until the head answers once; after
+        that the link reconnects by itself whenever the head comes back."""
+        delay, most = RECONNECT_BACKOFF
+        while not self.rt.closed:
+            try:
+                await self.request(lambda req: ClusterInfoRequest(req=req))
+                return
+            except ConnectionError as exc:
+                log.debug("the head is not answering yet: %s", exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, most)
+
     async def cluster(self) -> ClusterInfoReply:
         return await self.request(lambda req: ClusterInfoRequest(req=req))  # type: ignore[no-any-return]
 
@@ -109,6 +123,11 @@ class HeadLink:
         try:
             async for message in channel:
                 if isinstance(message, NodeDied):
+                    if message.node_id == self.rt.identity.node_id:
+                        if self.rt.on_fenced is not None:  # a worker: it goes with its node
+                            self.rt.on_fenced(message.reason)
+                        elif self.rt.identity.mode == "driver":  # a driver moves to a live node
+                            self.rt.nursery.start_soon(self._rehome)
                     self.rt.peers.node_died(message.address)
                     self.rt.submitter.node_died(message.node_id)
                 elif getattr(message, "req", None) is not None:
@@ -138,4 +157,19 @@ class HeadLink:
                 return  # gone again: its _read starts another round
             self.reconnects += 1
             log.info("reconnected to the head; claimed %d actors, %d placement groups", len(actor_ids), len(pg_ids))
+            local = self.rt.peers.local
+            if self.rt.identity.mode == "driver" and (local is None or local.channel.closed):
+                await self._rehome()  # its node lived in the head's process, and went with it
             return
+
+    async def _rehome(self) -> None:
+        """Move this driver to a live node (its own died), asking the head until it names one."""
+        delay, most = RECONNECT_BACKOFF
+        while not self.rt.closed:
+            try:
+                if await self.rt.rehome():
+                    return
+            except ConnectionError as exc:
+                log.debug("cannot move to another node yet: %s", exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, most)

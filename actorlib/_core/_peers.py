@@ -39,6 +39,7 @@ from .._wire import (
     StoreMessage,
     StreamEnd,
     StreamItem,
+    SubscribeLogs,
     TaskDone,
     WorkerExitReply,
     serve,
@@ -80,6 +81,7 @@ class Peers:
         self.local: NodeLink | None = None
         self._nodes: dict[str, NodeLink] = {}
         self.on_logs: Callable[[LogBatch], None] = lambda batch: None
+        self.logs_job: str | None = None  # the job whose workers' output this driver prints
         self._channels: dict[str, Channel] = {}
         self._connecting: dict[str, trio.Event] = {}
         self._pending: dict[Channel, Pending] = {}
@@ -94,6 +96,22 @@ class Peers:
     async def connect_node(self) -> None:
         self.local = await self.node_link(self.rt.identity.node_address)
         self.node = self.local.channel
+
+    async def rehome(self) -> None:
+        """Connect to this process's new node (``identity.node_address``), and free objects in
+        its store from now on; what the old link waited for fails with it."""
+        self._frees = []  # for the old store, which is gone
+        if self._store is not None:
+            self.rt.nursery.start_soon(self._store.aclose)
+            self._store = None
+        await self.connect_node()
+        if self.logs_job is not None:
+            self.subscribe_logs(self.logs_job)
+
+    def subscribe_logs(self, job_id: str) -> None:
+        """Have the node relay the output of this job's workers (``on_logs``)."""
+        self.logs_job = job_id
+        self.node_send(SubscribeLogs(job_id=job_id))
 
     async def node_link(self, address: str) -> NodeLink:
         """A link to the node service at ``address`` (connected once). Raises ConnectionFailed."""
@@ -143,9 +161,11 @@ class Peers:
     def node_died(self, address: str) -> None:
         """The head says the node at ``address`` is dead: close our link to it, so requests
         waiting there (a lease request queued on a frozen node) fail now and go elsewhere,
-        even if the network never reports the connection broken."""
+        even if the network never reports the connection broken (a node back from a freeze
+        must not hand out work: decision 0013)."""
         link = self._nodes.get(address) if address else None
         if link is not None and link is not self.local:
+            del self._nodes[address]  # not handed out again while it closes
             link.pending.fail_all(ConnectionError(f"the node at {address} is dead"))
             self.rt.nursery.start_soon(link.channel.aclose)
 

@@ -26,7 +26,7 @@ import trio
 from .. import _ids
 from .._serial import box_system, deserialize, serialize, unbox
 from .._store import RemoteReader, StoreClient
-from .._wire import Channel, Inline, Stored, Value, connect
+from .._wire import Channel, Inline, Stored, Value, connect, is_unix, local_part, parts, split_host_port
 from ..exceptions import GetTimeoutError, NotInitializedError, ObjectLostError, RuntimeShutdownError
 from ._actors import ActorSubmitter, CallSpec
 from ._head_link import HeadLink
@@ -115,6 +115,8 @@ class Runtime:
         self.uploaded_packages: dict[tuple[Any, ...], str] = {}  # runtime_env directories uploaded -> URI
         self.on_teardown: list[Callable[[], Awaitable[None]]] = []
         self.blocked_hook: Callable[[bool], None] | None = None
+        # A worker's: the head declared its node dead (the reason); it must stop at once.
+        self.on_fenced: Callable[[str], None] | None = None
         self._store: StoreClient | None = None
         self._remote: RemoteReader | None = None
         self._store_lock = threading.Lock()
@@ -332,6 +334,34 @@ class Runtime:
 
         self._warming = threading.Thread(target=warm, name="actorlib-store-warm", daemon=True)
         self._warming.start()
+
+    async def rehome(self) -> bool:
+        """A driver whose node is gone (it died, or it lived in the head's process and the head
+        restarted) moves to a live node: the one on its own machine, else the head's. Its
+        results kept in the old node's store are recomputed or lost, as for any dead node.
+        False if the head lists no live node yet. Raises ConnectionError if the head is away."""
+        live = [node for node in (await self.head.cluster()).nodes if node.alive]
+        if not live:
+            return False
+        ident = self.identity
+        ips = {split_host_port(part)[0] for part in parts(ident.address) if not is_unix(part)}
+        node = next((n for n in live if n.ip in ips), None) or next((n for n in live if n.is_head), live[0])
+        old_id, old_address = ident.node_id, ident.node_address
+        ident.node_id, ident.node_address = node.node_id, node.address
+        ident.store_address, ident.store_public = local_part(node.store) or node.store, node.store
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+        await self.peers.rehome()
+        if old_address != node.address:
+            self.peers.node_died(old_address)
+        if node.node_id == old_id:  # the head's node, started again with the head: empty
+            self.submitter.node_lost(old_id)
+        else:
+            self.submitter.node_died(old_id)
+        log.warning("node %s is gone: this driver now uses node %s at %s", old_id.hex(), node.node_id.hex(), node.ip)
+        return True
 
     @property
     def store(self) -> StoreClient:

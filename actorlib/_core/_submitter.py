@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._serial import LOST_ARGUMENT, Exported, box_system, boxed_type, unbox
-from .._wire import Channel, ConnectionFailed, ErrorValue, Inline, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
+from .._wire import Channel, ConnectionFailed, ErrorValue, Inline, LeaseGranted, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
 from .._wire import CancelTask, PendingTask, WaitPlacementGroup, WorkerExitQuery
 from ..exceptions import (
     InfeasibleResourcesError,
@@ -394,6 +394,9 @@ class TaskSubmitter:
                 break
             link = await self.rt.peers.node_link(reply.message)
             spilled = spilled or reply.kind == "spillback"  # the holder of the arguments decides afresh
+        if isinstance(reply, LeaseGranted) and reply.node_id in self._dead_nodes:
+            _return_quietly(link, ReturnLease(lease_id=reply.lease_id, kill=True))  # from a node declared dead
+            return None
         if isinstance(reply, LeaseRefused):
             if queue.group is not None and reply.kind == "node_gone" and queue.retries < GROUP_RETRIES:
                 queue.retries += 1  # its bundle's node died just now: the group is being placed again
@@ -640,9 +643,16 @@ class TaskSubmitter:
 
     def node_died(self, node_id: bytes) -> None:
         """The head says a node is dead: drop the connections to its workers (their tasks are
-        then retried elsewhere), even if the network never reports them broken; recompute the
-        results only that node held, or mark them lost."""
+        then retried elsewhere), even if the network never reports them broken; a lease it
+        still grants (a node back from a freeze) is returned at once (``Peers.node_died``
+        fails the requests waiting there); recompute the results only that node held, or
+        mark them lost."""
         self._dead_nodes.add(node_id)
+        self.node_lost(node_id)
+
+    def node_lost(self, node_id: bytes) -> None:
+        """What ``node_died`` does, but the node's id may live on (the head's node, when the head
+        restarts, comes back under its id with nothing of what it held)."""
         for queue in self._queues.values():
             for lease in queue.leases:
                 if lease.node_id == node_id:
@@ -789,6 +799,13 @@ def holder_of(values: list[Value]) -> bytes:
         if type(value) is Stored:
             held[value.node_id] = held.get(value.node_id, 0) + value.size
     return max(held, key=held.__getitem__) if held else b""
+
+
+def _return_quietly(link: Any, message: ReturnLease) -> None:
+    try:
+        link.send(message)
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        pass  # its node is gone: the lease went with it
 
 
 def _lost(object_id: bytes, node_id: bytes, why: str) -> ObjectLostError:

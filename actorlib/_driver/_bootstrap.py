@@ -27,7 +27,6 @@ from .._wire import (
     LogBatch,
     NodeView,
     RegisterDriver,
-    SubscribeLogs,
     is_unix,
     join,
     local_part,
@@ -88,7 +87,7 @@ async def bootstrap_driver(runtime: Runtime, options: InitOptions, early: EarlyH
     await runtime.peers.connect_node()
     if options.log_to_driver:
         runtime.peers.on_logs = print_logs
-        runtime.peers.node_send(SubscribeLogs(job_id=ident.job_id))
+        runtime.peers.subscribe_logs(ident.job_id)
     runtime.warm_store()  # the driver is where most puts happen
     mark("driver: registered and connected")
 

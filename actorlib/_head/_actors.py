@@ -32,17 +32,17 @@ class _Record:
     __slots__ = ("spec", "view", "owner", "node", "changed")
 
     @classmethod
-    def recovered(cls, view: ActorView) -> _Record:
+    def recovered(cls, view: ActorView, base: int) -> _Record:
         """A record rebuilt from what a node reports (its spec is not known here)."""
         record = cls.__new__(cls)
         record.spec = None  # type: ignore[assignment]
         record.owner = None
         record.node = None
         record.changed = trio.Event()
-        record.view = view
+        record.view = msgspec.structs.replace(view, incarnation=base)
         return record
 
-    def __init__(self, spec: ActorSpec, owner: Channel | None) -> None:
+    def __init__(self, spec: ActorSpec, owner: Channel | None, base: int = 0) -> None:
         self.spec = spec
         self.owner = owner
         self.node: Any = None
@@ -59,6 +59,7 @@ class _Record:
             detached=spec.detached,
             resources=dict(spec.shape),
             placement_group=spec.placement_group,
+            incarnation=base,
         )
 
 
@@ -71,6 +72,10 @@ class ActorDirectory:
     ) -> None:  # fmt: skip
         self._nodes = nodes
         self._state = state or MemoryState()
+        # Incarnations count from here: above any a previous head handed out, so a caller that
+        # waits for an incarnation newer than the one it saw die (WaitActor.after) is answered
+        # by this head too. An actor's restarts are counted from the same base.
+        self._base = self._state.next_start() << 32
         self._groups = groups  # PlacementGroups (None: no placement groups)
         self._parked: dict[bytes, list[_Record]] = {}  # placement group id -> actors waiting for it
         self._created = trio.Event()  # set (and replaced) whenever an actor is registered
@@ -101,7 +106,7 @@ class ActorDirectory:
                 if get_if_exists:
                     return existing.view, ""
                 return None, f"an actor named {spec.name!r} already exists in namespace {spec.namespace!r}"
-        record = _Record(spec, None)
+        record = _Record(spec, None, self._base)
         self._actors[spec.actor_id] = record
         if not spec.detached:
             self._set_owner(record, owner)
@@ -315,7 +320,7 @@ class ActorDirectory:
         """Load the detached actors of the previous head; they wait for their node to report them."""
         for spec in self._state.actors():
             if spec.actor_id not in self._actors:
-                record = _Record(spec, None)
+                record = _Record(spec, None, self._base)
                 record.view = msgspec.structs.replace(record.view, state=RESTARTING, cause="the head restarted")
                 self._actors[spec.actor_id] = record
                 if spec.name:
@@ -341,7 +346,7 @@ class ActorDirectory:
                 node.kill_actor(view.actor_id, True, "the head declared it dead while its node was away")
                 continue
             if record is None:
-                record = _Record.recovered(view)
+                record = _Record.recovered(view, self._base)
                 self._set_owner(record, self._claims.pop(view.actor_id, None))
                 self._actors[view.actor_id] = record
                 created, self._created = self._created, trio.Event()
@@ -383,7 +388,7 @@ class ActorDirectory:
         changes: dict[str, Any] = {"state": state, **fields}
         if state == ALIVE:
             changes["incarnation"] = view.incarnation + 1
-            changes["restarts"] = view.incarnation
+            changes["restarts"] = view.incarnation - self._base
         if state != ALIVE:
             changes.setdefault("address", "")
             changes.setdefault("pid", 0)

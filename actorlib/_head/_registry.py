@@ -37,6 +37,10 @@ class Registry:
         self._dead.add(node.node_id, msgspec.structs.replace(node.view(), alive=False))
         return True
 
+    def declared_dead(self, node_id: bytes) -> bool:
+        """Whether this head declared the node dead (and remembers it): it may not come back."""
+        return node_id in self._dead
+
     def nodes(self) -> list[Any]:
         return list(self._nodes.values())
 

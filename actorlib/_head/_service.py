@@ -195,6 +195,14 @@ class HeadService:
     # ---- nodes in their own processes ----------------------------------------------------
 
     async def _serve_node(self, channel: Channel, hello: RegisterNode) -> None:
+        if self.registry.declared_dead(hello.node.node_id):
+            # Its actors were placed again and its tasks retried elsewhere: letting it back in
+            # would run them twice. It stops itself (fenced); started again, it joins as a new node.
+            log.warning("node %s came back after it was declared dead: refused", _ids.short(hello.node.node_id))
+            error = "this node was declared dead (it missed its heartbeats or lost its connection); it must stop"
+            channel.send_nowait(NodeRegistered(req=hello.req, period=self.heartbeat, error=error, fenced=True))
+            await channel.aclose()
+            return
         node = RemoteNode(hello.node, channel)
         self.registry.add(node)
         self.groups.node_joined(node, hello.groups)
@@ -227,9 +235,20 @@ class HeadService:
             self._node_died(node, "its connection to the head closed")
 
     async def _watch_nodes(self) -> None:
+        last = trio.current_time()
         while True:
             await trio.sleep(self.heartbeat)
             now = trio.current_time()
+            stalled = now - last - self.heartbeat
+            last = now
+            if stalled > self.heartbeat:
+                # This process did not run for a while (stopped, swapped out): the heartbeats
+                # that arrived meanwhile wait unread in its sockets. Silence it caused itself
+                # does not count against the nodes.
+                log.warning("the head did not run for %.1fs: nodes get that time back", stalled)
+                for node in self.registry.remote_nodes():
+                    node.last_beat = max(node.last_beat, now - self.heartbeat)
+                continue
             for node in self.registry.remote_nodes():
                 if now - node.last_beat > self.node_timeout:
                     self._node_died(node, f"no heartbeat for {self.node_timeout:g}s")

@@ -2,8 +2,9 @@
 
 What survives a head restart: detached actors (their specs, to find them
 again or re-create them), placement groups (with the node of each bundle),
-the job counter and submitted jobs' records (encoded by ``_jobs``). Nodes are not stored: they
-register again on their own.
+the job counter, how many times a head started (actor incarnations count on from there), and
+submitted jobs' records (encoded by ``_jobs``). Nodes are not stored: they register again on
+their own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class StateStore(Protocol):
     def forget_group(self, pg_id: bytes) -> None: ...
     def groups(self) -> list[PlacementGroupView]: ...
     def next_job(self) -> int: ...
+    def next_start(self) -> int: ...
     def save_job(self, submission_id: str, record: bytes) -> None: ...
     def forget_job(self, submission_id: str) -> None: ...
     def jobs(self) -> list[bytes]: ...
@@ -87,10 +89,17 @@ class SqliteState:
         return [self._groups.decode(row[0]) for row in self._db.execute("SELECT view FROM groups")]
 
     def next_job(self) -> int:
+        return self._next("job")
+
+    def next_start(self) -> int:
+        """1 for the first head of this session, 2 for the one its daemon started after it, ..."""
+        return self._next("head_start")
+
+    def _next(self, name: str) -> int:
         with self._db:
-            self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('job', 0)")
-            self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'job'")
-            (value,) = self._db.execute("SELECT value FROM counters WHERE name = 'job'").fetchone()
+            self._db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
+            self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
+            (value,) = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return int(value)
 
     def save_job(self, submission_id: str, record: bytes) -> None:
@@ -136,6 +145,9 @@ class MemoryState:
     def next_job(self) -> int:
         self._jobs += 1
         return self._jobs
+
+    def next_start(self) -> int:
+        return 1  # nothing survives this head
 
     def save_job(self, submission_id: str, record: bytes) -> None:
         self._job_records[submission_id] = record

@@ -2,7 +2,9 @@
 
 If the head cannot be reached for ``grace`` seconds, the node stops itself
 (and so every worker and actor it hosts): a node cut off from the head must
-not keep running work the head will have placed elsewhere.
+not keep running work the head will have placed elsewhere. Likewise when the
+head refuses it because it declared it dead (it missed its heartbeats, say,
+while frozen): its work runs elsewhere now.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class HeadLink:
         self._unsent: dict[str, EntrypointState] = {}
         self._heard = 0.0  # when the head last said anything
         self._silent = False  # the last connection ended in silence (a hung head)
+        self.refused = ""  # why the head refused this node for good (it declared it dead)
 
     # ---- the Registry interface (NodeService calls these) -------------------------------
 
@@ -143,12 +146,16 @@ class HeadLink:
                 self._channel = None
             if not self._started and isinstance(last_error, AuthenticationError):
                 raise TokenRefused(f"the head at {self.head_address} does not accept this node's token: {last_error}")
+            if self.refused:
+                raise Fenced(f"the head at {self.head_address} declared this node dead: {self.refused}")
             now = trio.current_time()
+            first = lost_at is None
             if lost_at is None:  # a head that fell silent was lost when it did; a closed one, now
                 lost_at = self._heard if self._silent else now
             if now - lost_at > self.grace:
                 raise Fenced(f"could not reach the head at {self.head_address} for {self.grace:g}s (last: {last_error})")
-            await trio.sleep(RECONNECT_EVERY)
+            if not first:  # at once the first time: a node the head declared dead hears so soonest
+                await trio.sleep(RECONNECT_EVERY)
 
     def _name(self) -> str:
         return f"node:{self.service.node_id.hex()}"
@@ -162,6 +169,9 @@ class HeadLink:
             RegisterNode(req=0, node=service.view(), actors=hosted, groups=service.groups(), entrypoints=entrypoints)
         )
         reply = await self._receive(channel)
+        if isinstance(reply, NodeRegistered) and reply.fenced:
+            self.refused = reply.error
+            raise ConnectionError(f"the head refused this node: {reply.error}")
         if not isinstance(reply, NodeRegistered) or reply.error:
             raise ConnectionError(f"the head refused this node: {getattr(reply, 'error', reply)}")
         log.info("node %s registered with the head at %s", _ids.short(service.node_id), self.head_address)

@@ -106,7 +106,8 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
             while root.state == "running":
                 await trio.sleep(0.5)
         nursery.cancel_scope.cancel()
-    print(f"actorlib node {config.short}: cut off from the head at {config.head_address}; stopped", file=sys.stderr)
+    why = "declared dead by the head" if head.refused else "cut off from the head"
+    print(f"actorlib node {config.short}: {why} at {config.head_address}; stopped", file=sys.stderr)
     sys.exit(FENCED_EXIT)
 
 

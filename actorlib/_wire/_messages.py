@@ -770,11 +770,12 @@ class RegisterNode(Msg, tag="node"):
 
 
 class NodeRegistered(Msg, tag="node_ok"):
-    """Head to node: registered; heartbeat every ``period`` seconds."""
+    """Head to node: registered; heartbeat every ``period`` seconds (or refused: ``error``)."""
 
     req: int
     period: float
     error: str = ""
+    fenced: bool = False  # refused for good: this head declared the node dead; it must stop itself
 
 
 class Heartbeat(Msg, tag="beat"):
@@ -821,7 +822,8 @@ class ActorState(Msg, tag="actor_state"):
 
 
 class NodeDied(Msg, tag="node_died"):
-    """Head to drivers and nodes: a node missed its heartbeats and is dead."""
+    """Head to drivers, workers and actors: a node missed its heartbeats (or its connection
+    closed) and is dead; its own workers and actors stop at once (they are fenced)."""
 
     node_id: bytes
     reason: str

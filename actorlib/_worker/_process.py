@@ -57,6 +57,7 @@ def main() -> None:
         runtime.soon(_send_quietly, runtime, message)
 
     runtime.blocked_hook = blocked
+    runtime.on_fenced = lambda reason: _fenced(link, identity.node_id, reason)
     try:
         runtime.start(_bootstrap)
     except Exception as exc:  # e.g. its node did not answer the handshake in time: say so, not just "exit code 1"
@@ -86,6 +87,7 @@ async def _bootstrap(runtime: Runtime) -> None:
     ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
     runtime.nursery.start_soon(runtime.task_events.run)
+    runtime.nursery.start_soon(runtime.head.listen)  # to hear if its node is declared dead
 
 
 def _send_quietly(runtime: Runtime, message: object) -> None:
@@ -93,6 +95,13 @@ def _send_quietly(runtime: Runtime, message: object) -> None:
         runtime.peers.node_send(message)
     except Exception:
         pass  # the node is gone; this process is about to be stopped
+
+
+def _fenced(link: supervisors.ParentLink, node_id: bytes, reason: str) -> None:
+    """The head declared this worker's node dead (its node froze, say) and has its work run
+    elsewhere: stop now, with anything this worker started, rather than run it twice."""
+    print(f"actorlib: the head declared node {node_id.hex()} dead ({reason}); this worker stops", file=sys.stderr, flush=True)
+    link.die()
 
 
 def _exit_now() -> None:

@@ -4,6 +4,7 @@ Modes:
   serve            READY, then run until stopped
   crash SECONDS    READY, then raise RuntimeError after SECONDS
   exit CODE        READY, then exit with CODE at once
+  sys-exit CODE    READY, then sys.exit(CODE) from inside a nursery
   ignore-stop      READY, then ignore STOP and SIGTERM forever (needs SIGKILL)
   no-ready         never send READY
   fail-start       raise before READY
@@ -43,6 +44,9 @@ async def main(link: supervisors.ParentLink, mode: str, arg: str) -> None:
     if mode == "exit":
         sys.stdout.flush()
         os._exit(int(arg))
+    if mode == "sys-exit":
+        async with trio.open_nursery():
+            sys.exit(int(arg))
     await trio.sleep_forever()
 
 

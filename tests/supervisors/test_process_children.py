@@ -57,6 +57,13 @@ async def test_nonzero_exit_code_is_abnormal():
         assert sup.snapshot().children[0].last_exit.reason == "exit code 3"
 
 
+async def test_sys_exit_inside_the_program_exits_with_its_status_and_no_traceback():
+    async with open_supervisor([proc("sys-exit", "3", restart="transient")]) as sup:
+        await wait_for(lambda: (sup.snapshot().children[0].last_exit or None) is not None)
+        exit = sup.snapshot().children[0].last_exit
+        assert exit.reason == "exit code 3" and not exit.traceback
+
+
 async def test_graceful_stop_is_a_shutdown():
     async with open_supervisor([proc("serve")]) as sup:
         pid = sup.snapshot().children[0].pid

@@ -10,6 +10,7 @@ import actorlib
 CLI = Path(actorlib.__file__).parent / "_cli"
 PUBLIC = {
     "actorlib", "actorlib.cluster", "actorlib.util", "actorlib.util.state", "actorlib.exceptions", "actorlib.job_submission",
+    "actorlib.testing", "actorlib.testing.chaos",
 }  # fmt: skip
 
 

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 import actorlib
@@ -32,7 +34,7 @@ def cluster():
             {"ip": "127.0.0.6", "cpus": 1, "resources": {"pool": 1}},
         ],
         node_timeout=2.0,
-        grace=3.0,
+        grace=6.0,  # well past the stall test's 2.5 s head stop, on a loaded machine too
     )
     try:
         multi.connect()
@@ -156,17 +158,57 @@ def test_a_restartable_actor_moves_off_a_dead_node(cluster):
     assert poll(moved, timeout=60) in cluster.node_ids().values()
 
 
-def test_a_frozen_node_is_declared_dead_by_heartbeat(cluster):
-    ip, pid = next(iter(cluster.node_pids.items()))
+@actorlib.remote(resources={"pool": 1}, max_retries=1)
+def linger(out: str) -> str:
+    """The first run writes its pid and lingers; the retry returns at once."""
+    node = actorlib.get_runtime_context().get_node_id()
+    if not any(Path(out).iterdir()):
+        Path(out, str(os.getpid())).write_text(node)
+        time.sleep(60)
+    return node
+
+
+def test_a_frozen_node_is_declared_dead_then_fenced_and_its_work_runs_once_elsewhere(cluster, tmp_path):
+    cluster.add_node(ip="127.0.0.8", resources={"pool": 1})  # where the task runs again (and the next tests)
+    poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
+    ref = linger.remote(str(tmp_path))
+    (marker,) = poll(lambda: list(tmp_path.iterdir()), timeout=60)
+    worker, frozen_node = int(marker.name), marker.read_text()
+    ip = next(ip for ip, node_id in cluster.node_ids().items() if node_id == frozen_node)
+    pid = cluster.node_pids.pop(ip)
     os.kill(pid, signal.SIGSTOP)
     stopped = time.monotonic()
     try:
         poll(lambda: ip not in cluster.node_ids(), timeout=30)
         detected = time.monotonic() - stopped
         assert detected < cluster.node_timeout + 3  # heartbeat timeout, plus a check period
+        # Its worker heard the head declare its node dead and stopped, though the node is frozen ...
+        assert wait_gone([worker], 10) == [] and psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        # ... so the task runs once more, elsewhere, and never finishes twice.
+        assert actorlib.get(ref, timeout=60) not in ("", frozen_node)
     finally:
         os.kill(pid, signal.SIGCONT)
-    poll(lambda: ip in cluster.node_ids(), timeout=30)  # it comes back and registers again
+    # Thawed, it tries to register again: the head refuses a node it declared dead, and the
+    # node stops itself with everything it ran, rather than take work again.
+    assert wait_gone([pid], 30) == []
+    logs = [p.read_text() for p in Path(cluster.tmp).glob("actorlib-*/session_2*/logs/node.err")]
+    (log,) = [log for log in logs if "declared dead by the head" in log]
+    assert "the head refused this node: this node was declared dead" in log and "Traceback" not in log
+
+
+def test_a_head_that_stalls_past_the_heartbeat_timeout_does_not_blame_the_nodes(cluster):
+    (head,) = cluster._ready_pids("head.json")
+    nodes = dict(cluster.node_pids)
+    os.kill(head, signal.SIGSTOP)  # longer than the node timeout, well short of the nodes' grace
+    try:
+        time.sleep(cluster.node_timeout + 0.5)
+    finally:
+        os.kill(head, signal.SIGCONT)
+    answered = poll(lambda: actorlib.get(slow_square.remote(3), timeout=30), timeout=30)
+    assert answered[0] == 9
+    # The heartbeats it did not read while stopped do not make it declare anyone dead.
+    dead = [n["NodeManagerAddress"] for n in actorlib.nodes() if not n["Alive"] and n["NodeManagerAddress"] in nodes]
+    assert dead == [] and all(alive(pid) for pid in nodes.values())
 
 
 def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
@@ -191,6 +233,14 @@ def test_the_head_is_restarted_and_finds_detached_actors_again(cluster):
     assert row["bundles_to_node_id"] == group_nodes  # the same reservation, on the same node
     remove_placement_group(group)
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
+    # This driver's node lived in the old head's process: it moved to the new head's node, and
+    # its tasks run (they failed with WorkerStartError after 30 s before).
+    try:
+        assert actorlib.get(slow_square.remote(5), timeout=30)[0] == 25
+    except actorlib.exceptions.GetTimeoutError:
+        # Open defect (issue 14, /work/notes/14-chaos.md): after the module's earlier tests
+        # (nodes killed, frozen, fenced), this task hangs after the head restart; alone, it runs.
+        pytest.xfail("open: a task after a head restart hangs when earlier tests killed nodes")
 
 
 OWNER_DRIVER = """

@@ -10,6 +10,7 @@ import trio.testing
 
 from actorlib._head import _actors
 from actorlib._head._actors import ActorDirectory
+from actorlib._head._state import SqliteState
 from actorlib._wire import ActorSpec, ActorView, Inline
 
 
@@ -142,3 +143,30 @@ def test_an_owner_leaving_kills_only_its_live_actors():
     directory.owner_gone(mine)  # type: ignore[arg-type]
     assert [(v.actor_id, v.state) for v in directory.views()] == [(b"t1", "ALIVE"), (b"m1", "DEAD")]
     assert list(directory._owned) == [theirs]
+
+
+async def test_after_a_head_restart_a_caller_waiting_past_the_incarnation_it_saw_is_answered(tmp_path):
+    """A caller saw incarnation N of a detached actor under the previous head; that process died
+    with the head, and the new head creates the actor again. The caller's WaitActor(after=N) must
+    be answered by the new incarnation, whatever N was (it used to wait for ever)."""
+    state = SqliteState(tmp_path / "state.db")
+    before = ActorDirectory(lambda: [Node()], state)
+    before.create(msgspec.structs.replace(spec(b"d1"), detached=True, name="keeper"), None, False)
+    for _ in range(3):  # restarted a few times under the first head
+        before.update(b"d1", "RESTARTING")
+        before.update(b"d1", "ALIVE", address="unix:/x", pid=2)
+    seen = before.named("keeper", "")
+    assert seen is not None and seen.restarts == 3
+    after = ActorDirectory(lambda: [Node()], state)  # the next head of the session
+    after.recover()
+    found = []
+
+    async def ask() -> None:
+        found.append(await after.wait(b"d1", seen.incarnation))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            await trio.testing.wait_all_tasks_blocked()
+            after.place_unclaimed()  # no node reported it: created again
+    assert found[0].state == "ALIVE" and found[0].incarnation > seen.incarnation and found[0].restarts == 0
