@@ -57,10 +57,12 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
     token = read_token(config.token_path)
     registry = Registry()
     durable = config.tcp  # a standalone cluster keeps state across head restarts
-    state = SqliteState(Path(config.session_dir) / "state.db") if durable else MemoryState()
+    state_file = Path(config.session_dir) / "state.db"
+    restarted = durable and state_file.exists()  # an earlier head of this cluster wrote it
+    state = SqliteState(state_file) if durable else MemoryState()
     head = HeadService(
         config.head_listen, token, registry, heartbeat=config.heartbeat, node_timeout=config.node_timeout,
-        state=state, recovery_grace=config.grace + config.node_timeout if durable else 0.0,
+        state=state, recovery_grace=config.grace + config.node_timeout if durable else 0.0, restarted=restarted,
     )  # fmt: skip
     services = HeadServices(config, token, head, state)
     roots: list[supervisors.Supervisor] = []  # for the state API's tree, once it runs

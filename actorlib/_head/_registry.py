@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -20,6 +21,9 @@ class Registry:
         self._nodes: dict[bytes, Any] = {}
         self._dead: History[bytes, NodeView] = History(DEAD_NODES_KEPT)
         self.scalable: list[dict[str, float]] = []  # resources of node types the autoscaler may add
+        # After a head restart, until the old nodes have had their grace period to register again
+        # (time.monotonic()): a request no node known so far can run waits instead of failing.
+        self.settling_until = 0.0
 
     def add(self, node: Any) -> None:
         self._nodes[node.node_id] = node
@@ -46,6 +50,10 @@ class Registry:
 
     def node_types(self) -> list[dict[str, float]]:
         return self.scalable
+
+    def settling(self) -> bool:
+        """Whether nodes of the head's previous life may still register again."""
+        return time.monotonic() < self.settling_until
 
     def remote_nodes(self) -> list[RemoteNode]:
         return [node for node in self._nodes.values() if isinstance(node, RemoteNode)]

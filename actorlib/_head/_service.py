@@ -4,6 +4,7 @@ answers questions about the cluster."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,6 +74,7 @@ class HeadService:
         node_timeout: float = DEFAULT_NODE_TIMEOUT,
         state: StateStore | None = None,
         recovery_grace: float = 0.0,
+        restarted: bool = False,
     ) -> None:
         self.address = address
         self.token = token
@@ -83,6 +85,7 @@ class HeadService:
         self.heartbeat = heartbeat
         self.node_timeout = node_timeout
         self.recovery_grace = recovery_grace
+        self.restarted = restarted  # a previous head of this cluster ran: its nodes will come back
         self._clients: set[Channel] = set()
         # Head services beside the core (packages, jobs) answer their own messages: type -> handler.
         self.handlers: dict[type, Handler] = {}
@@ -103,6 +106,8 @@ class HeadService:
     async def run(self, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.restarted:
+                self.registry.settling_until = time.monotonic() + self.recovery_grace
             self.actors.recover()
             self.groups.recover()
             nursery.start_soon(self.groups.run)
@@ -220,7 +225,11 @@ class HeadService:
                 if isinstance(message, Heartbeat):
                     node.beat(message.available, message.pending, message.total, message.demands)
                     node.reported(message.busy, message.draining)
-                    channel.send_nowait(ClusterView(nodes=self.registry.views(), node_types=self.registry.scalable))
+                    channel.send_nowait(
+                        ClusterView(
+                            nodes=self.registry.views(), node_types=self.registry.scalable, settling=self.registry.settling()
+                        )
+                    )
                 elif isinstance(message, ActorState):
                     self.actors.update(
                         message.actor_id, message.state, address=message.address, pid=message.pid,

@@ -67,6 +67,7 @@ class HeadLink:
         self.service: Any = None
         self.cluster: list[NodeView] = []  # every live node, as of the last heartbeat
         self._node_types: list[dict[str, float]] = []  # what the head's autoscaler could add
+        self._settling = False  # the head restarted and its old nodes may still register again
         self._added = trio.Event()
         self._channel: Channel | None = None
         self._pending = Pending()
@@ -94,6 +95,10 @@ class HeadLink:
     def node_types(self) -> list[dict[str, float]]:
         """The resources of node types the head's autoscaler could add (none without one)."""
         return self._node_types
+
+    def settling(self) -> bool:
+        """Whether the head restarted lately and nodes it knew may still register again."""
+        return self._settling
 
     # ---- the Directory interface (ActorHost calls this) ------------------------------------
 
@@ -208,6 +213,7 @@ class HeadLink:
             if isinstance(message, ClusterView):
                 self.cluster = message.nodes
                 self._node_types = message.node_types
+                self._settling = message.settling
             elif service is None:
                 self._without_service(message)
             elif isinstance(message, DrainNode):

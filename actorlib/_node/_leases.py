@@ -93,6 +93,10 @@ class LeaseManager:
         # here can run but one of those could waits (and is reported as demand) instead of failing.
         self.node_types: Callable[[], list[dict[str, float]]] = lambda: []
         self.draining = False  # the autoscaler will stop this node: grant nothing new
+        # After a head restart, while the nodes it knew may still register again: a request no
+        # node known so far can run waits (rebalance sends it on when one comes back) ...
+        self.settling: Callable[[], bool] = lambda: False
+        self._waited_settling = False  # ... and is refused once they had their chance
 
     @property
     def pending(self) -> int:
@@ -172,6 +176,9 @@ class LeaseManager:
         message = request.message
         if message.node_affinity and message.node_affinity != self.node_id and not message.soft:
             return False
+        if self.settling():
+            self._waited_settling = True
+            return True
         return any(res.infeasible_reason(request.shape, offered) is None for offered in self.node_types())
 
     def set_draining(self, draining: bool) -> None:
@@ -184,6 +191,8 @@ class LeaseManager:
     def rebalance(self) -> None:
         """Send queued requests that cannot run here now to a node where they can: one that
         joined (the autoscaler added it), or one whose resources freed. Called periodically."""
+        if self._waited_settling and not self.settling():
+            self._refuse_infeasible()
         others = [n for n in self.cluster() if n.alive and n.node_id != self.node_id and not n.draining]
         if not self._queue or not others:
             return
@@ -196,6 +205,18 @@ class LeaseManager:
                 continue
             res.subtract(free[target.node_id], request.shape)
             _send(request.channel, LeaseRefused(req=request.req, kind="spillback", message=target.address))
+        self._queue = kept
+
+    def _refuse_infeasible(self) -> None:
+        """The restarted head's old nodes had their chance to come back: refuse what no node
+        (nor a node type the autoscaler could add) can run, as it would have been at once."""
+        self._waited_settling = False
+        kept: deque[_Request] = deque()
+        for request in self._queue:
+            if self._elsewhere(request) is None and (reason := self._refusal(request)) and not self._may_wait(request):
+                _send(request.channel, LeaseRefused(req=request.req, kind="infeasible", message=reason))
+            else:
+                kept.append(request)
         self._queue = kept
 
     def _better_node(self, request: _Request, others: list[NodeView], free: dict[bytes, dict[str, float]]) -> NodeView | None:

@@ -136,6 +136,7 @@ class NodeService:
             self.state.listener = pool.on_event
             self.leases = LeaseManager(self.total, pool, self.node_id, self.registry.views, config.gpu_ids)
             self.leases.node_types = getattr(self.registry, "node_types", self.leases.node_types)
+            self.leases.settling = getattr(self.registry, "settling", self.leases.settling)
             self.actors = ActorHost(self.node_id, pool, self.leases, self.token)
             self.actors.supervisor = self.state.actors_supervisor
             self.state.actor_listener = self.actors.on_event

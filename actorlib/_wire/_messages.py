@@ -795,6 +795,7 @@ class ClusterView(Msg, tag="view"):
 
     nodes: list[NodeView]
     node_types: list[dict[str, float]] = []  # what the autoscaler could still add: requests one fits wait
+    settling: bool = False  # a restarted head's old nodes may still register: infeasible requests wait
 
 
 class StartActor(Msg, tag="start_actor"):
