@@ -17,13 +17,19 @@ CANCEL_A_REF_FUTURE = """
 
     actorlib.init(num_cpus=1)
     try:
+        import os, tempfile, time
+        gate = os.path.join(tempfile.mkdtemp(), "go")
+
         @actorlib.remote
-        def value(x):
+        def value(x, gate=None):
+            while gate and not os.path.exists(gate):  # held until the future is cancelled
+                time.sleep(0.01)
             return x
 
-        ref = value.remote(1)
+        ref = value.remote(1, gate)
         future = ref.future()
         cancelled = future.cancel()  # before the task finished: the future is still pending
+        open(gate, "w").close()
         # With the bug, this waiter is never woken (the crash happens while waking the
         # ref's waiters), so its timeout is kept short.
         actorlib.wait([ref], timeout=2)
