@@ -99,7 +99,11 @@ class JobSubmissionClient:
             if found:
                 self._headers["Authorization"] = f"Bearer {found}"
         self._timeout = timeout
-        self._client = httpx.Client(base_url=self._address, headers=self._headers, timeout=timeout)
+        from ._http._client import RetryingTransport
+
+        self._client = httpx.Client(
+            base_url=self._address, headers=self._headers, timeout=timeout, transport=RetryingTransport()
+        )
         try:
             self.get_version()
         except BaseException:

@@ -129,6 +129,7 @@ def test_the_ssh_provider_end_to_end():
               PATH: {Path(sys.executable).parent}:$PATH
               PYTHONPATH: {ROOT}
               ACTORLIB_TMPDIR: {tmp}/${{ACTORLIB_NODE_IP##*.}}
+              ACTORLIB_DASHBOARD_PORT: "0"  # never the fixed 8265: other clusters may run beside
             available_node_types:
               head:
                 resources: {{CPU: 1}}

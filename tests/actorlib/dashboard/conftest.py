@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from actorlib._http._client import RetryingTransport
+
 from ..integration.conftest import poll
 from ..multinode.conftest import MultiNode
 
@@ -21,7 +23,8 @@ class Dash(MultiNode):
 
     def client(self, token: str | None = None, **kwargs) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        # Retrying as browsers do: a connection the server closes as a request goes out is not what these tests check.
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, transport=RetryingTransport(), **kwargs)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         with self.client(self.token) as client:
