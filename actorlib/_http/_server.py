@@ -18,7 +18,10 @@ from .._wire import is_loopback
 
 log = logging.getLogger("actorlib.http")
 GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
-KEEP_ALIVE_TIMEOUT = 75.0  # seconds an idle keep-alive connection stays open
+# Seconds an idle keep-alive connection (or one that has not sent a whole request) stays open.
+# Short, so a silent stranger cannot hold connections; our clients send an idempotent request
+# again when the server closed its connection just then (actorlib/_http/_client.py).
+KEEP_ALIVE_TIMEOUT = 5.0
 
 
 class _OneConnection(TCPServer):
@@ -68,8 +71,6 @@ class HttpServer:
         config.bind = [f"{host}:{self.port}"]
         config.graceful_timeout = GRACEFUL_TIMEOUT
         config.accesslog = None
-        # Longer than clients keep idle connections (httpx: 5 s, hypercorn's own default too): with
-        # equal timeouts a client may reuse a connection the server is closing that instant.
         config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
         app = self.make_app()
         async with trio.open_nursery() as nursery:

@@ -156,7 +156,6 @@ def test_a_restartable_actor_moves_off_a_dead_node(cluster):
         return node if node != first else None
 
     assert poll(moved, timeout=60) in cluster.node_ids().values()
-    actorlib.kill(actor)  # it holds a node's only "pool": later tests need it
 
 
 @actorlib.remote(resources={"pool": 1}, max_retries=1)
@@ -173,7 +172,8 @@ def test_a_frozen_node_is_declared_dead_then_fenced_and_its_work_runs_once_elsew
     cluster.add_node(ip="127.0.0.8", resources={"pool": 1})  # where the task runs again (and the next tests)
     poll(lambda: len(cluster.node_ids()) == 1 + len(cluster.node_pids), timeout=30)
     ref = linger.remote(str(tmp_path))
-    (marker,) = poll(lambda: list(tmp_path.iterdir()), timeout=60)
+    # The file exists a moment before its content: wait for both.
+    (marker,) = poll(lambda: [p for p in tmp_path.iterdir() if p.read_text()], timeout=60)
     worker, frozen_node = int(marker.name), marker.read_text()
     ip = next(ip for ip, node_id in cluster.node_ids().items() if node_id == frozen_node)
     pid = cluster.node_pids.pop(ip)
