@@ -15,6 +15,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from starlette.types import ASGIApp
 
 from .._wire import is_loopback
+from .._wire._throttle import CONNECTIONS
 
 log = logging.getLogger("actorlib.http")
 GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server stops
@@ -38,7 +39,14 @@ class _OneConnection(TCPServer):
         try:
             await super().run()
         except* Exception as failed:  # never Cancelled: a BaseException
-            log.debug("HTTP connection closed after %r", failed.exceptions[0])
+            first = failed.exceptions[0]
+            if isinstance(first, _PEER_TROUBLE):  # the peer went away, or hypercorn #203
+                log.debug("HTTP connection closed after %r", first)
+            else:  # not expected: say so (bounded, a stranger may cause it at will)
+                CONNECTIONS.warning(log, "HTTP connection closed after an unexpected %r", first)
+
+
+_PEER_TROUBLE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, ConnectionError)
 
 
 _hypercorn_run.TCPServer = _OneConnection  # type: ignore[misc]  # what hypercorn's serve() runs per connection
