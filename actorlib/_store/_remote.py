@@ -164,15 +164,6 @@ class Landing:
             self._evict(now)
             return memoryview(buffer)
 
-    def _room(self, size: int) -> memoryview:
-        """Memory to receive an object of ``size`` bytes into: the local arena's, else private."""
-        if self._land is not None and size >= Landing.MIN:
-            try:
-                return self._land(size)
-            except (ObjectStoreFullError, OSError, RuntimeError):
-                pass  # full, or the local store is unreachable or closed: receive into private memory
-        return self._landing.take(size)
-
     def trim(self) -> None:
         with self._lock:
             self._evict(time.monotonic())
