@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import workloads
+
 ROOT = str(Path(__file__).resolve().parent.parent)
 RAY_INIT = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -105,14 +107,7 @@ def one_driver(address: str, tasks: int, calls: int) -> dict[str, Any]:
     def square(i: int) -> int:
         return i * i
 
-    @actorlib.remote(num_cpus=0)
-    class Counter:
-        def __init__(self) -> None:
-            self.n = 0
-
-        def incr(self) -> int:
-            self.n += 1
-            return self.n
+    Counter = actorlib.remote(num_cpus=0)(workloads.Counter)
 
     actorlib.get([square.remote(i) for i in range(10)], timeout=120)
     started = time.perf_counter()
@@ -267,14 +262,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     def checksum(array: np.ndarray) -> int:
         return int(array[:: 4096].sum())
 
-    @actorlib.remote(num_cpus=0)
-    class Counter:
-        def __init__(self) -> None:
-            self.n = 0
-
-        def incr(self) -> int:
-            self.n += 1
-            return self.n
+    Counter = actorlib.remote(num_cpus=0)(workloads.Counter)
 
     cluster = Cluster(head_cpus=2)
     samples: list[dict[str, Any]] = []
