@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import os
+import signal
 import sys
+import time
 from typing import Any, Protocol
 
+import msgspec
 import trio
 
 import supervisors
@@ -49,7 +51,7 @@ class Directory(Protocol):
 
 
 class _Hosted:
-    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn", "turns", "gpu_ids")
+    __slots__ = ("spec", "directory", "key", "group", "child", "dead", "reserved", "turn", "turns", "gpu_ids", "restarts", "since")
 
     def __init__(self, spec: ActorSpec, directory: Directory) -> None:
         self.spec = spec
@@ -62,6 +64,13 @@ class _Hosted:
         self.turn = 0  # its place in its group's start order
         self.turns: list[Any] = []  # its group's [next ticket, next to start, changed]
         self.gpu_ids: list[str] = []  # the GPUs it holds for life: its CUDA_VISIBLE_DEVICES
+        self.restarts = 0  # its process's exits on this node so far (each uses up a restart)
+        self.since = 0.0  # monotonic: when its current incarnation became ALIVE
+
+    def restarts_left(self) -> int:
+        """How many more times its supervisor will restart it (UNLIMITED for max_restarts=-1)."""
+        limit = self.spec.max_restarts
+        return UNLIMITED if limit == -1 else max(0, limit - self.restarts)
 
 
 class ActorHost:
@@ -204,6 +213,7 @@ class ActorHost:
         key = parts[0] if parts[-1] == "process" else parts[-1]
         hosted = self._by_key.get(key)
         if hosted is not None and not hosted.dead:
+            hosted.restarts += 1
             cause = event.exit.reason if event.exit is not None else ""
             hosted.directory.update(hosted.spec.actor_id, "RESTARTING", cause=cause)
 
@@ -218,6 +228,7 @@ class ActorHost:
 
     def alive(self, hosted: _Hosted, pid: int, address: str) -> None:
         if not hosted.dead:
+            hosted.since = time.monotonic()
             hosted.directory.update(hosted.spec.actor_id, "ALIVE", pid=pid, address=address, node_id=self.node_id)
 
     def _dead(self, hosted: _Hosted, cause: str) -> None:
@@ -282,6 +293,19 @@ class ActorHost:
                 out.append((hosted.spec, child.worker_id, child.pid))
         return out
 
+    def restartable(self) -> list[tuple[ActorSpec, ActorChild, float, int]]:
+        """(spec, live process, when it became ALIVE, restarts left) of each actor here that its
+        supervisor would restart if its process died: not in a supervision group (the group's
+        policy decides there), ALIVE, and with restarts left. What the memory monitor may kill."""
+        out = []
+        for hosted in self._actors.values():
+            child = hosted.child
+            if hosted.dead or hosted.group is not None or child is None or not child.pid or child.address is None:
+                continue
+            if (left := hosted.restarts_left()) > 0:
+                out.append((hosted.spec, child, hosted.since, left))
+        return out
+
     def stop_all(self) -> None:
         for hosted in list(self._actors.values()):
             self._dead(hosted, "its node stopped")
@@ -327,6 +351,7 @@ class ActorChild:
         self.hosted = hosted
         self.address: str | None = None
         self.worker_id = _ids.unique_id()
+        self.killed_because = ""  # set by kill(): the exit reason its supervisor and the head see
         env = {**hosted.spec.env, CUDA_VISIBLE_DEVICES: ",".join(hosted.gpu_ids)}
         self.process = host.pool.make_process(self.worker_id, env, hosted.key)
 
@@ -364,7 +389,20 @@ class ActorChild:
                 await channel.aclose()
 
     async def wait(self) -> supervisors.Exit:
-        return await self.process.wait()
+        exit = await self.process.wait()
+        if self.killed_because:
+            return msgspec.structs.replace(exit, reason=self.killed_because)
+        return exit
+
+    def kill(self, reason: str) -> None:
+        """SIGKILL this incarnation (its process group) for ``reason``; its supervisor restarts
+        it by policy, and its exit reason is ``reason``."""
+        self.killed_because = reason
+        if self.pid:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     async def stop(self, timeout: float | None, reason: str) -> supervisors.Exit:
         return await self.process.stop(timeout, reason)

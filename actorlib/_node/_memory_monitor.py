@@ -9,6 +9,11 @@ actor or a job's entrypoint — and records why, with the
 figures, as that worker's exit reason: the task's owner retries it later with backoff,
 or raises OutOfMemoryError with that text. Then it waits for the worker to be gone
 (its memory freed) before it may kill again.
+
+With no task worker to kill, it kills the most recently started actor that its
+supervisor will restart (``max_restarts`` left, not in a supervision group): the
+actor comes back with its ``__init__`` re-run, as after any crash. An actor
+without restarts left is never killed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,7 @@ DEFAULT_THRESHOLD = 0.95
 DEFAULT_REFRESH = 0.25  # seconds
 UNLIMITED = 2**60  # cgroup v1 says "no limit" with a huge number
 TOP_PROCESSES = 3
+UNLIMITED_RESTARTS = sys.maxsize  # an actor's restarts left with max_restarts=-1
 
 
 @dataclass(frozen=True)
@@ -104,17 +111,26 @@ def settings(environ: Any = os.environ) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Candidate:
-    worker: Any
+    worker: Any  # a task's pool Worker, or an actor's ActorChild (actor=True)
     pid: int
-    started: float  # monotonic: when its current task (or lease) started
-    task: str
+    started: float  # monotonic: when its current task (or lease, or the actor's incarnation) started
+    task: str  # the task's name, or the actor's class name
     retriable: bool = True
+    actor: bool = False
+    restarts_left: int = 0  # actors only
+
+
+def _rank(candidate: Candidate) -> int:
+    if candidate.actor:
+        return 1  # restarted with its __init__ re-run: its state is lost, so after retriable tasks
+    return 2 if candidate.retriable else 0
 
 
 def pick_victim(candidates: list[Candidate]) -> Candidate | None:
     """The most recently started retriable task's (the least work is lost, it will run again, and
-    it most likely pushed memory over); with none, the most recently started of the others."""
-    return max(candidates, key=lambda c: (c.retriable, c.started), default=None)
+    it most likely pushed memory over); with none, the most recently started actor with restarts
+    left; with none, the most recently started of the other tasks."""
+    return max(candidates, key=lambda c: (_rank(c), c.started), default=None)
 
 
 def top_processes(count: int = TOP_PROCESSES) -> list[tuple[int, str, int]]:
@@ -133,11 +149,21 @@ def gib(n: int) -> str:
 
 def describe(use: MemoryUse, threshold: float, node: str, victim: Candidate, top: list[tuple[int, str, int]]) -> str:
     procs = ", ".join(f"pid {pid} {name} {gib(rss)}" for pid, name, rss in top)
+    if victim.actor:
+        left = "unlimited" if victim.restarts_left >= UNLIMITED_RESTARTS else str(victim.restarts_left)
+        chosen = (
+            f"actor {victim.task} (pid {victim.pid}) was the most recently started actor there that "
+            f"will be restarted (restarts left: {left}), and no retriable task was running"
+        )
+    else:
+        chosen = (
+            f"{victim.task}() on worker pid {victim.pid} was the most "
+            f"recently started {'retriable ' if victim.retriable else ''}task there"
+        )
     return (
         f"{OOM_KILLED} on node {node}: {gib(use.used)} of {gib(use.limit)} used ({use.fraction:.1%}, {use.source}), "
-        f"above its threshold of {threshold:.1%}, and {victim.task}() on worker pid {victim.pid} was the most "
-        f"recently started {'retriable ' if victim.retriable else ''}task there. Largest processes: {procs}. "
-        f"To avoid it: use less memory per task, ask for "
+        f"above its threshold of {threshold:.1%}, and {chosen}. Largest processes: {procs}. "
+        f"To avoid it: use less memory per task or actor, ask for "
         f"memory with .options(memory=...) so that fewer such tasks run at once, or raise "
         f"ACTORLIB_MEMORY_USAGE_THRESHOLD (0 disables the monitor)"
     )
@@ -173,12 +199,19 @@ class MemoryMonitor:
             self.kills += 1
             self.kill(victim, reason)
             with trio.move_on_after(10.0):  # its memory is freed once it is reaped
-                await victim.worker.exited.wait()
+                if victim.actor:
+                    await victim.worker.process.wait()
+                else:
+                    await victim.worker.exited.wait()
 
     def candidates(self) -> list[Candidate]:
-        """Task workers running a task (leased): never actors, entrypoints, the node or drivers."""
+        """Task workers running a task (leased) and actors that will be restarted: never actors
+        without restarts left, entrypoints, the node or drivers."""
         service = self.service
         out = []
+        if service.actors is not None:
+            for spec, child, since, left in service.actors.restartable():
+                out.append(Candidate(worker=child, pid=child.pid, started=since, task=spec.class_name, actor=True, restarts_left=left))
         for worker in list(service.pool.workers.values()):
             lease = worker.lease
             if lease is None or worker.state != "leased" or not worker.pid:
@@ -193,6 +226,9 @@ class MemoryMonitor:
         return out
 
     def kill(self, victim: Candidate, reason: str) -> None:
+        if victim.actor:
+            victim.worker.kill(reason)  # its supervisor restarts it; the head records why
+            return
         try:
             os.killpg(victim.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -63,6 +64,7 @@ def oom_cluster():
     memory = psutil.virtual_memory()
     threshold = min(0.99, (memory.total - memory.available + HEADROOM) / memory.total)
     multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"] = f"{threshold:.4f}"
+    multi.threshold = float(f"{threshold:.4f}")
     multi.env["ACTORLIB_MEMORY_MONITOR_REFRESH"] = "0.1"
     try:
         multi.add_node("127.0.0.2", cpus=3, resources={"hog": 3})
@@ -117,3 +119,72 @@ def test_a_task_past_the_threshold_is_killed_retried_and_fails_with_the_figures(
     kills = poll(lambda: len(f := failed()) >= 2 and f, timeout=30)
     assert all("memory monitor" in (task.error_message or "") for task in kills)
     actorlib.kill(survivor)
+
+
+@actorlib.remote(resources={"hog": 0.1}, max_restarts=1)
+class Hoarder:
+    """An actor that grows on request: restartable once."""
+
+    def __init__(self) -> None:
+        self.held: list[bytearray] = []
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def grow(self, limit: int, gate: str) -> float:
+        """Grow to ``limit`` bytes, hold them for a few of the monitor's readings, and return
+        the machine's memory use (a fraction) at that peak."""
+        wait_for(gate)
+        while len(self.held) * CHUNK < limit:
+            self.held.append(bytearray(CHUNK))
+            self.held[-1][::4096] = b"\x01" * (CHUNK // 4096)
+            time.sleep(0.02)
+        time.sleep(0.5)  # five of the monitor's readings at 0.1 s
+        memory = psutil.virtual_memory()
+        self.held = []
+        return (memory.total - memory.available) / memory.total
+
+
+def test_an_actor_with_restarts_left_is_killed_and_restarted_one_without_is_spared(oom_cluster, tmp_path):
+    from actorlib.util.state import list_actors
+
+    survivor = Survivor.remote()  # max_restarts=0: never the monitor's to kill
+    spared_pid = actorlib.get(survivor.pid.remote(), timeout=60)
+    hoarder = Hoarder.remote()
+    first_pid = actorlib.get(hoarder.pid.remote(), timeout=60)
+    gate = tmp_path / "gate"
+    growing = hoarder.grow.remote(int(HEADROOM * 3), str(gate))
+    gate.write_text("go")
+    with pytest.raises(actorlib.exceptions.ActorDiedError):  # max_task_retries=0: the call is lost
+        actorlib.get(growing, timeout=300)
+    # Its supervisor restarted it (its one restart), and the node logged why.
+    second_pid = poll(lambda: _pid_or_none(hoarder), timeout=120)
+    assert second_pid != first_pid and not psutil.pid_exists(first_pid)
+    (view,) = [a for a in list_actors(filters=[("class_name", "=", "Hoarder")], timeout=30) if a.state == "ALIVE"]
+    assert view.num_restarts == 1
+    logs = poll(lambda: [t for t in _node_logs(oom_cluster) if "actor Hoarder" in t], timeout=30)
+    assert "killed by the memory monitor on node" in logs[0] and "restarts left: 1" in logs[0]
+    # With no restart left it is spared: it grows past the threshold and is not killed.
+    peak = actorlib.get(hoarder.grow.remote(int(HEADROOM * 1.5), str(gate)), timeout=300)
+    assert peak > oom_cluster.threshold
+    assert actorlib.get(hoarder.pid.remote(), timeout=60) == second_pid
+    assert actorlib.get(survivor.pid.remote(), timeout=60) == spared_pid
+    actorlib.kill(hoarder)
+    actorlib.kill(survivor)
+
+
+def _pid_or_none(actor) -> int | None:
+    try:
+        return actorlib.get(actor.pid.remote(), timeout=10)
+    except (actorlib.exceptions.ActorDiedError, actorlib.exceptions.GetTimeoutError):
+        return None
+
+
+def _node_logs(multi: MultiNode) -> list[str]:
+    lines = []
+    for path in Path(multi.tmp).glob("actorlib-*/session_2*/logs/node.err"):
+        try:
+            lines += [line for line in path.read_text(errors="replace").splitlines() if "memory monitor" in line]
+        except OSError:
+            pass
+    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import namedtuple
 
 import pytest
@@ -55,3 +56,17 @@ def test_the_most_recently_started_task_is_the_victim_and_the_reason_has_the_fig
     assert text.startswith("killed by the memory monitor on node ab12: 3.00 GiB of 4.00 GiB used (75.0%, machine)")
     assert "threshold of 70.0%" in text and "pid 11" in text and "hog()" in text and "pid 11 python 2.00 GiB" in text
     assert "ACTORLIB_MEMORY_USAGE_THRESHOLD" in text
+
+
+def test_an_actor_with_restarts_left_comes_after_retriable_tasks_and_before_the_others():
+    task = Candidate(worker=None, pid=10, started=1.0, task="old_task")
+    actor = Candidate(worker=None, pid=11, started=9.0, task="Cache", actor=True, restarts_left=2)
+    final = Candidate(worker=None, pid=12, started=10.0, task="no_retries", retriable=False)
+    assert pick_victim([task, actor, final]) is task  # a retriable task loses the least
+    assert pick_victim([actor, final]) is actor  # an actor comes back; a task without retries would not
+    newer = Candidate(worker=None, pid=13, started=11.0, task="Index", actor=True, restarts_left=sys.maxsize)
+    assert pick_victim([actor, newer]) is newer
+    use = MemoryUse(used=15 * 2**30, limit=16 * 2**30, source="machine")
+    text = describe(use, 0.9, "n1", newer, [(13, "python", 8 * 2**30)])
+    assert "actor Index (pid 13)" in text and "restarts left: unlimited" in text
+    assert "2" in describe(use, 0.9, "n1", actor, []).split("restarts left: ")[1][:1]
