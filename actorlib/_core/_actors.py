@@ -27,6 +27,7 @@ from ._objects import CallbackWaiter
 
 HEAD_RECONNECT_GRACE = 30.0  # seconds callers keep asking for an actor while the head is away
 HEAD_RETRY = 0.5
+CAUSE_WAIT = 2.0  # seconds a lost call's error waits to learn why its actor died
 
 if TYPE_CHECKING:
     from ._refs import ObjectRef
@@ -412,21 +413,47 @@ class ActorSubmitter:
                     continue
                 actor.channel = None
                 calls, actor.inflight = list(actor.inflight.values()), {}
-                retry = []
+                retry, lost = [], []
                 for call in calls:
                     self._calls.pop(call.call_id, None)
                     if actor.max_task_retries == -1 or call.attempt < actor.max_task_retries:
                         call.attempt += 1
                         retry.append(call)
                     else:
-                        error = ActorDiedError(
-                            f"the actor {actor.name} died while running {call.name}(); "
-                            f"max_task_retries={actor.max_task_retries} allows no retry",
-                            final=False,
-                        )
-                        self._finish(call, box_system(error))
+                        lost.append(call)
+                if lost:
+                    try:
+                        self.rt.nursery.start_soon(self._fail_lost, actor, lost, actor.incarnation)
+                    except RuntimeError:  # the runtime is shutting down: fail them now
+                        self._fail(actor, lost, "")
                 actor.queue.extendleft(reversed(retry))
                 self._pump(actor)
+
+    async def _fail_lost(self, actor: _Actor, calls: list[CallSpec], incarnation: int) -> None:
+        """Fail the calls that were running when the actor's process died, with no retry left,
+        saying why it died: what its node told the head (killed by a signal, the memory
+        monitor, ...), if the head knows within CAUSE_WAIT seconds."""
+        cause = ""
+        with trio.move_on_after(CAUSE_WAIT):
+            try:
+                reply = await self.rt.head.request(
+                    lambda req: WaitActor(req=req, actor_id=actor.actor_id, after=incarnation, ended=True), long=True
+                )
+                cause = reply.view.cause if reply.view is not None else ""
+            except ConnectionError:
+                pass
+        with self._lock:
+            self._fail(actor, calls, cause)
+
+    def _fail(self, actor: _Actor, calls: list[CallSpec], cause: str) -> None:
+        why = f" ({cause})" if cause else ""
+        for call in calls:
+            error = ActorDiedError(
+                f"the actor {actor.name} died while running {call.name}(){why}; "
+                f"max_task_retries={actor.max_task_retries} allows no retry",
+                final=False,
+            )
+            self._finish(call, box_system(error))
 
     def _die(self, actor: _Actor, error: ErrorValue) -> None:
         actor.dead = error

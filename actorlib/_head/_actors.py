@@ -222,8 +222,9 @@ class ActorDirectory:
         record = self._live_named(name, namespace)
         return record.view if record is not None else None
 
-    async def wait(self, actor_id: bytes, after: int) -> ActorView | None:
-        """The actor's view once ALIVE with incarnation > ``after``, or DEAD (None if unknown).
+    async def wait(self, actor_id: bytes, after: int, ended: bool = False) -> ActorView | None:
+        """The actor's view once ALIVE with incarnation > ``after``, or DEAD (None if unknown);
+        with ``ended``, once incarnation ``after`` is over (RESTARTING: its cause says why).
 
         An unknown actor is waited for a while: a handle can reach another process (in a
         task's arguments) before its creator's request to create it reaches the head.
@@ -242,6 +243,8 @@ class ActorDirectory:
         while True:  # a record that died stays dead: watch this one (it leaves the table at death)
             view = record.view
             if view.state == DEAD or (view.state == ALIVE and view.incarnation > after):
+                return view
+            if ended and view.state != ALIVE and view.incarnation >= after:
                 return view
             await record.changed.wait()
 

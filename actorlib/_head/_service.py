@@ -340,7 +340,7 @@ class HeadService:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(give_up_when_closed)
-            view = await self.actors.wait(message.actor_id, message.after)
+            view = await self.actors.wait(message.actor_id, message.after, message.ended)
             if not channel.closed:
                 channel.send_nowait(ActorReply(req=message.req, view=view))
             nursery.cancel_scope.cancel()

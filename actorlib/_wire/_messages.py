@@ -687,11 +687,13 @@ class ActorCreated(Msg, tag="actor_created"):
 
 
 class WaitActor(Msg, tag="wait_actor"):
-    """Caller to head: reply when the actor is ALIVE with incarnation > ``after``, or DEAD."""
+    """Caller to head: reply when the actor is ALIVE with incarnation > ``after``, or DEAD;
+    with ``ended``, as soon as incarnation ``after`` is over (its view's cause says why)."""
 
     req: int
     actor_id: bytes
     after: int = -1
+    ended: bool = False
 
 
 class ActorReply(Msg, tag="actor"):

@@ -108,6 +108,7 @@ def test_in_flight_calls_fail_without_retries(tmp_path):
     with pytest.raises(ActorDiedError, match="died while running Fragile.work") as info:
         actorlib.get(actor.work.remote())
     assert not info.value.final
+    assert "(killed by SIGKILL" in str(info.value)  # why it died, as its node saw it
     assert poll(lambda: _quietly(lambda: actorlib.get(actor.ok.remote(), timeout=30))) == "ok"
 
 
