@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from ._core._streams import ObjectRefGenerator
     from ._remote_function import RemoteFunction, remote
     from ._supervision import SupervisionGroup, supervisor
+    from ._timeline import timeline
+    from . import actor, remote_function, runtime_context
 
 # The public names, imported on first use: the head, node and worker processes import
 # ``actorlib._head`` etc., and need not pay for the driver's API (cloudpickle and all).
 # Public submodules resolve the same way, as ``import ray`` makes ``ray.util`` reachable.
-_SUBMODULES = {"exceptions", "util", "job_submission", "testing", "autoscaler"}
+_SUBMODULES = {"exceptions", "util", "job_submission", "testing", "autoscaler", "actor", "runtime_context", "remote_function"}
 _HOMES = {
     "available_resources": "._api", "cancel": "._api", "cluster_resources": "._api", "get": "._api",
     "init": "._init", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",
@@ -40,7 +42,9 @@ _HOMES = {
     "ObjectRef": "._core", "ObjectRefGenerator": "._core._streams",
     "RemoteFunction": "._remote_function", "remote": "._remote_function",
     "SupervisionGroup": "._supervision", "supervisor": "._supervision",
+    "timeline": "._timeline", "ObjectID": "._core",
 }  # fmt: skip
+_RENAMED = {"ObjectID": "ObjectRef"}  # Ray's older names
 
 
 def __getattr__(name: str) -> Any:
@@ -57,7 +61,7 @@ def __getattr__(name: str) -> Any:
         home = _HOMES.get(name)
         if home is None:
             raise AttributeError(f"module 'actorlib' has no attribute {name!r}")
-        value = getattr(importlib.import_module(home, __name__), name)
+        value = getattr(importlib.import_module(home, __name__), _RENAMED.get(name, name))
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -97,6 +101,7 @@ __all__ = [
     "remote",
     "shutdown",
     "supervisor",
+    "timeline",
     "util",
     "wait",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ._core import Runtime, current
 
@@ -41,6 +42,74 @@ class RuntimeContext:
         """The actor's id in an actor process, else None."""
         actor_id = self._runtime.identity.actor_id
         return actor_id.hex() if actor_id else None
+
+    def get_resource_ids(self) -> dict[str, list[str]]:
+        """Ray's older name for :meth:`get_accelerator_ids`."""
+        return self.get_accelerator_ids()
+
+    def get_actor_name(self) -> str | None:
+        """The actor's name ("" when it has none) in an actor process; None elsewhere."""
+        spec = self._actor_spec()
+        return None if spec is None else spec.name
+
+    def get_task_function_name(self) -> str | None:
+        """The running task's function (``Class.method`` for an actor's call); None in a driver."""
+        return self.get_task_name()
+
+    def get_placement_group_id(self) -> str | None:
+        """The placement group the calling task or actor runs in (hex), or None."""
+        executor = self._runtime.executor
+        task = executor.current if executor is not None else None
+        pg_id = task.placement_group if task is not None else self._runtime.identity.placement_group
+        return pg_id.hex() if pg_id else None
+
+    @property
+    def current_actor(self) -> Any:
+        """A handle to the calling actor itself. Raises RuntimeError outside an actor."""
+        spec = self._actor_spec()
+        if spec is None:
+            raise RuntimeError("current_actor is only available in an actor")
+        from ._actor_class import ActorHandle
+
+        return ActorHandle(spec.actor_id, spec.class_name, spec.methods, spec.max_task_retries, self._runtime)
+
+    def was_current_actor_reconstructed(self) -> bool:
+        """Whether this actor was restarted at least once (asks the head, as Ray does)."""
+        actor_id = self.get_actor_id()
+        if actor_id is None:
+            raise RuntimeError("was_current_actor_reconstructed() is only available in an actor")
+        from .util.state import get_actor
+
+        state = get_actor(actor_id, address=self._runtime.identity.head_address)
+        return bool(state is not None and state.num_restarts)
+
+    def get_temp_dir(self) -> str:
+        """This process's session directory (its node's, on a worker): logs and sockets live there."""
+        return str(self._runtime.identity.session_dir)
+
+    def get_session_name(self) -> str:
+        """The name of that session directory (``session_<date>_<pid>``)."""
+        return self._runtime.identity.session_dir.name
+
+    def get(self) -> dict[str, Any]:
+        """The context as a dict (Ray's older API): job, node, task and actor ids, namespace."""
+        found: dict[str, Any] = {"job_id": self.get_job_id(), "node_id": self.get_node_id(), "namespace": self.namespace}
+        if (task_id := self.get_task_id()) is not None:
+            found["task_id"] = task_id
+        if (actor_id := self.get_actor_id()) is not None:
+            found["actor_id"] = actor_id
+        return found
+
+    def _actor_spec(self) -> Any:
+        if not self._runtime.identity.actor_id:
+            return None
+        executor = self._runtime.executor
+        actor = getattr(executor, "actor", None) if executor is not None else None
+        return actor.spec if actor is not None else None
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.get_actor_id()
 
     @property
     def job_id(self) -> str:

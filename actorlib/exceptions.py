@@ -19,13 +19,17 @@
     ├── ActorError                     (Ray: RayActorError)
     │   ├── ActorDiedError             the actor is dead and will not come back
     │   └── ActorUnavailableError      the actor is restarting; try again
+    ├── AsyncioActorExit               raised inside an actor by actor.exit_actor() (not an error)
     ├── RuntimeShutdownError           the runtime was shut down while waiting
     ├── NotInitializedError            also a RuntimeError: call actorlib.init() first
     ├── AuthenticationError            the cluster's HTTP API refused the token (missing or wrong)
     └── JobSubmissionError             also a RuntimeError: the jobs API refused a request (.status)
 
 Ray's names are aliases: ``RayError`` and ``RaySystemError`` for ActorlibError,
-``RayTaskError`` for TaskError, ``RayActorError`` for ActorError.
+``RayTaskError`` for TaskError, ``RayActorError`` for ActorError,
+``RuntimeEnvSetupError`` for WorkerStartError (what a broken runtime
+environment raises here) and ``TaskPlacementGroupRemoved`` for
+TaskUnschedulableError.
 
 A :class:`TaskError` is also an instance of the exception the task raised:
 ``except ValueError`` catches a remote ``ValueError``. It keeps the original's
@@ -42,6 +46,7 @@ __all__ = [
     "ActorError",
     "ActorUnavailableError",
     "ActorlibError",
+    "AsyncioActorExit",
     "AuthenticationError",
     "GetTimeoutError",
     "InfeasibleResourcesError",
@@ -64,6 +69,8 @@ __all__ = [
     "RayError",
     "RaySystemError",
     "RayTaskError",
+    "RuntimeEnvSetupError",
+    "TaskPlacementGroupRemoved",
 ]
 
 
@@ -224,6 +231,11 @@ class ActorUnavailableError(ActorError):
     """The actor is restarting or unreachable for now."""
 
 
+class AsyncioActorExit(ActorlibError):
+    """Raised inside an actor's method by ``actorlib.actor.exit_actor()`` to end the actor:
+    let it propagate (the actor's runtime catches it; callers never see it)."""
+
+
 class RuntimeShutdownError(ActorlibError):
     """actorlib.shutdown() was called (or the cluster stopped) while this was waiting."""
 
@@ -252,3 +264,5 @@ RayError = ActorlibError
 RayTaskError = TaskError
 RayActorError = ActorError
 RaySystemError = ActorlibError
+RuntimeEnvSetupError = WorkerStartError
+TaskPlacementGroupRemoved = TaskUnschedulableError

@@ -21,6 +21,14 @@ class Counter:
         return self.value
 
 
+@actorlib.remote(max_restarts=3)
+class Session:
+    """Ends itself: exit_actor() ends an actor for good, whatever its max_restarts."""
+
+    def close(self):
+        actorlib.actor.exit_actor()
+
+
 @actorlib.remote
 class Fetcher:
     """An async actor, written with asyncio exactly as for Ray: calls run concurrently."""
@@ -89,6 +97,12 @@ def main() -> None:
         call_until_restarted(resilient, pid)
     except ActorDiedError as error:
         print("gave up after max_restarts=2:", str(error).split(":")[0])
+
+    session = Session.remote()
+    try:
+        actorlib.get(session.close.remote())
+    except ActorDiedError as error:
+        print("closed itself:", error)
 
     actorlib.kill(counter)
     actorlib.shutdown()

@@ -64,6 +64,11 @@ def main():
         done = [f.result() for f in concurrent.futures.as_completed(futures)]
         print("Executor futures:", sorted(done), "map:", list(executor.map(cube, [5, 6])))
 
+    square = actorlib.remote(cube)
+    print("as_completed:", sorted(actorlib.util.as_completed([square.remote(x) for x in range(5)], chunk_size=2)))
+    print("map_unordered:", sorted(actorlib.util.map_unordered(square, range(6), backpressure_size=3)))
+    print("this node:", actorlib.util.get_node_ip_address())
+
     actorlib.shutdown()
     print("utilities ok")
 

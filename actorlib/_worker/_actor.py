@@ -18,8 +18,9 @@ from typing import Any
 import trio
 
 from .._core import Runtime
-from .._serial import deserialize
+from .._serial import box_system, deserialize
 from .._wire import ActorSpec, CallActor, Channel
+from ..exceptions import ActorDiedError, AsyncioActorExit
 from ._calls import Reply, arguments, collect, failed, iter_of, pack, run_sync, stream_async
 
 DEFAULT_GROUP = ""
@@ -44,6 +45,29 @@ class ActorRunner:
         if self.mode == "threaded":
             self._pools = {group: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{group or 'default'}") for group, n in limits.items()}
         self._loop_handoff: Any = None
+        self.exited = ""  # why, once exit_actor() was called: later calls are refused
+
+    # ---- exit_actor() -------------------------------------------------------------------
+
+    def exit(self) -> None:
+        """End this actor for good, from one of its methods: ask (once) for it to be killed
+        without restart, then raise AsyncioActorExit to unwind the calling method."""
+        if not self.exited:
+            self.exited = "exit_actor() was called"
+            actors, actor_id = self.rt.actors, self.spec.actor_id
+            self.rt.soon(lambda: self.rt.nursery.start_soon(actors._kill, actor_id, True, self.exited))
+        raise AsyncioActorExit(self.exited)
+
+    def _refused(self, call: CallActor, reply: Reply, name: str) -> bool:
+        """Answer ``call`` with ActorDiedError if the actor exited (the call never runs)."""
+        if not self.exited:
+            return False
+        error = box_system(ActorDiedError(f"the actor {self.spec.class_name} exited before {name}() ran: {self.exited}"))
+        if call.streaming:
+            reply.end(0, error)
+        else:
+            reply.done([error] * call.num_returns)
+        return True
 
     # ---- on the runtime thread ------------------------------------------------------
 
@@ -64,6 +88,8 @@ class ActorRunner:
     def run_one(self, call: CallActor, channel: Channel) -> None:
         name = f"{self.spec.class_name}.{call.method}"
         reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
+        if self._refused(call, reply, name):
+            return
         try:
             method = self._method(call.method)
         except AttributeError as exc:
@@ -112,6 +138,8 @@ class ActorRunner:
         name = f"{self.spec.class_name}.{call.method}"
         reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
         async with limiter:
+            if self._refused(call, reply, name):
+                return
             try:
                 method = self._method(call.method)
                 args, kwargs = arguments(self.rt, call.args, call.resolved)

@@ -14,7 +14,7 @@ from .._core import Runtime, unpack
 from .._event_loops import EXPLICIT, loop_of
 from .._serial import LOST_ARGUMENT, box, box_system, deserialize, serialize
 from .._wire import Channel, ErrorValue, Inline, Stored, StreamEnd, StreamItem, TaskDone, Value
-from ..exceptions import ObjectLostError, TaskCancelledError
+from ..exceptions import ActorDiedError, AsyncioActorExit, ObjectLostError, TaskCancelledError
 from ._task_events import error_info
 
 
@@ -72,6 +72,8 @@ def value_of(runtime: Runtime, name: str, item: Any, owner_id: bytes) -> Value:
 def failed(exc: BaseException, name: str, count: int) -> list[ErrorValue]:
     if isinstance(exc, Cancelled):
         return [box_system(TaskCancelledError(f"{name}() was cancelled while running"))] * count
+    if isinstance(exc, AsyncioActorExit):  # exit_actor(): the call's caller sees the actor die
+        return [box_system(ActorDiedError(f"the actor exited in {name}(): {exc}"))] * count
     return [box(exc, name)] * count
 
 

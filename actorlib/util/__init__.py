@@ -6,6 +6,9 @@
 - ActorlibExecutor (also RayExecutor, Executor): a ``concurrent.futures.Executor`` over tasks.
 - placement_group(), remove_placement_group(), ...: reserve bundles of resources across nodes.
 - list_named_actors(): the live named actors of this job's namespace (or of all).
+- as_completed(), map_unordered(): results as they complete (the second with a cap on
+  pending tasks); get_node_ip_address(); inspect_serializability(): what cannot be
+  pickled, and why; log_once().
 - state, scheduling_strategies: submodules, reachable as attributes as in Ray.
 """
 
@@ -14,6 +17,7 @@ from typing import Any
 from . import multiprocessing, queue
 from .._actor_class import list_named_actors
 from ._actor_pool import ActorPool
+from ._helpers import as_completed, get_node_ip_address, inspect_serializability, log_once, map_unordered
 from ._executor import ActorlibExecutor
 from .placement_group import (
     PlacementGroup,
@@ -46,6 +50,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'actorlib.util' has no attribute {name!r}")
 
 __all__ = [
+    "as_completed",
+    "get_node_ip_address",
+    "inspect_serializability",
+    "log_once",
+    "map_unordered",
     "ActorPool",
     "ActorlibExecutor",
     "Executor",

@@ -1,0 +1,235 @@
+"""More of Ray Core's API that programs written for Ray use: ``ray.actor.exit_actor``, the
+rest of the runtime context, ``ray.util``'s helpers, ``ray.timeline`` and Ray's module
+and exception names. Each failed (AttributeError or ImportError) before it was added."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import actorlib
+from actorlib.exceptions import ActorDiedError
+
+from .conftest import alive, poll
+
+# ---- exit_actor -------------------------------------------------------------------------
+
+
+@actorlib.remote(max_restarts=3)
+class Leaver:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def leave(self) -> None:
+        from actorlib.actor import exit_actor
+
+        exit_actor()
+        raise AssertionError("exit_actor() returned")
+
+
+@actorlib.remote(max_restarts=3)
+class AsyncLeaver:
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def leave(self) -> None:
+        actorlib.actor.exit_actor()
+
+
+@pytest.mark.parametrize("cls", [Leaver, AsyncLeaver], ids=["sync", "async"])
+def test_exit_actor_ends_the_actor_for_good_despite_its_restarts(cluster, cls):
+    from actorlib.util.state import list_actors
+
+    actor = cls.remote()
+    pid = actorlib.get(actor.pid.remote(), timeout=60)
+    with pytest.raises(ActorDiedError, match=r"exit_actor\(\) was called"):
+        actorlib.get(actor.leave.remote(), timeout=60)
+    poll(lambda: not alive(pid), timeout=30)  # its process is gone ...
+    with pytest.raises(ActorDiedError, match=r"exit_actor\(\) was called"):
+        actorlib.get(actor.pid.remote(), timeout=60)  # ... and not restarted (max_restarts=3)
+    actor_id = actor._actor_id.hex()
+    (view,) = [a for a in list_actors(timeout=30) if a.actor_id == actor_id]
+    assert view.state == "DEAD" and view.death_cause == "exit_actor() was called"
+
+
+def test_exit_actor_outside_an_actor_is_a_type_error(cluster):
+    @actorlib.remote
+    def not_an_actor() -> None:
+        actorlib.actor.exit_actor()
+
+    with pytest.raises(TypeError, match="only be called inside an actor"):
+        actorlib.get(not_an_actor.remote(), timeout=60)
+    with pytest.raises(TypeError, match="only be called inside an actor"):
+        actorlib.actor.exit_actor()  # the driver
+
+
+# ---- the runtime context --------------------------------------------------------------
+
+
+@actorlib.remote(max_restarts=1)
+class Introspective:
+    def context(self) -> dict:
+        ctx = actorlib.get_runtime_context()
+        return {
+            "name": ctx.get_actor_name(),
+            "restarted": ctx.was_current_actor_reconstructed(),
+            "actor_id": ctx.actor_id,
+            "dict": ctx.get(),
+            "session": ctx.get_session_name(),
+            "temp": ctx.get_temp_dir(),
+            "resource_ids": ctx.get_resource_ids(),
+        }
+
+    def myself(self):
+        return actorlib.get_runtime_context().current_actor
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def test_an_actor_knows_its_name_its_handle_and_whether_it_was_restarted(cluster):
+    actor = Introspective.options(name="introspective").remote()
+    first = actorlib.get(actor.context.remote(), timeout=60)
+    assert first["name"] == "introspective" and first["restarted"] is False
+    assert first["actor_id"] == actor._actor_id.hex() == first["dict"]["actor_id"]
+    assert first["session"].startswith("session_") and Path(first["temp"]).name == first["session"]
+    assert first["resource_ids"] == {"GPU": []}
+    handle = actorlib.get(actor.myself.remote(), timeout=60)  # a handle to itself, usable anywhere
+    assert actorlib.get(handle.pid.remote(), timeout=60) == actorlib.get(actor.pid.remote(), timeout=60)
+    os.kill(actorlib.get(actor.pid.remote(), timeout=60), 9)
+    restarted = poll(lambda: _quietly(lambda: actorlib.get(actor.context.remote(), timeout=30)), timeout=60)
+    assert restarted["restarted"] is True
+    actorlib.kill(actor)
+    driver = actorlib.get_runtime_context()
+    assert driver.get_actor_name() is None and driver.actor_id is None
+    assert set(driver.get()) == {"job_id", "node_id", "namespace"}
+    with pytest.raises(RuntimeError, match="only available in an actor"):
+        driver.current_actor
+
+
+def test_a_task_in_a_placement_group_knows_its_group(cluster):
+    from actorlib.util.placement_group import placement_group, remove_placement_group
+    from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @actorlib.remote(num_cpus=1)
+    def group_id() -> str | None:
+        return actorlib.get_runtime_context().get_placement_group_id()
+
+    pg = placement_group([{"CPU": 1}])
+    actorlib.get(pg.ready(), timeout=60)
+    inside = group_id.options(scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=pg)).remote()
+    assert actorlib.get(inside, timeout=60) == pg.id.hex()
+    remove_placement_group(pg)
+    assert actorlib.get(group_id.remote(), timeout=60) is None
+
+
+def _quietly(fn):
+    try:
+        return fn()
+    except (ActorDiedError, actorlib.exceptions.ActorUnavailableError, actorlib.exceptions.GetTimeoutError):
+        return None
+
+
+# ---- ray.util helpers ------------------------------------------------------------------
+
+
+@actorlib.remote
+def square_after(x: int, gate: str | None = None) -> int:
+    if gate is not None:
+        while not os.path.exists(gate):
+            threading.Event().wait(0.01)
+    return x * x
+
+
+def test_as_completed_yields_what_is_done_before_what_is_not(cluster, tmp_path):
+    gate = tmp_path / "gate"
+    refs = [square_after.remote(7, str(gate))] + [square_after.remote(i) for i in range(3)]
+    results = actorlib.util.as_completed(refs, chunk_size=1)
+    first = [next(results) for _ in range(3)]  # the gated task cannot be among them
+    assert sorted(first) == [0, 1, 4]
+    gate.write_text("go")
+    assert list(results) == [49]
+    assert sorted(actorlib.util.as_completed(refs, chunk_size=3, yield_obj_refs=True), key=id) == sorted(refs, key=id)
+    with pytest.raises(ValueError, match="chunk_size"):
+        next(actorlib.util.as_completed(refs, chunk_size=0))
+
+
+def test_map_unordered_caps_the_tasks_in_flight(cluster):
+    pulled = []
+
+    def items():
+        for i in range(40):
+            pulled.append(i)
+            yield i
+
+    results = actorlib.util.map_unordered(square_after, items(), backpressure_size=5, chunk_size=1)
+    first = next(results)
+    assert len(pulled) <= 6  # 5 in flight, and the one that waited for room
+    assert sorted([first, *results]) == [i * i for i in range(40)]
+    with pytest.raises(ValueError, match="num_returns"):
+        next(actorlib.util.map_unordered(square_after, [1], num_returns=2))
+
+
+def test_get_node_ip_address_is_the_nodes_address_in_tasks_and_drivers(cluster):
+    @actorlib.remote
+    def where() -> str:
+        return actorlib.util.get_node_ip_address()
+
+    known = {node["NodeManagerAddress"] for node in actorlib.nodes() if node["Alive"]}
+    assert actorlib.get(where.remote(), timeout=60) in known
+    assert actorlib.util.get_node_ip_address() in known
+
+
+def test_inspect_serializability_names_what_cannot_be_pickled():
+    lock = threading.Lock()
+
+    def uses_lock() -> int:
+        with lock:
+            return 1
+
+    class Holder:
+        def __init__(self) -> None:
+            self.fine = [1, 2]
+            self.guard = threading.Lock()
+
+    printed = io.StringIO()
+    ok, failures = actorlib.util.inspect_serializability(uses_lock, name="uses_lock", print_file=printed)
+    assert not ok and [f.name for f in failures] == ["lock"] and failures.pop().parent is uses_lock
+    assert "cannot pickle '_thread.lock' object" in printed.getvalue()
+    ok, failures = actorlib.util.inspect_serializability(Holder(), print_file=printed)
+    assert not ok and [f.name for f in failures] == ["guard"]
+    assert actorlib.util.inspect_serializability(lambda: 1, print_file=printed) == (True, set())
+    assert actorlib.util.log_once("compat-key") and not actorlib.util.log_once("compat-key")
+
+
+# ---- ray.timeline, module and exception names ------------------------------------------
+
+
+def test_timeline_returns_or_writes_the_chrome_trace(cluster, tmp_path):
+    import json
+
+    actorlib.get([square_after.remote(i) for i in range(3)], timeout=60)
+    events = poll(lambda: [e for e in actorlib.timeline() if "square_after" in str(e.get("name", ""))], timeout=30)
+    assert all({"ph", "ts", "pid"} <= set(e) for e in events)
+    path = tmp_path / "trace.json"
+    assert actorlib.timeline(filename=str(path)) is None
+    assert any("square_after" in str(e.get("name", "")) for e in json.loads(path.read_text()))
+
+
+def test_rays_module_and_exception_names_resolve():
+    import actorlib.actor
+    import actorlib.remote_function
+    import actorlib.runtime_context
+
+    assert actorlib.actor.ActorHandle is actorlib.ActorHandle and actorlib.actor.method is actorlib.method
+    assert actorlib.remote_function.RemoteFunction is actorlib.RemoteFunction
+    assert actorlib.runtime_context.get_runtime_context is actorlib.get_runtime_context
+    assert actorlib.ObjectID is actorlib.ObjectRef
+    exceptions = actorlib.exceptions
+    assert exceptions.RuntimeEnvSetupError is exceptions.WorkerStartError
+    assert exceptions.TaskPlacementGroupRemoved is exceptions.TaskUnschedulableError
+    assert issubclass(exceptions.AsyncioActorExit, exceptions.RayError)
