@@ -14,10 +14,17 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class RetryingTransport(httpx.HTTPTransport):
+    """``methods``: the methods sent again (idempotent ones; a caller that knows its requests
+    have no effect, such as a test of refused requests, may name more)."""
+
+    def __init__(self, *args: object, methods: frozenset[str] = IDEMPOTENT, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.methods = methods
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         try:
             return super().handle_request(request)
         except httpx.RemoteProtocolError:
-            if request.method not in IDEMPOTENT or not isinstance(request.stream, httpx.ByteStream):
+            if request.method not in self.methods or not isinstance(request.stream, httpx.ByteStream):
                 raise  # a POST may have been acted on; a streamed body cannot be sent twice
             return super().handle_request(request)
