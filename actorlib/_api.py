@@ -63,6 +63,9 @@ def start(address: str | None, early: EarlyHead | None, options: dict[str, Any])
         include_dashboard=options.get("include_dashboard"),
         dashboard_port=options.get("dashboard_port", 8265),
         dashboard_host=options.get("dashboard_host"),
+        object_spilling_directory=options.get("object_spilling_directory"),
+        object_spilling_limit=options.get("object_spilling_limit"),
+        _system_config=options.get("_system_config"),
     )
     with _lock:
         existing = _core._runtime._current

@@ -23,7 +23,7 @@ from ._session import new_session
 # The init() arguments the head needs to describe its node.
 NODE_OPTIONS = (
     "num_cpus", "num_gpus", "resources", "memory", "object_store_memory", "include_dashboard", "dashboard_port",
-    "dashboard_host",
+    "dashboard_host", "object_spilling_directory", "object_spilling_limit", "_system_config",
 )  # fmt: skip
 
 

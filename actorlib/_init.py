@@ -26,6 +26,8 @@ def init(
     runtime_env: dict[str, Any] | None = None,
     ignore_reinit_error: bool = False,
     log_to_driver: bool = True,
+    object_spilling_directory: str | None = None,
+    object_spilling_limit: int | None = None,
     **ray_only: Any,
 ) -> InitContext:
     """Start an embedded local cluster (no address) or connect to one; make this process a driver.
@@ -35,6 +37,10 @@ def init(
     ``ignore_reinit_error=True``. ``runtime_env`` (``env_vars``,
     ``working_dir``, ``py_modules``, ``excludes``) applies to every task and
     actor of this driver; local directories are uploaded to the cluster.
+    A full object store spills to ``object_spilling_directory`` (default: under the
+    session), at most ``object_spilling_limit`` bytes (default: the disk's free
+    space less 5%; 0 turns spilling off); Ray's ``_system_config`` spelling
+    (``object_spilling_config``, ``automatic_object_spilling_enabled``) works too.
     An embedded cluster serves the HTTP API (jobs) only when asked with
     ``include_dashboard=True`` (``dashboard_host``, ``dashboard_port``:
     default 127.0.0.1:8265, 0 for any free port; see docs/jobs.md).
@@ -48,7 +54,8 @@ def init(
         "num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources, "memory": memory,
         "object_store_memory": object_store_memory, "namespace": namespace, "runtime_env": runtime_env,
         "ignore_reinit_error": ignore_reinit_error, "log_to_driver": log_to_driver,
-        **{k: ray_only[k] for k in ("include_dashboard", "dashboard_port", "dashboard_host") if k in ray_only},
+        "object_spilling_directory": object_spilling_directory, "object_spilling_limit": object_spilling_limit,
+        **{k: ray_only[k] for k in ("include_dashboard", "dashboard_port", "dashboard_host", "_system_config") if k in ray_only},
     }  # fmt: skip
     early = None
     if address is None and not _running():

@@ -223,6 +223,9 @@ def memory_renderable(result: Any, stats_only: bool = False, sort_by: str = "siz
         head.append(f"  store {size(node.store_used)} of {size(node.store_capacity)}, {count} object{'s' * (count != 1)}")
         head.append(f"  · {node.processes} process{'es' * (node.processes != 1)} hold {len(node.references)} reference{'s' * (len(node.references) != 1)}")
         head.append(f"  · inline {size(node.inline_bytes)}")
+        if node.spilled_bytes:
+            on_disk = sum(1 for obj in node.stored if obj.where == "SPILLED")
+            head.append(f"  · spilled {size(node.spilled_bytes)} of {size(node.spill_limit)}, {on_disk} only on disk")
         if node.left_out:
             head.append(f"  ({node.left_out} more not listed)", style="yellow")
         parts.append(head)

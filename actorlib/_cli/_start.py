@@ -27,6 +27,14 @@ START_TIMEOUT = 60.0
 @click.option("--num-gpus", type=float, help="GPUs to offer [default: $CUDA_VISIBLE_DEVICES].")
 @click.option("--resources", default="{}", help='Custom resources as JSON, e.g. \'{"ssd": 1}\'.')
 @click.option("--object-store-memory", type=int, help="Bytes of shared memory for large objects.")
+@click.option(
+    "--object-spilling-directory", type=click.Path(file_okay=False), envvar="ACTORLIB_OBJECT_SPILLING_DIRECTORY",
+    help="Where a full object store spills objects [default: under the session; env: ACTORLIB_OBJECT_SPILLING_DIRECTORY].",
+)
+@click.option(
+    "--object-spilling-limit", type=click.IntRange(min=0), envvar="ACTORLIB_OBJECT_SPILLING_LIMIT",
+    help="Bytes of disk the store may spill (0: never spill) [default: the disk's free space less 5%; env: ACTORLIB_OBJECT_SPILLING_LIMIT].",
+)
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False), help="The cluster token (joining node).")
 @click.option("--dashboard-host", default="127.0.0.1", show_default=True, help="Where the head's HTTP API (jobs) listens; keep it loopback unless you must.")
 @click.option("--dashboard-port", type=int, default=8265, show_default=True, envvar="ACTORLIB_DASHBOARD_PORT", help="The head's HTTP API port (0: any free port) [env: ACTORLIB_DASHBOARD_PORT].")
@@ -49,6 +57,8 @@ def start(
     num_gpus: float | None,
     resources: str,
     object_store_memory: int | None,
+    object_spilling_directory: str | None,
+    object_spilling_limit: int | None,
     token_file: str | None,
     dashboard_host: str,
     dashboard_port: int,
@@ -79,7 +89,8 @@ def start(
     from ..cluster import InitOptions
 
     options = InitOptions.check(
-        None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory, memory=memory
+        None, num_cpus=num_cpus, num_gpus=num_gpus, resources=custom, object_store_memory=object_store_memory, memory=memory,
+        object_spilling_directory=object_spilling_directory, object_spilling_limit=object_spilling_limit,
     )
     ip = node_ip_address or ("127.0.0.1" if head else _ip_towards(address or ""))
     token_path = str(Path(token_file).resolve()) if token_file else ""  # before a new session moves links

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class InitOptions:
     runtime_env: dict[str, Any] = field(default_factory=dict)  # checked; local directories not yet uploaded
     dashboard_port: int = -1  # an embedded cluster's HTTP API: -1 none, 0 any free port
     dashboard_host: str = "127.0.0.1"
+    object_spilling_directory: str = ""  # "": the node's default (see _store._spill.spill_settings)
+    object_spilling_limit: int = -1  # bytes; 0 turns spilling off, -1 the default
 
     @classmethod
     def check(cls, address: str | None, **kwargs: Any) -> InitOptions:
@@ -45,6 +48,7 @@ class InitOptions:
         if not isinstance(namespace, str):
             raise TypeError(f"init(namespace=...) must be a string, got {namespace!r}")
         runtime_env = check_runtime_env(kwargs.get("runtime_env"), where="init")
+        spill_directory, spill_limit = check_spilling(kwargs)
         dashboard_port = -1
         if kwargs.get("include_dashboard"):
             dashboard_port = kwargs.get("dashboard_port", 8265)
@@ -63,6 +67,8 @@ class InitOptions:
             runtime_env=runtime_env,
             dashboard_port=dashboard_port,
             dashboard_host=str(kwargs.get("dashboard_host") or "127.0.0.1"),
+            object_spilling_directory=spill_directory,
+            object_spilling_limit=spill_limit,
         )
 
     def local_config(self, session: Path) -> NodeConfig:
@@ -80,7 +86,9 @@ class InitOptions:
         resources = self.node_resources(memory, store)
         return NodeConfig(
             session_dir=str(session), node_id=_ids.unique_id().hex(), resources=resources,
-            gpu_ids=gpu_ids(resources["GPU"]), object_store_memory=int(store), **fields,
+            gpu_ids=gpu_ids(resources["GPU"]), object_store_memory=int(store),
+            object_spilling_directory=self.object_spilling_directory, object_spilling_limit=self.object_spilling_limit,
+            **fields,
         )  # fmt: skip
 
     def node_resources(self, physical_memory: int, store_memory: int) -> dict[str, float]:
@@ -96,3 +104,40 @@ def gpu_ids(count: float) -> list[str]:
     ids = detect()[: math.ceil(count)]
     spare = (str(i) for i in itertools.count() if str(i) not in ids)
     return ids + [next(spare) for _ in range(math.ceil(count) - len(ids))]
+
+
+def check_spilling(kwargs: dict[str, Any]) -> tuple[str, int]:
+    """``(directory, limit)`` from ``object_spilling_directory`` / ``object_spilling_limit``, or
+    Ray's ``_system_config`` spelling (``object_spilling_config``'s ``directory_path``,
+    ``automatic_object_spilling_enabled``); raises ValueError/TypeError naming a bad one."""
+    system = kwargs.get("_system_config") or {}
+    if not isinstance(system, dict):
+        raise TypeError(f"init(_system_config=...) must be a dict, got {system!r}")
+    directory = kwargs.get("object_spilling_directory") or _ray_spill_directory(system.get("object_spilling_config"))
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"init(object_spilling_directory=...) must be a path, got {directory!r}")
+    limit = kwargs.get("object_spilling_limit")
+    if limit is None:
+        limit = 0 if system.get("automatic_object_spilling_enabled") is False else -1
+    elif not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ValueError(f"init(object_spilling_limit=...) must be a number of bytes (0: no spilling), got {limit!r}")
+    return (os.path.abspath(os.fspath(directory)) if directory else ""), limit
+
+
+def _ray_spill_directory(config: Any) -> str:
+    """The directory of Ray's ``object_spilling_config`` (a JSON string or a dict of type "filesystem")."""
+    if not config:
+        return ""
+    try:
+        parsed = json.loads(config) if isinstance(config, str) else config
+        params = parsed.get("params", {})
+        path = params.get("directory_path", "")
+    except (ValueError, AttributeError):
+        raise ValueError(f"_system_config object_spilling_config must be Ray's JSON, got {config!r}") from None
+    if parsed.get("type", "filesystem") != "filesystem":
+        raise ValueError(f"only filesystem spilling is supported, got object_spilling_config type {parsed.get('type')!r}")
+    if isinstance(path, list):  # Ray accepts several directories; we spill to the first
+        path = path[0] if path else ""
+    if not isinstance(path, str):
+        raise ValueError(f"object_spilling_config directory_path must be a path, got {path!r}")
+    return path

@@ -32,6 +32,8 @@ class NodeConfig(msgspec.Struct, kw_only=True):
     dashboard_port: int = -1  # -1: no HTTP server; 0: any free port
     labels: dict[str, str] = {}  # ``actorlib start --labels``: the autoscaler marks its nodes' type and instance
     autoscaling_config: str = ""  # head: the cluster config whose autoscaler it runs ("": none)
+    object_spilling_directory: str = ""  # where a full store spills ("": $ACTORLIB_OBJECT_SPILLING_DIRECTORY, else <session>/spill)
+    object_spilling_limit: int = -1  # bytes it may spill (0: never; -1: $ACTORLIB_OBJECT_SPILLING_LIMIT, else the disk's free space less 5%)
 
     @property
     def short(self) -> str:

@@ -190,7 +190,7 @@ class NodeInspector:
             return []
         return [
             ObjectState(object_id=oid.hex(), node_id=node_id, object_size=size, owner_id=owner.hex(), sealed=sealed)
-            for oid, size, owner, sealed in store.objects()
+            for oid, size, owner, sealed, _ in store.objects()
         ]
 
     async def memory(self) -> NodeMemory:
@@ -201,14 +201,18 @@ class NodeInspector:
         store = service.store
         used, capacity, _ = store.stats() if store is not None else (0, 0, 0)
         stored = [
-            StoredObjectState(object_id=oid.hex(), size=size, owner_id=owner.hex(), sealed=sealed)
-            for oid, size, owner, sealed in (store.objects() if store is not None else [])
+            StoredObjectState(
+                object_id=oid.hex(), size=size, owner_id=owner.hex(), sealed=sealed, where="SPILLED" if spilled else "STORE"
+            )
+            for oid, size, owner, sealed, spilled in (store.objects() if store is not None else [])
         ]
         replies = await service.owner_tasks.objects()
         rows = [_reference(node_id, reply, info) for reply in replies for info in reply.objects]
         left_out = sum(max(0, reply.total - len(reply.objects)) for reply in replies)
         return NodeMemory(
             node_id=node_id, ip=service.view().ip, store_used=used, store_capacity=capacity, stored=stored,
+            spilled_bytes=store.spilled if store is not None else 0,
+            spill_limit=store.spill.limit if store is not None else 0,
             references=rows, processes=len(replies), left_out=left_out,
         )  # fmt: skip
 

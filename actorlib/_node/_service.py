@@ -16,6 +16,7 @@ import supervisors
 from .._core._packages import fetch_package
 from .._runtime_env import PackageStore
 from .._store import ObjectStore
+from .._store._spill import spill_settings
 from .._wire import (
     ActorSpec,
     Channel,
@@ -114,6 +115,7 @@ class NodeService:
         self.owner_tasks = OwnerTasks()  # what the drivers and workers connected here have not started
         self.inspector = NodeInspector(self)
         self.memory_monitor = MemoryMonitor(self, *monitor_settings())  # a bad setting fails the node's start
+        self.spill = spill_settings(config.session_dir, config.object_spilling_directory, config.object_spilling_limit)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         config = self.config
@@ -145,7 +147,7 @@ class NodeService:
                 token_path=config.token_path, ledger=self.leases, nursery=nursery,
                 supervisor=lambda: self.state.jobs_supervisor, fetch=self._fetch_package,
             )  # fmt: skip
-            self.store = ObjectStore(config.object_store_memory)
+            self.store = ObjectStore(config.object_store_memory, spill=self.spill)
             self.store_address = await nursery.start(self.store.serve, config.store_address, self.token)
             self.address = await nursery.start(serve, config.address, self.token, NodeMessage, self._serve_channel)
             pool.base_env["ACTORLIB_STORE_PUBLIC"] = self.store_address  # with its TCP port, once bound

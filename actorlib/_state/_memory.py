@@ -14,6 +14,7 @@ USED_BY_PENDING_TASK = "USED_BY_PENDING_TASK"  # an argument of a task or actor 
 LOCAL_REFERENCE = "LOCAL_REFERENCE"  # ObjectRef objects in the process
 CAPTURED_IN_OBJECT = "CAPTURED_IN_OBJECT"  # a ref serialized into another object: pinned while its owner lives
 BORROWED_BY_OTHERS = "BORROWED_BY_OTHERS"  # the owner holds it for the processes borrowing it
+SPILLED = "SPILLED"  # where: in its node's spill file on disk, not in the store's memory
 
 
 class ObjectRefState(_State):
@@ -47,7 +48,7 @@ class StoredObjectState(_State):
     size: int
     owner_id: str = ""
     sealed: bool = True
-    where: str = "STORE"
+    where: str = "STORE"  # or SPILLED: only in the node's spill file, restored when read
     references: int = 0
 
 
@@ -64,6 +65,8 @@ class NodeMemory(_State):
     left_out: int = 0  # references beyond each process's limit, not listed
     inline_bytes: int = 0  # small objects owned by its processes, kept in their own memory
     error: str = ""
+    spilled_bytes: int = 0  # of its spill file: objects written to disk when the store was full
+    spill_limit: int = 0  # bytes it may spill (0: spilling is off)
 
 
 class MemoryResult(_State):
@@ -89,10 +92,13 @@ def reference_type(local_refs: int, task_refs: int, escaped: bool, borrowers: in
 def join_memory(nodes: list[NodeMemory]) -> list[NodeMemory]:
     """Count, for every stored object, the rows (on any node) that reference it; totals per node."""
     counts: dict[str, int] = {}
+    spilled = {stored.object_id for node in nodes for stored in node.stored if stored.where == SPILLED}
     for node in nodes:
         for row in node.references:
             if row.stored_id:
                 counts[row.stored_id] = counts.get(row.stored_id, 0) + 1
+                if row.where == "STORE" and row.stored_id in spilled:
+                    row.where = SPILLED  # its owner knows the store, the store knows it is on disk
     for node in nodes:
         for stored in node.stored:
             stored.references = counts.get(stored.object_id, 0)

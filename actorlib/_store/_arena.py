@@ -8,11 +8,13 @@ more, so nothing outlives the node's processes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 from ._extents import PAGE, Extents
 from ._memory import MADV_DONTNEED, MADV_HUGEPAGE, MADV_POPULATE_WRITE, MADV_REMOVE, address_of, advise
@@ -85,6 +87,20 @@ class Arena:
 
     def free(self, offset: int, length: int) -> None:
         self.extents.free(offset, length)
+
+    @contextlib.contextmanager
+    def pages(self, offset: int, size: int) -> Iterator[memoryview]:
+        """``size`` bytes at ``offset`` through the store's own mapping, for spilling and restoring
+        (blocking use, in a thread). Afterwards the store drops its page tables for them again:
+        the memory stays, in no resident set of the store's but the one it was already in."""
+        whole = memoryview(self._mapping)
+        try:
+            with whole[offset : offset + size] as view:
+                yield view
+        finally:
+            whole.release()
+            start = offset // PAGE * PAGE
+            advise(self._address + start, offset + size - start, MADV_DONTNEED)
 
     @property
     def used(self) -> int:

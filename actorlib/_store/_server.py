@@ -1,6 +1,7 @@
 """The per-node object store server: every object an extent of one arena (a memfd
-handed to clients once over the Unix socket), with capacity accounting in bytes and
-reader pins that keep an extent from being reused while a view of it is alive.
+handed to clients once over the Unix socket), with capacity accounting in bytes,
+reader pins that keep an extent from being reused while a view of it is alive, and
+spilling to disk of objects nobody reads when the arena is full (``_spill``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, cast
 
+import logging
+
 import msgspec
 import trio
 
@@ -21,20 +24,29 @@ from .._wire._messages import StoreMessage, StoreOk, StorePlace, StoreRead, Stor
 from .._wire._messages import StoreStatsRequest
 from ._arena import Arena, prefault_size
 from ._extents import page_round
+from ._spill import SpillFile, SpillSettings, pick_victims
+
+log = logging.getLogger("actorlib.store")
 
 MIB = 1024 * 1024
 TRIM_INTERVAL = 2.0
 
 
 class _Object:
-    """One object's extent, and who still needs it.
+    """One object: its extent of the arena (``offset``, -1 while only on disk), its copy in
+    the spill file (``disk``, -1 if none), and who still needs them.
 
     The extent goes back to the arena once the object is out of the index
     (freed), no reader pins it, and its creator is done writing (sealed, or
-    its connection closed).
+    its connection closed); or, for a sealed object with a copy on disk, when
+    the store needs the room and no reader pins it. The disk copy goes once
+    the object is freed and no stream or restore reads it.
     """
 
-    __slots__ = ("offset", "length", "size", "owner", "creator", "sealed", "settled", "pins", "indexed")
+    __slots__ = (
+        "offset", "length", "size", "owner", "creator", "sealed", "settled", "pins", "indexed", "disk",
+        "disk_pins", "restored", "used",
+    )  # fmt: skip
 
     def __init__(self, offset: int, length: int, size: int, owner: bytes, creator: _Connection | None) -> None:
         self.offset = offset
@@ -44,8 +56,12 @@ class _Object:
         self.creator = creator  # the connection writing it, until sealed
         self.sealed = False
         self.settled = trio.Event()  # set once sealed or freed
-        self.pins = 0  # views readers hold, and reads streaming it to other nodes
+        self.pins = 0  # views readers hold, reads streaming it to other nodes, and a spill writing it
         self.indexed = True  # gets may still find it
+        self.disk = -1  # offset of its copy in the spill file
+        self.disk_pins = 0  # streams and restores reading the disk copy
+        self.restored: trio.Event | None = None  # set when a restore under way ends
+        self.used = 0  # the store's tick when it was last created or read: least recently used spills first
 
 
 class _Connection:
@@ -88,18 +104,23 @@ class ObjectStore:
     and ``close`` are synchronous and must be called from that thread.
 
     Args:
-        capacity: bytes of objects the store holds at most (its arena's size).
+        capacity: bytes of objects the store holds in memory at most (its arena's size).
         prefault: bytes of the arena faulted in at start, in the background
             (default: ``$ACTORLIB_OBJECT_STORE_PREFAULT`` or 256 MiB, at most the capacity).
+        spill: where objects go when the arena is full (None: nowhere, the put fails).
     """
 
-    def __init__(self, capacity: int, prefault: int | None = None) -> None:
+    def __init__(self, capacity: int, prefault: int | None = None, spill: SpillSettings | None = None) -> None:
         if capacity <= 0:
             raise ValueError(f"store capacity must be positive, got {capacity}")
         self.capacity = capacity
         self.arena = Arena(capacity, prefault_size(capacity) if prefault is None else prefault)
+        self.spill = SpillFile(spill or SpillSettings(directory="", limit=0))
         self._objects: dict[bytes, _Object] = {}  # the index: what gets can find
         self._held: dict[int, _Object] = {}  # every extent in use, by offset
+        self._room = trio.Lock()  # one spill (or restore's search for room) at a time
+        self._tick = 0
+        self._spill_error = ""  # why the last spill failed, if it did
         self._waiting_gets = 0
         self.bytes_sent = 0  # object bytes streamed to readers on other nodes (StoreRead), since start
 
@@ -107,6 +128,11 @@ class ObjectStore:
     def used(self) -> int:
         """Bytes of the arena in use: objects, and freed ones whose extents readers still pin."""
         return self.arena.used
+
+    @property
+    def spilled(self) -> int:
+        """Bytes of the spill file in use (objects with a copy on disk, in memory too or not)."""
+        return self.spill.used
 
     # ---- serving ---------------------------------------------------------
 
@@ -142,7 +168,7 @@ class ObjectStore:
 
     async def _dispatch(self, conn: _Connection, message: Any, nursery: trio.Nursery) -> None:
         if isinstance(message, StoreCreate):
-            await conn.reply(self._create(conn, message))
+            await conn.reply(await self._create(conn, message))
         elif isinstance(message, StoreSeal):
             await conn.reply(self._seal(conn, message))
         elif isinstance(message, StoreGet):
@@ -165,19 +191,24 @@ class ObjectStore:
 
     # ---- requests ----------------------------------------------------------
 
-    def _create(self, conn: _Connection, request: StoreCreate) -> StorePlace | StoreError:
+    async def _create(self, conn: _Connection, request: StoreCreate) -> StorePlace | StoreError:
         if request.size <= 0:
             return _error(request.req, "bad", f"object size must be positive, got {request.size}")
         if request.object_id in self._objects:
             return _error(request.req, "exists", f"object {request.object_id.hex()} already exists")
-        placed = self._allocate(request.req, request.size)
+        placed = await self._make_room(request.req, request.size)
         if isinstance(placed, StoreError):
             return placed
+        if request.object_id in self._objects:  # another connection created it while this one waited for room
+            self.arena.free(placed.offset, page_round(request.size))
+            return _error(request.req, "exists", f"object {request.object_id.hex()} already exists")
         obj = _Object(placed.offset, page_round(request.size), request.size, request.owner, conn)
+        obj.used = self._next_tick()
         self._objects[request.object_id] = self._held[obj.offset] = conn.creating[request.object_id] = obj
         return placed
 
     def _land(self, conn: _Connection, request: StoreLand) -> StorePlace | StoreError:
+        # Never spills: a landing is a transient copy, and the reader falls back to private memory.
         if request.size <= 0:
             return _error(request.req, "bad", f"object size must be positive, got {request.size}")
         placed = self._allocate(request.req, request.size)
@@ -199,7 +230,8 @@ class ObjectStore:
             return _error(
                 req, "full",
                 f"object store is full: no free extent holds an object of {size / MIB:.2f} MiB "
-                f"({free / MIB:.2f} MiB are free, the largest free extent is {largest / MIB:.2f} MiB)",
+                f"({free / MIB:.2f} MiB are free, the largest free extent is {largest / MIB:.2f} MiB)"
+                f"{self._spill_figures()}",
             )  # fmt: skip
         offset, fresh = placed
         return StorePlace(req=req, offset=offset, size=size, fresh=fresh)
@@ -210,6 +242,19 @@ class ObjectStore:
         return (
             f"object store is full: an object of {size / MIB:.2f} MiB does not fit, "
             f"{self.used / MIB:.2f} MiB of {self.capacity / MIB:.2f} MiB capacity are used{pinned}"
+            f"{self._spill_figures()}"
+        )
+
+    def _spill_figures(self) -> str:
+        spill = self.spill
+        if not spill.enabled:
+            return "; spilling to disk is off"
+        pinned = sum(obj.length for obj in self._held.values() if obj.indexed and (obj.pins or not obj.sealed))
+        failure = f", the last spill failed: {self._spill_error}" if self._spill_error else ""
+        return (
+            f"; {pinned / MIB:.2f} MiB of it are being read or written and cannot be spilled, "
+            f"{spill.used / MIB:.2f} MiB of the {spill.limit / MIB:.2f} MiB spill limit are used "
+            f"(in {spill.directory}){failure}"
         )
 
     def _seal(self, conn: _Connection, request: StoreSeal) -> StoreOk | StoreError:
@@ -234,7 +279,12 @@ class ObjectStore:
         if obj is None:
             await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
             return
-        self._pin(conn, obj)  # before the reply: a free meanwhile must not give the extent away
+        error = await self._resident(obj, request.req)
+        if error is not None:
+            await conn.reply(error)
+            return
+        obj.used = self._next_tick()
+        self._pin(conn, obj)  # before the reply: a free (or a spill) meanwhile must not give the extent away
         await conn.reply(StorePlace(req=request.req, offset=obj.offset, size=obj.size))
 
     def _pin(self, conn: _Connection, obj: _Object) -> None:
@@ -255,20 +305,153 @@ class ObjectStore:
             self._settle(obj)
 
     async def _read(self, conn: _Connection, request: StoreRead) -> None:
-        """Send a remote reader the object's bytes (a copy of its memory, via sendfile)."""
+        """Send a remote reader the object's bytes via sendfile: from memory, or from the spill
+        file if it is only there (a remote read does not restore it)."""
         obj = await self._sealed(request.object_id)
         if obj is None:
             await conn.reply(_error(request.req, "lost", f"object {request.object_id.hex()} is not in this store"))
             return
-        obj.pins += 1  # freed while it streams, the extent waits for the stream
+        obj.used = self._next_tick()
+        in_memory = obj.offset >= 0
+        fd, offset = (self.arena.fd, obj.offset) if in_memory else (self.spill.fd, obj.disk)
+        if in_memory:
+            obj.pins += 1  # freed or spilled while it streams, the extent waits for the stream
+        else:
+            obj.disk_pins += 1
         try:
             async with conn.send_lock:
                 await conn.send_locked(StoreData(req=request.req, size=obj.size))
-                await conn.send_file(self.arena.fd, obj.offset, obj.size)
+                await conn.send_file(fd, offset, obj.size)
             self.bytes_sent += obj.size
         finally:
-            obj.pins -= 1
+            if in_memory:
+                obj.pins -= 1
+            else:
+                obj.disk_pins -= 1
             self._settle(obj)
+
+    # ---- spilling -------------------------------------------------------------
+
+    async def _make_room(self, req: int, size: int) -> StorePlace | StoreError:
+        """An extent for ``size`` bytes, spilling objects nobody reads to disk if need be."""
+        placed = self._allocate(req, size)
+        if not isinstance(placed, StoreError) or not self.spill.enabled or page_round(size) > self.arena.size:
+            return placed
+        async with self._room:
+            while True:
+                placed = self._allocate(req, size)
+                if not isinstance(placed, StoreError):
+                    return placed
+                victims = self._victims(page_round(size))
+                if not victims or not await self._evict(victims):
+                    return _error(req, "full", self._full_message(size))
+
+    def _victims(self, length: int) -> list[_Object]:
+        """Objects to move out of memory to make room for ``length`` bytes, least recently used first."""
+        movable = sorted(
+            (obj for obj in self._held.values() if obj.indexed and obj.sealed and obj.pins == 0 and obj.creator is None),
+            key=lambda obj: obj.used,
+        )  # fmt: skip
+        needed = max(length - self.arena.extents.free_bytes, 1)
+        chosen = pick_victims(((index, obj.length, obj.disk >= 0) for index, obj in enumerate(movable)), needed)
+        return [movable[index] for index in chosen]
+
+    async def _evict(self, victims: list[_Object]) -> bool:
+        """Drop the victims' extents, writing those without a copy on disk first; whether any went."""
+        progress = False
+        writes = []
+        for obj in victims:
+            if obj.disk >= 0:
+                self._drop_extent(obj)
+                progress = True
+                continue
+            disk = self.spill.allocate(obj.length)
+            if disk is not None:
+                obj.pins += 1  # the extent stays while it is written, even if freed meanwhile
+                writes.append((obj, disk))
+        if writes:
+            progress = await self._spill_out(writes) or progress
+        return progress
+
+    async def _spill_out(self, writes: list[tuple[_Object, int]]) -> bool:
+        jobs = [(obj.offset, obj.size, disk) for obj, disk in writes]
+        with trio.CancelScope(shield=True):  # the thread runs to the end anyway; account for what it did
+            done, error = await trio.to_thread.run_sync(self._write_all, jobs)
+        self._spill_error = "" if error is None else str(error)
+        if error is not None:
+            log.warning("spilling objects to %s failed: %s", self.spill.directory, error)
+        progress = False
+        for index, (obj, disk) in enumerate(writes):
+            obj.pins -= 1
+            if index >= done:
+                self.spill.free(disk, obj.length)
+                continue
+            obj.disk = disk
+            if obj.indexed and obj.pins == 0:
+                self._drop_extent(obj)
+                progress = True
+            self._settle(obj)  # freed while it was written: both copies go
+        return progress
+
+    def _write_all(self, jobs: list[tuple[int, int, int]]) -> tuple[int, OSError | None]:
+        """Copy objects from the arena into the spill file (in a thread): how many went, and why not the rest."""
+        for index, (offset, size, disk) in enumerate(jobs):
+            try:
+                with self.arena.pages(offset, size) as view:
+                    self.spill.write(view, disk)
+            except OSError as exc:
+                return index, exc
+        return len(jobs), None
+
+    async def _resident(self, obj: _Object, req: int) -> StoreError | None:
+        """Wait until the object is in memory, restoring it from disk; an error if it cannot be."""
+        while obj.offset < 0:
+            if not obj.indexed:
+                return _error(req, "lost", "the object was freed while it was being read back from disk")
+            if obj.restored is not None:
+                await obj.restored.wait()
+                continue
+            error = await self._restore(obj, req)
+            if error is not None:
+                return error
+        return None
+
+    async def _restore(self, obj: _Object, req: int) -> StoreError | None:
+        obj.restored = done = trio.Event()
+        obj.disk_pins += 1
+        try:
+            placed = await self._make_room(req, obj.size)
+            if isinstance(placed, StoreError):
+                return placed
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._read_back, placed.offset, obj.size, obj.disk)
+            except BaseException as exc:
+                self.arena.free(placed.offset, obj.length)
+                if isinstance(exc, OSError):
+                    return _error(req, "lost", f"the object could not be read back from the spill file: {exc}")
+                raise
+            obj.offset = placed.offset
+            self._held[obj.offset] = obj
+            return None
+        finally:
+            obj.disk_pins -= 1
+            obj.restored = None
+            done.set()
+            self._settle(obj)
+
+    def _read_back(self, offset: int, size: int, disk: int) -> None:
+        with self.arena.pages(offset, size) as view:
+            self.spill.read_into(view, disk)
+
+    def _drop_extent(self, obj: _Object) -> None:
+        del self._held[obj.offset]
+        self.arena.free(obj.offset, obj.length)
+        obj.offset = -1
+
+    def _next_tick(self) -> int:
+        self._tick += 1
+        return self._tick
 
     async def _sealed(self, object_id: bytes) -> _Object | None:
         """The object once it is sealed; None if unknown or freed first."""
@@ -325,19 +508,25 @@ class ObjectStore:
         conn.pins.clear()
 
     def _settle(self, obj: _Object) -> None:
-        """Give the object's extent back to the arena if nobody needs it any more."""
-        if not obj.indexed and obj.pins == 0 and obj.creator is None and self._held.get(obj.offset) is obj:
-            del self._held[obj.offset]
-            self.arena.free(obj.offset, obj.length)
+        """Give a freed object's extent back to the arena, and its disk copy to the spill file,
+        once nobody needs them any more."""
+        if obj.indexed:
+            return
+        if obj.offset >= 0 and obj.pins == 0 and obj.creator is None and self._held.get(obj.offset) is obj:
+            self._drop_extent(obj)
+        if obj.disk >= 0 and obj.disk_pins == 0:
+            self.spill.free(obj.disk, obj.length)
+            obj.disk = -1
 
     def stats(self) -> tuple[int, int, int]:
         """``(used bytes, capacity bytes, number of objects)``: unsealed objects, and freed ones
         still pinned by readers, count as used; the number counts objects gets can find."""
         return self.used, self.capacity, len(self._objects)
 
-    def objects(self) -> list[tuple[bytes, int, bytes, bool]]:
-        """(object id, size, owner id, sealed) of every object held (for the state API)."""
-        return [(object_id, obj.size, obj.owner, obj.sealed) for object_id, obj in self._objects.items()]
+    def objects(self) -> list[tuple[bytes, int, bytes, bool, bool]]:
+        """(object id, size, owner id, sealed, spilled) of every object held (for the state API);
+        spilled: only on disk, not in memory."""
+        return [(oid, obj.size, obj.owner, obj.sealed, obj.offset < 0) for oid, obj in self._objects.items()]
 
     @property
     def waiting_gets(self) -> int:
@@ -349,6 +538,7 @@ class ObjectStore:
         objects are lost; processes that still map the arena keep its pages until they unmap it."""
         self.free(list(self._objects))
         self.arena.close()
+        self.spill.close()
 
 
 def _error(req: int, kind: str, message: str) -> StoreError:
