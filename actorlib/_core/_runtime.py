@@ -27,7 +27,7 @@ from .. import _ids
 from .._serial import box_system, deserialize, serialize, unbox
 from .._store import RemoteReader, StoreClient
 from .._wire import Channel, Inline, Stored, Value, connect, is_unix, local_part, parts, split_host_port
-from ..exceptions import GetTimeoutError, NotInitializedError, ObjectLostError, RuntimeShutdownError
+from ..exceptions import GetTimeoutError, NotInitializedError, ObjectLostError, ObjectStoreFullError, RuntimeShutdownError
 from ._actors import ActorSubmitter, CallSpec
 from ._head_link import HeadLink
 from ._objects import Entry, ObjectTable, ThreadWaiter
@@ -310,13 +310,22 @@ class Runtime:
         """A stored object's value: zero-copy from this node's store, else copied from its node's."""
         ident = self.identity
         if value.node_id == ident.node_id or value.store == ident.store_address:
-            return self.store.get(value.object_id)
+            try:
+                return self.store.get(value.object_id)
+            except ObjectStoreFullError:
+                # Spilled, and readers pin everything the store could move out of the way:
+                # a copy streamed from the spill file, as another node's reader would get.
+                return self._remote_reader().read(ident.store_address, value.object_id)
+        return self._remote_reader().read(value.store, value.object_id)
+
+    def _remote_reader(self) -> RemoteReader:
         if self._remote is None:
+            ident = self.identity
             land = self.store.land  # (takes the lock itself)
             with self._store_lock:
                 if self._remote is None:
                     self._remote = RemoteReader(ident.token, ident.peer_name, land=land)
-        return self._remote.read(value.store, value.object_id)
+        return self._remote
 
     def warm_store(self) -> None:
         """Fault this node's prefaulted arena into this process, in a low-priority thread that

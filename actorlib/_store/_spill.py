@@ -152,11 +152,11 @@ def pick_victims(candidates: Iterable[tuple[int, int, bool]], needed: int) -> li
     items = list(candidates)
     victims, freed = [], 0
     for key, length, on_disk in items:
-        if freed >= needed:
-            return victims
-        if on_disk:
+        if on_disk and freed < needed:
             victims.append(key)
             freed += length
+    if freed >= needed:
+        return victims
     written = 0
     for key, length, on_disk in items:
         if freed >= needed and written >= MIN_BATCH:

@@ -75,7 +75,7 @@ def test_objects_are_freed_when_no_ref_remains(fresh_cluster):
 
 
 def test_store_capacity_is_enforced(fresh_cluster):
-    fresh_cluster(num_cpus=1, object_store_memory=50 * 2**20)
+    fresh_cluster(num_cpus=1, object_store_memory=50 * 2**20, object_spilling_limit=0)  # no spilling
     kept = actorlib.put(np.zeros(4_000_000))  # 32 MB fits
     with pytest.raises(ObjectStoreFullError, match="MiB"):
         actorlib.put(np.zeros(4_000_000))  # another 32 MB does not
