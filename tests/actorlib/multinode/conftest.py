@@ -28,7 +28,9 @@ def free_port() -> int:
 class MultiNode:
     """A head and worker nodes started with the CLI, each an OS process tree."""
 
-    def __init__(self, nodes: list[dict], head_cpus: float = 1, node_timeout: float = 2.0, grace: float = 3.0) -> None:
+    def __init__(
+        self, nodes: list[dict], head_cpus: float = 1, node_timeout: float = 2.0, grace: float = 3.0, head_args: tuple[str, ...] = ()
+    ) -> None:
         self.tmp = tempfile.mkdtemp(prefix="mn-", dir="/tmp")  # short: socket paths have a length limit
         self.env = {**os.environ, "ACTORLIB_TMPDIR": self.tmp}
         self.port = free_port()
@@ -36,7 +38,9 @@ class MultiNode:
         self.node_timeout = node_timeout
         self.grace = grace
         self.outputs: list[subprocess.CompletedProcess] = []  # every CLI run's output (tokens must never show)
-        self.cli("start", "--head", "--port", str(self.port), "--num-cpus", str(head_cpus), "--node-timeout", str(node_timeout))
+        self.cli(
+            "start", "--head", "--port", str(self.port), "--num-cpus", str(head_cpus), "--node-timeout", str(node_timeout), *head_args
+        )  # fmt: skip
         self.token_file = str(next(Path(self.tmp).glob("actorlib-*/session_2*/token")))
         self.node_pids: dict[str, int] = {}
         for node in nodes:
@@ -51,11 +55,11 @@ class MultiNode:
             raise AssertionError(f"actorlib {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def add_node(self, ip: str, cpus: float = 1, resources: dict | None = None) -> int:
+    def add_node(self, ip: str, cpus: float = 1, resources: dict | None = None, args: tuple[str, ...] = ()) -> int:
         before = set(self._ready_pids("node.json"))
         self.cli(
             "start", "--address", self.address, "--token-file", self.token_file, "--node-ip-address", ip,
-            "--num-cpus", str(cpus), "--resources", json.dumps(resources or {}), "--grace", str(self.grace),
+            "--num-cpus", str(cpus), "--resources", json.dumps(resources or {}), "--grace", str(self.grace), *args,
         )  # fmt: skip
         (pid,) = set(self._ready_pids("node.json")) - before
         self.node_pids[ip] = pid
