@@ -30,6 +30,7 @@ EXPECTED = {
     "autoscaling.py": "autoscaling ok",
     "dashboard.py": "dashboard ok",
     "chaos.py": "chaos ok",
+    "spilling.py": "spilling ok",
 }
 
 
