@@ -236,6 +236,9 @@ def test_an_embedded_cluster_spills_and_reads_everything_back(fresh_cluster, tmp
         del array
     rows = [row for node in state.memory().nodes for row in node.references if row.owned]
     assert {row.where for row in rows} >= {"SPILLED", "STORE"}
+    arrays = actorlib.get(refs)  # all at once: the first ones pin the store, the rest come as copies
+    assert [int(array[0]) for array in arrays] == list(range(24)) and all((a == i).all() for i, a in enumerate(arrays))
+    del arrays
     with pytest.raises(ObjectStoreFullError) as info:
         refs += [actorlib.put(np.full(4 * MIB, 0, dtype=np.uint8)) for _ in range(16)]
     assert "32.00 MiB capacity" in str(info.value) and "96.00 MiB spill limit" in str(info.value)

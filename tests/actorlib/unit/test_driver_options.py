@@ -111,3 +111,47 @@ def test_explicit_node_resources_win(monkeypatch: pytest.MonkeyPatch) -> None:
     options = InitOptions.check(None, num_cpus=3, num_gpus=1, memory=5 * GiB, resources={"TPU": 8})
     resources = options.node_resources(physical_memory=100 * GiB, store_memory=GiB)
     assert resources == {"CPU": 3.0, "GPU": 1.0, "memory": float(5 * GiB), "TPU": 8.0}
+
+
+def test_spilling_settings_in_our_spelling_and_rays(tmp_path) -> None:
+    import json
+
+    from actorlib._store._spill import spill_settings
+
+    ours = InitOptions.check(None, object_spilling_directory=str(tmp_path / "a"), object_spilling_limit=5 * GiB)
+    assert (ours.object_spilling_directory, ours.object_spilling_limit) == (str(tmp_path / "a"), 5 * GiB)
+    config = ours.node_config(tmp_path)
+    assert (config.object_spilling_directory, config.object_spilling_limit) == (str(tmp_path / "a"), 5 * GiB)
+    ray_config = {"type": "filesystem", "params": {"directory_path": [str(tmp_path / "b"), "/elsewhere"]}}
+    rays = InitOptions.check(None, _system_config={"object_spilling_config": json.dumps(ray_config)})
+    assert (rays.object_spilling_directory, rays.object_spilling_limit) == (str(tmp_path / "b"), -1)
+    off = InitOptions.check(None, _system_config={"automatic_object_spilling_enabled": False})
+    assert off.object_spilling_limit == 0
+    default = spill_settings(str(tmp_path), "", -1)
+    assert default.directory == str(tmp_path / "spill") and default.limit > 0  # the disk's free space less 5%
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"object_spilling_limit": -1}, "object_spilling_limit"),
+        ({"object_spilling_limit": "1G"}, "object_spilling_limit"),
+        ({"object_spilling_directory": 7}, "object_spilling_directory"),
+        ({"_system_config": {"object_spilling_config": '{"type": "smart_open", "params": {}}'}}, "smart_open"),
+        ({"_system_config": {"object_spilling_config": "not json"}}, "object_spilling_config"),
+    ],
+)
+def test_bad_spilling_settings_are_named(kwargs: dict[str, Any], text: str) -> None:
+    with pytest.raises((ValueError, TypeError)) as info:
+        InitOptions.check(None, **kwargs)
+    assert text in str(info.value)
+
+
+def test_a_bad_spill_limit_in_the_environment_is_named(monkeypatch, tmp_path) -> None:
+    from actorlib._store._spill import LIMIT_ENV, spill_settings
+
+    monkeypatch.setenv(LIMIT_ENV, "lots")
+    with pytest.raises(ValueError, match=LIMIT_ENV):
+        spill_settings(str(tmp_path))
+    monkeypatch.setenv(LIMIT_ENV, "0")
+    assert spill_settings(str(tmp_path)).limit == 0
