@@ -63,8 +63,10 @@ def head_address(session_dir: str | Path) -> str:
 
 
 def remove_sockets(session: Path) -> None:
-    """Remove a stopped session's socket directory (logs stay for inspection)."""
+    """Remove a stopped session's socket directory and its default spill directory, which holds
+    no named file (docs/decisions/0014-spilling.md); logs stay for inspection."""
     shutil.rmtree(session / "sockets", ignore_errors=True)
+    shutil.rmtree(session / "spill", ignore_errors=True)
 
 
 def session_of(address: str) -> Path | None:

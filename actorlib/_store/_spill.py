@@ -77,6 +77,7 @@ class SpillFile:
         self.fd = -1
         self.written = 0  # bytes spilled since start
         self.restored = 0  # bytes read back since start
+        self._made_directory = False
 
     @property
     def enabled(self) -> bool:
@@ -119,15 +120,24 @@ class SpillFile:
 
     def _open(self) -> int:
         if self.fd < 0:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            if not os.path.isdir(self.directory):
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                self._made_directory = True
             self.fd = _unnamed_file(self.directory)
         return self.fd
 
     def close(self) -> None:
-        """Close the file: the kernel frees its blocks (idempotent)."""
+        """Close the file, whose blocks the kernel then frees, and remove the directory if this
+        file made it and nothing else went there (idempotent)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self._made_directory:
+            self._made_directory = False
+            try:
+                os.rmdir(self.directory)
+            except OSError:
+                pass  # someone else's files are in it, or it is gone already
 
 
 def _unnamed_file(directory: str) -> int:

@@ -43,10 +43,11 @@ async def spilling_store(limit: int = 256 * MIB, tcp: bool = False) -> AsyncIter
                 yield store, bound
             finally:
                 nursery.cancel_scope.cancel()
-        store.close()
-        assert store.spill.fd == -1
         if os.path.exists(spill.directory):  # made on the first spill
             assert os.listdir(spill.directory) == []  # the spill file never had a name
+        store.close()
+        assert store.spill.fd == -1
+        assert not os.path.exists(spill.directory)  # the store made it, the store removed it
 
 
 @contextmanager
