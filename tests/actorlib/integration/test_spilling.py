@@ -32,9 +32,11 @@ PIECE = MIB - 4096  # with its header, one MiB of pages
 
 
 @asynccontextmanager
-async def spilling_store(limit: int = 256 * MIB, tcp: bool = False) -> AsyncIterator[tuple[ObjectStore, str]]:
+async def spilling_store(
+    limit: int = 256 * MIB, tcp: bool = False, directory: str = ""
+) -> AsyncIterator[tuple[ObjectStore, str]]:
     with tempfile.TemporaryDirectory(prefix="alspill") as tmp:
-        spill = SpillSettings(directory=os.path.join(tmp, "spill"), limit=limit)
+        spill = SpillSettings(directory=directory or os.path.join(tmp, "spill"), limit=limit)
         store = ObjectStore(CAPACITY, prefault=0, spill=spill)
         address = unix_address(os.path.join(tmp, "store.sock")) + (";127.0.0.1:0" if tcp else "")
         async with trio.open_nursery() as nursery:
@@ -174,6 +176,20 @@ async def test_full_disk_limit_raises_naming_both_figures() -> None:
                 reader.close()
             with pytest.raises(ObjectStoreFullError, match="spill limit"):
                 await run(c.get, next(object_id for object_id, spilled in on_disk.items() if spilled))
+
+
+async def test_a_spill_that_fails_is_named_in_the_error_and_the_store_keeps_serving() -> None:
+    async with spilling_store(directory="/dev/null/spill") as (store, address):  # not a directory
+        with client(address) as c:
+            with pytest.raises(ObjectStoreFullError) as info:
+                for i in range(CAPACITY // MIB + 1):
+                    await run(c.put, oid(i), serialize(value(i)), OWNER)
+            assert "the last spill failed" in str(info.value) and "Not a directory" in str(info.value)
+            assert store.spilled == 0
+            await run(c.free, [oid(0)])
+            await run(c.put, b"fits", serialize(value(5)), OWNER)  # room again: it still serves
+            array = await run(c.get, b"fits")
+            assert (array == 5).all()
 
 
 async def test_no_spilling_when_the_limit_is_zero() -> None:
