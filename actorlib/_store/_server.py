@@ -1,7 +1,7 @@
 """The per-node object store server: every object an extent of one arena (a memfd
 handed to clients once over the Unix socket), with capacity accounting in bytes,
 reader pins that keep an extent from being reused while a view of it is alive, and
-spilling to disk of objects nobody reads when the arena is full (``_spill``).
+spilling to disk of objects nobody reads when the arena is full (``_spilling``).
 """
 
 from __future__ import annotations
