@@ -49,7 +49,7 @@ class _Prepared:
         self.kind = TaskKind(
             fn=exported, name=self.name, shape=self.shape, env=self.env, max_retries=self.max_retries,
             retry_exceptions=self.retry_exceptions, streaming=self.streaming, strategy=self.strategy,
-            group=self.group, capture=self.capture,
+            group=self.group, capture=self.capture, num_returns=1 if self.streaming else self.num_returns,
         )  # fmt: skip
 
 

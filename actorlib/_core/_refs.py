@@ -23,7 +23,7 @@ class ObjectRef:
     code. Equal refs name the same object.
     """
 
-    __slots__ = ("_id", "_owner", "_runtime", "__weakref__")
+    __slots__ = ("_id", "_owner", "_runtime")  # no __weakref__: 8 bytes more per ref, and nothing uses it
 
     def __init__(self, object_id: bytes, owner: str, runtime: Runtime, *, counted: bool = False) -> None:
         self._id = object_id

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._ids import TASK_ID_LEN, return_id
 from .._serial import LOST_ARGUMENT, Exported, box_system, boxed_type, unbox
 from .._wire import Channel, ConnectionFailed, ErrorValue, Inline, LeaseGranted, LeaseRefused, PushTask, RequestLease, ReturnLease, Stored, TaskDone, Value
 from .._wire import CancelTask, PendingTask, WaitPlacementGroup, WorkerExitQuery
@@ -53,6 +54,7 @@ LEASE_GIVE_UP = 30.0  # seconds of failed lease requests (and no lease) before t
 
 
 NONE: tuple[()] = ()
+NO_BUFFERS: list[bytes] = []  # shared (never appended to)
 
 
 def scheduling_key(shape: dict[str, float], env: dict[str, str], strategy: tuple[str, bytes, bool], retriable: bool) -> str:
@@ -67,7 +69,7 @@ class TaskKind:
 
     __slots__ = (
         "fn", "name", "shape", "env", "max_retries", "retry_exceptions", "streaming", "strategy", "group",
-        "capture", "key",
+        "capture", "key", "num_returns", "_local_keys",
     )  # fmt: skip
 
     def __init__(
@@ -83,6 +85,7 @@ class TaskKind:
         strategy: tuple[str, bytes, bool] = ("DEFAULT", b"", False),
         group: tuple[bytes, int] | None = None,
         capture: bool = False,
+        num_returns: int = 1,
     ) -> None:
         self.fn = fn
         self.name = name
@@ -95,6 +98,18 @@ class TaskKind:
         self.group = group  # (placement group id, bundle index); its shape is in the group's resources
         self.capture = capture  # the task's own tasks and actors go into its group by default
         self.key = scheduling_key(shape, env, strategy, max_retries != 0)
+        self.num_returns = 1 if streaming else num_returns  # a stream's error is one value
+        self._local_keys: dict[bytes, str] = {}
+
+    def key_at(self, locality: bytes) -> str:
+        """The scheduling key of its tasks placed by locality on node ``locality`` (b"": none)."""
+        if not locality:
+            return self.key
+        key = self._local_keys.get(locality)
+        if key is None:
+            shape, env = sorted(self.shape.items()), sorted(self.env.items())
+            key = self._local_keys[locality] = repr((shape, env, self.strategy, self.max_retries != 0, locality))
+        return key
 
 
 def _shared(name: str) -> property:
@@ -102,11 +117,16 @@ def _shared(name: str) -> property:
 
 
 class TaskSpec:
-    """One task invocation, as the owner tracks it."""
+    """One task invocation, as the owner tracks it.
+
+    Slim, for 100,000 of them may be queued at once: its first return id is held (the object
+    table and the ObjectRef hold the same bytes) and its task id and other return ids derived
+    from it; what all tasks of one function share is in its ``kind``; arguments without
+    out-of-band buffers are held as their pickled bytes alone.
+    """
 
     __slots__ = (
-        "task_id", "kind", "args", "deps", "num_returns", "return_ids", "attempt", "resolved", "lease", "slow",
-        "cancelled", "nested", "parent", "created", "key", "locality", "oom_kills",
+        "_id", "kind", "_args", "deps", "attempt", "resolved", "lease", "nested", "parent", "created", "locality",
     )  # fmt: skip
 
     def __init__(
@@ -119,26 +139,51 @@ class TaskSpec:
         return_ids: tuple[bytes, ...],
         nested: list[ObjectRef] | None = None,
     ) -> None:
-        self.task_id = task_id
+        # The first return id starts with the task id: one bytes object for both. (Derived
+        # return ids are equal to those the caller made, so the table finds them.)
+        assert kind.streaming or len(return_ids) == kind.num_returns, "return ids do not match the kind"
+        self._id = return_ids[0] if return_ids else task_id
         self.kind = kind
         # Refs nested in the arguments, held until the task is done: by then its worker has
         # told their owners that it borrows them (or it never ran). Empty: one shared tuple,
         # as for deps and resolved, since 100,000 queued tasks each with lists add up.
         self.nested = nested or NONE
-        self.args = args
+        self._args: Inline | bytes = args.data if not args.buffers else args
         self.deps = deps
-        self.num_returns = 1 if kind.streaming else len(return_ids)  # a stream's error is one value
-        self.return_ids = return_ids
         self.attempt = 0
         self.resolved: list[Value] | tuple[()] = NONE
         self.lease: _Lease | None = None
-        self.slow = False  # counted in its lease's ``slow``
-        self.cancelled = False
         self.parent = b""  # the task that submitted it, if it ran in one (recursive cancel)
         self.created = _created()  # for the state API's pending tasks
-        self.key = kind.key  # its own: placing it by locality gives it a key of its own
         self.locality = b""  # the node holding most bytes of its stored arguments, once resolved
-        self.oom_kills = 0  # times a node's memory monitor killed its worker (its retries back off)
+
+    @property
+    def task_id(self) -> bytes:
+        return self._id[:TASK_ID_LEN]  # the same object when ``_id`` is the task id
+
+    @property
+    def return_ids(self) -> tuple[bytes, ...]:
+        if self.kind.streaming:
+            return ()
+        first = self._id
+        if self.kind.num_returns == 1:
+            return (first,)
+        task_id = first[:TASK_ID_LEN]
+        return tuple(return_id(task_id, i) for i in range(self.kind.num_returns))
+
+    @property
+    def num_returns(self) -> int:
+        return self.kind.num_returns
+
+    @property
+    def args(self) -> Inline:
+        args = self._args
+        return Inline(data=args, buffers=NO_BUFFERS) if type(args) is bytes else args  # type: ignore[return-value]
+
+    @property
+    def key(self) -> str:
+        """Its scheduling key: its kind's, or (placed by locality) one of its own."""
+        return self.kind.key_at(self.locality)
 
     fn = _shared("fn")
     name = _shared("name")
@@ -203,7 +248,7 @@ class _Lease:
         self.core = granted.core_address  # the worker's runtime: cancels go there
         self.queue = queue
         self.inflight: dict[bytes, TaskSpec] = {}
-        self.slow = 0  # tasks in flight not known to be short: nothing may queue behind them
+        self.slow: set[bytes] = set()  # ids of tasks in flight not known to be short: nothing may queue behind them
         self.idle_since = trio.current_time()
         self.used = False
 
@@ -223,6 +268,9 @@ class TaskSubmitter:
         # store's node dies. Held (with the task's arguments) while the result is referenced.
         self._lineage: dict[bytes, TaskSpec] = {}
         self._dead_nodes: set[bytes] = set()
+        # Rare states of a task, kept here rather than in every TaskSpec; dropped when it finishes.
+        self._cancelled: set[TaskSpec] = set()  # running tasks asked to cancel
+        self._oom_kills: dict[TaskSpec, int] = {}  # times a memory monitor killed its worker (retries back off)
 
     # ---- what has not started (the state API) --------------------------------------------
 
@@ -297,10 +345,7 @@ class TaskSubmitter:
         (large) arguments: its leases are asked of that node first, in a queue of their own."""
         if spec.strategy != ("DEFAULT", b"", False) or spec.group is not None:
             return
-        locality = holder_of(spec.resolved)
-        if locality != spec.locality:
-            spec.locality = locality
-            spec.key = repr((sorted(spec.shape.items()), sorted(spec.env.items()), spec.strategy, spec.max_retries != 0, locality))
+        spec.locality = holder_of(spec.resolved)  # its key follows
 
     def _queue(self, spec: TaskSpec) -> _Queue:
         """The queue of ``spec``'s scheduling key (made anew if it was dropped while idle)."""
@@ -483,8 +528,8 @@ class TaskSubmitter:
             namespace=ident.namespace,
         )
         lease.inflight[spec.task_id] = spec
-        spec.slow = not short
-        lease.slow += spec.slow
+        if not short:
+            lease.slow.add(spec.task_id)
         spec.lease = lease
         self._running[spec.task_id] = spec
         try:
@@ -560,7 +605,7 @@ class TaskSubmitter:
         lease = spec.lease
         assert lease is not None
         del lease.inflight[spec.task_id]
-        lease.slow -= spec.slow
+        lease.slow.discard(spec.task_id)
         spec.lease = None
         if elapsed > 0.0:  # 0.0: it never ran (cancelled while queued), or a stream
             fn_id = spec.fn.fn_id
@@ -573,7 +618,7 @@ class TaskSubmitter:
                 self._send_node(lease, ReturnLease(lease_id=lease.lease_id))
 
     def _retry_error(self, spec: TaskSpec, returns: list[Value]) -> bool:
-        if not spec.retry_exceptions or spec.cancelled or not returns or type(returns[0]) is not ErrorValue:
+        if not spec.retry_exceptions or spec in self._cancelled or not returns or type(returns[0]) is not ErrorValue:
             return False
         if spec.max_retries != -1 and spec.attempt >= spec.max_retries:
             return False
@@ -585,7 +630,7 @@ class TaskSubmitter:
     def _argument_lost(self, spec: TaskSpec, returns: list[Value]) -> bool:
         """The worker could not read one of the task's stored arguments (its node died, say):
         recover that argument as a get() would, and submit the task again (as a retry)."""
-        if not spec.deps or not returns or type(returns[0]) is not ErrorValue or spec.cancelled:
+        if not spec.deps or not returns or type(returns[0]) is not ErrorValue or spec in self._cancelled:
             return False
         if spec.max_retries != -1 and spec.attempt >= spec.max_retries:
             return False
@@ -604,6 +649,10 @@ class TaskSubmitter:
         return True
 
     def _finish(self, spec: TaskSpec, values: list[Value]) -> None:
+        if self._cancelled:
+            self._cancelled.discard(spec)
+        if self._oom_kills:
+            self._oom_kills.pop(spec, None)
         if spec.streaming:
             spec.nested = []
             error = values[0] if values else None
@@ -710,7 +759,7 @@ class TaskSubmitter:
         for spec in list(lease.inflight.values()):
             self._running.pop(spec.task_id, None)
             spec.lease = None
-            if spec.cancelled:
+            if spec in self._cancelled:
                 self._finish(spec, [box_system(TaskCancelledError(f"task {spec.name}() was cancelled"))] * spec.num_returns)
             elif not spec.streaming and (spec.max_retries == -1 or spec.attempt < spec.max_retries):
                 spec.attempt += 1
@@ -728,6 +777,7 @@ class TaskSubmitter:
                 )
                 self._finish(spec, [box_system(error)] * spec.num_returns)
         lease.inflight.clear()
+        lease.slow.clear()
         for queue in retried.values():
             self._dispatch(queue)
         for spec in later:
@@ -735,8 +785,8 @@ class TaskSubmitter:
 
     async def _retry_after_oom(self, spec: TaskSpec) -> None:
         """Queue a task killed for memory again after a backoff (1 s, doubling per kill)."""
-        spec.oom_kills += 1
-        delay = min(OOM_RETRY * 2 ** (spec.oom_kills - 1), OOM_RETRY_MAX)
+        kills = self._oom_kills[spec] = self._oom_kills.get(spec, 0) + 1
+        delay = min(OOM_RETRY * 2 ** (kills - 1), OOM_RETRY_MAX)
         log.info("%s() was killed by a node's memory monitor; running it again in %gs", spec.name, delay)
         self._backoff[spec.task_id] = spec
         await trio.sleep(delay)
@@ -774,7 +824,7 @@ class TaskSubmitter:
         spec = self._running.get(task_id)
         if spec is None or spec.lease is None:
             return
-        spec.cancelled = True
+        self._cancelled.add(spec)
         if force:
             lease = spec.lease
             if lease in lease.queue.leases:
