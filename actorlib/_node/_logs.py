@@ -30,10 +30,11 @@ LOG_BUDGET = 1 << 20  # bytes queued on a driver's channel beyond which its log 
 class _Stream:
     """One output stream of one worker."""
 
-    def __init__(self, pid: int, stream: str, file: trio.abc.AsyncResource) -> None:
+    def __init__(self, pid: int, stream: str, path: Path) -> None:
         self.pid = pid
         self.stream = stream
-        self.file = file
+        self.path = path
+        self.file: trio.abc.AsyncResource | None = None  # opened at its first line: most workers write none
         self.partial = b""
         self.job = ""
         self.name = ""
@@ -58,9 +59,9 @@ class LogRelay:
         self._dropped.pop(channel, None)
 
     async def pump(self, name: str, pid: int, stream_name: str, stream: trio.abc.ReceiveStream) -> None:
-        """Copy one worker stream until EOF (the worker exited)."""
-        file = await trio.open_file(self.log_dir / f"{name}-{pid}.{stream_name}", "ab", buffering=0)
-        out = _Stream(pid, stream_name, file)
+        """Copy one worker stream until EOF (the worker exited). Its file is made at the first
+        line written: a thousand actors that print nothing open (and leave) no files."""
+        out = _Stream(pid, stream_name, self.log_dir / f"{name}-{pid}.{stream_name}")
         try:
             async with stream:
                 while data := await stream.receive_some(65536):
@@ -71,7 +72,8 @@ class LogRelay:
             with trio.CancelScope(shield=True):
                 if out.partial:
                     await self._feed(out, b"\n")
-                await file.aclose()
+                if out.file is not None:
+                    await out.file.aclose()
 
     async def _feed(self, out: _Stream, data: bytes) -> None:
         *lines, out.partial = (out.partial + data).split(b"\n")
@@ -90,6 +92,8 @@ class LogRelay:
         for job, batch in batches.items():
             self._send(job, batch)
         if written:
+            if out.file is None:
+                out.file = await trio.open_file(out.path, "ab", buffering=0)
             await out.file.write(b"\n".join(written) + b"\n")  # type: ignore[attr-defined]
 
     def tell_dropped(self) -> None:

@@ -82,8 +82,11 @@ async def open_listener(address: str) -> tuple[trio.SocketListener, str]:
             raise ValueError(f"unix socket path is too long ({len(path)} > {MAX_UNIX_PATH}): {path}")
         if os.path.exists(path):
             os.unlink(path)
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        await sock.bind(path)
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound here, as quick as the unlink above: trio's bind would start a thread for it
+        # (one more thread, with its stack and malloc arena, in every worker and actor).
+        raw.bind(path)
+        sock = trio.socket.from_stdlib_socket(raw)
         os.chmod(path, 0o600)
         sock.listen(512)
         return trio.SocketListener(sock), address

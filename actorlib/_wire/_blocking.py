@@ -11,7 +11,7 @@ import trio
 
 from . import _auth
 from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
-from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome, decoder_for
 
 RECEIVE_CHUNK = 1 << 18
 
@@ -28,7 +28,7 @@ class BlockingChannel:
         self.peer = peer
         self._reader = FrameReader(max_frame)
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(decode_type)
+        self._decoder = decoder_for(decode_type)
         self._lock = threading.Lock()
         self.closed = False
         self._token = ""  # the handshake's, server side
@@ -97,7 +97,7 @@ class BlockingChannel:
         if len(frames) > 1 or self._reader.pending:
             raise ProtocolError(f"{self.peer} sent messages before the handshake completed")
         try:
-            reply = msgspec.msgpack.decode(frames[0], type=Handshake)
+            reply = decoder_for(Handshake).decode(frames[0])
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"bad handshake from {self.peer}: {exc}") from None
         if not isinstance(reply, Auth):

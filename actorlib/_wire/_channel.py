@@ -27,7 +27,7 @@ from . import _auth
 from ._address import is_unix, join, open_listener, open_stream, parts, unix_path
 from ._errors import ConnectionFailed
 from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
-from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome
+from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome, decoder_for
 from ._throttle import CONNECTIONS
 
 log = logging.getLogger("actorlib.wire")
@@ -50,8 +50,8 @@ class Channel:
         self.peer = peer
         self._reader = FrameReader(max_frame)
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(decode_type)
-        self._handshake_decoder = msgspec.msgpack.Decoder(Handshake)
+        self._decoder = decoder_for(decode_type)
+        self._handshake_decoder = decoder_for(Handshake)
         self._inbox: deque[bytes] = deque()
         self._out = bytearray()
         self._sending = False  # the sender task is writing: append, never write past it
