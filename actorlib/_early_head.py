@@ -10,6 +10,7 @@ before its supervisor has adopted the process.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 import supervisors
 
+from ._environ import with_own_code
 from ._session import new_session
 
 # The init() arguments the head needs to describe its node.
@@ -55,7 +57,7 @@ def start(options: dict[str, Any]) -> EarlyHead | None:
     logs = session / "logs"
     argv = [sys.executable, "-m", "actorlib._head", "--local", str(session), encoded]
     try:
-        spawned = supervisors.spawn(argv, stdout=logs / "head.out", stderr=logs / "head.err")
+        spawned = supervisors.spawn(argv, env=with_own_code(dict(os.environ)), stdout=logs / "head.out", stderr=logs / "head.err")
     except BaseException:
         shutil.rmtree(session, ignore_errors=True)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import trio
 import supervisors
 
 from .._early_head import EarlyHead
+from .._environ import with_own_code
 from .._session import head_address, new_session, remove_sockets
 from ._options import InitOptions
 
@@ -58,7 +60,8 @@ async def start_local_cluster(nursery: trio.Nursery, options: InitOptions, early
 
     def start_head() -> supervisors.ProcessChild:
         nonlocal spawned
-        heads.append(supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err", spawned=spawned))
+        env = with_own_code(dict(os.environ))  # its code is this driver's (the early head's too)
+        heads.append(supervisors.ProcessChild(argv, env=env, stdout=logs / "head.out", stderr=logs / "head.err", spawned=spawned))
         spawned = None
         return heads[-1]
 

@@ -15,7 +15,7 @@ import pytest
 import actorlib
 from actorlib.exceptions import NotInitializedError
 
-from .conftest import Cluster, alive, descendants, poll, run_driver, wait_gone
+from .conftest import Cluster, alive, descendants, poll, processes_mentioning, run_driver, wait_gone
 
 REPORT_PIDS = textwrap.dedent("""
     import json, os, sys, time
@@ -179,3 +179,38 @@ def test_worker_output_reaches_the_driver_and_the_log_files():
     session = Path([l.split(" ", 1)[1] for l in lines if l.startswith("SESSION")][0])
     outs = (session / "logs").glob("w-*.out")
     assert any("squaring 7" in path.read_text() for path in outs)
+
+
+def test_a_local_head_runs_the_drivers_copy_of_actorlib(tmp_path):
+    """The head of a local cluster (started early, before the driver's runtime) and so its
+    workers import the actorlib the driver imported, even when the driver found it through
+    sys.path alone: once a head ran an editable install's copy instead."""
+    import shutil
+
+    import supervisors
+
+    copy = tmp_path / "copy"
+    for package in (actorlib, supervisors):
+        source = Path(package.__file__).parent
+        shutil.copytree(source, copy / source.name)  # with __pycache__: its .pyc files stay valid
+    code = f"""
+        import sys
+        sys.path.insert(0, {str(copy)!r})
+        import actorlib
+        actorlib.init(num_cpus=1)
+
+        @actorlib.remote
+        def where():
+            return actorlib.__file__
+
+        print(actorlib.__file__, actorlib.get(where.remote(), timeout=60))
+        actorlib.shutdown()
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    driver, worker = result.stdout.split()[-2:]
+    assert driver == worker == str(copy / "actorlib" / "__init__.py")
+    assert poll(lambda: not processes_mentioning(str(copy)), timeout=10)  # the head went with its driver
