@@ -130,6 +130,9 @@ class Runtime:
         self._channels: list[Channel] = []
         self._submissions: deque[Any] = deque()
         self._drain_scheduled = False
+        # A worker on the head's node connects to the head at its first task or actor call:
+        # from then on it owns work other nodes' deaths concern (NodeDied).
+        self.listen_at_first_submit = False
         self.closed = False
 
     # ---- lifecycle ---------------------------------------------------------
@@ -269,6 +272,9 @@ class Runtime:
             if running is not None:
                 spec.parent = running.task_id
         self._submissions.append(spec)
+        if self.listen_at_first_submit:
+            self.listen_at_first_submit = False
+            self.soon(lambda: self.nursery.start_soon(self.head.listen))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self.soon(self._drain)

@@ -236,6 +236,7 @@ class NodeService:
             ACTORLIB_STORE_ADDRESS=local_part(self.store_address) or self.store_address,
             ACTORLIB_HEAD_ADDRESS=config.head_address,
             ACTORLIB_TOKEN_FILE=str(config.token_path),
+            ACTORLIB_HEAD_NODE="1" if config.is_head else "",  # the head's own node: never declared dead
         )
         return env
 

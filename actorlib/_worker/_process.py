@@ -87,7 +87,12 @@ async def _bootstrap(runtime: Runtime) -> None:
     ident.address = await runtime.nursery.start(runtime.peers.serve, ident.address)
     await runtime.peers.connect_node()
     runtime.nursery.start_soon(runtime.task_events.run)
-    runtime.nursery.start_soon(runtime.head.listen)  # to hear if its node is declared dead
+    if os.environ.get("ACTORLIB_HEAD_NODE"):
+        # The head never declares its own node dead: hear other nodes' deaths only once this
+        # worker owns work that may be there (a head connection per actor costs the head).
+        runtime.listen_at_first_submit = True
+    else:
+        runtime.nursery.start_soon(runtime.head.listen)  # to hear if its node is declared dead
 
 
 def _send_quietly(runtime: Runtime, message: object) -> None:
