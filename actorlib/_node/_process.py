@@ -61,6 +61,18 @@ def run_node_process(argv: list[str], serve: Any, role: str) -> None:
 def _zygote_setup() -> None:
     set_title("zygote")
     prepare_decoders()  # before the zygote freezes its objects and forks workers
+    _warm_trio()
+
+
+def _warm_trio() -> None:
+    """Run one empty Trio loop (and end it) in the zygote: what a first ``trio.run`` sets up
+    once per process is then shared by every worker it forks, not written into each (about
+    0.3 MiB of private memory per worker). No loop runs when the zygote forks."""
+
+    async def nothing() -> None:
+        await trio.sleep(0)
+
+    trio.run(nothing)
 
 
 def configure_logging() -> None:
