@@ -507,9 +507,10 @@ class TaskSubmitter:
     def _push(self, lease: _Lease, spec: TaskSpec, short: bool) -> None:
         ident = self.rt.identity
         sent = self._sent_fns.setdefault(lease.channel, set())
+        task_id = spec.task_id  # derived: once
         fn_id = spec.fn.fn_id
         message = PushTask(
-            task_id=spec.task_id,
+            task_id=task_id,
             fn_id=fn_id,
             fn_blob=None if fn_id in sent else spec.fn.blob,
             name=spec.name,
@@ -527,11 +528,11 @@ class TaskSubmitter:
             nested=[(ref.binary(), ref.owner_address) for ref in spec.nested] if spec.nested else [],
             namespace=ident.namespace,
         )
-        lease.inflight[spec.task_id] = spec
+        lease.inflight[task_id] = spec
         if not short:
-            lease.slow.add(spec.task_id)
+            lease.slow.add(task_id)
         spec.lease = lease
-        self._running[spec.task_id] = spec
+        self._running[task_id] = spec
         try:
             lease.channel.send_nowait(message)
         except trio.ClosedResourceError:
@@ -604,8 +605,10 @@ class TaskSubmitter:
     def _finished_on_lease(self, spec: TaskSpec, elapsed: float) -> None:
         lease = spec.lease
         assert lease is not None
-        del lease.inflight[spec.task_id]
-        lease.slow.discard(spec.task_id)
+        task_id = spec.task_id
+        del lease.inflight[task_id]
+        if lease.slow:
+            lease.slow.discard(task_id)
         spec.lease = None
         if elapsed > 0.0:  # 0.0: it never ran (cancelled while queued), or a stream
             fn_id = spec.fn.fn_id
