@@ -38,6 +38,9 @@ class ProcessBase:
         self._exit: Exit | None = None
         self._failure: tuple[str, str, str] | None = None
         self._stop_requested = False
+        # Reaped: its pid (and process group id) may belong to another process already, while
+        # the exit is still being put together (reading a last Failure line): signal nothing.
+        self._reaped = False
         self._reader_scope = trio.CancelScope(shield=True)
         self._reader_done = trio.Event()
         self.ready_info: dict[str, str] = {}  # what the child sent with READY
@@ -117,6 +120,7 @@ class ProcessBase:
     async def _reap(self) -> None:
         with trio.CancelScope(shield=True):
             returncode = await self._wait_status()
+            self._reaped = True
             # A Failure line the child sent just before dying may still be
             # in flight: read to EOF, but never hang on a leaked socket.
             with trio.move_on_after(FAILURE_REPORT_WAIT):
@@ -135,7 +139,7 @@ class ProcessBase:
     # ---- stopping --------------------------------------------------------------
 
     def _signal_group(self, sig: int) -> None:
-        if self._pid is None:
+        if self._pid is None or self._reaped:
             return
         try:
             os.killpg(self._pid, sig)
