@@ -183,7 +183,8 @@ class TaskSpec:
     @property
     def key(self) -> str:
         """Its scheduling key: its kind's, or (placed by locality) one of its own."""
-        return self.kind.key_at(self.locality)
+        locality = self.locality
+        return self.kind.key_at(locality) if locality else self.kind.key
 
     fn = _shared("fn")
     name = _shared("name")
