@@ -250,6 +250,8 @@ def resolve_log(
     else:
         wanted = [f for f in files if not f.pid and f.worker in ("node", "head", "daemon") and f.stream == "err"]
         what = "the node process"
+    if not wanted and pid:  # its node makes a worker's log file at the first line written to it
+        raise FileNotFoundError(f"{what} on node {node.node_id[:12]} has written nothing to its std{suffix} yet")
     if not wanted:
         raise FileNotFoundError(f"no .{suffix} log of {what} on node {node.node_id[:12]}")
     return node, wanted[0].name
