@@ -254,7 +254,7 @@ class StoreClient:
             assert isinstance(place, StorePlace) and conn is not None and arena is not None
             conn.live += 1
             try:
-                return arena.landing(place.offset, size, lambda: conn.release(place.offset))
+                return arena.landing(place.offset, size, lambda: conn.release(place.offset), map_ahead=True)
             except BaseException:
                 conn.release(place.offset)
                 raise

@@ -1,11 +1,18 @@
-"""One process's mapping of the arena: what it writes reads back, and it remembers which of
-its pages it mapped in so that a get of what it just put does not map them in again."""
+"""One process's mapping of the arena: what it writes reads back (large objects copied by
+several threads), and it remembers which of its pages it mapped in so that a get of what it
+just put does not map them in again."""
 
 import os
+import socket
+import threading
+import time
 
 import numpy as np
+import pytest
 
-from actorlib._store._mapping import CHUNK, ArenaMap
+from actorlib._store import _mapping
+from actorlib._store._mapping import CHUNK, PARALLEL_GRAIN, PARALLEL_MIN, ArenaMap, _in_parallel, _shares
+from actorlib._store._remote import _receive_into
 
 SIZE = 8 * CHUNK
 
@@ -41,4 +48,155 @@ def test_a_write_into_fresh_pages_maps_nothing_in():
         del view
         assert all(arena._mapped_in[:2])  # the read mapped them in
     finally:
+        arena.close()
+
+
+# ---- large objects: copied by several threads, received into pages mapped ahead ----------
+
+BIG = 4 * PARALLEL_MIN  # room for a parallel copy at an odd offset
+
+
+def _big_arena() -> ArenaMap:
+    fd = os.memfd_create("test-arena")
+    os.ftruncate(fd, BIG)
+    return ArenaMap(fd, BIG)
+
+
+def _counting_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    started: list[int] = []
+    real = _mapping._start
+
+    def start(job):
+        started.append(1)
+        return real(job)
+
+    monkeypatch.setattr(_mapping, "_start", start)
+    return started
+
+
+def test_a_large_object_is_copied_by_several_threads_byte_for_byte(monkeypatch: pytest.MonkeyPatch):
+    started = _counting_threads(monkeypatch)
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 256, PARALLEL_MIN + 12345, dtype=np.uint8)  # odd size, straddles every cut
+    pieces = [b"H" * 40, bytes(range(123)), bytes(29), memoryview(big), b"", b"tail"]
+    offset = 4096 + 3 * 64 + 5  # not page-aligned
+    arena = _big_arena()
+    try:
+        arena.write(offset, pieces, fresh=False)
+        expected = b"".join(bytes(p) for p in pieces)
+        view = arena.view(offset, len(expected), lambda: None)
+        assert bytes(view) == expected
+        del view
+        assert len(started) == _mapping.COPY_THREADS - 1
+    finally:
+        arena.close()
+
+
+def test_many_pieces_across_the_threads_shares_land_in_order():
+    rng = np.random.default_rng(2)
+    pieces = [memoryview(rng.integers(0, 256, 3 * PARALLEL_GRAIN + n, dtype=np.uint8)) for n in (17, 1, 4095, 0, 333)]
+    pieces += [b"x" * (PARALLEL_GRAIN - 1)]
+    arena = _big_arena()
+    try:
+        arena.write(PARALLEL_GRAIN - 1, pieces, fresh=False)  # a cut falls inside almost every piece
+        expected = b"".join(bytes(p) for p in pieces)
+        view = arena.view(PARALLEL_GRAIN - 1, len(expected), lambda: None)
+        assert bytes(view) == expected
+        del view
+        first, last = -(-(PARALLEL_GRAIN - 1) // CHUNK), (PARALLEL_GRAIN - 1 + len(expected)) // CHUNK
+        assert all(arena._mapped_in[first:last])
+    finally:
+        arena.close()
+
+
+def test_a_share_is_copied_right_without_numpy_too():
+    arena = _big_arena()
+    try:
+        pieces = [bytes(range(256)) * 20, b"abc" * 1000]
+        placed = [(100, pieces[0]), (100 + len(pieces[0]), pieces[1])]
+        arena._copy(placed, 3000, 6000, None)  # from inside the first piece to inside the second
+        whole = b"".join(pieces)
+        assert bytes(arena._bytes[3000:6000]) == whole[2900:5900]
+        assert bytes(arena._bytes[2990:3000]) == bytes(10)  # nothing outside the share
+    finally:
+        arena.close()
+
+
+@pytest.mark.parametrize(
+    "offset, size, parts",
+    [(0, 1, 2), (0, PARALLEL_MIN, 2), (5, 3 * PARALLEL_GRAIN + 7, 3), (PARALLEL_GRAIN - 1, 2 * PARALLEL_GRAIN, 4),
+     (123, PARALLEL_GRAIN // 2, 4), (0, 10 * PARALLEL_GRAIN, 1)],
+)
+def test_shares_cover_the_span_exactly_once(offset: int, size: int, parts: int):
+    shares = _shares(offset, size, parts)
+    assert shares[0][0] == offset and shares[-1][1] == offset + size
+    assert all(a < b for a, b in shares) and len(shares) <= parts
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(shares, shares[1:]))
+    assert all(start % PARALLEL_GRAIN == 0 for start, _ in shares[1:])
+
+
+def test_in_parallel_runs_every_job_and_raises_a_threads_error():
+    done = []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def fails():
+        barrier.wait()  # both jobs were running at once
+        raise ValueError("boom in a thread")
+
+    def waits():
+        barrier.wait()
+        done.append("first")
+
+    with pytest.raises(ValueError, match="boom in a thread"):
+        _in_parallel([waits, fails])
+    assert done == ["first"]
+
+
+def test_in_parallel_runs_jobs_here_when_no_thread_starts(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_mapping, "_start", lambda job: None)
+    ran = []
+    _in_parallel([lambda: ran.append(threading.get_ident()), lambda: ran.append(threading.get_ident())])
+    assert ran == [threading.get_ident()] * 2
+
+
+def test_a_receive_into_a_landing_mapped_ahead_gets_every_byte():
+    size = PARALLEL_MIN + 3 * 4097  # odd: the last step is short
+    data = np.random.default_rng(3).integers(0, 256, size, dtype=np.uint8).tobytes()
+    arena = _big_arena()
+    released = threading.Event()
+    a, b = socket.socketpair()
+    try:
+        sender = threading.Thread(target=a.sendall, args=(data,))
+        sender.start()
+        room = arena.landing(CHUNK, size, released.set, map_ahead=True)
+        _receive_into(b, room)
+        sender.join()
+        assert bytes(room) == data
+        del room
+        deadline = time.monotonic() + 10  # the thread mapping ahead ends, then the room goes
+        while not released.is_set():
+            assert time.monotonic() < deadline, "the landing was never released"
+            time.sleep(0.01)
+        assert all(arena._mapped_in[1 : (CHUNK + size) // CHUNK])
+    finally:
+        a.close()
+        b.close()
+        arena.close()
+
+
+def test_a_receive_cut_short_raises_and_releases_the_landing():
+    arena = _big_arena()
+    released = threading.Event()
+    a, b = socket.socketpair()
+    try:
+        a.sendall(b"x" * 1000)
+        a.close()
+        room = arena.landing(0, PARALLEL_MIN, released.set, map_ahead=True)
+        with pytest.raises(EOFError):
+            _receive_into(b, room)
+        assert bytes(room[:1000]) == b"x" * 1000
+        del room
+        assert released.wait(10)
+    finally:
+        b.close()
         arena.close()
