@@ -22,6 +22,7 @@ PARALLEL_MIN = 8 << 20  # bytes: smaller objects are copied by one thread (a thr
 PARALLEL_GRAIN = 1 << 20  # each thread's share starts at a multiple of this (past the first)
 LAND_AHEAD = 4 << 20  # a receive's pages are mapped in ahead of it in steps of this
 WARM_CHUNK = 2 << 20
+WARM_NICE = 10  # warming in the background must not slow the process's own work
 WARM_PAUSE = 0.002  # seconds between chunks: the process's own calls must not queue behind warming
 CHUNK = 2 << 20  # the grain at which this process remembers which parts it has mapped in
 
@@ -44,6 +45,8 @@ class ArenaMap:
         advise(self._address, size, MADV_HUGEPAGE)
         self._bytes = memoryview(self._map)
         self._mapped_in = bytearray(-(-size // CHUNK))  # 1: that chunk's pages are in our page tables
+        self._warm_lock = threading.Lock()
+        self._warmed = False  # warm() has begun (it runs once)
 
     def write(self, offset: int, pieces: Sequence[bytes | memoryview], fresh: bool) -> None:
         """Copy ``pieces`` one after the other to ``offset``.
@@ -163,11 +166,19 @@ class ArenaMap:
     def warm(self, stop: threading.Event) -> None:
         """Map the arena's prefaulted part into this process, in chunks, until done or ``stop``
         is set (blocking; the GIL is released while the kernel works). The pages exist
-        already, and mapping them in for reading maps them writable: nothing is dirtied."""
+        already, and mapping them in for reading maps them writable: nothing is dirtied.
+        Only the first call does it; later ones (from any thread) return at once."""
+        with self._warm_lock:
+            if self._warmed:
+                return
+            self._warmed = True
         mapping = self._map  # keeps it mapped while we advise on it, even past close()
         offset = 0 if mapping is not None else self.prefault
         while offset < self.prefault and not stop.is_set():
             length = min(WARM_CHUNK, self.prefault - offset)
+            if all(self._mapped_in[offset // CHUNK : -(-(offset + length) // CHUNK)]):
+                offset += length  # a put or a get mapped it in already
+                continue
             try:
                 if not advise(self._address + offset, length, MADV_POPULATE_READ):
                     break  # a kernel before 5.14: pages are faulted on first use
@@ -180,6 +191,24 @@ class ArenaMap:
             # init() at its full rate (0.7x while warming in 8 MiB chunks without pauses).
             stop.wait(WARM_PAUSE)
         del mapping
+
+    def warm_in_background(self, stop: threading.Event) -> None:
+        """:meth:`warm` in a low-priority daemon thread, unless warming has begun; returns at once."""
+        if self._warmed or not self.prefault:
+            return
+
+        def warm() -> None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
+            except OSError:
+                pass
+            self.warm(stop)
+
+        thread = threading.Thread(target=warm, name="actorlib-store-warm", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            pass  # no thread now: pages are mapped in as objects are read
 
     def close(self) -> None:
         """Close the fd and drop the mapping (idempotent); views of it keep it until they go."""

@@ -200,3 +200,38 @@ def test_a_receive_cut_short_raises_and_releases_the_landing():
     finally:
         b.close()
         arena.close()
+
+
+def test_warming_maps_the_prefaulted_part_in_once(monkeypatch: pytest.MonkeyPatch):
+    fd = os.memfd_create("test-arena")
+    os.ftruncate(fd, SIZE)
+    arena = ArenaMap(fd, SIZE, prefault=SIZE // 2 + 4096)  # ends inside a chunk
+    calls = []
+    real = _mapping.advise
+    monkeypatch.setattr(_mapping, "advise", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(_mapping, "WARM_PAUSE", 0)
+    try:
+        arena.write(CHUNK, [np.ones(CHUNK, np.uint8)], fresh=False)  # chunk 1 is mapped: skipped
+        calls.clear()
+        arena.warm(threading.Event())
+        assert list(arena._mapped_in) == [1, 1, 1, 1, 0, 0, 0, 0]
+        assert [length for _, length, _ in calls] == [CHUNK, CHUNK, CHUNK, 4096]  # 0, 2, 3 and the last page
+        calls.clear()
+        arena.warm(threading.Event())
+        arena.warm_in_background(threading.Event())
+        assert calls == []
+    finally:
+        arena.close()
+
+
+def test_warming_stops_when_told():
+    fd = os.memfd_create("test-arena")
+    os.ftruncate(fd, SIZE)
+    arena = ArenaMap(fd, SIZE, prefault=SIZE)
+    stop = threading.Event()
+    stop.set()
+    try:
+        arena.warm(stop)
+        assert not any(arena._mapped_in)
+    finally:
+        arena.close()
