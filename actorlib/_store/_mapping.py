@@ -17,7 +17,7 @@ from ._memory import MADV_HUGEPAGE, MADV_POPULATE_READ, address_of, advise
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 BIG_PIECE = 1 << 20  # pieces this large are copied by numpy, which releases the GIL
-COPY_THREADS = max(1, min(os.cpu_count() or 1, 4))  # threads that copy (or map in) one large object
+COPY_THREADS = max(1, min(len(os.sched_getaffinity(0)), 4))  # threads that copy (or map in) one large object
 PARALLEL_MIN = 8 << 20  # bytes: smaller objects are copied by one thread (a thread's start is ~0.1 ms)
 PARALLEL_GRAIN = 1 << 20  # each thread's share starts at a multiple of this (past the first)
 LAND_AHEAD = 4 << 20  # a receive's pages are mapped in ahead of it in steps of this
