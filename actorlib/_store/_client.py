@@ -20,7 +20,7 @@ from .._wire._messages import StoreFd, StoreFree, StoreGet, StoreLand, StoreMess
 from .._wire._messages import StoreStats, StoreStatsRequest, Welcome
 from ..exceptions import ActorlibError, GetTimeoutError, ObjectLostError, ObjectStoreFullError
 from ._layout import object_pieces, object_size, read_object
-from ._mapping import PARALLEL_MIN, ArenaMap
+from ._mapping import ArenaMap
 
 HANDSHAKE_TIMEOUT = 10.0
 MAX_REPLY_FRAME = 1 << 20
@@ -237,11 +237,6 @@ class StoreClient:
             except TimeoutError:
                 raise GetTimeoutError(f"object {object_id.hex()} was not sealed within {timeout} s") from None
             view = self._pinned_view(place)
-            if place.size >= PARALLEL_MIN and self._arena is not None:
-                # A process that reads large objects will read more: map the rest of the
-                # prefaulted arena in now, in the background, so that later reads (and puts)
-                # find their pages mapped (a 100 MiB object's take ~4-10 ms to map in here).
-                self._arena.warm_in_background(self._stop_warming)
         return read_object(view)
 
     def land(self, size: int) -> memoryview:
@@ -289,7 +284,7 @@ class StoreClient:
     def warm(self) -> None:
         """Map the arena's prefaulted part into this process (blocking, GIL released), so that
         the first puts copy at memory speed and gets map nothing in. Stops early on close();
-        does nothing if warming began already (a large get starts it in the background)."""
+        does nothing if warming began already."""
         with self._lock:
             self._connection()
             arena = self._arena

@@ -5,7 +5,6 @@ out of it as read-only views, each pinning its extent until the last reference g
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import sys
 import threading
@@ -13,7 +12,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._memory import MADV_HUGEPAGE, MADV_POPULATE_READ, address_of, advise
+from ._memory import MADV_HUGEPAGE, MADV_POPULATE_READ, advise, map_shared, unmap
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")
 BIG_PIECE = 1 << 20  # pieces this large are copied by numpy, which releases the GIL
@@ -22,7 +21,6 @@ PARALLEL_MIN = 8 << 20  # bytes: smaller objects are copied by one thread (a thr
 PARALLEL_GRAIN = 1 << 20  # each thread's share starts at a multiple of this (past the first)
 LAND_AHEAD = 4 << 20  # a receive's pages are mapped in ahead of it in steps of this
 WARM_CHUNK = 2 << 20
-WARM_NICE = 10  # warming in the background must not slow the process's own work
 WARM_PAUSE = 0.002  # seconds between chunks: the process's own calls must not queue behind warming
 CHUNK = 2 << 20  # the grain at which this process remembers which parts it has mapped in
 
@@ -40,10 +38,15 @@ class ArenaMap:
         self.size = size
         self.prefault = min(prefault, size)
         self.inode = os.fstat(fd).st_ino  # tells a restarted store's arena from this one
-        self._map: mmap.mmap | None = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._address = address_of(self._map)
+        # Mapped where the arena's huge pages fit (the store makes its prefaulted part huge pages):
+        # then mapping 100 MiB in costs 50 entries instead of 25,600, and reading it far fewer TLB
+        # misses. The ctypes array is the buffer that views are made from; the memory is unmapped
+        # once neither it nor any view of it is referenced.
+        self._address = map_shared(fd, size)
+        self._map: Any = type("ArenaBytes", (ctypes.c_ubyte * size,), {}).from_address(self._address)
+        weakref.finalize(self._map, unmap, self._address, size)
         advise(self._address, size, MADV_HUGEPAGE)
-        self._bytes = memoryview(self._map)
+        self._bytes = memoryview(self._map).cast("B")
         self._mapped_in = bytearray(-(-size // CHUNK))  # 1: that chunk's pages are in our page tables
         self._warm_lock = threading.Lock()
         self._warmed = False  # warm() has begun (it runs once)
@@ -120,18 +123,12 @@ class ArenaMap:
         first, end = -(-offset // CHUNK), (offset + size) // CHUNK  # the chunks it covers whole
         if end - first < 2 or all(self._mapped_in[first:end]):
             return
-        shares = _shares(offset // 4096 * 4096, size + offset % 4096, COPY_THREADS if size >= PARALLEL_MIN else 1)
-        done = [False] * len(shares)
-
-        def populate(index: int, start: int, stop: int) -> None:
-            try:
-                done[index] = advise(self._address + start, stop - start, MADV_POPULATE_READ)
-            except OSError:
-                pass  # out of memory or an old kernel: the pages fault in as they are read
-
-        _in_parallel([lambda i=i, s=s, e=e: populate(i, s, e) for i, (s, e) in enumerate(shares)])
-        if all(done):
-            self._mapped_in[first:end] = b"\x01" * (end - first)
+        try:
+            if not advise(self._address + offset // 4096 * 4096, size + offset % 4096, MADV_POPULATE_READ):
+                return
+        except OSError:
+            return  # out of memory or an old kernel: the pages fault in as they are read
+        self._mapped_in[first:end] = b"\x01" * (end - first)
 
     def landing(self, offset: int, size: int, on_release: Callable[[], object], *, map_ahead: bool = False) -> memoryview:
         """Like :meth:`view`, but writable: for receiving an object from another node.
@@ -191,24 +188,6 @@ class ArenaMap:
             # init() at its full rate (0.7x while warming in 8 MiB chunks without pauses).
             stop.wait(WARM_PAUSE)
         del mapping
-
-    def warm_in_background(self, stop: threading.Event) -> None:
-        """:meth:`warm` in a low-priority daemon thread, unless warming has begun; returns at once."""
-        if self._warmed or not self.prefault:
-            return
-
-        def warm() -> None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICE)
-            except OSError:
-                pass
-            self.warm(stop)
-
-        thread = threading.Thread(target=warm, name="actorlib-store-warm", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:
-            pass  # no thread now: pages are mapped in as objects are read
 
     def close(self) -> None:
         """Close the fd and drop the mapping (idempotent); views of it keep it until they go."""

@@ -594,14 +594,3 @@ def test_prefault_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 def test_default_capacity_is_30_percent_of_physical_memory() -> None:
     assert default_capacity() == pytest.approx(0.3 * psutil.virtual_memory().total, rel=0.01)
 
-
-async def test_a_large_get_maps_the_rest_of_the_prefaulted_arena_in_the_background() -> None:
-    arr = np.arange(9 * MIB // 8, dtype=np.int64)  # large enough to be copied by several threads
-    async with running_store(prefault=32 * MIB) as (store, address):
-        await poll_until(lambda: store.arena.faulted == 32 * MIB)
-        with client(address, name="writer") as writer, client(address, name="reader") as reader:
-            await run(writer.put, b"big", serialize(arr), OWNER)
-            assert np.array_equal(await run(reader.get, b"big"), arr)
-            mapped = reader._arena._mapped_in  # type: ignore[union-attr]
-            await poll_until(lambda: all(mapped[: 32 * MIB // (2 * MIB)]))
-            assert not any(mapped[32 * MIB // (2 * MIB) :])  # past the prefaulted part: left alone

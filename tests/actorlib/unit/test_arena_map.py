@@ -1,7 +1,8 @@
 """One process's mapping of the arena: what it writes reads back (large objects copied by
-several threads), and it remembers which of its pages it mapped in so that a get of what it
-just put does not map them in again."""
+several threads), it remembers which of its pages it mapped in so that a get of what it
+just put does not map them in again, and it sits where the arena's huge pages fit."""
 
+import ctypes
 import os
 import socket
 import threading
@@ -12,6 +13,7 @@ import pytest
 
 from actorlib._store import _mapping
 from actorlib._store._mapping import CHUNK, PARALLEL_GRAIN, PARALLEL_MIN, ArenaMap, _in_parallel, _shares
+from actorlib._store._memory import HUGE_PAGE, collapse, map_shared, unmap
 from actorlib._store._remote import _receive_into
 
 SIZE = 8 * CHUNK
@@ -218,7 +220,6 @@ def test_warming_maps_the_prefaulted_part_in_once(monkeypatch: pytest.MonkeyPatc
         assert [length for _, length, _ in calls] == [CHUNK, CHUNK, CHUNK, 4096]  # 0, 2, 3 and the last page
         calls.clear()
         arena.warm(threading.Event())
-        arena.warm_in_background(threading.Event())
         assert calls == []
     finally:
         arena.close()
@@ -235,3 +236,71 @@ def test_warming_stops_when_told():
         assert not any(arena._mapped_in)
     finally:
         arena.close()
+
+
+# ---- huge pages: mappings placed where they fit, the prefaulted part collapsed ----------------
+
+
+def _pmd_mapped_kib(address: int) -> int:
+    """ShmemPmdMapped of this process's mapping that starts at ``address``."""
+    with open("/proc/self/smaps") as smaps:
+        inside = False
+        for line in smaps:
+            if "-" in line.split(" ", 1)[0]:
+                inside = int(line.split("-", 1)[0], 16) == address
+            elif inside and line.startswith("ShmemPmdMapped:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no mapping at {address:#x}")
+
+
+@pytest.mark.parametrize("offset", [0, 4096, HUGE_PAGE + 8192])
+def test_map_shared_places_the_mapping_where_the_files_huge_pages_fit(offset: int):
+    fd = os.memfd_create("test-arena")
+    try:
+        os.ftruncate(fd, 3 * HUGE_PAGE)
+        os.pwrite(fd, b"at the offset", offset)
+        address = map_shared(fd, HUGE_PAGE, offset)
+        try:
+            assert (address - offset) % HUGE_PAGE == 0
+            assert ctypes.string_at(address, 13) == b"at the offset"
+            ctypes.memmove(address + 100, b"written", 7)
+            assert os.pread(fd, 7, offset + 100) == b"written"
+        finally:
+            unmap(address, HUGE_PAGE)
+    finally:
+        os.close(fd)
+
+
+def test_collapsing_keeps_every_byte_and_a_mapping_then_maps_huge_pages():
+    size = 3 * HUGE_PAGE + 3 * 4096  # the last, partial huge page stays small
+    data = np.random.default_rng(4).integers(0, 256, size, dtype=np.uint8).tobytes()
+    fd = os.memfd_create("test-arena")
+    os.ftruncate(fd, 4 * HUGE_PAGE)
+    os.pwrite(fd, data, 0)
+    collapsed = collapse(fd, 0, size)
+    assert not collapse(fd, 4096, HUGE_PAGE)  # no whole huge page in it: nothing to do
+    arena = ArenaMap(fd, 4 * HUGE_PAGE)
+    try:
+        view = arena.view(0, size, lambda: None)
+        assert bytes(view) == data
+        if collapsed:  # Linux 6.1+, and a free huge page: three of them mapped whole
+            assert _pmd_mapped_kib(arena._address) == 3 * HUGE_PAGE // 1024
+        del view
+    finally:
+        arena.close()
+
+
+def test_collapse_of_a_bad_fd_is_false():
+    assert collapse(-1, 0, HUGE_PAGE) is False
+
+
+def test_an_arena_map_unmaps_once_closed_and_its_last_view_is_gone():
+    arena = _arena()
+    address = arena._address
+    view = arena.view(0, 3 * CHUNK, lambda: None)
+    arena.close()
+    assert _pmd_mapped_kib(address) >= 0  # still mapped: the view refers to it
+    assert bytes(view[:4]) == bytes(4)
+    del view
+    with open("/proc/self/maps") as maps:
+        assert not any(line.startswith(f"{address:x}-") for line in maps)
