@@ -1,5 +1,6 @@
 """The store's arena: one memfd holding every object of the node, its first bytes
-faulted in ahead of use, the rest faulted on first use and given back when idle.
+faulted in ahead of use (as huge pages where the kernel gives them), the rest faulted on
+first use and given back when idle.
 
 The memfd's size is sealed, so no mapping of it can ever SIGBUS; the kernel
 frees its memory once the store has closed it and no process maps it any
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator
 
 from ._extents import PAGE, Extents
-from ._memory import MADV_DONTNEED, MADV_HUGEPAGE, MADV_POPULATE_WRITE, MADV_REMOVE, address_of, advise, collapse
+from ._memory import MADV_DONTNEED, MADV_HUGEPAGE, MADV_POPULATE_WRITE, MADV_REMOVE, HUGE_PAGE, address_of, advise, make_huge
 
 PREFAULT_ENV = "ACTORLIB_OBJECT_STORE_PREFAULT"
 DEFAULT_PREFAULT = 256 << 20
@@ -152,13 +153,15 @@ class Arena:
         offset = 0
         while offset < self.prefault and not self._stop.is_set():
             length = min(PREFAULT_CHUNK, self.prefault - offset)
+            # Huge pages where the kernel gives them: faster to allocate, mapped in at a 512th of
+            # the cost, read with far fewer TLB misses. Else (or for a tail) 4 KiB pages.
+            huge = make_huge(self.fd, self._address, offset, length) and length % HUGE_PAGE == 0
             try:
-                if not advise(self._address + offset, length, MADV_POPULATE_WRITE):
+                if not huge and not advise(self._address + offset, length, MADV_POPULATE_WRITE):
                     return  # a kernel before 5.14: pages are faulted on first use
             except OSError:
                 return  # out of memory: the rest is faulted on first use
             advise(self._address + offset, length, MADV_DONTNEED)
-            collapse(self.fd, offset, length)  # huge pages: mapped in and read (TLB) at a 512th of the cost
             offset += length
             self.faulted = offset
 

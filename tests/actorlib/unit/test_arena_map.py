@@ -3,6 +3,7 @@ several threads), it remembers which of its pages it mapped in so that a get of 
 just put does not map them in again, and it sits where the arena's huge pages fit."""
 
 import ctypes
+import mmap
 import os
 import socket
 import threading
@@ -13,7 +14,7 @@ import pytest
 
 from actorlib._store import _mapping
 from actorlib._store._mapping import CHUNK, PARALLEL_GRAIN, PARALLEL_MIN, ArenaMap, _in_parallel, _shares
-from actorlib._store._memory import HUGE_PAGE, collapse, map_shared, unmap
+from actorlib._store._memory import HUGE_PAGE, address_of, collapse, make_huge, map_shared, unmap
 from actorlib._store._remote import _receive_into
 
 SIZE = 8 * CHUNK
@@ -304,3 +305,47 @@ def test_an_arena_map_unmaps_once_closed_and_its_last_view_is_gone():
     del view
     with open("/proc/self/maps") as maps:
         assert not any(line.startswith(f"{address:x}-") for line in maps)
+
+
+def test_make_huge_keeps_what_the_file_holds_and_zeroes_the_rest():
+    fd = os.memfd_create("test-arena")
+    os.ftruncate(fd, 3 * HUGE_PAGE)
+    os.pwrite(fd, b"kept", HUGE_PAGE + 5000)  # a page already there, in the middle of a huge page
+    whole = mmap.mmap(fd, 3 * HUGE_PAGE)
+    try:
+        huge = make_huge(fd, address_of(whole), 0, 2 * HUGE_PAGE + 4096)  # the partial third is left
+        contents = bytes(whole)
+        assert contents[HUGE_PAGE + 5000 : HUGE_PAGE + 5004] == b"kept"
+        assert contents.count(0) == len(contents) - 4
+        arena = ArenaMap(os.dup(fd), 3 * HUGE_PAGE)
+        try:
+            view = arena.view(0, 2 * HUGE_PAGE, lambda: None)
+            if huge:
+                assert _pmd_mapped_kib(arena._address) == 2 * HUGE_PAGE // 1024
+            del view
+        finally:
+            arena.close()
+    finally:
+        whole.close()
+        os.close(fd)
+
+
+def test_the_stores_prefaulted_arena_is_read_through_huge_pages_where_the_kernel_allows():
+    from actorlib._store._arena import Arena
+
+    store = Arena(16 * HUGE_PAGE, prefault=8 * HUGE_PAGE)
+    try:
+        store._prefault()  # what its background thread does
+        assert store.faulted == 8 * HUGE_PAGE
+        reader = ArenaMap(os.dup(store.fd), store.size)
+        try:
+            reader.write(0, [np.full(8 * HUGE_PAGE, 7, np.uint8)], fresh=False)
+            view = reader.view(0, 8 * HUGE_PAGE, lambda: None)
+            assert np.all(np.frombuffer(view, np.uint8) == 7)
+            if collapse(store.fd, 0, HUGE_PAGE):  # the kernel makes huge pages (Linux 6.1+)
+                assert _pmd_mapped_kib(reader._address) == 8 * HUGE_PAGE // 1024
+            del view
+        finally:
+            reader.close()
+    finally:
+        store.close()
