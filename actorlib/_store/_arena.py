@@ -154,8 +154,10 @@ class Arena:
         while offset < self.prefault and not self._stop.is_set():
             length = min(PREFAULT_CHUNK, self.prefault - offset)
             # Huge pages where the kernel gives them: faster to allocate, mapped in at a 512th of
-            # the cost, read with far fewer TLB misses. Else (or for a tail) 4 KiB pages.
-            huge = make_huge(self.fd, self._address, offset, length) and length % HUGE_PAGE == 0
+            # the cost, read with far fewer TLB misses. Else (or for a tail) 4 KiB pages. Not
+            # where an extent was handed out already: collapsing copies pages that are in use.
+            untouched = self._touched_end <= offset
+            huge = untouched and make_huge(self.fd, self._address, offset, length) and length % HUGE_PAGE == 0
             try:
                 if not huge and not advise(self._address + offset, length, MADV_POPULATE_WRITE):
                     return  # a kernel before 5.14: pages are faulted on first use

@@ -349,3 +349,25 @@ def test_the_stores_prefaulted_arena_is_read_through_huge_pages_where_the_kernel
             reader.close()
     finally:
         store.close()
+
+
+def test_prefaulting_leaves_memory_handed_out_in_small_pages():
+    from actorlib._store._arena import Arena
+
+    store = Arena(16 * HUGE_PAGE, prefault=8 * HUGE_PAGE)
+    try:
+        placed = store.allocate(3 * HUGE_PAGE)  # an object is written there before prefaulting gets to it
+        assert placed == (0, True)
+        os.pwrite(store.fd, b"in use", HUGE_PAGE)
+        store._prefault()
+        assert store.faulted == 8 * HUGE_PAGE and os.pread(store.fd, 6, HUGE_PAGE) == b"in use"
+        reader = ArenaMap(os.dup(store.fd), store.size)
+        try:
+            view = reader.view(0, 8 * HUGE_PAGE, lambda: None)
+            assert bytes(view[HUGE_PAGE : HUGE_PAGE + 6]) == b"in use"
+            assert _pmd_mapped_kib(reader._address) in (0, 4 * HUGE_PAGE // 1024)  # only the untouched 4 MiB chunks
+            del view
+        finally:
+            reader.close()
+    finally:
+        store.close()
