@@ -593,4 +593,3 @@ def test_prefault_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 def test_default_capacity_is_30_percent_of_physical_memory() -> None:
     assert default_capacity() == pytest.approx(0.3 * psutil.virtual_memory().total, rel=0.01)
-
