@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Event, Ping, Pong, RejectConnection, Request
+from wsproto.events import AcceptConnection, CloseConnection, Event, Ping, Pong, Request
 from wsproto.frame_protocol import FrameProtocol
 
 from actorlib.job_submission import JobSubmissionClient
