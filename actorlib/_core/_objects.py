@@ -131,7 +131,7 @@ class ObjectTable:
         self.known = self._entries.keys()  # a live view of every id in the table
         self.completions = 0  # values set so far: a wait that saw none new need not look again
         self._borrowed_by: dict[Any, set[bytes]] = {}  # owned objects each borrower channel holds
-        self.on_free: Callable[[list[Stored]], None] = lambda stored: None
+        self.on_free: Callable[[list[tuple[bytes, Stored]]], None] = lambda freed: None  # (object id, where it is stored)
         # (owner address, object id) of borrowed objects: no longer held here / passed on uncounted
         self.on_release: Callable[[list[tuple[str, bytes]]], None] = lambda released: None
         self.on_pin: Callable[[list[tuple[str, bytes]]], None] = lambda pinned: None
@@ -334,7 +334,7 @@ class ObjectTable:
 
     def remove_borrowers(self, borrower: Any, object_ids: list[bytes] | None = None) -> None:
         """(Owner.) ``borrower`` dropped these (None: all, it is gone); free what nobody holds."""
-        freed: list[Stored] = []
+        freed: list[tuple[bytes, Stored]] = []
         with self._lock:
             held = self._borrowed_by.get(borrower)
             if held is None:
@@ -356,7 +356,7 @@ class ObjectTable:
 
     def collect(self) -> None:
         """Apply queued reference drops; free objects nobody references any more."""
-        freed: list[Stored] = []
+        freed: list[tuple[bytes, Stored]] = []
         released: list[tuple[str, bytes]] = []
         with self._lock:
             while self._decrefs:
@@ -377,7 +377,7 @@ class ObjectTable:
             self.on_release(released)
 
     def _drop_if_unreferenced(
-        self, object_id: bytes, entry: Entry, freed: list[Stored], released: list[tuple[str, bytes]]
+        self, object_id: bytes, entry: Entry, freed: list[tuple[bytes, Stored]], released: list[tuple[str, bytes]]
     ) -> None:
         """(Under the lock.) Forget an entry nothing holds: no ref here, no borrower, not pinned
         and nobody waiting on it. A waiter defers this until its wait is over (complete and
@@ -388,7 +388,7 @@ class ObjectTable:
         self.ready.discard(object_id)
         if entry.owned:
             if isinstance(entry.value, Stored):
-                freed.append(entry.value)
+                freed.append((object_id, entry.value))
         elif entry.registered:  # (if it escaped, the owner pinned it first)
             released.append((entry.owner, object_id))
 

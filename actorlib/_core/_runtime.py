@@ -506,9 +506,9 @@ class Runtime:
         except (RuntimeShutdownError, trio.RunFinishedError):
             pass
 
-    def _free_stored(self, stored: list[Stored]) -> None:
-        self.submitter.forget(stored)
-        self.peers.free_stored(stored)
+    def _free_stored(self, freed: list[tuple[bytes, Stored]]) -> None:
+        self.submitter.forget([object_id for object_id, _ in freed])
+        self.peers.free_stored([stored for _, stored in freed])
 
     # ---- objects lost with their node ------------------------------------------------------
 

@@ -741,10 +741,11 @@ class TaskSubmitter:
         self.submit(spec)  # its own arguments may be recomputed first
         return True
 
-    def forget(self, stored: list[Stored]) -> None:
-        """These results are no longer referenced: their tasks need not be kept."""
-        for value in stored:
-            spec = self._lineage.pop(value.object_id, None)
+    def forget(self, object_ids: list[bytes]) -> None:
+        """These results are no longer referenced: their tasks need not be kept. (By the refs'
+        ids: a Stored value's ``object_id`` is its key in the store, which the worker chose.)"""
+        for object_id in object_ids:
+            spec = self._lineage.pop(object_id, None)
             if spec is not None and not any(rid in self._lineage for rid in spec.return_ids):
                 spec.deps = []
                 spec.nested = []

@@ -143,6 +143,32 @@ def test_a_lost_argument_that_cannot_be_recomputed_fails_its_task_naming_it(clus
         actorlib.get(total.remote(ref), timeout=60)
 
 
+def test_once_results_are_dropped_the_tasks_kept_to_recompute_them_let_go_of_their_arguments(cluster):
+    """A stored result keeps its task (to recompute it if its node dies), and so the task's
+    arguments; dropping the result lets go of both. (Regression: the kept task was looked up by
+    the result's key in the store, never found, and kept for ever, with its arguments: a
+    pipeline's intermediate objects stayed in the store, and the soak's driver grew.)"""
+    from actorlib.util import state
+
+    @actorlib.remote
+    def plus_one(array):
+        return array + 1
+
+    def stored() -> set[str]:
+        return {o.object_id for o in state.list_objects()}
+
+    before = stored()
+    first = make_array.remote(2**17)  # 1 MiB: in the store
+    second = plus_one.remote(first)
+    assert float(actorlib.get(second, timeout=60).sum()) == 2 * 2**17
+    assert len(stored() - before) == 2
+    del first  # still an argument of the task kept to recompute ``second``
+    gc.collect()
+    del second
+    gc.collect()
+    poll(lambda: not stored() - before, timeout=30)
+
+
 # ---- refs nested in task arguments: borrowers are counted -----------------------------------
 
 
