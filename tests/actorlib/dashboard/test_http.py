@@ -180,6 +180,8 @@ def test_metrics_parse_and_match_the_cluster_state(dash: Dash) -> None:
         tasks = metrics["actorlib_tasks"]
         if total(tasks, state="FINISHED") != summary.by_state.get("FINISHED") or total(tasks, state="FAILED") != summary.by_state.get("FAILED"):
             return None
+        if summary.by_state.get("FAILED", 0) < 3:  # each worker reports its calls about once a second
+            return None
         objects = state.list_objects(limit=10_000)
         if total(metrics["actorlib_object_store_objects"]) != len(objects):
             return None
