@@ -6,25 +6,23 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from functools import partial
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
 import trio
 
 from actorlib._serial import serialize
-from actorlib._store import ObjectStore, RemoteReader, StoreClient, object_size, write_object
+from actorlib._store import ObjectStore, RemoteReader, object_size, write_object
 from actorlib._store._client import _Connection
 from actorlib._store._spill import SpillSettings, pick_victims
 from actorlib._wire import StoreAttach, StoreCreate, StoreFd, StorePlace, StoreSeal, unix_address
 from actorlib.exceptions import ObjectStoreFullError
 
 from .conftest import poll
+from .test_store import TOKEN, client, run  # the store tests' client and thread helper
 
-TOKEN = "spill-test-token"
 OWNER = b"owner-1"
 MIB = 1024 * 1024
 CAPACITY = 16 * MIB
@@ -50,19 +48,6 @@ async def spilling_store(
         store.close()
         assert store.spill.fd == -1
         assert not os.path.exists(spill.directory)  # the store made it, the store removed it
-
-
-@contextmanager
-def client(address: str) -> Iterator[StoreClient]:
-    c = StoreClient(address, TOKEN, "test")
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-async def run(fn: Callable[..., Any], *args: Any) -> Any:
-    return await trio.to_thread.run_sync(partial(fn, *args))
 
 
 def oid(i: int) -> bytes:
