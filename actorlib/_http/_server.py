@@ -23,6 +23,10 @@ GRACEFUL_TIMEOUT = 1.0  # seconds open requests get to finish when the server st
 # Short, so a silent stranger cannot hold connections; our clients send an idempotent request
 # again when the server closed its connection just then (actorlib/_http/_client.py).
 KEEP_ALIVE_TIMEOUT = 5.0
+# The largest WebSocket message a client may send (hypercorn's default: 16 MiB). Our one WebSocket,
+# the job log tail, reads nothing from the client but its close, so a small limit costs nothing
+# and bounds what a connection can make the head buffer: over it, a Close 1009 and hang-up.
+WEBSOCKET_MAX_MESSAGE = 64 * 1024
 
 
 class _OneConnection(TCPServer):
@@ -80,6 +84,7 @@ class HttpServer:
         config.graceful_timeout = GRACEFUL_TIMEOUT
         config.accesslog = None
         config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
+        config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE
         app = self.make_app()
         async with trio.open_nursery() as nursery:
             try:

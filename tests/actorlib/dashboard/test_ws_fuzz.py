@@ -3,7 +3,7 @@ WebSocket endpoint): bad opcodes, reserved bits, fragmented or too long control 
 UTF-8 in text frames and close reasons, unmasked client frames, stray continuations, bad close
 codes, random bytes, oversized frames. The server must hang up at once (hypercorn drops the
 connection without a Close frame on a protocol error, a SHOULD of RFC 6455 7.1.7 it skips, and
-sends 1009 for a message over its 16 MiB limit), never hang, and keep serving the others (a
+sends 1009 for a message over the limit we set, 64 KiB), never hang, and keep serving the others (a
 WebSocket opened before answers a ping, HTTP answers) with the head's RSS bounded.
 
 Frames are built by wsproto (the library hypercorn speaks WebSocket with) and then, for the bad
@@ -25,6 +25,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Event, Ping, Pong, Request
 from wsproto.frame_protocol import FrameProtocol
 
+from actorlib._http._server import WEBSOCKET_MAX_MESSAGE
 from actorlib.job_submission import JobSubmissionClient
 
 from ...fuzzcount import count
@@ -241,18 +242,22 @@ def test_valid_frames_keep_the_websocket_open(dash: Dash, tail: str) -> None:
 @pytest.mark.parametrize("declared", [2**63 - 1, 2**40, 17 * MiB])
 def test_random_or_unfinished_frames_then_a_hang_up_are_let_go(dash: Dash, tail: str, declared: int) -> None:
     """A frame that claims more than it sends, then a half-close: the server hangs up, and what it
-    buffered (up to 16 MiB) is let go."""
+    buffered (at most the 64 KiB limit) is let go."""
     pid = head_pid(dash)
     before = rss(pid)
     with bystander(dash, tail) as other:
         for _ in range(3):
             bad = WebSocket(dash, tail)
             header = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", declared) + b"mask"
-            bad.sock.sendall(header + b"\0" * (4 * MiB))
-            bad.sock.shutdown(socket.SHUT_WR)
+            try:
+                bad.sock.sendall(header + b"\0" * (4 * MiB))
+                bad.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # it hung up before taking everything
             code = bad.closes()
             bad.close()
             count("websocket frames after upgrade", f"frame claiming {declared} bytes, 4 MiB sent -> {code}")
+            assert code in (1009, None), code  # over the limit long before 4 MiB
             assert other.answers_a_ping()
     still_serving(dash)
     assert rss(pid) - before < RSS_GROWTH_LIMIT
@@ -260,7 +265,8 @@ def test_random_or_unfinished_frames_then_a_hang_up_are_let_go(dash: Dash, tail:
 
 def test_a_message_over_the_size_limit_is_refused_with_1009(dash: Dash, tail: str) -> None:
     with bystander(dash, tail) as other:
-        for kind, parts in (("one 17 MiB frame", [b"\0" * (17 * MiB)]), ("17 fragments of 1 MiB", [b"\0" * MiB] * 17)):
+        limit = WEBSOCKET_MAX_MESSAGE
+        for kind, parts in (("one frame over the limit", [b"\0" * (limit + 1)]), ("17 fragments of a sixteenth", [b"\0" * (limit // 16)] * 17)):
             bad = WebSocket(dash, tail)
             protocol = client()
             try:
