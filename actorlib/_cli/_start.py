@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from ..cluster import head_address, new_session, split_host_port
+from ..cluster import head_address, new_session, parts, split_host_port
 
 START_TIMEOUT = 60.0
 
@@ -202,6 +202,11 @@ def _read(path: Path) -> str:
 
 def _print_head(info: dict[str, object], session: Path, ip: str, port: int) -> None:
     token = session / "token"
+    # The address the head bound (with --port 0, the port it was given); ours if it reports none.
+    tcp = [part for part in parts(str(info.get("address", ""))) if not part.startswith("unix:")]
+    if tcp:
+        ip, _, bound = tcp[0].rpartition(":")
+        port = int(bound)
     click.echo(f"Started the actorlib head (pid {info['pid']}, restarted if it dies); session {session}")
     click.echo(f"  address:    {ip}:{port}")
     click.echo(f"  token file: {token}   (mode 0600: it grants full control of the cluster)")

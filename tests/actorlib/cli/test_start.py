@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -74,4 +76,29 @@ def test_a_head_refuses_a_token_anyone_could_guess_and_starts_nothing(tmp_path, 
     assert "at least 32" in said and "secrets.token_hex(32)" in said and "Traceback" not in said
     assert not processes_mentioning(tmp)
     assert not list(Path(tmp).glob("actorlib-*/session_*")), "a session was made for a head that never started"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_head_on_port_0_prints_the_port_it_was_given():
+    # The join and driver commands it prints must work as printed: with a port of 0, not ":0".
+    tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")
+    env = {**os.environ, "ACTORLIB_TMPDIR": tmp}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "actorlib", "start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        info = json.loads(next(Path(tmp).glob("actorlib-*/session_*/head.json")).read_text())
+        bound = next(part for part in info["address"].split(";") if not part.startswith("unix:"))
+        assert not bound.endswith(":0")
+        assert f"address:    {bound}\n" in result.stdout, result.stdout
+        assert f"actorlib start --address {bound} --token-file" in result.stdout
+        assert f'actorlib.init(address="{bound}")' in result.stdout
+    finally:
+        subprocess.run([sys.executable, "-m", "actorlib", "stop"], capture_output=True, timeout=120, env=env)
+    deadline = time.monotonic() + 30
+    while processes_mentioning(tmp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_mentioning(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
