@@ -32,7 +32,8 @@ def init(
 ) -> InitContext:
     """Start an embedded local cluster (no address) or connect to one; make this process a driver.
 
-    ``address`` defaults to $ACTORLIB_ADDRESS. Blocks until the cluster
+    ``address`` defaults to $ACTORLIB_ADDRESS; ``"auto"`` is $ACTORLIB_ADDRESS when set, else this
+    user's newest cluster on this machine. Blocks until the cluster
     answers. Calling it twice raises RuntimeError unless
     ``ignore_reinit_error=True``. ``runtime_env`` (``env_vars``,
     ``working_dir``, ``py_modules``, ``excludes``) applies to every task and
@@ -49,7 +50,10 @@ def init(
     accepted and ignored.
     """
     mark("driver: init() called")
-    address = address or os.environ.get(ADDRESS_ENV) or None
+    given = os.environ.get(ADDRESS_ENV) or None
+    # As in Ray, "auto" means $ACTORLIB_ADDRESS when that names a cluster (set by `actorlib run`
+    # and for job entrypoints), and otherwise this user's newest cluster on this machine.
+    address = (given if address == "auto" and given not in (None, "auto") else address) or given
     options = {
         "num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources, "memory": memory,
         "object_store_memory": object_store_memory, "namespace": namespace, "runtime_env": runtime_env,

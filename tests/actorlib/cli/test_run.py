@@ -66,6 +66,16 @@ def test_arguments_exit_status_and_teardown(tmp_path):
     assert wait_gone([report["head"], report["worker"]], 5) == []
 
 
+def test_a_script_connecting_to_auto_gets_the_embedded_cluster(tmp_path):
+    # Ray's scripts say init(address="auto"); under `actorlib run` that is the cluster it started,
+    # not "no running cluster" (none is running in this fresh directory).
+    code = REPORT.replace("actorlib.init()", 'actorlib.init(address="auto")')
+    result = actorlib_run(script(tmp_path, code), env={"ACTORLIB_TMPDIR": str(tmp_path / "sessions")})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert wait_gone([report["head"], report["worker"]], 5) == []
+
+
 def test_a_failing_script_fails_the_command(tmp_path):
     result = actorlib_run(script(tmp_path, "raise SystemExit('nope')\n"))
     assert result.returncode == 1
