@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
     from ._init import init
     from ._core import ObjectRef
-    from ._core._streams import ObjectRefGenerator
+    from ._core._streams import DynamicObjectRefGenerator, ObjectRefGenerator
     from ._remote_function import RemoteFunction, remote
     from ._supervision import SupervisionGroup, supervisor
     from ._timeline import timeline
@@ -39,7 +39,7 @@ _HOMES = {
     "ActorClass": "._actor_class", "ActorHandle": "._actor_class", "ActorMethod": "._actor_class",
     "get_actor": "._actor_class", "kill": "._actor_class", "method": "._actor_class",
     "RuntimeContext": "._context", "get_gpu_ids": "._context", "get_runtime_context": "._context",
-    "ObjectRef": "._core", "ObjectRefGenerator": "._core._streams",
+    "ObjectRef": "._core", "ObjectRefGenerator": "._core._streams", "DynamicObjectRefGenerator": "._core._streams",
     "RemoteFunction": "._remote_function", "remote": "._remote_function",
     "SupervisionGroup": "._supervision", "supervisor": "._supervision",
     "timeline": "._timeline", "ObjectID": "._core",
@@ -79,6 +79,7 @@ __all__ = [
     "ActorClass",
     "ActorHandle",
     "ActorMethod",
+    "DynamicObjectRefGenerator",
     "ObjectRef",
     "ObjectRefGenerator",
     "SupervisionGroup",

@@ -8,10 +8,10 @@ from typing import Any
 from . import _ids
 from ._core import ObjectRef, Runtime, current, pack
 from ._core._actors import CallSpec
-from ._core._streams import ObjectRefGenerator
+from ._core._streams import open_stream
 from ._event_loops import EXPLICIT, LOOPS, loop_of
 from ._core._packages import env_for
-from ._options import ACTOR_DEFAULTS, actor_shapes, check_num_returns, merge, placement_of, strategy_of, validate_actor_options
+from ._options import GENERATOR_RETURNS, ACTOR_DEFAULTS, actor_shapes, check_num_returns, merge, placement_of, strategy_of, validate_actor_options
 from ._runtime_env import check_runtime_env
 from ._placement import caller_group, group_shape
 from ._remote_function import is_generator_function
@@ -26,7 +26,8 @@ def method(*, num_returns: int | str = 1, concurrency_group: str | None = None) 
     """Options for one actor method: ``@actorlib.method(num_returns=2)``.
 
     ``num_returns="streaming"`` makes a generator method return an
-    ObjectRefGenerator; ``concurrency_group`` names one of the actor's
+    ObjectRefGenerator (``"dynamic"``, deprecated as in Ray: one ref to a
+    DynamicObjectRefGenerator of them all, once the generator ends); ``concurrency_group`` names one of the actor's
     ``concurrency_groups``.
     """
     check_num_returns(num_returns)
@@ -47,9 +48,10 @@ def methods_of(cls: type) -> dict[str, MethodInfo]:
         options = getattr(member, _METHOD_ATTR, {})
         default = "streaming" if is_generator_function(member) else 1  # as in Ray 2.x
         num_returns = options.get("num_returns", default)
-        streaming = num_returns == "streaming"
+        streaming = num_returns in GENERATOR_RETURNS
         found[name] = MethodInfo(
-            num_returns=1 if streaming else num_returns, streaming=streaming, group=options.get("concurrency_group", "")
+            num_returns=1 if streaming else num_returns, streaming=streaming, group=options.get("concurrency_group", ""),
+            dynamic=num_returns == "dynamic",
         )
     return found
 
@@ -254,8 +256,11 @@ class ActorMethod:
         if num_returns is None:
             return self
         check_num_returns(num_returns)
-        streaming = num_returns == "streaming"
-        info = MethodInfo(num_returns=1 if streaming else int(num_returns), streaming=streaming, group=self._info.group)
+        streaming = num_returns in GENERATOR_RETURNS
+        info = MethodInfo(
+            num_returns=1 if streaming else int(num_returns), streaming=streaming, group=self._info.group,
+            dynamic=num_returns == "dynamic",
+        )
         return ActorMethod(self._handle, self._name, info)
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -274,7 +279,7 @@ class ActorMethod:
             runtime.objects.add(object_id, owned=True, owner=owner)
             refs.append(ObjectRef(object_id, owner, runtime, counted=True))
         if info.streaming:
-            runtime.streams.open(call_id)
+            generator = open_stream(runtime, call_id, info.dynamic)
         call = CallSpec(
             call_id=call_id, actor_id=handle._actor_id, method=self._name, name=name, args=arguments,
             deps=deps, return_ids=return_ids, streaming=info.streaming, nested=nested,
@@ -282,7 +287,7 @@ class ActorMethod:
         if not runtime.actors.send_now(call):
             runtime.submit(call)
         if info.streaming:
-            return ObjectRefGenerator(runtime, call_id)
+            return generator
         if info.num_returns == 1:
             return refs[0]
         return refs or None

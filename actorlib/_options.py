@@ -7,6 +7,7 @@ Names and defaults follow Ray's: ``num_cpus=1``, ``num_gpus=0``,
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,9 +47,20 @@ def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_num_returns(value: Any) -> None:
-    """An integer from 0 to MAX_NUM_RETURNS, or "streaming"; else ValueError naming it."""
-    if value != "streaming" and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUM_RETURNS):
-        raise ValueError(f"num_returns must be an integer from 0 to {MAX_NUM_RETURNS:,} or 'streaming', got {value!r}")
+    """An integer from 0 to MAX_NUM_RETURNS, "streaming" or "dynamic"; else ValueError naming it."""
+    if value not in GENERATOR_RETURNS and (
+        not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUM_RETURNS
+    ):
+        raise ValueError(
+            f"num_returns must be an integer from 0 to {MAX_NUM_RETURNS:,}, 'streaming' or 'dynamic', got {value!r}"
+        )
+    if value == "dynamic":
+        warnings.warn(
+            "num_returns='dynamic' is deprecated (as in Ray); use num_returns='streaming'", DeprecationWarning, stacklevel=3
+        )
+
+
+GENERATOR_RETURNS = ("streaming", "dynamic")  # a generator's results as they come / as one ref once it ends
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

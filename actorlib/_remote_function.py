@@ -10,9 +10,9 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from . import _ids
 from ._core import ObjectRef, Runtime, TaskSpec, current, pack
 from ._core._submitter import TaskKind
-from ._core._streams import ObjectRefGenerator
+from ._core._streams import open_stream
 from ._core._packages import env_for
-from ._options import TASK_DEFAULTS, merge, placement_of, shape_of, strategy_of, validate_task_options
+from ._options import GENERATOR_RETURNS, TASK_DEFAULTS, merge, placement_of, shape_of, strategy_of, validate_task_options
 from ._runtime_env import check_runtime_env
 from ._placement import caller_group, group_shape
 from ._serial import Exported, export
@@ -25,7 +25,7 @@ class _Prepared:
     """Everything about a function and its options that does not change per call."""
 
     __slots__ = (
-        "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "max_retries",
+        "runtime", "exported", "name", "shape", "env", "num_returns", "streaming", "dynamic", "max_retries",
         "retry_exceptions", "strategy", "group", "capture", "caller", "kind",
     )  # fmt: skip
 
@@ -42,7 +42,8 @@ class _Prepared:
         # working_dir / py_modules (package URIs in the environment) replace the job's.
         self.env = {**runtime.identity.env, **env_for(runtime, check_runtime_env(options.get("runtime_env"), where="remote function"))}
         self.num_returns = options.get("num_returns", 1)
-        self.streaming = self.num_returns == "streaming"
+        self.streaming = self.num_returns in GENERATOR_RETURNS  # "dynamic": streamed, and one ref to them all
+        self.dynamic = self.num_returns == "dynamic"
         self.max_retries = options.get("max_retries", 3)
         self.retry_exceptions = options.get("retry_exceptions", False)
         self.strategy = strategy_of(options)
@@ -124,10 +125,10 @@ def _submit(prepared: _Prepared, args: tuple[Any, ...], kwargs: dict[str, Any]) 
         runtime.objects.add(object_id, owned=True, owner=owner)
         refs.append(ObjectRef(object_id, owner, runtime, counted=True))
     if streaming:
-        runtime.streams.open(task_id)
+        generator = open_stream(runtime, task_id, prepared.dynamic)
     runtime.submit(TaskSpec(task_id=task_id, kind=prepared.kind, args=arguments, deps=deps, return_ids=return_ids, nested=nested))
     if streaming:
-        return ObjectRefGenerator(runtime, task_id)
+        return generator
     if prepared.num_returns == 1:
         return refs[0]
     return refs or None

@@ -295,17 +295,20 @@ class Runtime:
 
     def put(self, value: Any) -> ObjectRef:
         """Store ``value`` (a snapshot) and return a ref this process owns."""
-        serialized = serialize(value, what="the value passed to put()")
-        if serialized.refs:
-            self.objects.mark_escaped([ref.binary() for ref in serialized.refs])
         object_id = _ids.put_id()
-        stored: Value
-        if serialized.inline:
-            stored = serialized.to_inline()
-        else:
-            stored = self.store_put(object_id, serialized, self.identity.core_id)
+        stored = self.snapshot(object_id, value, "the value passed to put()")
         self.objects.add(object_id, owned=True, owner=self.identity.address, value=stored)
         return ObjectRef(object_id, self.identity.address, self, counted=True)
+
+    def snapshot(self, object_id: bytes, value: Any, what: str) -> Value:
+        """``value`` serialized as the value of ``object_id`` (inline, or in this node's store);
+        refs inside it are pinned for this process' lifetime, as for any put."""
+        serialized = serialize(value, what=what)
+        if serialized.refs:
+            self.objects.mark_escaped([ref.binary() for ref in serialized.refs])
+        if serialized.inline:
+            return serialized.to_inline()
+        return self.store_put(object_id, serialized, self.identity.core_id)
 
     def store_put(self, object_id: bytes, serialized: Any, owner: bytes) -> Stored:
         size = self.store.put(object_id, serialized, owner)

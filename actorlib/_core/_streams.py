@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._ids import return_id
 from .._wire import ErrorValue, StreamEnd, StreamItem
 from ._objects import LoopWaiter, ThreadWaiter
 from ._refs import ObjectRef
@@ -21,13 +23,14 @@ def item_id(task_id: bytes, index: int) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("available", "end", "waiters", "abandoned")
+    __slots__ = ("available", "end", "waiters", "abandoned", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, result: bytes | None) -> None:
         self.available = 0  # items known so far
         self.end: int | None = None  # total items, once the stream ended
         self.waiters: list[Any] = []
         self.abandoned = False  # its generator is gone: later items are dropped as they come
+        self.result = result  # num_returns="dynamic": the object that gets every item's ref at the end
 
 
 class StreamTable:
@@ -39,8 +42,8 @@ class StreamTable:
         self._lock = threading.Lock()
         self._abandoned: deque[tuple[bytes, int]] = deque()  # (task id, first item not taken)
 
-    def open(self, task_id: bytes) -> None:
-        self._streams[task_id] = _Stream()
+    def open(self, task_id: bytes, result: bytes | None = None) -> None:
+        self._streams[task_id] = _Stream(result)
 
     def on_message(self, message: StreamItem | StreamEnd) -> None:
         stream = self._streams.get(message.task_id)
@@ -64,6 +67,10 @@ class StreamTable:
         stream = self._streams.get(task_id)
         if stream is None or stream.end is not None:
             return
+        if stream.result is not None:
+            del self._streams[task_id]
+            self._gather(stream.result, task_id, count, error)
+            return
         if error is not None:
             self.rt.objects.add(item_id(task_id, count), owned=True, owner=self.rt.identity.address, value=error)
             count += 1
@@ -76,6 +83,17 @@ class StreamTable:
             stream.available = max(stream.available, count)
             stream.end = count
         self._wake(stream)
+
+    def _gather(self, result: bytes, task_id: bytes, count: int, error: ErrorValue | None) -> None:
+        """A dynamic generator ended: its result becomes the refs to its ``count`` items (each
+        arrived counted once: the refs take those counts over), or its error. Like refs in a
+        put value, the refs in that value are pinned by this process while it lives."""
+        refs = [ObjectRef(item_id(task_id, i), self.rt.identity.address, self.rt, counted=True) for i in range(count)]
+        entry = self.rt.objects.get(result)
+        if entry is None or entry.count <= 0:  # its ref was dropped already: the items go with it
+            return
+        value = error if error is not None else self.rt.snapshot(result, DynamicObjectRefGenerator(refs), "a dynamic generator's refs")
+        self.rt.objects.complete(result, value)
 
     def _wake(self, stream: _Stream) -> None:
         with self._lock:
@@ -123,6 +141,37 @@ class StreamTable:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+
+def open_stream(runtime: Runtime, task_id: bytes, dynamic: bool) -> ObjectRefGenerator | ObjectRef:
+    """Before submitting a generator task or method: what ``.remote()`` returns for it."""
+    if not dynamic:
+        runtime.streams.open(task_id)
+        return ObjectRefGenerator(runtime, task_id)
+    result = return_id(task_id, 0)
+    owner = runtime.identity.address
+    runtime.objects.add(result, owned=True, owner=owner)
+    runtime.streams.open(task_id, result)
+    return ObjectRef(result, owner, runtime, counted=True)
+
+
+class DynamicObjectRefGenerator:
+    """What a ``num_returns="dynamic"`` task's one ref holds once its generator ended: the refs
+    to what it yielded, in order (iterate it, or ``len()``). Deprecated as in Ray; streaming
+    (ObjectRefGenerator) gives each item as it comes."""
+
+    def __init__(self, refs: list[ObjectRef]) -> None:
+        self._refs = deque(refs)
+
+    def __iter__(self) -> Iterator[ObjectRef]:
+        while self._refs:
+            yield self._refs.popleft()
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __repr__(self) -> str:
+        return f"DynamicObjectRefGenerator({len(self._refs)} refs)"
 
 
 class ObjectRefGenerator:

@@ -145,6 +145,7 @@ class MethodInfo(msgspec.Struct, frozen=True, array_like=True):
     num_returns: Returns = 1
     streaming: bool = False
     group: str = ""
+    dynamic: bool = False  # streamed, returned as one ref to all the items (num_returns="dynamic")
 
 
 class GroupSpec(msgspec.Struct, frozen=True, kw_only=True):

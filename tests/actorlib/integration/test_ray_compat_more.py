@@ -1,12 +1,13 @@
 """More of Ray Core's API that programs written for Ray use: ``ray.actor.exit_actor``, the
-rest of the runtime context, ``ray.util``'s helpers, ``ray.timeline`` and Ray's module
-and exception names. Each failed (AttributeError or ImportError) before it was added."""
+rest of the runtime context, ``ray.util``'s helpers, ``ray.timeline``, Ray's module
+and exception names, and ``num_returns="dynamic"``. Each failed (AttributeError or ImportError) before it was added."""
 
 from __future__ import annotations
 
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,91 @@ def test_rays_module_and_exception_names_resolve():
     assert exceptions.RuntimeEnvSetupError is exceptions.WorkerStartError
     assert exceptions.TaskPlacementGroupRemoved is exceptions.TaskUnschedulableError
     assert issubclass(exceptions.AsyncioActorExit, exceptions.RayError)
+
+
+# ---- num_returns="dynamic" ---------------------------------------------------------------
+
+with pytest.warns(DeprecationWarning, match="streaming"):
+
+    @actorlib.remote(num_returns="dynamic")
+    def tens(n):
+        for i in range(n):
+            yield i * 10
+
+    @actorlib.remote(num_returns="dynamic")
+    def fails_after_one():
+        yield 1
+        raise ValueError("boom after one")
+
+
+@actorlib.remote
+def total_of(refs):
+    return sum(actorlib.get(list(refs)))
+
+
+@actorlib.remote
+class Yielder:
+    with pytest.warns(DeprecationWarning):
+
+        @actorlib.method(num_returns="dynamic")
+        def squares(self, n):
+            for i in range(n):
+                yield i * i
+
+
+def test_a_dynamic_generator_task_returns_one_ref_to_the_refs_it_yielded(cluster):
+    ref = tens.remote(4)
+    assert isinstance(ref, actorlib.ObjectRef)
+    ready, _ = actorlib.wait([ref], timeout=60)
+    assert ready == [ref]
+    refs = actorlib.get(ref)
+    assert isinstance(refs, actorlib.DynamicObjectRefGenerator) and len(refs) == 4
+    assert actorlib.get(list(refs)) == [0, 10, 20, 30]
+    assert actorlib.get(total_of.remote(tens.remote(3)), timeout=60) == 30  # passed on to a task
+    assert actorlib.get(tens.remote(0), timeout=60).__len__() == 0
+
+
+def test_a_dynamic_generator_that_raises_raises_from_its_ref(cluster):
+    with pytest.raises(ValueError, match="boom after one"):
+        actorlib.get(fails_after_one.remote(), timeout=60)
+
+
+def test_dynamic_generator_methods_and_options(cluster):
+    actor = Yielder.remote()
+    assert [actorlib.get(r) for r in actorlib.get(actor.squares.remote(4), timeout=60)] == [0, 1, 4, 9]
+    streaming = actor.squares.options(num_returns="streaming")  # the same method, streamed
+    assert [actorlib.get(r) for r in streaming.remote(3)] == [0, 1, 4]
+    with pytest.warns(DeprecationWarning):
+        bound = tens.options(num_returns="dynamic")
+    assert actorlib.get(list(actorlib.get(bound.remote(2), timeout=60))) == [0, 10]
+    actorlib.kill(actor)
+
+
+def test_a_dynamic_generator_dropped_before_it_ends_leaves_nothing_behind(cluster, tmp_path):
+    from actorlib._core import current
+    from actorlib._core._streams import item_id
+
+    go = tmp_path / "go"
+
+    with pytest.warns(DeprecationWarning):
+
+        @actorlib.remote(num_returns="dynamic")
+        def gated(path):
+            yield 0
+            while not os.path.exists(path):
+                time.sleep(0.01)
+            for i in range(3):
+                yield bytes(200_000)  # in the store
+
+    runtime = current()
+    ref = gated.remote(str(go))
+    task_id = ref.binary()[:-2]  # the task's one return
+    items = [item_id(task_id, i) for i in range(4)]
+    poll(lambda: runtime.streams.count(task_id) == 1, timeout=60)  # the first item came
+    assert runtime.objects.get(ref.binary()) is not None and runtime.objects.get(items[0]) is not None
+    result = ref.binary()
+    del ref
+    poll(lambda: runtime.objects.get(result) is None)
+    go.write_text("go")
+    poll(lambda: not runtime.streams.count(task_id) and task_id not in runtime.streams._streams, timeout=30)
+    poll(lambda: all(runtime.objects.get(i) is None for i in items), timeout=30)
