@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from ._remote_function import RemoteFunction, remote
     from ._supervision import SupervisionGroup, supervisor
     from ._timeline import timeline
-    from . import actor, remote_function, runtime_context
+    from . import actor, remote_function, runtime_context, runtime_env
 
 # The public names, imported on first use: the head, node and worker processes import
 # ``actorlib._head`` etc., and need not pay for the driver's API (cloudpickle and all).
 # Public submodules resolve the same way, as ``import ray`` makes ``ray.util`` reachable.
-_SUBMODULES = {"exceptions", "util", "job_submission", "testing", "autoscaler", "actor", "runtime_context", "remote_function"}
+_SUBMODULES = {
+    "exceptions", "util", "job_submission", "testing", "autoscaler", "actor", "runtime_context", "remote_function", "runtime_env",
+}  # fmt: skip
 _HOMES = {
     "available_resources": "._api", "cancel": "._api", "cluster_resources": "._api", "get": "._api",
     "init": "._init", "is_initialized": "._api", "nodes": "._api", "put": "._api", "shutdown": "._api",

@@ -17,7 +17,7 @@ from ._placement import caller_group, group_shape
 from ._remote_function import is_generator_function
 from ._serial import Exported, export
 from ._supervision import current_group
-from ._wire import ActorSpec, GetNamedActor, ListActors, MethodInfo
+from ._wire import TERMINATE, ActorSpec, GetNamedActor, ListActors, MethodInfo
 
 _METHOD_ATTR = "__actorlib_method__"
 
@@ -94,6 +94,13 @@ class ActorClass:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name = self._cls.__name__
         raise TypeError(f"actors cannot be instantiated directly; use {name}.remote() instead of {name}()")
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
+        name = self._cls.__name__
+        raise TypeError(
+            f"cannot subclass the actor class {name} (as in Ray): subclass the plain class and make the "
+            f"subclass an actor, e.g. keep {name} undecorated and write actorlib.remote({name}) where you need it"
+        )
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         """Create an actor; return its handle at once (its __init__ runs in its own process)."""
@@ -214,6 +221,8 @@ class ActorHandle:
             pass
 
     def __getattr__(self, name: str) -> ActorMethod:
+        if name == TERMINATE:  # every actor has it: exit for good once the calls before it ran
+            return ActorMethod(self, name, MethodInfo())
         if name.startswith("_"):
             raise AttributeError(name)
         info = self._methods.get(name)

@@ -222,6 +222,7 @@ def nodes() -> list[dict[str, Any]]:
             "NodeName": view.ip,
             "Resources": {**view.total, f"node:{view.ip}": 1.0},
             "IsHead": view.is_head,
+            "Labels": dict(view.labels),
             "pid": view.pid,
         }
         for view in views

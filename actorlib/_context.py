@@ -43,6 +43,23 @@ class RuntimeContext:
         actor_id = self._runtime.identity.actor_id
         return actor_id.hex() if actor_id else None
 
+    def get_assigned_resources(self) -> dict[str, float]:
+        """The resources the running task, or this actor for its life, holds: ``{"CPU": 1.0}``.
+        Empty in a driver. (In a placement group, the bundle's resource names.)"""
+        executor = self._runtime.executor
+        task = executor.current if executor is not None else None
+        if task is not None:
+            return dict(task.resources)
+        spec = self._actor_spec()
+        return dict(spec.shape) if spec is not None else {}
+
+    def get_node_labels(self) -> dict[str, str]:
+        """The labels of the node this runs on (``actorlib start --labels``; asks the head)."""
+        from ._api import nodes
+
+        node_id = self.get_node_id()
+        return next((node["Labels"] for node in nodes() if node["NodeID"] == node_id), {})
+
     def get_resource_ids(self) -> dict[str, list[str]]:
         """Ray's older name for :meth:`get_accelerator_ids`."""
         return self.get_accelerator_ids()

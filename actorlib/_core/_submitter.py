@@ -528,6 +528,7 @@ class TaskSubmitter:
             capture_child_tasks=spec.capture,
             nested=[(ref.binary(), ref.owner_address) for ref in spec.nested] if spec.nested else [],
             namespace=ident.namespace,
+            resources=spec.shape,
         )
         lease.inflight[task_id] = spec
         if not short:

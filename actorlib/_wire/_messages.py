@@ -13,6 +13,7 @@ import msgspec
 
 PROTOCOL_VERSION = 2  # 2: objects live in one arena per node (StorePlace, StoreRelease)
 MAX_NUM_RETURNS = 100_000
+TERMINATE = "__ray_terminate__"  # the actor method every actor has: Ray's graceful exit, after the calls before it
 # A call's number of return values, bounded: a peer cannot make its callee build a list of
 # 2**63 error replies (the decoder refuses the message; options refuse it at the caller).
 Returns = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUM_RETURNS)]
@@ -263,6 +264,7 @@ class PushTask(Msg, tag="push"):
     capture_child_tasks: bool = False  # tasks and actors it creates go into that group by default
     nested: list[tuple[bytes, str]] = []  # refs nested in args (id, owner): borrowed before it runs
     namespace: str = ""  # its job's namespace: get_actor() and named actors inside it use it
+    resources: dict[str, float] = {}  # what its lease holds for it (get_assigned_resources)
 
 
 class CancelTask(Msg, tag="cancel"):

@@ -19,7 +19,7 @@ import trio
 
 from .._core import Runtime
 from .._serial import box_system, deserialize
-from .._wire import ActorSpec, CallActor, Channel
+from .._wire import TERMINATE, ActorSpec, CallActor, Channel
 from ..exceptions import ActorDiedError, AsyncioActorExit
 from ._calls import Reply, arguments, collect, failed, iter_of, pack, run_sync, stream_async
 
@@ -46,23 +46,31 @@ class ActorRunner:
             self._pools = {group: ThreadPoolExecutor(n, thread_name_prefix=f"actor-{group or 'default'}") for group, n in limits.items()}
         self._loop_handoff: Any = None
         self.exited = ""  # why, once exit_actor() was called: later calls are refused
+        # Async actors run calls at once: numbered as they come, so that __ray_terminate__ can
+        # wait for the calls that came before it (woken through ``_finished`` as calls end).
+        self._arrived = 0
+        self._running: set[int] = set()
+        self._finished: list[Any] = []
+        self._terminating = 0  # the number of the first __ray_terminate__ call: later ones are refused
 
     # ---- exit_actor() -------------------------------------------------------------------
 
-    def exit(self) -> None:
+    def exit(self, why: str = "exit_actor() was called") -> None:
         """End this actor for good, from one of its methods: ask (once) for it to be killed
         without restart, then raise AsyncioActorExit to unwind the calling method."""
         if not self.exited:
-            self.exited = "exit_actor() was called"
+            self.exited = why
             actors, actor_id = self.rt.actors, self.spec.actor_id
             self.rt.soon(lambda: self.rt.nursery.start_soon(actors._kill, actor_id, True, self.exited))
         raise AsyncioActorExit(self.exited)
 
-    def _refused(self, call: CallActor, reply: Reply, name: str) -> bool:
-        """Answer ``call`` with ActorDiedError if the actor exited (the call never runs)."""
-        if not self.exited:
+    def _refused(self, call: CallActor, reply: Reply, name: str, number: int = 0) -> bool:
+        """Answer ``call`` with ActorDiedError if the actor exited, or (async actors) is exiting
+        once the calls before a __ray_terminate__ that came before this one ended: it never runs."""
+        why = self.exited or (f"{TERMINATE}() was called" if 0 < self._terminating < number else "")
+        if not why:
             return False
-        error = box_system(ActorDiedError(f"the actor {self.spec.class_name} exited before {name}() ran: {self.exited}"))
+        error = box_system(ActorDiedError(f"the actor {self.spec.class_name} exited before {name}() ran: {why}"))
         if call.streaming:
             reply.end(0, error)
         else:
@@ -98,9 +106,15 @@ class ActorRunner:
         run_sync(self.rt, method, call, reply, name)
 
     def _method(self, name: str) -> Any:
+        if name == TERMINATE:
+            return self._terminate
         if name.startswith("__") and name != "__call__":
             raise AttributeError(f"{self.spec.class_name} actors do not expose {name}()")
         return getattr(self.instance, name)
+
+    def _terminate(self) -> None:
+        """Ray's ``actor.__ray_terminate__.remote()``: exit_actor() once the calls before it ran."""
+        self.exit(f"{TERMINATE}() was called")
 
     # ---- async actors: the main thread runs the loop ------------------------------------
 
@@ -135,10 +149,32 @@ class ActorRunner:
             task.add_done_callback(running.discard)
 
     async def _run_async(self, call: CallActor, channel: Channel, limiter: Any) -> None:
+        self._arrived += 1
+        number = self._arrived
+        self._running.add(number)
+        try:
+            await self._run_async_call(call, channel, limiter, number)
+        finally:
+            self._running.discard(number)
+            if self._finished:
+                waiters, self._finished = self._finished, []
+                for event in waiters:
+                    event.set()
+
+    async def _after_earlier_calls(self, number: int) -> None:
+        while any(earlier < number for earlier in self._running):
+            event = trio.Event() if self.mode == "trio" else asyncio.Event()
+            self._finished.append(event)
+            await event.wait()
+
+    async def _run_async_call(self, call: CallActor, channel: Channel, limiter: Any, number: int) -> None:
         name = f"{self.spec.class_name}.{call.method}"
         reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
+        if call.method == TERMINATE and not self._terminating:
+            self._terminating = number
+            await self._after_earlier_calls(number)
         async with limiter:
-            if self._refused(call, reply, name):
+            if self._refused(call, reply, name, number):
                 return
             try:
                 method = self._method(call.method)

@@ -32,6 +32,7 @@ class TaskContext:
         self.name = task.name
         self.job_id = task.job_id
         self.gpu_ids = task.gpu_ids
+        self.resources = task.resources
         self.placement_group = task.placement_group
         self.capture_child_tasks = task.capture_child_tasks
 

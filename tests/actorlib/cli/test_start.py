@@ -79,13 +79,22 @@ def test_a_head_refuses_a_token_anyone_could_guess_and_starts_nothing(tmp_path, 
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_a_head_on_port_0_prints_the_port_it_was_given():
+DRIVER = """
+import json, actorlib
+actorlib.init(address="auto")
+labels = actorlib.remote(lambda: actorlib.get_runtime_context().get_node_labels())
+print(json.dumps([actorlib.nodes()[0]["Labels"], actorlib.get(labels.remote())]))
+"""
+
+
+def test_a_head_on_port_0_prints_the_port_it_was_given_and_its_labels_reach_tasks():
     # The join and driver commands it prints must work as printed: with a port of 0, not ":0".
     tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")
     env = {**os.environ, "ACTORLIB_TMPDIR": tmp}
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "actorlib", "start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0"],
+            [sys.executable, "-m", "actorlib", "start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "0",
+             "--labels", '{"zone": "a"}'],
             capture_output=True, text=True, timeout=120, env=env,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -95,6 +104,9 @@ def test_a_head_on_port_0_prints_the_port_it_was_given():
         assert f"address:    {bound}\n" in result.stdout, result.stdout
         assert f"actorlib start --address {bound} --token-file" in result.stdout
         assert f'actorlib.init(address="{bound}")' in result.stdout
+        driver = subprocess.run([sys.executable, "-c", DRIVER], capture_output=True, text=True, timeout=120, env=env)
+        assert driver.returncode == 0, driver.stderr
+        assert json.loads(driver.stdout.splitlines()[-1]) == [{"zone": "a"}, {"zone": "a"}]
     finally:
         subprocess.run([sys.executable, "-m", "actorlib", "stop"], capture_output=True, timeout=120, env=env)
     deadline = time.monotonic() + 30

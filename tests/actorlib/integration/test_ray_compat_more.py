@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 import actorlib
 from actorlib.exceptions import ActorDiedError
@@ -57,6 +58,57 @@ def test_exit_actor_ends_the_actor_for_good_despite_its_restarts(cluster, cls):
     assert view.state == "DEAD" and view.death_cause == "exit_actor() was called"
 
 
+class Slow:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def work(self, path: str) -> int:
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        self.calls += 1
+        return self.calls
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class AsyncSlow(Slow):
+    async def work(self, path: str) -> int:
+        while not os.path.exists(path):
+            await trio.sleep(0.01)
+        self.calls += 1
+        return self.calls
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+
+@pytest.mark.parametrize("cls", [Slow, AsyncSlow], ids=["sync", "async"])
+def test_ray_terminate_ends_the_actor_once_the_calls_before_it_ran(cluster, tmp_path, cls):
+    actor = actorlib.remote(max_restarts=3)(cls).remote()
+    pid = actorlib.get(actor.pid.remote(), timeout=60)
+    gate = tmp_path / "gate"
+    before = [actor.work.remote(str(gate)) for _ in range(2)]  # still running when it comes
+    terminate = actor.__ray_terminate__.remote()
+    after = actor.work.remote(str(gate))
+    gate.write_text("go")
+    assert sorted(actorlib.get(before, timeout=60)) == [1, 2]
+    with pytest.raises(ActorDiedError, match=r"__ray_terminate__\(\) was called"):
+        actorlib.get(terminate, timeout=60)
+    with pytest.raises(ActorDiedError, match=r"__ray_terminate__\(\) was called"):
+        actorlib.get(after, timeout=60)  # refused: it came after
+    poll(lambda: not alive(pid), timeout=30)
+    with pytest.raises(ActorDiedError):
+        actorlib.get(actor.pid.remote(), timeout=60)  # not restarted, despite max_restarts=3
+
+
+def test_an_actor_class_cannot_be_subclassed_and_says_what_to_do_instead():
+    with pytest.raises(TypeError, match="cannot subclass the actor class Leaver.*subclass the plain class"):
+
+        class Sub(Leaver):  # type: ignore[misc, valid-type]
+            pass
+
+
 def test_exit_actor_outside_an_actor_is_a_type_error(cluster):
     @actorlib.remote
     def not_an_actor() -> None:
@@ -83,6 +135,7 @@ class Introspective:
             "session": ctx.get_session_name(),
             "temp": ctx.get_temp_dir(),
             "resource_ids": ctx.get_resource_ids(),
+            "assigned": ctx.get_assigned_resources(),
         }
 
     def myself(self):
@@ -99,6 +152,7 @@ def test_an_actor_knows_its_name_its_handle_and_whether_it_was_restarted(cluster
     assert first["actor_id"] == actor._actor_id.hex() == first["dict"]["actor_id"]
     assert first["session"].startswith("session_") and Path(first["temp"]).name == first["session"]
     assert first["resource_ids"] == {"GPU": []}
+    assert first["assigned"] == {}  # an actor holds no CPU while alive unless it asks (as in Ray)
     handle = actorlib.get(actor.myself.remote(), timeout=60)  # a handle to itself, usable anywhere
     assert actorlib.get(handle.pid.remote(), timeout=60) == actorlib.get(actor.pid.remote(), timeout=60)
     os.kill(actorlib.get(actor.pid.remote(), timeout=60), 9)
@@ -110,6 +164,24 @@ def test_an_actor_knows_its_name_its_handle_and_whether_it_was_restarted(cluster
     assert set(driver.get()) == {"job_id", "node_id", "namespace"}
     with pytest.raises(RuntimeError, match="only available in an actor"):
         driver.current_actor
+
+
+def test_tasks_and_actors_know_the_resources_they_hold(cluster):
+    @actorlib.remote
+    def assigned() -> dict:
+        return actorlib.get_runtime_context().get_assigned_resources()
+
+    @actorlib.remote(num_cpus=0.25)
+    class Holder:
+        def assigned(self) -> dict:
+            return actorlib.get_runtime_context().get_assigned_resources()
+
+    assert actorlib.get(assigned.remote(), timeout=60) == {"CPU": 1.0}
+    assert actorlib.get(assigned.options(num_cpus=0.5).remote(), timeout=60) == {"CPU": 0.5}
+    holder = Holder.remote()
+    assert actorlib.get(holder.assigned.remote(), timeout=60) == {"CPU": 0.25}
+    actorlib.kill(holder)
+    assert actorlib.get_runtime_context().get_assigned_resources() == {}  # a driver holds none
 
 
 def test_a_task_in_a_placement_group_knows_its_group(cluster):
@@ -322,3 +394,18 @@ def test_a_dynamic_generator_dropped_before_it_ends_leaves_nothing_behind(cluste
     go.write_text("go")
     poll(lambda: not runtime.streams.count(task_id) and task_id not in runtime.streams._streams, timeout=30)
     poll(lambda: all(runtime.objects.get(i) is None for i in items), timeout=30)
+
+
+def test_runtime_env_as_rays_class(cluster):
+    from actorlib.runtime_env import RuntimeEnv
+
+    env = RuntimeEnv(env_vars={"COMPAT_FLAG": "on"}, working_dir=None)
+    assert env == {"env_vars": {"COMPAT_FLAG": "on"}} and isinstance(env, dict)
+
+    @actorlib.remote
+    def flag() -> str | None:
+        return os.environ.get("COMPAT_FLAG")
+
+    assert actorlib.get(flag.options(runtime_env=env).remote(), timeout=60) == "on"
+    with pytest.raises(ValueError, match="'pip' is not supported"):
+        RuntimeEnv(pip=["requests"])
