@@ -188,6 +188,7 @@ def _unique_refs(refs: Any) -> list[ObjectRef]:
 
 
 _ID = operator.attrgetter("_id")
+CANCEL_SEND_WAIT = 5.0  # seconds cancel() of an actor call waits for the runtime thread to send it
 
 
 def put(value: Any) -> ObjectRef:
@@ -202,11 +203,31 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     interrupted (``force``: its worker is killed). ``get`` then raises TaskCancelledError.
     ``recursive`` (Ray's default): the tasks it submitted are cancelled too (with ``force``
     they die with its worker, which held their leases). Cancelled tasks are not retried.
-    Only the submitting process can cancel."""
+    Only the submitting process can cancel.
+
+    An actor call that has not started never runs; one running in an async actor is
+    cancelled (its coroutine gets Cancelled/CancelledError); a running sync method goes on,
+    and sees ``get_runtime_context().is_canceled()`` turn True. ``force`` is refused for
+    actor calls (ValueError), as in Ray."""
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
     runtime = current()
-    runtime.soon(runtime.submitter.cancel, object_ref.task_id(), force, bool(recursive))
+    task_id = object_ref.task_id()
+    actor_call = runtime.actors.is_call(task_id)
+    if force and actor_call:
+        raise ValueError("force=True is not supported for actor calls (as in Ray): use actorlib.kill(actor) to stop the actor")
+    sent = threading.Event()
+
+    def cancel_now() -> None:
+        try:
+            if not runtime.actors.cancel(task_id, bool(recursive)):
+                runtime.submitter.cancel(task_id, force, bool(recursive))
+        finally:
+            sent.set()
+
+    runtime.soon(cancel_now)
+    if actor_call:  # returns once the cancel is on its way: after a call ahead of it ends, the actor has it
+        sent.wait(CANCEL_SEND_WAIT)
 
 
 def nodes() -> list[dict[str, Any]]:

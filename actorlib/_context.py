@@ -24,10 +24,33 @@ class RuntimeContext:
         return self._runtime.identity.core_id.hex()
 
     def get_task_id(self) -> str | None:
-        """The running task's id, or None in a driver."""
+        """The running task's (or actor method call's) id, or None in a driver."""
+        call_id = self._call_id()
+        return call_id.hex() if call_id is not None else None
+
+    def is_canceled(self) -> bool:
+        """Whether the running task or actor call was cancelled (``actorlib.cancel``): a sync
+        actor method is not interrupted, and may look here to stop early. RuntimeError in a driver."""
         executor = self._runtime.executor
-        task = executor.current if executor is not None else None
-        return task.task_id.hex() if task is not None else None
+        call_id = self._call_id()
+        if executor is None or call_id is None:
+            raise RuntimeError("is_canceled() is only available in a task or an actor method")
+        if executor.actor is not None:
+            return bool(executor.actor.cancelled(call_id))
+        return bool(executor.was_cancelled(call_id))
+
+    def _call_id(self) -> bytes | None:
+        executor = self._runtime.executor
+        if executor is None:
+            return None
+        task = executor.current
+        if task is not None:
+            return bytes(task.task_id)
+        if executor.actor is not None:
+            from ._worker._actor import CURRENT_CALL
+
+            return CURRENT_CALL.get()
+        return None
 
     def get_task_name(self) -> str | None:
         executor = self._runtime.executor

@@ -54,6 +54,8 @@ def init(
     # As in Ray, "auto" means $ACTORLIB_ADDRESS when that names a cluster (set by `actorlib run`
     # and for job entrypoints), and otherwise this user's newest cluster on this machine.
     address = (given if address == "auto" and given not in (None, "auto") else address) or given
+    if address == "local":  # Ray's: a new local cluster, even if $ACTORLIB_ADDRESS names one
+        address = None
     options = {
         "num_cpus": num_cpus, "num_gpus": num_gpus, "resources": resources, "memory": memory,
         "object_store_memory": object_store_memory, "namespace": namespace, "runtime_env": runtime_env,

@@ -26,12 +26,19 @@ TASK_DEFAULTS: dict[str, Any] = {
     "name": None,
     "scheduling_strategy": None,
 }
+# Ray's older spellings, accepted by tasks and actors alike and turned into what replaced them:
+# the three placement_group options into a PlacementGroupSchedulingStrategy, and
+# accelerator_type="X" into a tiny amount of the custom resource "accelerator_type:X"
+# (a node offers it with `actorlib start --resources '{"accelerator_type:X": 1}'`).
+LEGACY_OPTIONS = ("placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks", "accelerator_type")
+ACCELERATOR_PREFIX = "accelerator_type:"
+ACCELERATOR_AMOUNT = 0.001  # what Ray asks of it
 _RESERVED = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 
 
 def validate_task_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check options given to ``@remote(...)`` or ``.options(...)``; raise ValueError/TypeError naming the bad one."""
-    checked = _common(options, TASK_DEFAULTS, "a remote function", unset_ok=False)
+    checked = _common(_modern(options), TASK_DEFAULTS, "a remote function", unset_ok=False)
     if "num_returns" in checked:
         check_num_returns(checked["num_returns"])
     if "max_retries" in checked:
@@ -109,6 +116,32 @@ def env_vars_of(runtime_env: Any, *, where: str) -> dict[str, str]:
     return dict(check_runtime_env(runtime_env, where=where).get("env_vars") or {})
 
 
+def _modern(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options`` with Ray's older spellings (LEGACY_OPTIONS) turned into the current ones."""
+    if not any(name in options for name in LEGACY_OPTIONS):
+        return options
+    modern = {name: value for name, value in options.items() if name not in LEGACY_OPTIONS}
+    group = options.get("placement_group", "default")
+    if group not in (None, "default"):
+        if options.get("scheduling_strategy") is not None:
+            raise ValueError("placement_group cannot be given with scheduling_strategy: give a PlacementGroupSchedulingStrategy alone")
+        from .util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        modern["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+            group, options.get("placement_group_bundle_index", -1), options.get("placement_group_capture_child_tasks")
+        )
+    elif options.get("placement_group_bundle_index", -1) != -1:
+        raise ValueError("placement_group_bundle_index needs placement_group (or use a PlacementGroupSchedulingStrategy)")
+    accelerator = options.get("accelerator_type")
+    if accelerator is not None:
+        if not isinstance(accelerator, str) or not accelerator:
+            raise TypeError(f"accelerator_type must be a non-empty string, got {accelerator!r}")
+        resources = dict(options.get("resources") or {})
+        resources[ACCELERATOR_PREFIX + accelerator] = ACCELERATOR_AMOUNT
+        modern["resources"] = resources
+    return modern
+
+
 def _common(options: Mapping[str, Any], defaults: Mapping[str, Any], what: str, *, unset_ok: bool) -> dict[str, Any]:
     """The checks tasks and actors share: known names, resource quantities (None allowed if ``unset_ok``)."""
     unknown = sorted(set(options) - set(defaults))
@@ -158,7 +191,7 @@ ACTOR_DEFAULTS: dict[str, Any] = {
 
 def validate_actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Check options of ``@remote`` on a class or ``Cls.options(...)``; raise naming the bad one."""
-    checked = _common(options, ACTOR_DEFAULTS, "an actor", unset_ok=True)
+    checked = _common(_modern(options), ACTOR_DEFAULTS, "an actor", unset_ok=True)
     for name, low in (("max_restarts", -1), ("max_task_retries", -1), ("max_concurrency", 1)):
         value = checked.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):

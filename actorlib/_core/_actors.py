@@ -19,10 +19,10 @@ import trio
 
 from .._serial import box_system
 from .._wire import (
-    ActorSpec, ActorView, CallActor, Channel, ConnectionFailed, CreateActor, ErrorValue, Inline, KillActor, PendingTask,
-    StreamEnd, TaskDone, Value, WaitActor,
+    ActorSpec, ActorView, CallActor, CancelTask, Channel, ConnectionFailed, CreateActor, ErrorValue, Inline, KillActor,
+    PendingTask, StreamEnd, TaskDone, Value, WaitActor,
 )  # fmt: skip
-from ..exceptions import ActorDiedError
+from ..exceptions import ActorDiedError, TaskCancelledError
 from ._objects import CallbackWaiter
 
 HEAD_RECONNECT_GRACE = 30.0  # seconds callers keep asking for an actor while the head is away
@@ -99,6 +99,7 @@ class ActorSubmitter:
         # has not queued yet, per actor: while any are on the way, no later call of that actor
         # may take the fast path, or it would overtake them.
         self._on_the_way: dict[bytes, int] = {}
+        self._on_the_way_ids: set[bytes] = set()  # those calls (is_call must know them)
         self._handle_events: deque[tuple[bytes, int, str, int, bool]] = deque()
         self._creations: deque[tuple[ActorSpec, list[ObjectRef]]] = deque()
         self._creating = False
@@ -265,6 +266,7 @@ class ActorSubmitter:
     def submit(self, call: CallSpec) -> None:
         with self._lock:
             self._arrived(call.actor_id)
+            self._on_the_way_ids.discard(call.call_id)
             actor = self._state(call.actor_id)
             if actor.dead is not None:
                 self._finish(call, actor.dead)
@@ -309,6 +311,7 @@ class ActorSubmitter:
                 or call.actor_id in on_the_way or actor.channel is None or actor.channel.closed
             ):  # fmt: skip
                 on_the_way[call.actor_id] = on_the_way.get(call.actor_id, 0) + 1
+                self._on_the_way_ids.add(call.call_id)
                 return False
             self._send(actor, call, threadsafe=True)
         return True
@@ -388,6 +391,39 @@ class ActorSubmitter:
     def _dead(self, actor: _Actor, message: str) -> None:
         with self._lock:
             self._die(actor, box_system(ActorDiedError(message)))
+
+    def is_call(self, call_id: bytes) -> bool:
+        """Whether ``call_id`` is a call of this process still waiting here or at its actor."""
+        with self._lock:
+            return (
+                call_id in self._calls or call_id in self._on_the_way_ids
+                or any(call.call_id == call_id for a in self._actors.values() for call in a.queue)
+            )  # fmt: skip
+
+    def cancel(self, call_id: bytes, recursive: bool) -> bool:
+        """Cancel a call this process made (False: it is not one, or it is over). One still
+        here is answered TaskCancelledError at once; one sent to its actor is refused there if
+        it has not started, stopped if it runs in an async actor's event loop, and otherwise
+        only flagged for ``is_canceled()`` (a running sync method is never interrupted, as in Ray)."""
+        with self._lock:
+            for actor in self._actors.values():
+                for call in actor.queue:
+                    if call.call_id == call_id:
+                        actor.queue.remove(call)
+                        error = TaskCancelledError(f"{call.name}() was cancelled before it was sent to its actor")
+                        self._finish(call, box_system(error))
+                        return True
+            actor = self._calls.get(call_id)
+            call = actor.inflight.get(call_id) if actor is not None else None
+            channel = actor.channel if actor is not None else None
+        if call is None:
+            return False
+        if channel is not None and not channel.closed:
+            try:
+                channel.send_nowait(CancelTask(task_id=call_id, num_returns=call.num_returns, recursive=recursive))
+            except trio.ClosedResourceError:
+                pass  # the actor's process is gone: its calls fail or are retried as for any loss
+        return True
 
     def on_done(self, done: TaskDone) -> bool:
         with self._lock:

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any
 
 import trio
@@ -20,10 +24,13 @@ import trio
 from .._core import Runtime
 from .._serial import box_system, deserialize
 from .._wire import TERMINATE, ActorSpec, CallActor, Channel
-from ..exceptions import ActorDiedError, AsyncioActorExit
-from ._calls import Reply, arguments, collect, failed, iter_of, pack, run_sync, stream_async
+from ..exceptions import ActorDiedError, AsyncioActorExit, TaskCancelledError
+from ._calls import Cancelled, Reply, arguments, collect, failed, iter_of, pack, run_sync, stream_async
 
 DEFAULT_GROUP = ""
+REMEMBERED_CANCELS = 10_000
+# The call a thread or async task of the actor is running (get_task_id(), is_canceled()).
+CURRENT_CALL: ContextVar[bytes | None] = ContextVar("actorlib_current_call", default=None)
 
 
 class ActorRunner:
@@ -52,6 +59,13 @@ class ActorRunner:
         self._running: set[int] = set()
         self._finished: list[Any] = []
         self._terminating = 0  # the number of the first __ray_terminate__ call: later ones are refused
+        # Cancelled calls (the last REMEMBERED_CANCELS): refused if they have not started, stopped
+        # if they run in the event loop (``_stoppers``), else only seen by is_canceled().
+        self._cancel_lock = threading.Lock()
+        self._cancelled: set[bytes] = set()
+        self._cancel_order: deque[bytes] = deque()
+        self._running_calls: dict[bytes, Any] = {}  # call id -> its trio.CancelScope or asyncio.Task
+        self._in_loop: Callable[[Callable[[], Any]], None] = lambda fn: None  # run fn in the event loop, from any thread
 
     # ---- exit_actor() -------------------------------------------------------------------
 
@@ -64,9 +78,49 @@ class ActorRunner:
             self.rt.soon(lambda: self.rt.nursery.start_soon(actors._kill, actor_id, True, self.exited))
         raise AsyncioActorExit(self.exited)
 
+    # ---- cancellation (ray.cancel of a call) --------------------------------------------
+
+    def cancel(self, call_id: bytes) -> None:
+        """(Any thread.) The caller cancelled ``call_id``: stop it if it runs in the event loop;
+        a call not started yet is refused when its turn comes."""
+        with self._cancel_lock:
+            if call_id not in self._cancelled:
+                self._cancelled.add(call_id)
+                self._cancel_order.append(call_id)
+                if len(self._cancel_order) > REMEMBERED_CANCELS:
+                    self._cancelled.discard(self._cancel_order.popleft())
+        # (Lock-free against _started: it registers before it looks at _cancelled, and this looks
+        # after adding, so one of the two sees the other; cancelling twice does no harm.)
+        running = self._running_calls.get(call_id)
+        if running is not None:
+            self._in_loop(running.cancel)
+
+    def cancelled(self, call_id: bytes) -> bool:
+        return call_id in self._cancelled
+
+    def _started(self, call_id: bytes, running: Any) -> bool:
+        """Register a call running in the event loop (its scope or task); False if it was
+        cancelled already."""
+        self._running_calls[call_id] = running
+        return call_id not in self._cancelled
+
+    def _answer_cancelled(self, call: CallActor, reply: Reply, name: str, running: bool) -> None:
+        if running:
+            error = failed(Cancelled(), name, 1)[0]
+        else:
+            error = box_system(TaskCancelledError(f"{name}() was cancelled before it ran"))
+        if call.streaming:
+            reply.end(0, error)
+        else:
+            reply.done([error] * call.num_returns)
+
     def _refused(self, call: CallActor, reply: Reply, name: str, number: int = 0) -> bool:
         """Answer ``call`` with ActorDiedError if the actor exited, or (async actors) is exiting
-        once the calls before a __ray_terminate__ that came before this one ended: it never runs."""
+        once the calls before a __ray_terminate__ that came before this one ended: it never runs.
+        A cancelled call is answered TaskCancelledError."""
+        if call.call_id in self._cancelled:
+            self._answer_cancelled(call, reply, name, running=False)
+            return True
         why = self.exited or (f"{TERMINATE}() was called" if 0 < self._terminating < number else "")
         if not why:
             return False
@@ -103,7 +157,11 @@ class ActorRunner:
         except AttributeError as exc:
             reply.done(failed(exc, name, call.num_returns))
             return
-        run_sync(self.rt, method, call, reply, name)
+        current = CURRENT_CALL.set(call.call_id)
+        try:
+            run_sync(self.rt, method, call, reply, name)
+        finally:
+            CURRENT_CALL.reset(current)
 
     def _method(self, name: str) -> Any:
         if name == TERMINATE:
@@ -127,6 +185,7 @@ class ActorRunner:
 
     async def _serve_trio(self, ready: Any) -> None:
         token = trio.lowlevel.current_trio_token()
+        self._in_loop = token.run_sync_soon
         send, receive = trio.open_memory_channel[tuple[CallActor, Channel]](float("inf"))
         limiters = {group: trio.CapacityLimiter(n) for group, n in self.limits.items()}
         self._loop_handoff = lambda call, channel: token.run_sync_soon(send.send_nowait, (call, channel))
@@ -137,6 +196,7 @@ class ActorRunner:
 
     async def _serve_asyncio(self, ready: Any) -> None:
         loop = asyncio.get_running_loop()
+        self._in_loop = loop.call_soon_threadsafe
         inbox: asyncio.Queue[tuple[CallActor, Channel]] = asyncio.Queue()
         limiters = {group: asyncio.Semaphore(n) for group, n in self.limits.items()}
         self._loop_handoff = lambda call, channel: loop.call_soon_threadsafe(inbox.put_nowait, (call, channel))
@@ -170,6 +230,31 @@ class ActorRunner:
     async def _run_async_call(self, call: CallActor, channel: Channel, limiter: Any, number: int) -> None:
         name = f"{self.spec.class_name}.{call.method}"
         reply = Reply(self.rt, channel, call.call_id, name, call.job_id, self.spec.actor_id, call.attempt)
+        call_id = call.call_id
+        CURRENT_CALL.set(call_id)  # (each call runs in its own task, with its own context)
+        try:
+            if self.mode == "trio":
+                with trio.CancelScope() as scope:
+                    if self._started(call_id, scope):
+                        await self._run_async_body(call, reply, name, limiter, number)
+                    else:
+                        self._answer_cancelled(call, reply, name, running=False)
+                if scope.cancelled_caught and not reply.sent:
+                    self._answer_cancelled(call, reply, name, running=True)
+            else:
+                if not self._started(call_id, asyncio.current_task()):
+                    self._answer_cancelled(call, reply, name, running=False)
+                    return
+                try:
+                    await self._run_async_body(call, reply, name, limiter, number)
+                except asyncio.CancelledError:
+                    if call_id not in self._cancelled or reply.sent:
+                        raise
+                    self._answer_cancelled(call, reply, name, running=True)
+        finally:
+            self._running_calls.pop(call_id, None)
+
+    async def _run_async_body(self, call: CallActor, reply: Reply, name: str, limiter: Any, number: int) -> None:
         if call.method == TERMINATE and not self._terminating:
             self._terminating = number
             await self._after_earlier_calls(number)

@@ -13,14 +13,16 @@ import os
 import select
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._wire import AuthenticationError, BlockingChannel, CoreMessage, ProtocolError, is_unix, join, parts, split_host_port, unix_path
+from .._wire import AuthenticationError, BlockingChannel, CancelTask, CoreMessage, ProtocolError, is_unix, join, parts, split_host_port, unix_path
 from .._wire._throttle import CONNECTIONS
 
 log = logging.getLogger("actorlib.worker")
 HANDSHAKE_TIMEOUT = 10.0
+LOOK_AGAIN_AFTER = 0.001  # seconds a call ran after which the socket is checked for cancels
 
 
 class ExecServer:
@@ -99,17 +101,34 @@ class ExecServer:
                 channel.close()
 
     def _serve(self, channel: BlockingChannel) -> bool:
-        try:
-            messages = channel.receive_available()
-        except (EOFError, OSError, ProtocolError) as exc:
-            if isinstance(exc, ProtocolError):
-                CONNECTIONS.warning(log, "closing exec connection: %s", exc)
-            self._drop(channel)
-            return True
-        for message in messages:
-            if not self._handle(message, channel):
+        """Run what ``channel`` sent. Cancels go before the calls read with them, and after a
+        call that took a while the socket is looked at again for cancels that came meanwhile:
+        a cancel is sent after its call, and must still reach a call queued behind a long one
+        (behind quick ones, it would come too late anyway)."""
+        messages: deque[Any] = deque()
+        look = True
+        while True:
+            if look:
+                try:
+                    arrived = channel.receive_available()
+                except (EOFError, OSError, ProtocolError) as exc:
+                    if isinstance(exc, ProtocolError):
+                        CONNECTIONS.warning(log, "closing exec connection: %s", exc)
+                    self._drop(channel)
+                    return True
+                for message in arrived:
+                    if type(message) is CancelTask:
+                        self._handle(message, channel)
+                    else:
+                        messages.append(message)
+            if not messages:
+                return True
+            started = time.perf_counter()
+            if not self._handle(messages.popleft(), channel):
                 return False
-        return True
+            if not messages:
+                return True
+            look = time.perf_counter() - started > LOOK_AGAIN_AFTER and _readable(channel)
 
     def _drop(self, channel: BlockingChannel) -> None:
         self._connections.pop(channel.fileno(), None)
@@ -129,6 +148,11 @@ class ExecServer:
         self._handshaking.clear()
         self._connections.clear()
         self._listeners.clear()
+
+
+def _readable(channel: BlockingChannel) -> bool:
+    readable, _, _ = select.select([channel], [], [], 0)
+    return bool(readable)
 
 
 def _listen(address: str) -> tuple[socket.socket, str]:

@@ -14,7 +14,7 @@ import trio
 from .._core import Runtime
 from .._serial import FunctionCache, box, box_system
 from .._titles import set_title
-from .._wire import ActorReady, CallActor, InitActor, PushTask
+from .._wire import ActorReady, CallActor, CancelTask, InitActor, PushTask
 from ..exceptions import TaskCancelledError
 from ._actor import ActorRunner
 from ._calls import Cancelled, Reply, failed, run_sync
@@ -66,6 +66,8 @@ class Executor:
                 self.call(message, channel)
             elif kind is InitActor:
                 return self._become_actor(message, channel)
+            elif kind is CancelTask:  # of a call to this sync actor (its callers' only socket)
+                self.cancel(message.task_id, message.num_returns, channel, message.recursive)
         except Cancelled:
             pass  # a cancel that arrived as its task finished
         return True
@@ -169,7 +171,10 @@ class Executor:
 
     def cancel(self, task_id: bytes, num_returns: int, channel: Any, recursive: bool = False) -> None:
         """Interrupt the task if it runs (``recursive``: and cancel the tasks it submitted);
-        else answer now and skip it if it arrives later."""
+        else answer now and skip it if it arrives later. In an actor: see ActorRunner.cancel."""
+        if self.actor is not None:
+            self.actor.cancel(task_id)
+            return
         with self._lock:
             self._remember_cancel(task_id)
             current = self.current
@@ -199,6 +204,9 @@ class Executor:
                     return
                 signal.pthread_kill(self._main, signal.SIGINT)  # type: ignore[arg-type]
             await trio.sleep(INTERRUPT_RETRY)
+
+    def was_cancelled(self, task_id: bytes) -> bool:
+        return task_id in self._cancelled
 
     def _remember_cancel(self, task_id: bytes) -> None:
         self._cancelled.add(task_id)
