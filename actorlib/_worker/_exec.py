@@ -117,10 +117,10 @@ class ExecServer:
                     self._drop(channel)
                     return True
                 for message in arrived:
-                    if type(message) is CancelTask:
-                        self._handle(message, channel)
-                    else:
+                    if type(message) is not CancelTask:
                         messages.append(message)
+                    elif not self._handle(message, channel):
+                        return False
             if not messages:
                 return True
             started = time.perf_counter()
