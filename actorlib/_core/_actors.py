@@ -117,11 +117,16 @@ class ActorSubmitter:
     def handle_ref(self, actor_id: bytes, delta: int, name: str = "", retries: int = 0, escaped: bool = False) -> None:
         """Count a handle made (+1) or dropped (-1), or note it was sent elsewhere (``escaped``)."""
         self._handle_events.append((actor_id, delta, name, retries, escaped))
+        self.rt.wake_housekeeping()
 
     @property
     def idle(self) -> bool:
         """No handle count change is queued."""
         return not self._handle_events
+
+    def tracked(self) -> bool:
+        """Whether this process knows of any actor (handles, calls): collect() looks at each."""
+        return bool(self._actors)
 
     def collect(self) -> None:
         """Apply handle counts; an owned actor nobody can call any more is killed."""

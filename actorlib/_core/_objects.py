@@ -132,6 +132,7 @@ class ObjectTable:
         self.completions = 0  # values set so far: a wait that saw none new need not look again
         self._borrowed_by: dict[Any, set[bytes]] = {}  # owned objects each borrower channel holds
         self.on_free: Callable[[list[tuple[bytes, Stored]]], None] = lambda freed: None  # (object id, where it is stored)
+        self.on_queued: Callable[[], None] = _nothing  # something was queued for collect() (any thread)
         # (owner address, object id) of borrowed objects: no longer held here / passed on uncounted
         self.on_release: Callable[[list[tuple[str, bytes]]], None] = lambda released: None
         self.on_pin: Callable[[list[tuple[str, bytes]]], None] = lambda pinned: None
@@ -165,6 +166,7 @@ class ObjectTable:
     def decref_later(self, object_id: bytes) -> None:
         """Queue one reference drop; safe from any thread and from ``__del__``."""
         self._decrefs.append(object_id)
+        self.on_queued()
 
     def complete(self, object_id: bytes, value: Value) -> bool:
         """Set the value of a pending object and wake its waiters. False if unknown or done."""
@@ -178,6 +180,7 @@ class ObjectTable:
             waiters, entry.waiters = entry.waiters, None
             if waiters and entry.count <= 0:
                 self._recheck.append(object_id)  # only its waiters kept it: free it now
+                self.on_queued()
         for waiter in waiters or ():
             try:
                 waiter.notify()
@@ -211,6 +214,7 @@ class ObjectTable:
                     entry.waiters = None  # type: ignore[union-attr]
                     if entry.count <= 0:  # type: ignore[union-attr]
                         self._recheck.append(object_id)
+                        self.on_queued()
 
     def watch(self) -> CompletionWatcher:
         """A watcher woken by completions until :meth:`unwatch` (see CompletionWatcher)."""
@@ -397,3 +401,7 @@ class ObjectTable:
         pending = [object_id for object_id, entry in list(self._entries.items()) if entry.value is None]
         for object_id in pending:
             self.complete(object_id, make_value())
+
+
+def _nothing() -> None:
+    pass

@@ -120,6 +120,7 @@ class StreamTable:
     def abandon_later(self, task_id: bytes, taken: int) -> None:
         """The generator of ``task_id`` is gone after taking ``taken`` items; safe from ``__del__``."""
         self._abandoned.append((task_id, taken))
+        self.rt.wake_housekeeping()
 
     @property
     def idle(self) -> bool:
