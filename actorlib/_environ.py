@@ -8,6 +8,9 @@ TOKEN_FILE_ENV = "ACTORLIB_TOKEN_FILE"  # a file holding it
 SUBMISSION_ID_ENV = "ACTORLIB_SUBMISSION_ID"  # set for a job's entrypoint: its driver registers as that job
 JOB_RUNTIME_ENV = "ACTORLIB_JOB_RUNTIME_ENV"  # the job's runtime_env (JSON, packages as URIs): init()'s default
 NODE_ID_ENV = "ACTORLIB_NODE_ID"  # the node a process runs on (workers, job entrypoints): a driver there registers with it
+# Set by a node for an actor's process: it asks the node which actor it is on its node
+# connection (ActorSpecRequest). Not a runtime_env key: what the actor starts is no actor.
+ACTOR_PROCESS_ENV = "ACTORLIB_ACTOR_PROCESS"
 
 
 def with_own_code(environ: dict[str, str]) -> dict[str, str]:

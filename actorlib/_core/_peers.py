@@ -11,6 +11,7 @@ import trio
 
 from .._serial import box_system
 from .._wire import (
+    ActorSpecReply,
     AddBorrowers,
     BorrowersAdded,
     CallActor,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actorlib.core")
 
-_REPLIES = (LeaseGranted, LeaseRefused, WorkerExitReply, NodeInfoReply)
+_REPLIES = (LeaseGranted, LeaseRefused, WorkerExitReply, NodeInfoReply, ActorSpecReply)
 BORROW_TIMEOUT = 30.0  # seconds a task waits for the owners of refs nested in its arguments
 
 

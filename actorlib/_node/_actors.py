@@ -27,7 +27,7 @@ import supervisors
 
 from .. import _ids
 from .._serial import unbox
-from .._wire import ActorReady, Demand, ActorSpec, ActorView, CoreMessage, ErrorValue, GroupSpec, InitActor, connect
+from .._wire import ActorInitDone, ActorSpecReply, ActorSpecRequest, Demand, ActorSpec, ActorView, Channel, ErrorValue, GroupSpec
 from ..exceptions import TaskError
 from . import _resources as res
 from ._gpus import CUDA_VISIBLE_DEVICES
@@ -89,6 +89,23 @@ class ActorHost:
         self._group_lock = trio.Lock()
         self._turns: dict[bytes, list[Any]] = {}  # group id -> [next ticket, next to start, changed]
         self.booting = trio.CapacityLimiter(BOOTING_AT_ONCE)
+        self._initializing: dict[bytes, ActorChild] = {}  # worker id -> its incarnation, until ActorReady
+
+    # ---- from actor processes, on their connections to this node ------------------------
+
+    def spec_request(self, channel: Channel, request: ActorSpecRequest) -> None:
+        """A fresh actor process asks which actor it is: send its InitActor."""
+        child = self._initializing.get(request.worker_id)
+        if child is None:  # its start was given up (it is being stopped): nothing to become
+            log.warning("an actor process (worker %s) asked for an actor this node no longer starts", request.worker_id.hex())
+            return
+        channel.send_nowait(ActorSpecReply(req=request.req, spec=child.hosted.spec))
+
+    def init_done(self, message: ActorInitDone) -> None:
+        """An actor process ran its ``__init__`` (or it raised)."""
+        child = self._initializing.get(message.worker_id)
+        if child is not None:
+            child.initialized(message)
 
     # ---- requests from the head ------------------------------------------------------
 
@@ -353,40 +370,57 @@ class ActorChild:
         self.worker_id = _ids.unique_id()
         self.killed_because = ""  # set by kill(): the exit reason its supervisor and the head see
         env = {**hosted.spec.env, CUDA_VISIBLE_DEVICES: ",".join(hosted.gpu_ids)}
-        self.process = host.pool.make_process(self.worker_id, env, hosted.key)
+        self.process = host.pool.make_process(self.worker_id, env, hosted.key, actor=True)
+        self._init_reply: ActorInitDone | None = None
+        self._init_done = trio.Event()
 
     @property
     def pid(self) -> int | None:
         return self.process.pid
 
     async def start(self, nursery: trio.Nursery) -> None:
-        async with self.host.booting:
-            await self.process.start(nursery)
-        core, exec_ = self.process.ready_info.get("core", ""), self.process.ready_info.get("exec", "")
+        initializing = self.host._initializing
+        initializing[self.worker_id] = self  # before it runs: it may ask before READY is read
         try:
-            error, calls_exec = await self._initialize(exec_)
-        except EOFError:  # it died during __init__: its exit says why
-            raise supervisors.StartError(self.hosted.key, await self.process.wait()) from None
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self.process.stop(0, "__init__ did not complete")
-            raise
+            async with self.host.booting:
+                await self.process.start(nursery)
+            core, exec_ = self.process.ready_info.get("core", ""), self.process.ready_info.get("exec", "")
+            try:
+                error, calls_exec = await self._initialize()
+            except EOFError:  # it died during __init__: its exit says why
+                raise supervisors.StartError(self.hosted.key, await self.process.wait()) from None
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await self.process.stop(0, "__init__ did not complete")
+                raise
+        finally:
+            initializing.pop(self.worker_id, None)
         if error is not None:
             await self.process.stop(0, "__init__ raised")
             raise supervisors.StartError(self.hosted.key, _init_exit(error))
         self.address = exec_ if calls_exec else core
         self.host.alive(self.hosted, self.pid or 0, self.address)
 
-    async def _initialize(self, address: str) -> tuple[ErrorValue | None, bool]:
+    async def _initialize(self) -> tuple[ErrorValue | None, bool]:
+        """Wait for the process to ask for its spec (ActorSpecRequest, on its connection to this
+        node), run ``__init__`` and answer ActorInitDone. EOFError if it exits first."""
         async with trio.open_nursery() as nursery:
-            channel = await connect(nursery, address, self.host.token, CoreMessage, name="node:00")
-            try:
-                channel.send_nowait(InitActor(req=1, spec=self.hosted.spec, incarnation=0))
-                while not isinstance(reply := await channel.receive(), ActorReady):
-                    pass
-                return reply.error, reply.exec
-            finally:
-                await channel.aclose()
+            nursery.start_soon(self._exit_ends_init)
+            await self._init_done.wait()
+            nursery.cancel_scope.cancel()
+        reply = self._init_reply
+        if reply is None:
+            raise EOFError("the actor process exited during __init__")
+        return reply.error, reply.exec
+
+    async def _exit_ends_init(self) -> None:
+        await self.process.wait()
+        self._init_done.set()
+
+    def initialized(self, reply: ActorInitDone) -> None:
+        if not self._init_done.is_set():
+            self._init_reply = reply
+            self._init_done.set()
 
     async def wait(self) -> supervisors.Exit:
         exit = await self.process.wait()

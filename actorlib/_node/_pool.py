@@ -19,6 +19,7 @@ import trio
 import supervisors
 
 from .. import _ids
+from .._environ import ACTOR_PROCESS_ENV
 from .._history import History
 from .._runtime_env import RUNTIME_ENV_KEYS_ENV, runtime_env_keys
 from ._gpus import CUDA_VISIBLE_DEVICES
@@ -137,7 +138,7 @@ class WorkerPool:
         return worker.child
 
     def make_process(
-        self, worker_id: bytes, extra_env: dict[str, str], name: str
+        self, worker_id: bytes, extra_env: dict[str, str], name: str, *, actor: bool = False
     ) -> supervisors.ProcessChild | supervisors.ForkedChild:
         """A worker process: forked from the zygote (milliseconds) or, without one, exec'd.
 
@@ -152,6 +153,8 @@ class WorkerPool:
             "ACTORLIB_NODE_IP": self.ip,
             "PYTHONUNBUFFERED": "1",
         }
+        if actor:
+            env[ACTOR_PROCESS_ENV] = "1"
         child: supervisors.ProcessChild | supervisors.ForkedChild
         if self.zygote is not None and self.zygote.alive:
             child = supervisors.ForkedChild(

@@ -18,7 +18,9 @@ from .._runtime_env import PackageStore
 from .._store import ObjectStore
 from .._store._spill import spill_settings
 from .._wire import (
+    ActorInitDone,
     ActorSpec,
+    ActorSpecRequest,
     Channel,
     Demand,
     EntrypointState,
@@ -315,6 +317,10 @@ class NodeService:
             self.pool.nursery.start_soon(self.inspector.stream_log, channel, message)
         elif kind is NodeInfoRequest:
             channel.send_nowait(NodeInfoReply(req=message.req, node=self.view()))
+        elif kind is ActorSpecRequest and self.actors is not None:
+            self.actors.spec_request(channel, message)
+        elif kind is ActorInitDone and self.actors is not None:
+            self.actors.init_done(message)
 
     async def _answer_exit(self, channel: Channel, query: WorkerExitQuery) -> None:
         reason = await self.pool.exit_reason(query.worker_id, EXIT_QUERY_WAIT)

@@ -435,6 +435,29 @@ class WorkerExitQuery(Msg, tag="exitq"):
     worker_id: bytes
 
 
+class ActorSpecRequest(Msg, tag="actor_spec_q"):
+    """Fresh actor process to its node, on its existing connection: which actor am I? (ActorSpecReply)"""
+
+    req: int
+    worker_id: bytes
+
+
+class ActorSpecReply(Msg, tag="actor_spec"):
+    """Node to a fresh actor process: become this actor (run __init__), then say ActorInitDone."""
+
+    req: int
+    spec: ActorSpec
+
+
+class ActorInitDone(Msg, tag="actor_init_done"):
+    """Actor process to its node, on the connection it asked on: __init__ finished (``error``
+    set if it raised); ``exec``: calls go to its exec socket (a sync actor), else its core socket."""
+
+    worker_id: bytes
+    error: ErrorValue | None = None
+    exec: bool = False
+
+
 class NodeInfoRequest(Msg, tag="nodeinfo"):
     """Anyone to node: a NodeView of this node."""
 
@@ -617,6 +640,9 @@ NodeMessage = (
     | PendingTasksReply
     | ObjectsQuery
     | ObjectsReply
+    | ActorSpecRequest
+    | ActorSpecReply
+    | ActorInitDone
 )
 
 

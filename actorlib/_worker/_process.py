@@ -13,7 +13,8 @@ from .. import _ids
 from .._titles import set_title
 from .._core import Identity, Runtime, set_current
 from .._runtime_env import inherited_env
-from .._wire import WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
+from .._environ import ACTOR_PROCESS_ENV
+from .._wire import ActorInitDone, ActorReady, ActorSpecRequest, InitActor, WorkerBlocked, WorkerUnblocked, join, read_token, unix_address
 from ._exec import ExecServer
 from ._executor import Executor
 from ._packages import enter_packages
@@ -24,6 +25,7 @@ def main() -> None:
     set_title("IDLE")
     link = supervisors.connect_parent()
     env = os.environ
+    actor = bool(env.pop(ACTOR_PROCESS_ENV, ""))  # not for what this process starts
     session = Path(env["ACTORLIB_SESSION_DIR"])
     worker_id = bytes.fromhex(env["ACTORLIB_WORKER_ID"])
     core, exec_ = _listen_addresses(session, worker_id, env.get("ACTORLIB_NODE_IP", ""))
@@ -67,7 +69,31 @@ def main() -> None:
     link.on_stop(lambda reason: _exit_now())
     mark("worker: ready")
     link.ready({"core": identity.address, "exec": server.address})
+    if actor and not _become_actor(runtime, executor, worker_id):
+        return  # it ran its async actor's event loop until the process ended
     server.serve_forever()
+
+
+def _become_actor(runtime: Runtime, executor: Executor, worker_id: bytes) -> bool:
+    """Ask the node which actor this process is, over the connection it already has (no
+    connection and handshake of the node's own), and become it on this thread: ``__init__``
+    runs, then ActorReady goes back the same way. False once an async actor's loop ended."""
+    reply = runtime.call(runtime.peers.node_request, lambda req: ActorSpecRequest(req=req, worker_id=worker_id))
+    return executor.handle(InitActor(req=0, spec=reply.spec, incarnation=0), _ToNode(runtime, worker_id))
+
+
+class _ToNode:
+    """Where the actor's ActorReady goes: this process's connection to its node, as ActorInitDone."""
+
+    closed = False
+
+    def __init__(self, runtime: Runtime, worker_id: bytes) -> None:
+        self._runtime = runtime
+        self._worker_id = worker_id
+
+    def send_threadsafe(self, ready: ActorReady) -> None:
+        done = ActorInitDone(worker_id=self._worker_id, error=ready.error, exec=ready.exec)
+        self._runtime.soon(_send_quietly, self._runtime, done)
 
 
 def _listen_addresses(session: Path, worker_id: bytes, ip: str) -> tuple[str, str]:
