@@ -125,6 +125,21 @@ def test_init_failure_kills_the_actor_with_its_error():
         actorlib.get(Broken.remote().ping.remote(), timeout=30)
 
 
+def test_an_actor_process_that_exits_during_init_is_reported_with_its_exit():
+    # The process asks its node for its spec and answers on the same connection: if it dies
+    # before answering, its start fails with how the process ended (no answer is waited for).
+    @actorlib.remote(max_restarts=1)
+    class Vanishing:
+        def __init__(self) -> None:
+            os._exit(7)
+
+        def ping(self) -> str:
+            return "pong"
+
+    with pytest.raises(ActorDiedError, match="code 7"):
+        actorlib.get(Vanishing.remote().ping.remote(), timeout=30)
+
+
 def _quietly(call):
     try:
         return call()

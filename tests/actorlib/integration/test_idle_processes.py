@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from pathlib import Path
 
 import actorlib
 from actorlib._core import current
-from actorlib._core._runtime import IDLE_AFTER
+from actorlib._core._runtime import IDLE_AFTER, IDLE_TICK
 
 from .conftest import poll
 
@@ -68,6 +69,10 @@ class Quiet:
     def say(self, text: str) -> None:
         print(text, flush=True)
 
+    def asleep(self) -> bool:
+        """Whether its runtime's housekeeping waits for something to do (no tick due)."""
+        return current()._deep_idle
+
 
 def test_an_actor_on_the_heads_node_connects_to_the_head_only_once_it_submits_work(cluster):
     # The head never declares its own node dead: the actor needs NodeDied only for work it
@@ -89,3 +94,33 @@ def test_an_idle_actor_has_three_threads_and_no_log_files_until_it_prints(cluste
     actorlib.get(actor.say.remote("quiet no more"), timeout=60)
     poll(lambda: any("quiet no more" in path.read_text() for path in logs.glob(f"*-{pid}.out")), timeout=30)
     actorlib.kill(actor)
+
+
+def _wakeups(pid: int) -> int:
+    """Voluntary context switches of all the threads of ``pid``: each is a wait that ended."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        for line in Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_an_idle_actor_sleeps_until_something_happens(cluster):
+    # No timer in an idle actor: its housekeeping tick and its task recorder wait for work
+    # (a thousand idle actors woken twice a second each cost a core ~10% for nothing).
+    actor = Quiet.remote()
+    pid = actorlib.get(actor.pid.remote(), timeout=60)
+    poll(lambda: actorlib.get(actor.asleep.remote(), timeout=60), timeout=30)
+    poll(lambda: _still(pid), timeout=30)  # once its recorder sent the last call's record
+    assert actorlib.get(actor.submit.remote(), timeout=60) == 1  # work wakes it, and it goes on
+    poll(lambda: actorlib.get(actor.asleep.remote(), timeout=60), timeout=30)
+    poll(lambda: _still(pid), timeout=30)
+    actorlib.kill(actor)
+
+
+def _still(pid: int) -> bool:
+    """Whether no thread of ``pid`` woke up in a window where the old timers fired four times."""
+    before = _wakeups(pid)
+    time.sleep(2 * IDLE_TICK)
+    return _wakeups(pid) == before
