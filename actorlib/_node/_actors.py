@@ -89,12 +89,12 @@ class ActorHost:
         self._group_lock = trio.Lock()
         self._turns: dict[bytes, list[Any]] = {}  # group id -> [next ticket, next to start, changed]
         self.booting = trio.CapacityLimiter(BOOTING_AT_ONCE)
-        self._initializing: dict[bytes, ActorChild] = {}  # worker id -> its incarnation, until ActorReady
+        self._initializing: dict[bytes, ActorChild] = {}  # worker id -> its incarnation, until ActorInitDone
 
     # ---- from actor processes, on their connections to this node ------------------------
 
     def spec_request(self, channel: Channel, request: ActorSpecRequest) -> None:
-        """A fresh actor process asks which actor it is: send its InitActor."""
+        """A fresh actor process asks which actor it is: send its spec (ActorSpecReply)."""
         child = self._initializing.get(request.worker_id)
         if child is None:  # its start was given up (it is being stopped): nothing to become
             log.warning("an actor process (worker %s) asked for an actor this node no longer starts", request.worker_id.hex())

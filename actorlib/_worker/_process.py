@@ -77,7 +77,7 @@ def main() -> None:
 def _become_actor(runtime: Runtime, executor: Executor, worker_id: bytes) -> bool:
     """Ask the node which actor this process is, over the connection it already has (no
     connection and handshake of the node's own), and become it on this thread: ``__init__``
-    runs, then ActorReady goes back the same way. False once an async actor's loop ended."""
+    runs, then ActorInitDone goes back the same way. False once an async actor's loop ended."""
     reply = runtime.call(runtime.peers.node_request, lambda req: ActorSpecRequest(req=req, worker_id=worker_id))
     return executor.handle(InitActor(req=0, spec=reply.spec, incarnation=0), _ToNode(runtime, worker_id))
 
