@@ -21,6 +21,7 @@ from ._child import StartError, wait_any
 from ._exit import Exit, ExitKind, exit_from_returncode
 
 FAILURE_REPORT_WAIT = 1.0
+CONTROL_READ = 4096  # bytes a read of the control socket asks for
 
 
 class ProcessBase:
@@ -99,7 +100,10 @@ class ProcessBase:
         lines = _control.LineBuffer()
         try:
             with self._reader_scope:
-                while data := await self._sock.recv(65536):
+                # Small reads: recv(n) allocates n bytes first, and a long-lived parent's C heap
+                # fragments under a 64 KiB block per message (control lines are short; longer
+                # ones arrive in pieces, joined by the LineBuffer).
+                while data := await self._sock.recv(CONTROL_READ):
                     for line in lines.feed(data):
                         self._on_message(_control.decode(line))
         except OSError:

@@ -19,6 +19,7 @@ from pathlib import Path
 import trio
 
 from .._wire import Channel, LogBatch, LogLine
+from .._wire._receive import receive_some
 
 log = logging.getLogger("actorlib.node")
 
@@ -64,7 +65,7 @@ class LogRelay:
         out = _Stream(pid, stream_name, self.log_dir / f"{name}-{pid}.{stream_name}")
         try:
             async with stream:
-                while data := await stream.receive_some(65536):
+                while data := await receive_some(stream, 65536):
                     await self._feed(out, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import trio
 
-from . import _auth
+from . import _auth, _receive
 from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
 from ._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, Welcome, decoder_for
 
@@ -57,7 +57,7 @@ class BlockingChannel:
 
         Raises EOFError at the end of the stream, ProtocolError on garbage.
         """
-        data = self.sock.recv(RECEIVE_CHUNK)
+        data = _receive.recv(self.sock, RECEIVE_CHUNK)
         if not data:
             raise EOFError(f"{self.peer} closed the connection")
         try:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 import trio
 
-from . import _auth
+from . import _auth, _receive
 from ._address import is_unix, join, open_listener, open_stream, parts, unix_path
 from ._errors import ConnectionFailed
 from ._framing import DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, FrameReader, ProtocolError
@@ -168,7 +168,7 @@ class Channel:
     async def _next_frame(self) -> bytes:
         while not self._inbox:
             try:
-                data = await self.stream.receive_some(RECEIVE_CHUNK)
+                data = await _receive.receive_some(self.stream, RECEIVE_CHUNK)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self._mark_closed(exc)
                 raise EOFError(f"connection to {self.peer} lost: {exc}") from exc

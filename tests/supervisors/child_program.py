@@ -10,6 +10,7 @@ Modes:
   fail-start       raise before READY
   grandchildren N  start N `sleep` grandchildren, print their pids, READY, serve
   counter PATH     append a line to PATH at each start, then crash at once
+  big-ready N      READY carrying an N-character value (many reads of the control socket), serve
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def main(link: supervisors.ParentLink, mode: str, arg: str) -> None:
     if mode == "grandchildren":
         procs = [subprocess.Popen(["sleep", "1000"]) for _ in range(int(arg))]
         print(" ".join(str(p.pid) for p in procs), flush=True)
-    link.ready()
+    link.ready({"blob": "x" * int(arg)} if mode == "big-ready" else None)
     if mode == "crash":
         await trio.sleep(float(arg))
         raise RuntimeError("boom")

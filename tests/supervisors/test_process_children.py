@@ -51,6 +51,18 @@ async def test_crashed_process_is_restarted_with_its_reported_error():
         assert "raise RuntimeError" in child.last_exit.traceback
 
 
+async def test_a_ready_message_longer_than_one_read_of_the_control_socket_arrives_whole():
+    started: list[ProcessChild] = []
+
+    def start() -> ProcessChild:
+        started.append(ProcessChild(child_argv("big-ready", "100000")))
+        return started[-1]
+
+    async with open_supervisor([ChildSpec(id="big", start=start)]) as sup:
+        assert sup.snapshot().children[0].state == "running"
+        assert started[-1].ready_info == {"blob": "x" * 100_000}  # 25 reads of 4 KiB
+
+
 async def test_nonzero_exit_code_is_abnormal():
     async with open_supervisor([proc("exit", "3", restart="transient")]) as sup:
         await wait_for(lambda: (sup.snapshot().children[0].last_exit or None) is not None)
