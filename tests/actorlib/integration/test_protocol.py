@@ -522,7 +522,9 @@ def requests(name: str, log_names: list[str]) -> st.SearchStrategy[Any]:
         "worker-core": core + [b(CallActor, call_id=IDS, method=st.sampled_from(["ping", "where", "__init__", "nope"]) | text, **call)],
         "worker-exec": [
             b(CallActor, call_id=IDS, method=st.sampled_from(["ping", "where", "__init__", "__del__", "nope"]) | text, **call),
-            b(PushTask, task_id=IDS, fn_id=IDS, fn_blob=st.none() | st.binary(max_size=64), name=text, **call),
+            b(PushTask, task_id=IDS, fn_id=IDS, fn_blob=st.none() | st.binary(max_size=64), name=text, attempt=INTS,
+              streaming=st.booleans(), gpu_ids=st.lists(text, max_size=2), placement_group=IDS,
+              capture_child_tasks=st.booleans(), namespace=text, **call),
             b(CancelTask, task_id=IDS, num_returns=INTS, recursive=st.booleans()),
         ],
     }
@@ -550,15 +552,29 @@ def test_wellformed_requests_with_random_values_get_an_answer_or_an_error(cluste
     assert_bounded(server, before)
 
 
-def test_a_task_name_holding_a_nul_leaves_the_exec_socket_serving(cluster):
-    """Found by the suite above: a task's name becomes its worker's process title, and a NUL
-    in it made setproctitle raise out of the exec loop, which killed the worker."""
+@pytest.mark.parametrize("field", ["name", "gpu_ids"])
+def test_a_nul_in_a_tasks_name_or_gpu_ids_fails_that_task_not_its_worker(cluster, field):
+    """Found by the suite above: a task's name becomes its worker's process title, and a NUL in
+    it made setproctitle raise out of the exec loop, which killed the worker; a NUL in a GPU id
+    did the same through CUDA_VISIBLE_DEVICES. The task gets an error; the worker serves on."""
     server = servers()["worker-exec"]
     ident = _core.current().identity
     task = PushTask(
-        task_id=b"\1" * 16, fn_id=b"fuzz", fn_blob=b"not a pickle", name="a\0b", args=Inline(data=b"", buffers=[]),
-        resolved=[], num_returns=1, job_id=ident.job_id, owner=ident.address, owner_id=ident.core_id,
+        task_id=b"\1" * 16, fn_id=b"fuzz", fn_blob=b"not a pickle", name="a\0b" if field == "name" else "fuzz",
+        args=Inline(data=b"", buffers=[]), resolved=[], num_returns=1, job_id=ident.job_id, owner=ident.address,
+        owner_id=ident.core_id, gpu_ids=["0\0"] if field == "gpu_ids" else [],
     )  # fmt: skip
-    trio.run(request_case, server, task)
+
+    async def run() -> None:
+        async with connection(server) as bystander:
+            async with connection(server) as caller:
+                await caller._send_direct(task)
+                with trio.fail_after(WAIT):
+                    reply = await caller.receive()
+                assert isinstance(reply, TaskDone) and reply.task_id == task.task_id, reply
+                assert [type(value) for value in reply.returns] == [ErrorValue], reply
+            await still_serving(server, bystander, 3)
+
+    trio.run(run)
     assert psutil.pid_exists(server.pid)
     check_cluster_serves()
