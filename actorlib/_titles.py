@@ -18,12 +18,22 @@ _set: Callable[[str], None] | None = None
 
 
 def set_title(role: str) -> None:
-    """Show ``actorlib::<role>`` in ``ps``; a no-op if it already does (cheap enough per task)."""
+    """Show ``actorlib::<role>`` in ``ps``; a no-op if it already does (cheap enough per task).
+
+    ``role`` may be anything a user named a task: a NUL or a lone surrogate (which
+    setproctitle refuses with ValueError / UnicodeEncodeError, and which once killed the
+    worker) is shown escaped instead.
+    """
     global _title
-    title = PREFIX + role
+    title = printable(PREFIX + role)
     if title != _title:
         _title = title
         (_set or _setter())(title)
+
+
+def printable(title: str) -> str:
+    """``title`` as a process title can hold it: no NUL, valid UTF-8."""
+    return title.replace("\0", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _setter() -> Callable[[str], None]:

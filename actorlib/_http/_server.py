@@ -31,13 +31,22 @@ WEBSOCKET_MAX_MESSAGE = 64 * 1024
 
 class _OneConnection(TCPServer):
     """hypercorn's server of one connection, contained: what that connection runs into closes it,
-    never the server.
+    never the server; and closed as soon as its peer has hung up.
 
     hypercorn 0.18 runs every connection in one nursery with no guard, so an exception out of one
     stops them all; and one does escape: bytes after an HTTP/1.0 request make it answer a 400
     while it closes the stream, two sends at once (trio.BusyResourceError, hypercorn issue #203).
     Anyone could stop the HTTP API that way, and every stop used up the head's restart budget.
     """
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The peer hung up, or said it sends nothing more: no request can follow on this
+        # connection (one in flight was already dropped, its stream closed). hypercorn 0.18
+        # would still keep an idle connection, socket and task, until its keep-alive timer
+        # ran out: 5 s in CLOSE_WAIT for every client that closed after its reply. Stop the
+        # timer, so the connection closes now.
+        await self.idle_task.stop()
 
     async def run(self) -> None:
         try:

@@ -77,9 +77,6 @@ class Executor:
         ident = self.rt.identity
         ident.job_id = task.job_id
         ident.namespace = task.namespace  # nested tasks and named actors live in the job's namespace
-        visible = ",".join(task.gpu_ids)  # the task sees only the GPUs its lease holds
-        if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
-            os.environ["CUDA_VISIBLE_DEVICES"] = visible
         self._mark_output(task.job_id, task.name)
         reply = Reply(self.rt, channel, task.task_id, task.name, task.job_id, b"", task.attempt)
         try:
@@ -88,7 +85,8 @@ class Executor:
             if not self._begin(task, channel, reply):
                 return
             set_title(task.name)
-            try:
+            try:  # what the task cannot run with fails the task, never the worker
+                _show_gpus(task.gpu_ids)
                 fn = self.functions.get(task.fn_id, task.fn_blob)
             except Exception as exc:
                 reply.done([box(exc, task.name)] * task.num_returns)
@@ -223,6 +221,16 @@ class Executor:
             sys.stderr.write(marker)
             sys.stdout.flush()
             sys.stderr.flush()
+
+
+def _show_gpus(gpu_ids: list[str]) -> None:
+    """Let the task see only the GPUs its lease holds (its CUDA_VISIBLE_DEVICES)."""
+    visible = ",".join(gpu_ids)
+    if os.environ.get("CUDA_VISIBLE_DEVICES") != visible:
+        try:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
+        except ValueError as exc:  # a NUL in an id: the ValueError once escaped and killed the worker
+            raise ValueError(f"GPU ids {gpu_ids!r} cannot be set as CUDA_VISIBLE_DEVICES: {exc}") from None
 
 
 def _send(channel: Any, message: Any) -> None:

@@ -6,9 +6,7 @@ import shutil
 
 import pytest
 
-import actorlib
-
-from ..integration.conftest import poll, processes_mentioning, wait_gone
+from ..integration.conftest import processes_mentioning, wait_gone
 from ..multinode.conftest import MultiNode
 from ..reliability import Row
 
@@ -45,13 +43,9 @@ def chaos_cluster(request, ledger):
     nodes = [{"ip": "127.0.0.2", "cpus": cpus[1], "resources": resources[0]}, {"ip": "127.0.0.3", "cpus": cpus[2], "resources": resources[1]}]
     multi = ChaosCluster(nodes, head_cpus=cpus[0], node_timeout=2.0, grace=10.0)  # grace: the default
     try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 3, timeout=30)
-        yield multi
+        with multi.connected():
+            yield multi
     finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
         if multi.row is not None:
             multi.row.leftover = len(multi.leftover)
             ledger.rows.append(multi.row)

@@ -12,7 +12,6 @@ import pytest
 
 from actorlib._http._client import RetryingTransport
 
-from ..integration.conftest import poll
 from ..multinode.conftest import MultiNode
 
 
@@ -40,17 +39,9 @@ def dash() -> Iterator[Dash]:
         ],
         head_cpus=1,
     )
-    try:
+    with multi.connected():
         session = Path(multi.token_file).parent
         multi.url = json.loads((session / "head.json").read_text())["dashboard"]
         multi.token = (session / "token").read_text().strip()
         multi.metrics_token = (session / "metrics_token").read_text().strip()
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 3, timeout=30)
         yield multi
-    finally:
-        import actorlib
-
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()

@@ -19,9 +19,10 @@ well-formed request is appended to that file before it is sent, with each batch'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -211,17 +212,35 @@ class Raw:
             seen.append(frame_)
         return seen
 
-    async def aclose(self) -> None:
-        await self.stream.aclose()
+    async def __aenter__(self) -> Raw:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await trio.aclose_forcefully(self.stream)
 
 
 async def authenticated(address: str, union: Any) -> _wire.Channel:
     """A Channel past the handshake, its sender not started (tests write to ``.stream`` by hand too)."""
     stream = await _wire.open_stream(address)
     channel = _wire.Channel(stream, union, peer=address)
-    with trio.fail_after(WAIT):
-        await channel.handshake_client(_core.current().identity.token, "fuzzer:00")
+    try:
+        with trio.fail_after(WAIT):
+            await channel.handshake_client(_core.current().identity.token, "fuzzer:00")
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
     return channel
+
+
+@contextlib.asynccontextmanager
+async def connection(server: Server) -> AsyncIterator[_wire.Channel]:
+    """An authenticated connection to ``server``, closed however the block ends (a failed
+    assertion must not leave it to the garbage collector: its ResourceWarning hid the failure)."""
+    channel = await authenticated(server.address, server.union)
+    try:
+        yield channel
+    finally:
+        await trio.aclose_forcefully(channel.stream)
 
 
 async def answered(channel: _wire.Channel, probe: Any) -> bool:
@@ -253,6 +272,49 @@ def assert_bounded(server: Server, before: int) -> None:
         with open(os.environ["FUZZ_TRACE"], "a") as trace:
             print(f"RSS of {server.name} (pid {server.pid}) grew by {grown / 2**20:.1f} MiB", file=trace)
     assert grown < RSS_GROWTH_LIMIT, f"{server.name}'s RSS grew by {grown / 2**20:.0f} MiB"
+
+
+# ---- one example of each suite (the TCP suite runs the same ones) ----------------------------
+
+
+async def stranger_case(server: Server, data: bytes) -> None:
+    """A stranger sends ``data`` after the server's Hello: never welcomed, hung up on; a bystander is still served."""
+    async with connection(server) as bystander:
+        async with await Raw.open(server.address) as raw:
+            hello = msgspec.msgpack.decode(await raw.next_frame(), type=Handshake)
+            assert type(hello).__name__ == "Hello"
+            await raw.send(data)
+            replies = [msgspec.msgpack.decode(f, type=Handshake) for f in await raw.closed_by_server()]
+            assert not any(isinstance(r, Welcome) for r in replies), f"{server.name} welcomed a stranger"
+        await still_serving(server, bystander, 1)
+
+
+async def peer_case(server: Server, send: Callable[[_wire.Channel], Any]) -> None:
+    """An authenticated peer sends something odd (``send``): the connection is closed or answers
+    (a message that happened to be valid), never stuck; a bystander is still served."""
+    async with connection(server) as bystander:
+        async with connection(server) as odd:
+            await send(odd)
+            await answered(odd, server.probe(2))
+        await still_serving(server, bystander, 3)
+
+
+async def bad_frame_case(server: Server, data: bytes) -> None:
+    await peer_case(server, lambda odd: odd.stream.send_all(data))
+
+
+async def request_case(server: Server, message: Any) -> None:
+    await peer_case(server, lambda odd: odd._send_direct(message))
+
+
+async def abandoned_big_frames(server: Server, times: int, counter: str) -> None:
+    """``times`` peers each start a 64 MiB frame, send 8 MiB of it and hang up; then a new peer is served."""
+    for _ in range(times):
+        count(counter, "big frame abandoned")
+        async with connection(server) as bad:
+            await bad.stream.send_all((64 * 2**20).to_bytes(4, "big") + b"\x92" + b"\0" * (8 * 2**20))
+    async with connection(server) as bystander:
+        assert await answered(bystander, server.probe(4))
 
 
 def check_cluster_serves() -> None:
@@ -338,20 +400,7 @@ def test_strangers_get_nothing_and_cannot_disturb_anyone(cluster, name):
     def fuzz(case: tuple[str, bytes]) -> None:
         kind, data = case
         count(f"wire before handshake: {name}", kind)
-
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            raw = await Raw.open(server.address)
-            hello = msgspec.msgpack.decode(await raw.next_frame(), type=Handshake)
-            assert type(hello).__name__ == "Hello"
-            await raw.send(data)
-            replies = [msgspec.msgpack.decode(f, type=Handshake) for f in await raw.closed_by_server()]
-            assert not any(isinstance(r, Welcome) for r in replies), f"{name} welcomed a stranger"
-            await raw.aclose()
-            await still_serving(server, bystander, 1)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(stranger_case, server, data)
 
     fuzz()
     check_cluster_serves()
@@ -368,20 +417,7 @@ def test_bad_frames_after_the_handshake_close_only_that_connection(cluster, name
     def fuzz(case: tuple[str, bytes]) -> None:
         kind, data = case
         count(f"wire after handshake: {name}", kind)
-
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            bad = await authenticated(server.address, server.union)
-            try:
-                await bad.stream.send_all(data)
-                # Closed, or (a message that happened to be valid) still answering: never stuck.
-                await answered(bad, server.probe(2))
-            finally:
-                await bad.stream.aclose()
-            await still_serving(server, bystander, 3)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(bad_frame_case, server, data)
 
     fuzz()
     check_cluster_serves()
@@ -395,17 +431,7 @@ def test_big_frames_abandoned_half_way_leave_no_memory_behind(cluster, name):
     server = servers()[name]
     before = rss(server.pid)
 
-    async def run() -> None:
-        for _ in range(20):
-            count(f"wire after handshake: {name}", "big frame abandoned")
-            bad = await authenticated(server.address, server.union)
-            await bad.stream.send_all((64 * 2**20).to_bytes(4, "big") + b"\x92" + b"\0" * (8 * 2**20))
-            await bad.stream.aclose()
-        bystander = await authenticated(server.address, server.union)
-        assert await answered(bystander, server.probe(4))
-        await bystander.stream.aclose()
-
-    trio.run(run)
+    trio.run(abandoned_big_frames, server, 20, f"wire after handshake: {name}")
     check_cluster_serves()
     assert_bounded(server, before)
 
@@ -496,7 +522,9 @@ def requests(name: str, log_names: list[str]) -> st.SearchStrategy[Any]:
         "worker-core": core + [b(CallActor, call_id=IDS, method=st.sampled_from(["ping", "where", "__init__", "nope"]) | text, **call)],
         "worker-exec": [
             b(CallActor, call_id=IDS, method=st.sampled_from(["ping", "where", "__init__", "__del__", "nope"]) | text, **call),
-            b(PushTask, task_id=IDS, fn_id=IDS, fn_blob=st.none() | st.binary(max_size=64), name=text, **call),
+            b(PushTask, task_id=IDS, fn_id=IDS, fn_blob=st.none() | st.binary(max_size=64), name=text, attempt=INTS,
+              streaming=st.booleans(), gpu_ids=st.lists(text, max_size=2), placement_group=IDS,
+              capture_child_tasks=st.booleans(), namespace=text, **call),
             b(CancelTask, task_id=IDS, num_returns=INTS, recursive=st.booleans()),
         ],
     }
@@ -517,19 +545,36 @@ def test_wellformed_requests_with_random_values_get_an_answer_or_an_error(cluste
             with open(os.environ["FUZZ_TRACE"], "a") as trace:
                 print(repr(message), file=trace)
 
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            odd = await authenticated(server.address, server.union)
-            try:
-                await odd._send_direct(message)
-                await answered(odd, server.probe(2))  # answered, or closed: never stuck
-            finally:
-                await odd.stream.aclose()
-            await still_serving(server, bystander, 3)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(request_case, server, message)
 
     fuzz()
     check_cluster_serves()
     assert_bounded(server, before)
+
+
+@pytest.mark.parametrize("field", ["name", "gpu_ids"])
+def test_a_nul_in_a_tasks_name_or_gpu_ids_fails_that_task_not_its_worker(cluster, field):
+    """Found by the suite above: a task's name becomes its worker's process title, and a NUL in
+    it made setproctitle raise out of the exec loop, which killed the worker; a NUL in a GPU id
+    did the same through CUDA_VISIBLE_DEVICES. The task gets an error; the worker serves on."""
+    server = servers()["worker-exec"]
+    ident = _core.current().identity
+    task = PushTask(
+        task_id=b"\1" * 16, fn_id=b"fuzz", fn_blob=b"not a pickle", name="a\0b" if field == "name" else "fuzz",
+        args=Inline(data=b"", buffers=[]), resolved=[], num_returns=1, job_id=ident.job_id, owner=ident.address,
+        owner_id=ident.core_id, gpu_ids=["0\0"] if field == "gpu_ids" else [],
+    )  # fmt: skip
+
+    async def run() -> None:
+        async with connection(server) as bystander:
+            async with connection(server) as caller:
+                await caller._send_direct(task)
+                with trio.fail_after(WAIT):
+                    reply = await caller.receive()
+                assert isinstance(reply, TaskDone) and reply.task_id == task.task_id, reply
+                assert [type(value) for value in reply.returns] == [ErrorValue], reply
+            await still_serving(server, bystander, 3)
+
+    trio.run(run)
+    assert psutil.pid_exists(server.pid)
+    check_cluster_serves()

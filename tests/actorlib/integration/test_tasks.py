@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+import psutil
 import pytest
 import sniffio
 import trio
@@ -168,6 +169,13 @@ def test_runtime_context():
     other_task = actorlib.get(context.remote())[2]
     assert (job, node) == (driver.get_job_id(), driver.get_node_id())
     assert task and other_task and task != other_task
+
+
+def test_a_task_whose_name_holds_a_nul_runs_and_its_worker_lives():
+    """Regression: the name became the worker's process title, which setproctitle refuses
+    with a NUL in it; the ValueError escaped the worker's exec loop and killed the worker."""
+    worker = actorlib.get(pid.options(name="a\x00b", max_retries=0).remote(), timeout=60)
+    assert worker != os.getpid() and psutil.pid_exists(worker)
 
 
 def test_cluster_queries():

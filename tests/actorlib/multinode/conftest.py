@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import psutil
 import pytest
@@ -88,6 +91,20 @@ class MultiNode:
         actorlib.shutdown()
         os.environ.pop("ACTORLIB_TOKEN_FILE", None)
 
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Self]:
+        """This process is the cluster's driver, once the head and every node started so far
+        have joined, while the block runs; then it disconnects and the cluster is stopped
+        (:meth:`stop`: no process of it may be left), however the block ends."""
+        try:
+            self.connect()
+            poll(lambda: len(self.node_ids()) == 1 + len(self.node_pids), timeout=30)
+            yield self
+        finally:
+            if actorlib.is_initialized():
+                self.disconnect()
+            self.stop()
+
     def node_ids(self) -> dict[str, str]:
         """Node id by IP, for live nodes."""
         return {n["NodeManagerAddress"]: n["NodeID"] for n in actorlib.nodes() if n["Alive"]}
@@ -109,11 +126,5 @@ def cluster():
             {"ip": "127.0.0.3", "cpus": 2, "resources": {"gpu_like": 2}},
         ]
     )
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 3, timeout=30)
+    with multi.connected():
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()

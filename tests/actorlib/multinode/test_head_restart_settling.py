@@ -23,9 +23,7 @@ def square(x: int) -> int:
 
 def test_a_task_for_a_node_not_yet_back_waits_for_it_and_the_impossible_still_fails():
     multi = MultiNode([{"ip": "127.0.0.2", "cpus": 1, "resources": {"pool": 1}}], node_timeout=2.0, grace=8.0)
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         assert actorlib.get(square.remote(3), timeout=60) == 9
         (node,) = multi.node_pids.values()
         (head,) = multi._ready_pids("head.json")
@@ -44,7 +42,3 @@ def test_a_task_for_a_node_not_yet_back_waits_for_it_and_the_impossible_still_fa
         assert actorlib.get(waiting, timeout=60) == 16
         with pytest.raises(InfeasibleResourcesError, match="nowhere"):
             actorlib.get(impossible, timeout=60)
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()

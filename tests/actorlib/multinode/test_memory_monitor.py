@@ -68,14 +68,12 @@ def oom_cluster():
     multi.env["ACTORLIB_MEMORY_MONITOR_REFRESH"] = "0.1"
     try:
         multi.add_node("127.0.0.2", cpus=3, resources={"hog": 3})
-        del multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"]
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
-        yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
+    except BaseException:
         multi.stop()
+        raise
+    del multi.env["ACTORLIB_MEMORY_USAGE_THRESHOLD"]
+    with multi.connected():
+        yield multi
 
 
 def running(name: str) -> bool:

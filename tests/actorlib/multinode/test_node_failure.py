@@ -36,14 +36,8 @@ def cluster():
         node_timeout=2.0,
         grace=6.0,  # well past the stall test's 2.5 s head stop, on a loaded machine too
     )
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 6, timeout=30)
+    with multi.connected():
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 @actorlib.remote(resources={"pool": 1})
@@ -344,9 +338,7 @@ def test_a_lease_request_queued_on_a_node_that_freezes_goes_elsewhere(tmp_path):
     freezes: the head declares it dead, and the owner's request goes to a node that fits."""
     multi = MultiNode([{"ip": "127.0.0.2", "cpus": 1, "resources": {"r": 1}}], node_timeout=2.0, grace=3.0)
     frozen = multi.node_pids["127.0.0.2"]
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         go = str(tmp_path / "go")
         # Another shape than the queued task's: its retry must not make a fresh request for it.
         holder = wait_for.options(resources={"r": 1}, num_cpus=0.5).remote(go)  # takes the only "r"
@@ -363,7 +355,3 @@ def test_a_lease_request_queued_on_a_node_that_freezes_goes_elsewhere(tmp_path):
             assert set(where) == {multi.node_ids()["127.0.0.3"]}  # both ran (again) on the live node
         finally:
             os.kill(frozen, signal.SIGCONT)
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()

@@ -121,14 +121,8 @@ class Matrix(MultiNode):
 @pytest.fixture(scope="module")
 def matrix():
     multi = Matrix([{"ip": "127.0.0.2", "cpus": 2, "resources": {"far": 2}}], node_timeout=2.0, grace=8.0)
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 def runs_tasks(matrix: Matrix) -> None:

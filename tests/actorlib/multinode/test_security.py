@@ -66,15 +66,9 @@ def cluster():
     multi.token = (session / "token").read_text().strip()
     multi.metrics_token = (session / "metrics_token").read_text().strip()
     multi.url = json.loads((session / "head.json").read_text())["dashboard"]
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         work(multi)
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 def work(multi: MultiNode) -> None:

@@ -27,14 +27,8 @@ def spilling():
         [{"ip": "127.0.0.2", "cpus": 1, "args": ("--object-store-memory", str(STORE))}],
         head_args=("--object-store-memory", str(STORE), "--object-spilling-limit", str(1024 * MIB)),
     )
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 def spill_files(multi: MultiNode) -> list[Path]:

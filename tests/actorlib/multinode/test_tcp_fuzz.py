@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psutil
 import pytest
 import trio
@@ -29,22 +28,22 @@ from actorlib import _core, _wire
 from actorlib._core._arguments import pack
 from actorlib._wire import CallActor, ClusterInfoRequest, CoreMessage, GetObject, HeadMessage, NodeInfoRequest, NodeMessage
 from actorlib._wire import StoreMessage, StoreStatsRequest
-from actorlib._wire._messages import ClusterInfoReply, Handshake, NodeView, Welcome
+from actorlib._wire._messages import ClusterInfoReply, NodeView
 
 from ...fuzzcount import count
-from ..integration.conftest import poll
 from ..integration.test_protocol import (
     FUZZ,
     WAIT,
-    Raw,
     Server,
+    abandoned_big_frames,
     after_handshake,
-    answered,
     authenticated,
+    bad_frame_case,
     before_handshake,
+    request_case,
     requests,
     rss,
-    still_serving,
+    stranger_case,
 )
 from .conftest import MultiNode
 
@@ -91,18 +90,12 @@ class Cluster(MultiNode):
 @pytest.fixture(scope="module")
 def cluster():
     multi = Cluster([{"ip": "127.0.0.2", "cpus": 2, "resources": {"far": 2}}])
-    try:
-        multi.connect()
-        poll(lambda: len(multi.node_ids()) == 2, timeout=30)
+    with multi.connected():
         multi.http = json.loads(next(Path(multi.tmp).glob("actorlib-*/session_2*/head.json")).read_text()).get("dashboard", "")
         multi.actor = FarTarget.remote()
         core, actor_pid = actorlib.get(multi.actor.where.remote(), timeout=60)
         multi.servers = servers(multi, tcp_part(core), actor_pid)
         yield multi
-    finally:
-        if actorlib.is_initialized():
-            multi.disconnect()
-        multi.stop()
 
 
 async def node_views(address: str) -> list[NodeView]:
@@ -181,20 +174,7 @@ def test_tcp_strangers_get_nothing_and_cannot_disturb_anyone(cluster, name):
     def fuzz(case: tuple[str, bytes]) -> None:
         kind, data = case
         count(f"TCP before handshake: {name}", kind)
-
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            raw = await Raw.open(server.address)
-            hello = msgspec.msgpack.decode(await raw.next_frame(), type=Handshake)
-            assert type(hello).__name__ == "Hello"
-            await raw.send(data)
-            replies = [msgspec.msgpack.decode(f, type=Handshake) for f in await raw.closed_by_server()]
-            assert not any(isinstance(r, Welcome) for r in replies), f"{name} welcomed a stranger"
-            await raw.aclose()
-            await still_serving(server, bystander, 1)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(stranger_case, server, data)
 
     fuzz()
     check_cluster_serves(cluster)
@@ -211,19 +191,7 @@ def test_tcp_bad_frames_after_the_handshake_close_only_that_connection(cluster, 
     def fuzz(case: tuple[str, bytes]) -> None:
         kind, data = case
         count(f"TCP after handshake: {name}", kind)
-
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            bad = await authenticated(server.address, server.union)
-            try:
-                await bad.stream.send_all(data)
-                await answered(bad, server.probe(2))  # closed, or (valid after all) answering: never stuck
-            finally:
-                await bad.stream.aclose()
-            await still_serving(server, bystander, 3)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(bad_frame_case, server, data)
 
     fuzz()
     check_cluster_serves(cluster)
@@ -240,19 +208,7 @@ def test_tcp_wellformed_requests_with_random_values_get_an_answer_or_an_error(cl
     @given(message=requests(UNION_OF[name], logs))
     def fuzz(message: Any) -> None:
         count(f"TCP requests with random values: {name}", type(message).__name__)
-
-        async def run() -> None:
-            bystander = await authenticated(server.address, server.union)
-            odd = await authenticated(server.address, server.union)
-            try:
-                await odd._send_direct(message)
-                await answered(odd, server.probe(2))
-            finally:
-                await odd.stream.aclose()
-            await still_serving(server, bystander, 3)
-            await bystander.stream.aclose()
-
-        trio.run(run)
+        trio.run(request_case, server, message)
 
     fuzz()
     check_cluster_serves(cluster)
@@ -264,16 +220,6 @@ def test_tcp_big_frames_abandoned_half_way_leave_no_memory_behind(cluster, name)
     server = cluster.servers[name]
     before = rss(server.pid)
 
-    async def run() -> None:
-        for _ in range(ABANDONED):
-            count(f"TCP after handshake: {name}", "big frame abandoned")
-            bad = await authenticated(server.address, server.union)
-            await bad.stream.send_all((64 * 2**20).to_bytes(4, "big") + b"\x92" + b"\0" * (8 * 2**20))
-            await bad.stream.aclose()
-        bystander = await authenticated(server.address, server.union)
-        assert await answered(bystander, server.probe(4))
-        await bystander.stream.aclose()
-
-    trio.run(run)
+    trio.run(abandoned_big_frames, server, ABANDONED, f"TCP after handshake: {name}")
     check_cluster_serves(cluster)
     assert_bounded(server, before)
