@@ -40,6 +40,7 @@ from ._schema import (
     WorkerState,
 )
 from ._memory import MemoryResult, NodeMemory, ObjectRefState, StoredObjectState, join_memory, reference_type
+from ._app_metrics import AppMetric, AppSeries
 from ._stats import LATENCY_BOUNDS, CallLatency, LatencyHistograms, NodeStats, StatsResult, merge_latency
 from ._timeline import chrome_trace
 from ._tree import bound, cut, from_snapshot, sort, unhealthy, walk
@@ -49,7 +50,7 @@ __all__ = [
     "merge_tasks", "parse_filter", "select", "summarize", "to_builtins", "ID_FIELDS", "KINDS", "SCHEMA_VERSION",
     "ActorState", "ClusterTree", "ExitInfo", "Intensity", "JobState", "ListResult", "LogFile", "NodeState",
     "NodeTree", "ObjectState", "PlacementGroupState", "ProcessNode", "Summary", "TaskState", "WorkerState",
-    "LATENCY_BOUNDS", "CallLatency", "LatencyHistograms", "NodeStats", "StatsResult", "merge_latency",
+    "AppMetric", "AppSeries", "LATENCY_BOUNDS", "CallLatency", "LatencyHistograms", "NodeStats", "StatsResult", "merge_latency",
     "MemoryResult", "NodeMemory", "ObjectRefState", "StoredObjectState", "join_memory", "reference_type",
     "chrome_trace", "bound", "cut", "from_snapshot", "sort", "unhealthy", "walk",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ import bisect
 
 import msgspec
 
+from ._app_metrics import AppMetric
 from ._schema import _State
 
 # Upper bounds (seconds) of the call latency buckets, Prometheus style (+Inf is implied).
@@ -47,6 +48,8 @@ class NodeStats(_State):
     latency_bounds: list[float] = []
     latency: list[CallLatency] = []
     store_bytes_sent: int = 0  # object bytes this node's store sent to other nodes since it started
+    app_metrics: list[AppMetric] = []  # actorlib.util.metrics of this node's processes (docs/dashboard.md)
+    app_metrics_dropped: int = 0  # series and metrics left out past the bounds since the node started
 
 
 class StatsResult(_State):

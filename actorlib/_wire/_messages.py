@@ -1192,6 +1192,41 @@ StoreMessage = (
 )
 
 
+
+# ---- application metrics (actorlib.util.metrics) ---------------------------------------
+
+
+class MetricPoint(msgspec.Struct, frozen=True, array_like=True):
+    """One tag combination of a metric in one process, cumulative since the process defined it."""
+
+    tags: list[str]  # values, in the metric's tag_keys order
+    value: float  # counter: the total; gauge: the value; histogram: the sum of observations
+    counts: list[int] = []  # histogram: observations per bucket (not cumulative), then +Inf
+    time: float = 0.0  # gauge: when it was set (wall clock): the node keeps the latest of its processes'
+
+
+class MetricReport(msgspec.Struct, frozen=True, array_like=True):
+    """One metric a process defined, and its series."""
+
+    name: str
+    kind: str  # counter | gauge | histogram
+    description: str
+    tag_keys: list[str]
+    boundaries: list[float]
+    points: list[MetricPoint]
+
+
+class AppMetrics(Msg, tag="app_metrics"):
+    """Driver or worker to its node, when its metrics changed (at most every couple of seconds)
+    and once as it exits: every metric it defined, cumulative (a lost or repeated one does no harm)."""
+
+    pid: int
+    metrics: list[MetricReport]
+
+
+NodeMessage = NodeMessage | AppMetrics  # type: ignore[misc]  # (new messages go at the end of the module)
+
+
 _decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
 
 

@@ -19,8 +19,11 @@ from typing import Any
 class Throttle:
     """At most ``burst`` warnings per ``period`` seconds (thread-safe); the rest are counted."""
 
-    def __init__(self, burst: int = 10, period: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, burst: int = 10, period: float = 60.0, clock: Callable[[], float] = time.monotonic, what: str = "connections"
+    ) -> None:
         self.burst = burst
+        self.what = what  # what the warnings are about, for the "left out" line
         self.period = period
         self._clock = clock
         self._lock = threading.Lock()
@@ -40,7 +43,7 @@ class Throttle:
                 return
             self._logged += 1
         if left_out:
-            logger.warning("%d more warnings about connections were left out (at most %d per %gs)", left_out, self.burst, self.period)
+            logger.warning("%d more warnings about %s were left out (at most %d per %gs)", left_out, self.what, self.burst, self.period)
         logger.warning(message, *args)
 
 

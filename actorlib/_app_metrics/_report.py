@@ -1,0 +1,101 @@
+"""Reports of this process's metrics to its node: the first record after a report schedules
+the next one on the runtime thread, at least ``period`` seconds after the previous one; one
+more goes when the runtime stops (``shutdown()``) or the worker is stopped.
+
+A report is the whole cumulative snapshot (``AppMetrics``), so the node just keeps the
+latest: a report lost with a broken connection or sent twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import trio
+
+from ._registry import Registry, current_registry
+
+EXIT_FLUSH_WAIT = 0.2  # seconds a stopping worker waits for its last report to leave
+
+
+def _runtime() -> Any:
+    """This process's running runtime, or None (a driver before init() or after shutdown())."""
+    module = sys.modules.get("actorlib._core._runtime")
+    runtime = getattr(module, "_current", None) if module is not None else None
+    return runtime if runtime is not None and not runtime.closed else None
+
+
+def schedule(registry: Registry) -> None:
+    """(Any thread.) Have a report sent soon, unless one is scheduled or there is no runtime yet
+    (then the values wait: the first record after init() schedules the report)."""
+    runtime = _runtime()
+    if runtime is None:
+        return
+    with registry.lock:
+        if registry.scheduled:
+            return
+        registry.scheduled = True
+    try:
+        runtime.soon(_start, registry, runtime)
+    except Exception:  # it stopped meanwhile
+        registry.scheduled = False
+
+
+class Reporter:
+    """Reports through one runtime (a driver that calls init() again gets a new one)."""
+
+    def __init__(self, registry: Registry, runtime: Any) -> None:
+        self.registry = registry
+        self.runtime = runtime
+        self.last = -float("inf")  # time.monotonic() of the last report
+
+    async def report_later(self) -> None:
+        delay = self.last + self.registry.period - time.monotonic()
+        if delay > 0:
+            await trio.sleep(delay)
+        self.registry.scheduled = False  # before the snapshot: a record after it schedules another
+        self.send()
+
+    def send(self) -> None:
+        self.last = time.monotonic()
+        try:
+            self.runtime.peers.node_send(self.registry.message())
+        except Exception:
+            pass  # no node connection (it is gone, or being replaced): the next report carries it all
+
+    async def last_report(self) -> None:
+        """A teardown hook of the runtime: the final values, before its channels close."""
+        if self.registry.reporter is self:
+            self.send()
+
+
+def _start(registry: Registry, runtime: Any) -> None:
+    """(Runtime thread.)"""
+    reporter = registry.reporter
+    if reporter is None or reporter.runtime is not runtime:
+        registry.reporter = reporter = Reporter(registry, runtime)
+        runtime.on_teardown.append(reporter.last_report)
+    try:
+        runtime.nursery.start_soon(reporter.report_later)
+    except RuntimeError:  # the loop is stopping
+        registry.scheduled = False
+
+
+def report_at_exit() -> None:
+    """(Any thread; a worker that is being stopped, just before ``os._exit``.) Send the final
+    values and give them up to EXIT_FLUSH_WAIT to leave. Does nothing without metrics."""
+    registry = current_registry()
+    runtime = _runtime()
+    if registry is None or runtime is None or not registry.families:
+        return
+    link = runtime.peers.local
+    if link is None or link.channel.closed:
+        return
+    try:
+        link.channel.send_threadsafe(registry.message())
+    except Exception:
+        return
+    deadline = time.monotonic() + EXIT_FLUSH_WAIT
+    while link.channel.queued and time.monotonic() < deadline:
+        time.sleep(0.005)
