@@ -1,13 +1,13 @@
 """``GET /metrics``: the cluster in Prometheus' text format, built from the state API at scrape time.
 
 No global mutable metrics: each scrape asks the state API (nodes, actors, jobs,
-and each node's ``stats``), turns the answers into metric families
-(:func:`families`, pure) and renders them with ``prometheus_client``.
+and each node's ``stats``, which carries the application metrics of its processes too),
+turns the answers into metric families (:func:`families`, pure) and renders them with
+``prometheus_client``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -19,6 +19,7 @@ from starlette.responses import Response
 from .._state import ActorState, JobState, NodeState, StatsResult, merge_latency
 from .._state._query import MAX_LIMIT
 from .._wire import StateQuery
+from ._app_families import app_families, cumulative_buckets
 
 Answer = Callable[[StateQuery], Awaitable[Any]]
 
@@ -29,6 +30,7 @@ def families(nodes: list[NodeState], actors: list[ActorState], jobs: list[JobSta
         *_node_families(nodes, stats),
         *_work_families(actors, jobs, stats),
         *_latency_families(stats),
+        *app_families(stats, {node.node_id: node.node_ip for node in nodes}),  # actorlib.util.metrics
     ]
 
 
@@ -102,16 +104,8 @@ def _latency_families(stats: StatsResult) -> list[Metric]:
     )  # fmt: skip
     bounds = stats.nodes[0].latency_bounds if stats.nodes else []
     for (type_, name), series in sorted(merge_latency(stats.nodes).items()):
-        cumulative, running = [], 0
-        for bound, count in zip([*bounds, math.inf], series.counts):
-            running += count
-            cumulative.append(("+Inf" if math.isinf(bound) else _le(bound), float(running)))
-        family.add_metric([type_, name], cumulative, series.sum)
+        family.add_metric([type_, name], cumulative_buckets(bounds, series.counts), series.sum)
     return [family]
-
-
-def _le(bound: float) -> str:
-    return repr(float(bound))
 
 
 class _Snapshot:

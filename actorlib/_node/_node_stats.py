@@ -39,6 +39,7 @@ class NodeStatsReader:
             tasks_failed=history.failed_total, store_used=used, store_capacity=capacity, store_objects=objects,
             latency_bounds=list(LATENCY_BOUNDS), latency=history.latency.snapshot(),
             store_bytes_sent=getattr(service.store, "bytes_sent", 0),
+            app_metrics=service.app_metrics.answer(), app_metrics_dropped=service.app_metrics.dropped,
         )  # fmt: skip
 
     def workers(self) -> dict[str, int]:

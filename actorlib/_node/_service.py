@@ -21,6 +21,7 @@ from .._wire import (
     ActorInitDone,
     ActorSpec,
     ActorSpecRequest,
+    AppMetrics,
     Channel,
     Demand,
     EntrypointState,
@@ -45,6 +46,7 @@ from .._wire import (
 )
 from . import _resources as res
 from ._actors import ActorHost
+from ._app_metrics import AppMetricsTable
 from ._config import NodeConfig
 from ._memory_monitor import MemoryMonitor
 from ._memory_monitor import settings as monitor_settings
@@ -114,6 +116,7 @@ class NodeService:
         self.address = config.address  # as bound (TCP ports chosen) once running
         self.store_address = config.store_address
         self.tasks = TaskHistory(config.node_id)
+        self.app_metrics = AppMetricsTable()  # what its processes' actorlib.util.metrics report
         self.owner_tasks = OwnerTasks()  # what the drivers and workers connected here have not started
         self.inspector = NodeInspector(self)
         self.memory_monitor = MemoryMonitor(self, *monitor_settings())  # a bad setting fails the node's start
@@ -287,6 +290,7 @@ class NodeService:
                 self._dispatch(channel, message)
         finally:
             self.owner_tasks.disconnected(channel)
+            self.app_metrics.gone(channel)
             leases.owner_gone(channel)
             self.logs.unsubscribe(channel)
             owner = _owner_of(channel.peer)
@@ -321,6 +325,11 @@ class NodeService:
             self.actors.spec_request(channel, message)
         elif kind is ActorInitDone and self.actors is not None:
             self.actors.init_done(message)
+        elif kind is AppMetrics:
+            try:
+                self.app_metrics.report(channel, f"{channel.peer} (pid {message.pid})", message)
+            except Exception:  # a bug there must not take the node's service down
+                log.exception("application metrics from %s were dropped", channel.peer)
 
     async def _answer_exit(self, channel: Channel, query: WorkerExitQuery) -> None:
         reason = await self.pool.exit_reason(query.worker_id, EXIT_QUERY_WAIT)

@@ -19,6 +19,7 @@ NODE_LABELS = ("node_id", "node_ip")  # the labels /metrics adds to every per-no
 RESERVED_PREFIX = "actorlib_"  # our own families
 MAX_METRICS = 200  # metric names per process, and per node
 MAX_SERIES = 1000  # tag combinations per metric, per process and per node
+MAX_NODE_SERIES = 10_000  # series in one node's answer, all metrics together
 MAX_BOUNDARIES = 100  # histogram buckets (+Inf besides)
 MAX_TAG_KEYS = 20
 MAX_TEXT = 1000  # characters of a name, a tag key, a tag value or a description

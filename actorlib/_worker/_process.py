@@ -137,6 +137,12 @@ def _fenced(link: supervisors.ParentLink, node_id: bytes, reason: str) -> None:
 
 def _exit_now() -> None:
     try:
+        report = sys.modules.get("actorlib._app_metrics._report")  # loaded once it recorded a metric
+        if report is not None:
+            report.report_at_exit()
+    except Exception:
+        pass  # its last metrics are lost; its node keeps what it reported before
+    try:
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
