@@ -8,6 +8,7 @@ import functools
 import itertools
 import operator
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -76,10 +77,18 @@ def start(address: str | None, early: EarlyHead | None, options: dict[str, Any])
         runtime = Runtime(Identity(mode="driver", namespace=checked.namespace, env=checked.env_vars))
         runtime.start(functools.partial(bootstrap_driver, options=checked, early=early))
         _core.set_current(runtime)
+        _report_metrics_recorded_before()
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
     return InitContext(runtime)
+
+
+def _report_metrics_recorded_before() -> None:
+    """Metrics recorded before init() (or before a shutdown() and this init()) go to the new node."""
+    report = sys.modules.get("actorlib._app_metrics._report")  # loaded once a metric was recorded
+    if report is not None:
+        report.report_to_new_runtime()
 
 
 def shutdown() -> None:

@@ -67,6 +67,7 @@ class Reporter:
     async def last_report(self) -> None:
         """A teardown hook of the runtime: the final values, before its channels close."""
         if self.registry.reporter is self:
+            self.registry.scheduled = False  # what was scheduled will not run: the runtime stops
             self.send()
 
 
@@ -80,6 +81,14 @@ def _start(registry: Registry, runtime: Any) -> None:
         runtime.nursery.start_soon(reporter.report_later)
     except RuntimeError:  # the loop is stopping
         registry.scheduled = False
+
+
+def report_to_new_runtime() -> None:
+    """(A driver's init().) Report what was recorded before, through the new runtime."""
+    registry = current_registry()
+    if registry is not None:
+        registry.scheduled = False  # whatever was scheduled belonged to a runtime that is gone
+        schedule(registry)
 
 
 def report_at_exit() -> None:
