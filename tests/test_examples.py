@@ -31,6 +31,7 @@ EXPECTED = {
     "dashboard.py": "dashboard ok",
     "chaos.py": "chaos ok",
     "spilling.py": "spilling ok",
+    "metrics.py": "metrics ok",
 }
 
 
