@@ -27,19 +27,19 @@ def _runtime() -> Any:
 
 
 def schedule(registry: Registry) -> None:
-    """(Any thread.) Have a report sent soon, unless one is scheduled or there is no runtime yet
-    (then the values wait: the first record after init() schedules the report)."""
-    runtime = _runtime()
-    if runtime is None:
-        return
+    """(Any thread.) Have a report sent soon, unless one is scheduled. Without a runtime (a
+    driver before init() or after shutdown()) the values wait, and records stop asking:
+    init() reports them (``report_to_new_runtime``)."""
     with registry.lock:
         if registry.scheduled:
             return
         registry.scheduled = True
-    try:
-        runtime.soon(_start, registry, runtime)
-    except Exception:  # it stopped meanwhile
-        registry.scheduled = False
+    runtime = _runtime()
+    if runtime is not None:
+        try:
+            runtime.soon(_start, registry, runtime)
+        except Exception:
+            pass  # it stopped meanwhile: the values wait for the next init()
 
 
 class Reporter:

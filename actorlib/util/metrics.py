@@ -94,6 +94,19 @@ class Metric:
 
     def _key(self, tags: dict[str, str] | None) -> tuple[str, ...]:
         """The series' tag values in tag_keys order: ``tags`` over the default tags, all checked."""
+        if tags:  # the common case first: every key given once, known, with a str value
+            final = {**self._default_tags, **tags} if self._default_tags else tags
+            key = tuple(map(final.get, self._tag_keys))
+            if len(final) == len(key):
+                for val in key:
+                    if type(val) is not str or len(val) > MAX_TEXT:
+                        break
+                else:
+                    return key  # type: ignore[return-value]
+        return self._checked_key(tags)
+
+    def _checked_key(self, tags: dict[str, str] | None) -> tuple[str, ...]:
+        """``_key`` the slow way, raising what Ray raises for what is wrong."""
         if tags:
             for key, val in tags.items():
                 if not isinstance(val, str):
