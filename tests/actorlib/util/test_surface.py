@@ -78,3 +78,20 @@ def test_pool_methods_and_signatures():
 
 def test_executor_methods():
     assert public_methods(actorlib.util.ActorlibExecutor) == ["map", "shutdown", "submit"]
+
+
+def test_metrics_follow_rays_signatures():
+    import actorlib.util.metrics as metrics
+
+    assert sorted(metrics.__all__) == ["Counter", "Gauge", "Histogram", "Metric"]
+
+    def params(fn):
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+
+    assert params(metrics.Counter) == params(metrics.Gauge) == [("name", inspect.Parameter.empty), ("description", ""), ("tag_keys", None)]
+    assert params(metrics.Histogram) == [("name", inspect.Parameter.empty), ("description", ""), ("boundaries", None), ("tag_keys", None)]
+    assert params(metrics.Counter.inc) == [("value", 1.0), ("tags", None)]
+    assert params(metrics.Gauge.set) == params(metrics.Histogram.observe) == [("value", inspect.Parameter.empty), ("tags", None)]
+    assert public_methods(metrics.Counter) == ["inc", "set_default_tags"]
+    assert public_methods(metrics.Gauge) == ["set", "set_default_tags"]
+    assert public_methods(metrics.Histogram) == ["observe", "set_default_tags"]
