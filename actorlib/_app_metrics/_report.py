@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from ._registry import Registry, current_registry
+from ._registry import Registry, current_registry, report_period
 
 EXIT_FLUSH_WAIT = 0.2  # seconds a stopping worker waits for its last report to leave
 
@@ -49,9 +49,13 @@ class Reporter:
         self.registry = registry
         self.runtime = runtime
         self.last = -float("inf")  # time.monotonic() of the last report
+        try:
+            self.period = report_period()  # as the environment says now (a driver may init() again)
+        except ValueError:
+            self.period = registry.period  # checked when the first metric was defined
 
     async def report_later(self) -> None:
-        delay = self.last + self.registry.period - time.monotonic()
+        delay = self.last + self.period - time.monotonic()
         if delay > 0:
             await trio.sleep(delay)
         self.registry.scheduled = False  # before the snapshot: a record after it schedules another
