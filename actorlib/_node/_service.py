@@ -290,12 +290,18 @@ class NodeService:
                 self._dispatch(channel, message)
         finally:
             self.owner_tasks.disconnected(channel)
-            self.app_metrics.gone(channel)
+            self._metrics_gone(channel)
             leases.owner_gone(channel)
             self.logs.unsubscribe(channel)
             owner = _owner_of(channel.peer)
             if owner is not None and self.store is not None:
                 self.store.free_owner(owner)
+
+    def _metrics_gone(self, channel: Channel) -> None:
+        try:
+            self.app_metrics.gone(channel)
+        except Exception:  # a bug there must not skip the rest of the clean-up
+            log.exception("the application metrics of %s were not retired", channel.peer)
 
     def _dispatch(self, channel: Channel, message: Any) -> None:
         leases = self.leases

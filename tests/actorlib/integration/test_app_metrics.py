@@ -80,13 +80,22 @@ class AsyncQueue(_Queue):
         return self.push(n)
 
 
+@actorlib.remote
+class TrioQueue(_Queue):
+    __actorlib_event_loop__ = "trio"
+
+    async def push_async(self, n: int) -> int:  # on the actor's Trio loop
+        return self.push(n)
+
+
 def test_tasks_actors_and_the_driver_show_up_on_metrics_and_ended_actors_keep_their_counts(fresh_cluster, monkeypatch) -> None:
     monkeypatch.setenv("ACTORLIB_METRICS_REPORT_PERIOD", "0.2")
     cluster = fresh_cluster(num_cpus=2, include_dashboard=True, dashboard_port=0)
     scrape = scraper(cluster)
     actorlib.get([handle.remote("/a", 0.05) for _ in range(3)] + [handle.remote("/b", 5.0)])
     sync, async_ = Queue.remote("sync"), AsyncQueue.options(max_concurrency=4).remote("async")
-    assert actorlib.get([sync.push.remote(4), async_.push_async.remote(6)]) == [4, 6]
+    trio_ = TrioQueue.remote("trio")
+    assert actorlib.get([sync.push.remote(4), async_.push_async.remote(6), trio_.push_async.remote(8)]) == [4, 6, 8]
     Counter("it_requests", "Requests", tag_keys=("route",)).inc(2, tags={"route": "driver"})
 
     expected = {
@@ -96,6 +105,7 @@ def test_tasks_actors_and_the_driver_show_up_on_metrics_and_ended_actors_keep_th
         key("it_latency_bucket", route="/a", le="0.1"): 3, key("it_latency_bucket", route="/b", le="1.0"): 0,
         key("it_latency_bucket", route="/b", le="+Inf"): 1, key("it_latency_count", route="/a"): 3,
         key("it_queue_depth", queue="sync"): 4, key("it_queue_depth", queue="async"): 6,
+        key("it_requests_total", route="trio"): 8, key("it_queue_depth", queue="trio"): 8,
     }  # fmt: skip
     samples = wait_for(scrape, expected)
     assert samples[key("it_latency_sum", route="/b")] == pytest.approx(5.0)
