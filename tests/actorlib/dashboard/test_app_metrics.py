@@ -3,6 +3,9 @@ series, labelled with its node_id and node_ip, readable with the metrics token."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import actorlib
@@ -45,3 +48,37 @@ def test_each_nodes_processes_are_its_series(dash: Dash) -> None:
     for sample in metrics["dash_app_jobs"]:
         assert ips[sample.labels["node_id"]] == sample.labels["node_ip"]  # the same labels as actorlib_node_* families
     assert {s.labels["node_ip"] for s in metrics["dash_app_ready"]} >= {"127.0.0.2", "127.0.0.3"}
+
+
+DRIVER = """
+import sys
+import actorlib
+from actorlib.util.metrics import Counter
+
+actorlib.init(address=sys.argv[1])
+exits = Counter("dash_app_driver_exits", tag_keys=("driver",)).set_default_tags({"driver": "sub"})
+exits.inc()  # reported at once: the process's first report
+print("recorded", flush=True)
+sys.stdin.readline()
+exits.inc(2)  # the next report may wait a minute: it goes with shutdown() at exit
+"""
+
+
+def test_a_driver_reports_its_last_values_as_it_shuts_down(dash: Dash) -> None:
+    env = {**dash.env, "ACTORLIB_TOKEN_FILE": dash.token_file, "ACTORLIB_METRICS_REPORT_PERIOD": "60"}
+
+    def count() -> float:
+        return total(scrape(dash).get("dash_app_driver_exits", []), "dash_app_driver_exits_total", driver="sub")
+
+    command = [sys.executable, "-c", DRIVER, dash.address]
+    with subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as driver:
+        try:
+            assert driver.stdout.readline().strip() == "recorded"
+            poll(lambda: count() == 1, timeout=30)
+            driver.stdin.write("go\n")
+            driver.stdin.flush()
+            assert driver.wait(timeout=60) == 0
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    poll(lambda: count() == 3, timeout=30)  # the last report, kept after its connection closed
