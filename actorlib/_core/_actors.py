@@ -66,7 +66,7 @@ class CallSpec:
 class _Actor:
     __slots__ = (
         "actor_id", "name", "max_task_retries", "queue", "inflight", "channel", "incarnation",
-        "connecting", "dead", "registered", "handles", "escaped", "owned", "detached",
+        "connecting", "dead", "registered", "handles", "escaped", "owned", "detached", "core",
     )  # fmt: skip
 
     def __init__(self, actor_id: bytes, name: str, max_task_retries: int) -> None:
@@ -84,6 +84,7 @@ class _Actor:
         self.escaped = False
         self.owned = False
         self.detached = False
+        self.core = ""  # its core socket when calls go to its exec socket: cancels go there
 
 
 class ActorSubmitter:
@@ -380,6 +381,7 @@ class ActorSubmitter:
                 with self._lock:
                     actor.channel = channel
                     actor.incarnation = view.incarnation
+                    actor.core = view.core
                 break
         finally:
             actor.connecting = False
@@ -421,14 +423,25 @@ class ActorSubmitter:
             actor = self._calls.get(call_id)
             call = actor.inflight.get(call_id) if actor is not None else None
             channel = actor.channel if actor is not None else None
+            core = actor.core if actor is not None else ""
         if call is None:
             return False
+        message = CancelTask(task_id=call_id, num_returns=call.num_returns, recursive=recursive)
         if channel is not None and not channel.closed:
-            try:
-                channel.send_nowait(CancelTask(task_id=call_id, num_returns=call.num_returns, recursive=recursive))
+            try:  # on the calls' own channel: a sync actor reads it there between calls
+                channel.send_nowait(message)
             except trio.ClosedResourceError:
                 pass  # the actor's process is gone: its calls fail or are retried as for any loss
+        if core:  # and to its runtime thread, which a sync actor's running method cannot hold up
+            self.rt.nursery.start_soon(self._send_to_core, core, message)
         return True
+
+    async def _send_to_core(self, address: str, message: CancelTask) -> None:
+        try:
+            channel = await self.rt.peers.channel_to(address)
+            channel.send_nowait(message)
+        except (ConnectionFailed, trio.ClosedResourceError):
+            pass  # gone: the copy on the calls' channel (or the actor's death) answers the call
 
     def on_done(self, done: TaskDone) -> bool:
         with self._lock:

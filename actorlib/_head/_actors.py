@@ -394,6 +394,7 @@ class ActorDirectory:
             changes["restarts"] = view.incarnation - self._base
         if state != ALIVE:
             changes.setdefault("address", "")
+            changes.setdefault("core", "")
             changes.setdefault("pid", 0)
         if state == DEAD:  # its view is kept (listing): where it last ran, not zeros
             changes["pid"] = changes["pid"] or view.pid

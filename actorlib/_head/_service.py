@@ -233,7 +233,7 @@ class HeadService:
                 elif isinstance(message, ActorState):
                     self.actors.update(
                         message.actor_id, message.state, address=message.address, pid=message.pid,
-                        cause=message.cause, node_id=node.node_id,
+                        cause=message.cause, node_id=node.node_id, core=message.core,
                     )  # fmt: skip
                 elif isinstance(message, (BundlesReply, NodeQueryReply)):
                     node.requests.resolve(message.req, message)

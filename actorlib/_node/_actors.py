@@ -243,10 +243,12 @@ class ActorHost:
         hosted = self._by_key.get(key)
         return [hosted] if hosted is not None else []
 
-    def alive(self, hosted: _Hosted, pid: int, address: str) -> None:
+    def alive(self, hosted: _Hosted, pid: int, address: str, core: str = "") -> None:
         if not hosted.dead:
             hosted.since = time.monotonic()
-            hosted.directory.update(hosted.spec.actor_id, "ALIVE", pid=pid, address=address, node_id=self.node_id)
+            hosted.directory.update(
+                hosted.spec.actor_id, "ALIVE", pid=pid, address=address, node_id=self.node_id, core=core
+            )
 
     def _dead(self, hosted: _Hosted, cause: str) -> None:
         if hosted.dead:
@@ -399,7 +401,7 @@ class ActorChild:
             await self.process.stop(0, "__init__ raised")
             raise supervisors.StartError(self.hosted.key, _init_exit(error))
         self.address = exec_ if calls_exec else core
-        self.host.alive(self.hosted, self.pid or 0, self.address)
+        self.host.alive(self.hosted, self.pid or 0, self.address, core if calls_exec else "")
 
     async def _initialize(self) -> tuple[ErrorValue | None, bool]:
         """Wait for the process to ask for its spec (ActorSpecRequest, on its connection to this

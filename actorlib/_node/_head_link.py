@@ -103,7 +103,7 @@ class HeadLink:
     # ---- the Directory interface (ActorHost calls this) ------------------------------------
 
     def update(self, actor_id: bytes, state: str, **fields: Any) -> None:
-        keep = {k: fields[k] for k in ("address", "pid", "cause") if k in fields}
+        keep = {k: fields[k] for k in ("address", "pid", "cause", "core") if k in fields}
         self._send(ActorState(actor_id=actor_id, state=state, **keep))
 
     def report_entrypoint(self, state: EntrypointState) -> None:

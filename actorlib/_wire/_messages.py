@@ -239,6 +239,7 @@ class ActorView(msgspec.Struct, frozen=True, kw_only=True):
     detached: bool = False
     resources: dict[str, float] = {}  # what it holds while alive
     placement_group: bytes = b""
+    core: str = ""  # its core socket, when ``address`` is its exec socket (a sync actor): where cancels go
 
 
 # ---- to a core server (every driver and worker runs one) ---------------------
@@ -851,6 +852,7 @@ class ActorState(Msg, tag="actor_state"):
     address: str = ""
     pid: int = 0
     cause: str = ""
+    core: str = ""  # its core socket when ``address`` is its exec socket (see ActorView.core)
 
 
 class NodeDied(Msg, tag="node_died"):

@@ -1,6 +1,6 @@
 """``actorlib.cancel`` of actor calls, as in Ray: a call that has not started never runs; one
 running in an async actor's event loop is cancelled; a running sync method goes on and sees
-``is_canceled()``; ``force`` is refused. Before, cancelling an actor call did nothing and its
+``is_canceled()`` (a plain sync actor's through its core socket); ``force`` is refused. Before, cancelling an actor call did nothing and its
 ``get`` waited for the call to end."""
 
 from __future__ import annotations
@@ -143,8 +143,11 @@ def test_a_call_not_yet_sent_to_its_actor_is_cancelled_at_once(tmp_path):
     actorlib.kill(actor)
 
 
-def test_a_running_method_of_a_threaded_actor_sees_is_canceled(tmp_path):
-    actor = Gated.options(max_concurrency=2).remote(str(tmp_path))
+@pytest.mark.parametrize("concurrency", [1, 2], ids=["sync", "threaded"])
+def test_a_running_sync_method_is_not_interrupted_but_sees_is_canceled(tmp_path, concurrency):
+    # A plain sync actor's one thread runs the method: the cancel reaches its runtime thread
+    # through its core socket (ActorView.core), not the exec socket the calls come on.
+    actor = Gated.options(max_concurrency=concurrency).remote(str(tmp_path))
     running = actor.until_cancelled.remote(60)
     wait_for(tmp_path / "until.started")
     actorlib.cancel(running)
