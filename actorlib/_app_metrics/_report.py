@@ -14,6 +14,7 @@ from typing import Any
 
 import trio
 
+from ..exceptions import RuntimeShutdownError
 from ._registry import Registry, current_registry, report_period
 
 EXIT_FLUSH_WAIT = 0.2  # seconds a stopping worker waits for its last report to leave
@@ -38,7 +39,7 @@ def schedule(registry: Registry) -> None:
     if runtime is not None:
         try:
             runtime.soon(_start, registry, runtime)
-        except Exception:
+        except (RuntimeShutdownError, trio.RunFinishedError):
             pass  # it stopped meanwhile: the values wait for the next init()
 
 
@@ -63,10 +64,13 @@ class Reporter:
 
     def send(self) -> None:
         self.last = time.monotonic()
+        link = self.runtime.peers.local
+        if link is None:
+            return  # no node connection (a driver without a node, or one being replaced)
         try:
-            self.runtime.peers.node_send(self.registry.message())
-        except Exception:
-            pass  # no node connection (it is gone, or being replaced): the next report carries it all
+            link.send(self.registry.message())
+        except trio.ClosedResourceError:
+            pass  # its node is gone, or the link is being replaced: the next report carries it all
 
     async def last_report(self) -> None:
         """A teardown hook of the runtime: the final values, before its channels close."""
@@ -107,8 +111,8 @@ def report_at_exit() -> None:
         return
     try:
         link.channel.send_threadsafe(registry.message())
-    except Exception:
-        return
+    except (trio.ClosedResourceError, trio.RunFinishedError):
+        return  # the node or this runtime's loop is gone: what was reported before stays
     deadline = time.monotonic() + EXIT_FLUSH_WAIT
     while link.channel.queued and time.monotonic() < deadline:
         time.sleep(0.005)

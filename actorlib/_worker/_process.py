@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from ._executor import Executor
 from ._packages import enter_packages
 from ._task_events import TaskRecorder
 
+
+log = logging.getLogger("actorlib.worker")
 
 def main() -> None:
     set_title("IDLE")
@@ -140,8 +143,8 @@ def _exit_now() -> None:
         report = sys.modules.get("actorlib._app_metrics._report")  # loaded once it recorded a metric
         if report is not None:
             report.report_at_exit()
-    except Exception:
-        pass  # its last metrics are lost; its node keeps what it reported before
+    except Exception:  # a bug in the report must not keep this process from exiting now
+        log.exception("the last application metrics were not sent; the node keeps what came before")
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -35,32 +35,30 @@ class Marks:
             f.write("x")
 
 
-@actorlib.remote
-class TrioSleeper(Marks):
+class Sleeper(Marks):
+    """An async actor's method that waits a minute in its event loop (``nap``)."""
+
+    async def sleep(self, name: str) -> str:
+        self.mark(f"{name}.started")
+        await self.nap(60)
+        self.mark(f"{name}.finished")
+        return name
+
+    async def ping(self) -> str:
+        return "pong"
+
+
+class _TrioSleeper(Sleeper):
     __actorlib_event_loop__ = "trio"
-
-    async def sleep(self, name: str) -> str:
-        self.mark(f"{name}.started")
-        await trio.sleep(60)
-        self.mark(f"{name}.finished")
-        return name
-
-    async def ping(self) -> str:
-        return "pong"
+    nap = staticmethod(trio.sleep)
 
 
-@actorlib.remote
-class AsyncioSleeper(Marks):
+class _AsyncioSleeper(Sleeper):
     __actorlib_event_loop__ = "asyncio"
+    nap = staticmethod(asyncio.sleep)
 
-    async def sleep(self, name: str) -> str:
-        self.mark(f"{name}.started")
-        await asyncio.sleep(60)
-        self.mark(f"{name}.finished")
-        return name
 
-    async def ping(self) -> str:
-        return "pong"
+TrioSleeper, AsyncioSleeper = actorlib.remote(_TrioSleeper), actorlib.remote(_AsyncioSleeper)
 
 
 @pytest.mark.parametrize("cls", [TrioSleeper, AsyncioSleeper], ids=["trio", "asyncio"])
