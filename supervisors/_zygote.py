@@ -20,6 +20,7 @@ import array
 import contextlib
 import gc
 import importlib
+import mmap
 import os
 import select
 import signal
@@ -37,6 +38,24 @@ from ._link import _set_parent_death_signal
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 8
+
+
+def _message_buffer() -> memoryview:
+    """Room for one message, read into again and again: ``recv(MAX_MESSAGE)`` would allocate
+    a megabyte per message and shrink it, and such short-lived large blocks among long-lived
+    small ones fragment a long-lived process's C heap (the head's, here: a worker's start and
+    exit are a message each). Anonymous memory: only the pages messages reach are resident."""
+    return memoryview(mmap.mmap(-1, MAX_MESSAGE))
+
+
+def _recv_fds(sock: socket.socket, buffer: memoryview) -> tuple[bytes, list[int]]:
+    """One message and the file descriptors sent with it, as ``socket.recv_fds`` gives them."""
+    fds = array.array("i")
+    size, ancillary, _flags, _addr = sock.recvmsg_into([buffer], socket.CMSG_SPACE(MAX_FDS * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return bytes(buffer[:size]), list(fds)
 
 
 class ZygoteError(Exception):
@@ -108,10 +127,11 @@ class Zygote:
         """Read the zygote's replies and exit reports; run this for as long as children are spawned."""
         self._trio_sock = trio.socket.from_stdlib_socket(self._sock)
         self._lock = trio.Lock()
+        buffer = _message_buffer()
         task_status.started()
         try:
-            while data := await self._trio_sock.recv(MAX_MESSAGE):
-                self._dispatch(_reply.decode(data))
+            while size := await self._trio_sock.recv_into(buffer):
+                self._dispatch(_reply.decode(buffer[:size]))
         except OSError:
             pass
         finally:
@@ -219,6 +239,7 @@ def _zygote_main(sock: socket.socket, setup: Callable[[], object] | None) -> NoR
         # the header of every object it examines. Frozen, these objects are never examined.
         gc.collect()
         gc.freeze()
+        buffer = _message_buffer()
         while True:
             readable, _, _ = select.select([sock, wake_r], [], [])
             if wake_r in readable:
@@ -226,7 +247,7 @@ def _zygote_main(sock: socket.socket, setup: Callable[[], object] | None) -> NoR
                 _reap_all(sock)
             if sock in readable:
                 try:
-                    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+                    data, fds = _recv_fds(sock, buffer)
                 except ConnectionResetError:
                     data, fds = b"", []
                 if not data:

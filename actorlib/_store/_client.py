@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from .._serial import Serialized
-from .._wire import AuthenticationError, FrameReader, ProtocolError, _auth, unix_path
+from .._wire import AuthenticationError, FrameReader, ProtocolError, _auth, _receive, unix_path
 from .._wire._messages import PROTOCOL_VERSION, Auth, Handshake, Hello, Refused, StoreAttach, StoreCreate, StoreError
 from .._wire._messages import StoreFd, StoreFree, StoreGet, StoreLand, StoreMessage, StorePlace, StoreRelease, StoreSeal
 from .._wire._messages import StoreStats, StoreStatsRequest, Welcome
@@ -118,13 +118,13 @@ class _Connection:
             _close_all(fds)
             raise
 
-    def _fill(self, fds: list[int], deadline: float | None) -> list[bytes]:
+    def _fill(self, fds: list[int], deadline: float | None) -> list[bytes | bytearray]:
         """Receive until a frame is complete, collecting the fds that arrive in ``fds``."""
         while True:
             if deadline is not None:
                 self._sock.settimeout(max(deadline - time.monotonic(), 0.0) or 1e-6)
             try:
-                data, new_fds, flags, _ = socket.recv_fds(self._sock, RECEIVE_CHUNK, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
+                data, new_fds, flags = _receive.recv_fds(self._sock, RECEIVE_CHUNK, _MAX_FDS, socket.MSG_CMSG_CLOEXEC)
             except ConnectionResetError as exc:
                 raise _Lost(f"store connection lost: {exc}", delivered=True) from exc
             finally:

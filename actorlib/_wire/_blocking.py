@@ -57,11 +57,11 @@ class BlockingChannel:
 
         Raises EOFError at the end of the stream, ProtocolError on garbage.
         """
-        data = _receive.recv(self.sock, RECEIVE_CHUNK)
-        if not data:
+        frames = _receive.recv_into(self.sock, RECEIVE_CHUNK, self._reader.feed)
+        if frames is None:
             raise EOFError(f"{self.peer} closed the connection")
         try:
-            return [self._decoder.decode(frame) for frame in self._reader.feed(data)]
+            return [self._decoder.decode(frame) for frame in frames]
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"bad message from {self.peer}: {exc}") from None
 

@@ -52,7 +52,7 @@ class Channel:
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = decoder_for(decode_type)
         self._handshake_decoder = decoder_for(Handshake)
-        self._inbox: deque[bytes] = deque()
+        self._inbox: deque[bytes | bytearray] = deque()
         self._out = bytearray()
         self._sending = False  # the sender task is writing: append, never write past it
         self._lock = threading.Lock()
@@ -165,20 +165,20 @@ class Channel:
         """The next message. Raises EOFError at a clean end, ProtocolError on garbage."""
         return self._decode(await self._next_frame(), self._decoder)
 
-    async def _next_frame(self) -> bytes:
+    async def _next_frame(self) -> bytes | bytearray:
         while not self._inbox:
             try:
-                data = await _receive.receive_some(self.stream, RECEIVE_CHUNK)
+                frames = await _receive.receive_into(self.stream, RECEIVE_CHUNK, self._reader.feed)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self._mark_closed(exc)
                 raise EOFError(f"connection to {self.peer} lost: {exc}") from exc
-            if not data:
+            if frames is None:
                 self._mark_closed(None)
                 raise EOFError(f"{self.peer} closed the connection")
-            self._inbox.extend(self._reader.feed(data))
+            self._inbox.extend(frames)
         return self._inbox.popleft()
 
-    def _decode(self, frame: bytes, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
+    def _decode(self, frame: bytes | bytearray, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
         try:
             return decoder.decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
@@ -224,7 +224,7 @@ class Channel:
 
     # ---- handshake -------------------------------------------------------
 
-    async def _handshake_frame(self) -> bytes:
+    async def _handshake_frame(self) -> bytes | bytearray:
         """The next frame from a peer not yet authenticated: no larger than an Auth needs."""
         limit, self._reader.max_frame = self._reader.max_frame, HANDSHAKE_MAX_FRAME
         try:

@@ -18,13 +18,18 @@ resident.
 
 from __future__ import annotations
 
+import array
 import errno
 import mmap
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
+
+T = TypeVar("T")
 
 SCRATCH_BYTES = 1 << 18  # the most one call returns
 
@@ -74,7 +79,80 @@ async def receive_some(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes:
         return data
 
 
+async def receive_into(stream: trio.abc.ReceiveStream, max_bytes: int, consume: Callable[[memoryview], T]) -> T | None:
+    """What ``consume`` makes of the bytes that arrived (at most ``max_bytes``), handed to it
+    as a view of the scratch buffer, valid only during the call (a FrameReader's ``feed``
+    copies each frame out once); None at the end of the stream.
+
+    Raises trio.ClosedResourceError if the stream was closed, OSError if reading failed,
+    and what ``consume`` raises.
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+    fd = _fileno(stream)
+    if fd is None:
+        data = await stream.receive_some(max_bytes)
+        return consume(memoryview(data)) if data else None
+    await trio.lowlevel.checkpoint_if_cancelled()
+    while True:
+        view = _scratch(max_bytes)
+        try:
+            count = os.readv(fd, [view])
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(fd)  # raises ClosedResourceError if closed meanwhile
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EBADF:
+                raise trio.ClosedResourceError("the stream was closed") from None
+            raise
+        if not count:
+            return None
+        result = consume(view[:count])  # before anything else may run on this thread and read
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return result
+
+
 def recv(sock: socket.socket, max_bytes: int) -> bytes:
     """Like ``sock.recv(max_bytes)`` on a blocking (or non-blocking) socket."""
     view = _scratch(max_bytes)
     return bytes(view[: sock.recv_into(view)])
+
+
+def recv_into(sock: socket.socket, max_bytes: int, consume: Callable[[memoryview], T]) -> T | None:
+    """Like :func:`receive_into`, on a blocking (or non-blocking) socket."""
+    view = _scratch(max_bytes)
+    count = sock.recv_into(view)
+    return consume(view[:count]) if count else None
+
+
+def recv_fds(sock: socket.socket, max_bytes: int, max_fds: int, flags: int = 0) -> tuple[bytes, list[int], int]:
+    """Like ``socket.recv_fds`` (data, file descriptors, flags), without its allocation of
+    ``max_bytes`` per call."""
+    view = _scratch(max_bytes)
+    fds = array.array("i")
+    count, ancillary, msg_flags, _ = sock.recvmsg_into([view], socket.CMSG_SPACE(max_fds * fds.itemsize), flags)
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return bytes(view[:count]), list(fds), msg_flags
+
+
+def read_small_file(path: str | os.PathLike[str]) -> bytes:
+    """The content of a small file (a kernel's ``/proc`` or cgroup file, read again and again).
+
+    ``open(path).read()`` allocates a read buffer per call (psutil asks for 32 KiB),
+    one more short-lived block of the kind that fragments a long-lived process's C
+    heap; this reads through the scratch buffer instead. Raises OSError, and ValueError
+    if the file holds more than the scratch buffer does.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        view = _scratch(SCRATCH_BYTES)
+        size = 0
+        while count := os.readv(fd, [view[size:]]):
+            size += count
+            if size == len(view):
+                raise ValueError(f"{os.fspath(path)} holds more than {SCRATCH_BYTES} bytes")
+        return bytes(view[:size])
+    finally:
+        os.close(fd)

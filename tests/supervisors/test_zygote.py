@@ -91,3 +91,17 @@ async def test_sigkill_of_the_supervising_process_leaves_no_forked_grandchild():
         assert await wait_gone(everyone, 5.0) == []
     finally:
         finish(process)
+
+
+async def test_the_zygotes_messages_are_read_without_a_large_allocation_each():
+    """Regression: each of the zygote's messages (a child spawned, a child exited) was read
+    with ``recv(1 MiB)``, a megabyte allocated and shrunk per message, which fragmented the
+    C heap of the long-lived process that owns the zygote (the head's, in the soak)."""
+    process = start("traced", "5")
+    try:
+        report = await read_report(process)
+        assert await trio.to_thread.run_sync(process.wait) == 0
+    finally:
+        finish(process)
+    assert report["started"] == 5
+    assert report["peak"] < 256 * 1024, f"spawning 5 children allocated {report['peak']} bytes at once"

@@ -3,6 +3,8 @@
 basic     start 3 serving + 1 crashing forked child; wait for the restart;
           terminate one; print a JSON report; exit
 serve N   start N serving forked children; print {"pids": [...], "zygote": pid}; serve until killed
+traced N  start and stop N forked children one after another under tracemalloc; print
+          {"started": N, "peak": bytes allocated at once beyond what stayed allocated}
 families N  the same, each child with a `sleep` grandchild; also print {"grandchildren": [...]}
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 
 import psutil
 import trio
@@ -58,11 +61,28 @@ async def serve(zygote: supervisors.Zygote, count: int, mode: str = "serve") -> 
         await trio.sleep_forever()
 
 
+async def traced(zygote: supervisors.Zygote, count: int) -> None:
+    specs = [forked(zygote, "serve")]
+    async with supervisors.open_supervisor(specs) as sup:  # warm: the first spawn's one-off allocations
+        await sup.terminate_child(sup.snapshot().children[0].id)
+        tracemalloc.start()
+        started = 0
+        for _ in range(count):
+            child_id = await sup.start_child(forked(zygote, "serve"))
+            started += 1
+            await sup.terminate_child(child_id)
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    print(json.dumps({"started": started, "peak": peak - current}), flush=True)
+
+
 async def main(zygote: supervisors.Zygote, scenario: str, args: list[str]) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
         if scenario == "basic":
             await basic(zygote)
+        elif scenario == "traced":
+            await traced(zygote, int(args[0]))
         else:
             await serve(zygote, int(args[0]), scenario)
         nursery.cancel_scope.cancel()

@@ -94,3 +94,31 @@ def test_pending_counts_a_partial_header() -> None:
     assert reader.pending == 4
     assert reader.feed(b"z") == [b"z"]
     assert reader.pending == 0
+
+
+@given(payloads, st.data())
+@settings(max_examples=200, deadline=None)
+def test_frames_are_copies_so_the_caller_may_reuse_what_it_fed(items: list[bytes], data: st.DataObject) -> None:
+    """Channels feed views of one scratch buffer that the next read overwrites."""
+    stream = b"".join(frame(p) for p in items)
+    scratch = bytearray(len(stream) + 1)
+    reader = FrameReader()
+    received: list[bytes] = []
+    for chunk in data.draw(chunked(stream)):
+        scratch[: len(chunk)] = chunk
+        received.extend(reader.feed(memoryview(scratch)[: len(chunk)]))
+        scratch[:] = b"\xee" * len(scratch)  # the next read lands here
+    assert received == items
+
+
+def test_a_frame_spanning_feeds_is_gathered_in_one_buffer_of_its_size() -> None:
+    payload = bytes(range(256)) * 400
+    reader = FrameReader()
+    data = frame(payload)
+    assert reader.feed(data[:10]) == []
+    assert reader.pending == 10
+    assert reader.feed(data[10:50_000]) == []
+    assert reader.pending == 50_000
+    (got,) = reader.feed(data[50_000:])
+    assert got == payload and len(got) == len(payload)
+    assert reader.pending == 0

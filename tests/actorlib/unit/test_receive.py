@@ -15,7 +15,7 @@ import trio.testing
 
 from actorlib._wire import Channel, CoreMessage, GetObject
 from actorlib._wire._blocking import BlockingChannel
-from actorlib._wire._receive import SCRATCH_BYTES, receive_some, recv
+from actorlib._wire._receive import SCRATCH_BYTES, read_small_file, receive_into, receive_some, recv, recv_fds, recv_into
 
 LARGE = 64 * 1024  # far below the 256 KiB a call may return: what each call allocated before
 
@@ -136,3 +136,67 @@ def test_a_blocking_channel_receives_small_messages_without_a_large_buffer(trace
         theirs.sendall(b"tail")
         assert recv(ours, 100) == b"tail"
     assert peak < LARGE, peak
+
+
+async def test_a_burst_of_frames_costs_the_frames_and_no_copies_of_the_burst(traced: None) -> None:
+    """Regression: a burst read at once was copied out of the scratch buffer, appended to the
+    frame reader's buffer, then sliced and copied per frame: three short-lived blocks the size
+    of the burst (100 KB a round in the soak's head) besides the frames themselves."""
+    ours, theirs = trio.socket.socketpair()
+    channel = Channel(trio.SocketStream(ours), CoreMessage, peer="test")
+    burst = b"".join(frame(GetObject(req=i, object_id=bytes(190))) for i in range(500))
+    async with trio.SocketStream(theirs) as peer, channel.stream:
+        await peer.send_all(frame(GetObject(req=0, object_id=b"warm")))
+        assert (await channel.receive()).req == 0
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        await peer.send_all(burst)
+        assert [(await channel.receive()).req for _ in range(500)] == list(range(500))
+        peak = tracemalloc.get_traced_memory()[1] - before
+    assert peak < 1.5 * len(burst), f"receiving a {len(burst)}-byte burst allocated {peak} bytes at once"
+
+
+async def test_receive_into_hands_over_what_arrived_and_none_at_the_end() -> None:
+    ours, theirs = trio.socket.socketpair()
+    async with trio.SocketStream(ours) as stream, trio.SocketStream(theirs) as peer:
+        await peer.send_all(b"hello")
+        assert await receive_into(stream, 100, bytes) == b"hello"
+        await peer.send_eof()
+        assert await receive_into(stream, 100, bytes) is None
+    send, receive = trio.testing.memory_stream_pair()
+    await send.send_all(b"in memory")
+    assert await receive_into(receive, 100, bytes) == b"in memory"
+
+
+def test_recv_into_and_recv_fds_read_like_the_socket_module() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"plain")
+        assert recv_into(ours, 100, bytes) == b"plain"
+        read, write = os.pipe()
+        try:
+            socket.send_fds(theirs, [b"with fds"], [read, write])
+            data, fds, flags = recv_fds(ours, 100, 4)
+            assert (data, len(fds), flags) == (b"with fds", 2, 0)
+            os.write(fds[1], b"x")
+            assert os.read(fds[0], 1) == b"x"  # the same pipe, through the received descriptors
+            for fd in fds:
+                os.close(fd)
+        finally:
+            os.close(read)
+            os.close(write)
+        theirs.close()
+        assert recv_into(ours, 100, bytes) is None
+
+
+def test_a_small_file_is_read_whole_and_a_large_one_is_refused(tmp_path) -> None:
+    small = tmp_path / "small"
+    small.write_bytes(b"MemTotal: 1 kB\n" * 100)
+    assert read_small_file(small) == small.read_bytes()
+    assert read_small_file("/proc/self/status").startswith(b"Name:")
+    large = tmp_path / "large"
+    large.write_bytes(bytes(SCRATCH_BYTES + 1))
+    with pytest.raises(ValueError, match="more than"):
+        read_small_file(large)
+    with pytest.raises(FileNotFoundError):
+        read_small_file(tmp_path / "missing")
