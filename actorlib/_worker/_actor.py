@@ -159,7 +159,7 @@ class ActorRunner:
             return
         current = CURRENT_CALL.set(call.call_id)
         try:
-            run_sync(self.rt, method, call, reply, name)
+            run_sync(self.rt, method, call, reply, name, lambda: call.call_id in self._cancelled)
         finally:
             CURRENT_CALL.reset(current)
 
