@@ -386,7 +386,7 @@ def test_an_idle_actor_on_a_worker_node_sleeps(cluster):
 
     actor = IdleOnANode.remote()
     pid = actorlib.get(actor.pid.remote(), timeout=60)
-    assert actorlib.get(actor.head_connected.remote(), timeout=60)  # what used to wake it
+    poll(lambda: actorlib.get(actor.head_connected.remote(), timeout=60), timeout=30)  # what used to wake it
     poll(lambda: actorlib.get(actor.asleep.remote(), timeout=60), timeout=30)
     poll(lambda: still(pid, PING_EVERY + 1), timeout=60, interval=0)
     assert actorlib.get(actor.call_a_new_actor.remote(), timeout=60) > 0  # a long wait came and went
