@@ -291,7 +291,7 @@ class ActorMethod:
             generator = open_stream(runtime, call_id, info.dynamic)
         call = CallSpec(
             call_id=call_id, actor_id=handle._actor_id, method=self._name, name=name, args=arguments,
-            deps=deps, return_ids=return_ids, streaming=info.streaming, nested=nested,
+            deps=deps, return_ids=return_ids, streaming=info.streaming, nested=nested, parent=runtime.running_task(),
         )  # fmt: skip
         if not runtime.actors.send_now(call):
             runtime.submit(call)

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _core
 from ._core import Identity, ObjectRef, Runtime, current
+from ._core._streams import ObjectRefGenerator
 from ._driver._bootstrap import bootstrap_driver
 from ._driver._options import InitOptions
 from ._early_head import EarlyHead
@@ -207,9 +208,12 @@ def put(value: Any) -> ObjectRef:
     return current().put(value)
 
 
-def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+def cancel(object_ref: ObjectRef | ObjectRefGenerator, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task producing ``object_ref``: a queued task never runs; a running one is
     interrupted (``force``: its worker is killed). ``get`` then raises TaskCancelledError.
+    For a streaming generator (an ObjectRefGenerator), as in Ray: unless its task ended
+    already, the next item it gives raises TaskCancelledError and it stops there (items
+    that came but were not taken are dropped).
     ``recursive`` (Ray's default): the tasks it submitted are cancelled too (with ``force``
     they die with its worker, which held their leases). Cancelled tasks are not retried.
     Only the submitting process can cancel.
@@ -218,24 +222,30 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     cancelled (its coroutine gets Cancelled/CancelledError); a running sync method goes on,
     and sees ``get_runtime_context().is_canceled()`` turn True. ``force`` is refused for
     actor calls (ValueError), as in Ray."""
-    if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+    stream = isinstance(object_ref, ObjectRefGenerator)
+    if not stream and not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() takes an ObjectRef or an ObjectRefGenerator, got {type(object_ref).__name__}")
     runtime = current()
-    task_id = object_ref.task_id()
+    task_id = object_ref._task_id if stream else object_ref.task_id()  # type: ignore[union-attr]
     actor_call = runtime.actors.is_call(task_id)
     if force and actor_call:
         raise ValueError("force=True is not supported for actor calls (as in Ray): use actorlib.kill(actor) to stop the actor")
+    taken = object_ref._next if stream else 0  # type: ignore[union-attr]
     sent = threading.Event()
 
     def cancel_now() -> None:
         try:
+            if stream:
+                runtime.streams.cancel(task_id, taken)
             if not runtime.actors.cancel(task_id, bool(recursive)):
                 runtime.submitter.cancel(task_id, force, bool(recursive))
         finally:
             sent.set()
 
     runtime.soon(cancel_now)
-    if actor_call:  # returns once the cancel is on its way: after a call ahead of it ends, the actor has it
+    # Returns once the cancel is on its way to an actor (after a call ahead of it ends, the
+    # actor has it), and once a stream is cut (the generator's next item is the error).
+    if actor_call or stream:
         sent.wait(CANCEL_SEND_WAIT)
 
 

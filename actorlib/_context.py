@@ -40,17 +40,7 @@ class RuntimeContext:
         return bool(executor.was_cancelled(call_id))
 
     def _call_id(self) -> bytes | None:
-        executor = self._runtime.executor
-        if executor is None:
-            return None
-        task = executor.current
-        if task is not None:
-            return bytes(task.task_id)
-        if executor.actor is not None:
-            from ._worker._actor import CURRENT_CALL
-
-            return CURRENT_CALL.get()
-        return None
+        return self._runtime.running_task() or None
 
     def get_task_name(self) -> str | None:
         executor = self._runtime.executor

@@ -50,6 +50,14 @@ def fan_out(seconds):
     return actorlib.get(children)
 
 
+@actorlib.remote(num_cpus=0)
+class Dispatcher:
+    def fan_out(self, seconds):
+        """An actor call's tasks are cancelled with it too, as in Ray (a sync method goes on)."""
+        children = [sleep.options(num_cpus=0).remote(seconds) for _ in range(2)]
+        return actorlib.get(children)
+
+
 def main() -> None:
     actorlib.init(num_cpus=2)
 
@@ -91,6 +99,14 @@ def main() -> None:
         actorlib.get(parent)
     except TaskCancelledError:
         print("cancelled a task and the tasks it submitted")
+
+    call = Dispatcher.remote().fan_out.remote(60)
+    time.sleep(0.5)
+    actorlib.cancel(call)  # its two tasks are cancelled, so its get() raises in the method
+    try:
+        actorlib.get(call)
+    except TaskCancelledError:
+        print("cancelled an actor call and the tasks it submitted")
     actorlib.shutdown()
 
 

@@ -48,6 +48,14 @@ def main():
         except ValueError as exc:
             print("the last ref raises:", str(exc).splitlines()[0])
 
+        gen = countdown.remote(50)
+        actorlib.get(next(gen))
+        actorlib.cancel(gen)  # as in Ray: the next item raises, then the generator stops
+        try:
+            actorlib.get(next(gen))
+        except actorlib.exceptions.TaskCancelledError:
+            print("cancelled the generator; items left:", len(list(gen)))
+
         three = countdown.options(num_returns=3).remote(3)  # N ordinary refs instead
         print("num_returns=3:", actorlib.get(three))
 

@@ -8,6 +8,7 @@ import os
 
 import actorlib
 from actorlib.util import ActorlibExecutor, ActorPool
+from actorlib.util.accelerators import NVIDIA_TESLA_V100
 from actorlib.util.multiprocessing import Pool
 from actorlib.util.queue import Empty, Queue
 
@@ -40,7 +41,7 @@ def cube(x):
 
 
 def main():
-    actorlib.init(num_cpus=2)
+    actorlib.init(num_cpus=2, resources={"accelerator_type:V100": 1})  # as if this node had a V100
 
     pool = ActorPool([Doubler.remote(), Doubler.remote()])
     print("ActorPool.map:", list(pool.map(lambda actor, v: actor.double.remote(v), [1, 2, 3, 4])))
@@ -68,6 +69,8 @@ def main():
     print("as_completed:", sorted(actorlib.util.as_completed([square.remote(x) for x in range(5)], chunk_size=2)))
     print("map_unordered:", sorted(actorlib.util.map_unordered(square, range(6), backpressure_size=3)))
     print("this node:", actorlib.util.get_node_ip_address())
+    on_a_v100 = square.options(accelerator_type=NVIDIA_TESLA_V100)  # needs accelerator_type:V100
+    print("on a V100:", actorlib.get(on_a_v100.remote(3)))
 
     actorlib.shutdown()
     print("utilities ok")

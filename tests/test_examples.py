@@ -16,7 +16,7 @@ EXPECTED = {
     "quickstart.py": "[0, 1, 4, 9]",
     "tasks.py": "tree_sum(range(20)) = 190",
     "objects.py": "copy: False, writeable: False",
-    "errors.py": "cancelled a task and the tasks it submitted",
+    "errors.py": "cancelled an actor call and the tasks it submitted",
     "actors.py": "actors ok",
     "supervision_groups.py": "supervision groups ok",
     "utilities.py": "utilities ok",

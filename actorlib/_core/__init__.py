@@ -3,5 +3,5 @@
 from ._arguments import Placeholder, pack, unpack
 from ._objects import ObjectTable
 from ._refs import ObjectRef
-from ._runtime import Identity, Runtime, current, set_current
+from ._runtime import CURRENT_CALL, Identity, Runtime, current, set_current
 from ._submitter import TaskSpec

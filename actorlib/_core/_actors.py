@@ -39,12 +39,13 @@ class CallSpec:
 
     __slots__ = (
         "call_id", "actor_id", "method", "name", "args", "deps", "return_ids", "num_returns",
-        "streaming", "attempt", "resolved", "pending", "nested", "created",
+        "streaming", "attempt", "resolved", "pending", "nested", "created", "parent",
     )  # fmt: skip
 
     def __init__(
         self, *, call_id: bytes, actor_id: bytes, method: str, name: str, args: Inline,
         deps: list[ObjectRef], return_ids: list[bytes], streaming: bool, nested: list[ObjectRef] | None = None,
+        parent: bytes = b"",
     ) -> None:  # fmt: skip
         self.call_id = call_id
         self.actor_id = actor_id
@@ -61,6 +62,7 @@ class CallSpec:
         # Refs nested in the arguments, held while the call is: the actor borrows them first.
         self.nested = nested or []
         self.created = time.time()  # for the state API's pending calls
+        self.parent = parent  # the task or actor call that made it, if one did (recursive cancel)
 
 
 class _Actor:
@@ -406,6 +408,16 @@ class ActorSubmitter:
                 call_id in self._calls or call_id in self._on_the_way_ids
                 or any(call.call_id == call_id for a in self._actors.values() for call in a.queue)
             )  # fmt: skip
+
+    def cancel_children(self, parent: bytes) -> None:
+        """Cancel (recursively) every call this process made while running task or call ``parent``."""
+        with self._lock:
+            children = [
+                call.call_id for actor in self._actors.values()
+                for call in (*actor.queue, *actor.inflight.values()) if call.parent == parent
+            ]  # fmt: skip
+        for call_id in children:
+            self.cancel(call_id, recursive=True)
 
     def cancel(self, call_id: bytes, recursive: bool) -> bool:
         """Cancel a call this process made (False: it is not one, or it is over). One still

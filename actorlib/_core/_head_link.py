@@ -29,6 +29,9 @@ class HeadLink:
         self._lock = trio.Lock()
         self.reconnects = 0  # times this link came back after losing the head (and claimed)
         self._long_waits = 0
+        # Set (and replaced) when a long wait begins or a channel closes: the watchers wait on
+        # it rather than on a timer, so an idle process with a head channel sleeps.
+        self._wake_watchers = trio.Event()
         self.timeout = REQUEST_TIMEOUT
 
     async def attach(self, channel: Channel) -> None:
@@ -59,6 +62,8 @@ class HeadLink:
             sent.set()
         if long:
             self._long_waits += 1
+            if self._long_waits == 1:
+                self._pulse()
             try:
                 return await pending.wait(req)
             finally:
@@ -70,12 +75,21 @@ class HeadLink:
     def _address(self) -> str:
         return self.rt.identity.head_address or "(unknown)"
 
+    def _pulse(self) -> None:
+        self._wake_watchers.set()
+        self._wake_watchers = trio.Event()
+
     async def _watch(self, channel: Channel) -> None:
-        """While long waits are pending on ``channel``, ping the head; if it stops answering,
-        fail them and close the channel (a hung head must not hang its callers for ever)."""
-        every = PING_EVERY
+        """While long waits are pending on ``channel``, ping the head every PING_EVERY; if it
+        stops answering, fail them and close the channel (a hung head must not hang its
+        callers for ever). With none pending it sleeps without a timer until one begins or
+        the channel closes: an idle worker (an actor on a worker node listens to the head
+        from the start) makes no system call."""
         while not channel.closed:
-            await trio.sleep(every)
+            if not self._long_waits:
+                await self._wake_watchers.wait()
+                continue
+            await trio.sleep(PING_EVERY)
             if not self._long_waits or channel is not self.channel or channel.closed:
                 continue
             try:
@@ -135,6 +149,7 @@ class HeadLink:
         finally:
             pending.fail_all(ConnectionError(f"lost the connection to the head at {self._address()}"))
             await channel.aclose()
+            self._pulse()  # its watcher ends
             if channel is self.channel and not self.rt.closed:
                 self.rt.nursery.start_soon(self._come_back)
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ IDLE_AFTER = 20
 WARM_NICE = 10  # warming the store's memory must not slow the process down
 
 log = logging.getLogger(__name__)
+# The actor call a thread or async task of an actor runs (get_task_id(), is_canceled(), and
+# the parent of what it submits); set by the worker's ActorRunner.
+CURRENT_CALL: ContextVar[bytes | None] = ContextVar("actorlib_current_call", default=None)
 LOST_RETRIES = 5  # times get() recomputes or refetches a value lost with its node
 
 
@@ -300,14 +304,30 @@ class Runtime:
 
     # ---- tasks -------------------------------------------------------------
 
+    def running_task(self) -> bytes:
+        """(The calling thread or async task.) The task or actor call running there, if any
+        (b""): what it submits records it as its parent, so cancelling it recursively
+        cancels them (cancel_children)."""
+        executor = self.executor
+        if executor is None:
+            return b""
+        running = executor.current
+        if running is not None:
+            return bytes(running.task_id)
+        return (CURRENT_CALL.get() or b"") if executor.actor is not None else b""
+
+    def cancel_children(self, parent: bytes) -> None:
+        """(Runtime thread.) Cancel, recursively, the tasks and actor calls this process
+        submitted while running task or call ``parent`` (Ray cancels both)."""
+        self.submitter.cancel_children(parent)
+        self.actors.cancel_children(parent)
+
     def submit(self, spec: TaskSpec | CallSpec) -> None:
         """Queue a task or actor call for submission; never blocks. (A task submitted by a
-        task running here records it as its parent: cancelling that one recursively
-        cancels this one.)"""
-        if type(spec) is TaskSpec and self.executor is not None:
-            running = self.executor.current
-            if running is not None:
-                spec.parent = running.task_id
+        task or actor call running here records it as its parent: cancelling that one
+        recursively cancels this one; an actor call's parent is set where it is made.)"""
+        if type(spec) is TaskSpec:
+            spec.parent = self.running_task()
         self._submissions.append(spec)
         if self.listen_at_first_submit:
             self.listen_at_first_submit = False

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._ids import return_id
-from .._wire import ErrorValue, StreamEnd, StreamItem
+from .._serial import box_system
+from .._wire import ErrorValue, Stored, StreamEnd, StreamItem, Value
+from ..exceptions import TaskCancelledError
 from ._objects import LoopWaiter, ThreadWaiter
 from ._refs import ObjectRef
 
@@ -23,7 +25,7 @@ def item_id(task_id: bytes, index: int) -> bytes:
 
 
 class _Stream:
-    __slots__ = ("available", "end", "waiters", "abandoned", "result")
+    __slots__ = ("available", "end", "waiters", "abandoned", "result", "cut", "finished")
 
     def __init__(self, result: bytes | None) -> None:
         self.available = 0  # items known so far
@@ -31,6 +33,10 @@ class _Stream:
         self.waiters: list[Any] = []
         self.abandoned = False  # its generator is gone: later items are dropped as they come
         self.result = result  # num_returns="dynamic": the object that gets every item's ref at the end
+        # cancel(): the index where its owner ended it (end = cut + 1); what its task still sends
+        # is dropped as it comes, until the task's own end (``finished``).
+        self.cut: int | None = None
+        self.finished = False
 
 
 class StreamTable:
@@ -51,6 +57,9 @@ class StreamTable:
             return
         if isinstance(message, StreamItem):
             object_id = item_id(message.task_id, message.index)
+            if stream.cut is not None:  # cancelled: nobody takes it (and its id may be the error's)
+                self._drop(object_id, message.value)
+                return
             self.rt.objects.add(object_id, owned=True, owner=self.rt.identity.address, value=message.value)
             if stream.abandoned:  # nobody will take it: free it
                 self.rt.objects.decref_later(object_id)
@@ -65,7 +74,14 @@ class StreamTable:
     def finish(self, task_id: bytes, count: int, error: ErrorValue | None) -> None:
         """End a stream after ``count`` items; an error becomes one more item that raises it."""
         stream = self._streams.get(task_id)
-        if stream is None or stream.end is not None:
+        if stream is None:
+            return
+        if stream.cut is not None:  # cancelled: the task's own end only lets the stream go
+            stream.finished = True
+            if stream.abandoned:
+                del self._streams[task_id]
+            return
+        if stream.end is not None:
             return
         if stream.result is not None:
             del self._streams[task_id]
@@ -83,6 +99,38 @@ class StreamTable:
             stream.available = max(stream.available, count)
             stream.end = count
         self._wake(stream)
+
+    def cancel(self, task_id: bytes, taken: int) -> None:
+        """(Runtime thread.) Its owner cancelled a streaming task whose generator took ``taken``
+        items: as in Ray, the next item raises TaskCancelledError and the stream ends there (a stream
+        that ended already is left whole). Items that arrived but were not taken, and those
+        that still come, are freed."""
+        stream = self._streams.get(task_id)
+        if stream is None or stream.end is not None or stream.result is not None:
+            return  # over (Ray leaves a finished stream as it is), or dynamic (its one ref fails)
+        objects = self.rt.objects
+        error = box_system(TaskCancelledError("the generator's task was cancelled"))
+        with self._lock:
+            arrived = stream.available
+            stream.cut = taken
+        for index in range(taken + 1, arrived):  # the table counted one ref for each
+            objects.decref_later(item_id(task_id, index))
+        object_id = item_id(task_id, taken)
+        entry = objects.get(object_id) if taken < arrived else None
+        if entry is not None and entry.value is not None:  # it arrived: the error takes its place
+            old = entry.value
+            if objects.replace(object_id, old, error):
+                self._drop(object_id, old)
+        else:
+            objects.add(object_id, owned=True, owner=self.rt.identity.address, value=error)
+        with self._lock:
+            stream.available = stream.end = taken + 1
+        self._wake(stream)
+
+    def _drop(self, object_id: bytes, value: Value) -> None:
+        """Free an item's value that no entry of the table holds (a store copy, if it has one)."""
+        if type(value) is Stored:
+            self.rt.objects.on_free([(object_id, value)])
 
     def _gather(self, result: bytes, task_id: bytes, count: int, error: ErrorValue | None) -> None:
         """A dynamic generator ended: its result becomes the refs to its ``count`` items (each
@@ -135,7 +183,7 @@ class StreamTable:
                 continue
             for index in range(taken, stream.available):  # the table counted one ref for each
                 self.rt.objects.decref_later(item_id(task_id, index))
-            if stream.end is not None:
+            if stream.end is not None and (stream.cut is None or stream.finished):
                 del self._streams[task_id]
             else:
                 stream.abandoned = True

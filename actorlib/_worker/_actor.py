@@ -16,12 +16,11 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
 from typing import Any
 
 import trio
 
-from .._core import Runtime
+from .._core import CURRENT_CALL, Runtime
 from .._serial import box_system, deserialize
 from .._wire import TERMINATE, ActorSpec, CallActor, Channel
 from ..exceptions import ActorDiedError, AsyncioActorExit, TaskCancelledError
@@ -29,8 +28,6 @@ from ._calls import Cancelled, Reply, arguments, collect, failed, iter_of, pack,
 
 DEFAULT_GROUP = ""
 REMEMBERED_CANCELS = 10_000
-# The call a thread or async task of the actor is running (get_task_id(), is_canceled()).
-CURRENT_CALL: ContextVar[bytes | None] = ContextVar("actorlib_current_call", default=None)
 
 
 class ActorRunner:
@@ -80,20 +77,23 @@ class ActorRunner:
 
     # ---- cancellation (ray.cancel of a call) --------------------------------------------
 
-    def cancel(self, call_id: bytes) -> None:
+    def cancel(self, call_id: bytes) -> bool:
         """(Any thread.) The caller cancelled ``call_id``: stop it if it runs in the event loop;
-        a call not started yet is refused when its turn comes."""
+        a call not started yet is refused when its turn comes. False if it was cancelled
+        already (a plain sync actor's caller sends the cancel twice: see ActorSubmitter.cancel)."""
         with self._cancel_lock:
-            if call_id not in self._cancelled:
-                self._cancelled.add(call_id)
-                self._cancel_order.append(call_id)
-                if len(self._cancel_order) > REMEMBERED_CANCELS:
-                    self._cancelled.discard(self._cancel_order.popleft())
+            if call_id in self._cancelled:
+                return False
+            self._cancelled.add(call_id)
+            self._cancel_order.append(call_id)
+            if len(self._cancel_order) > REMEMBERED_CANCELS:
+                self._cancelled.discard(self._cancel_order.popleft())
         # (Lock-free against _started: it registers before it looks at _cancelled, and this looks
         # after adding, so one of the two sees the other; cancelling twice does no harm.)
         running = self._running_calls.get(call_id)
         if running is not None:
             self._in_loop(running.cancel)
+        return True
 
     def cancelled(self, call_id: bytes) -> bool:
         return call_id in self._cancelled
@@ -159,7 +159,7 @@ class ActorRunner:
             return
         current = CURRENT_CALL.set(call.call_id)
         try:
-            run_sync(self.rt, method, call, reply, name)
+            run_sync(self.rt, method, call, reply, name, lambda: call.call_id in self._cancelled)
         finally:
             CURRENT_CALL.reset(current)
 

@@ -134,8 +134,12 @@ def send_quietly(channel: Channel, message: Any) -> None:
             pass
 
 
-def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, name: str) -> None:
-    """Run a call on this thread and reply (a stream for generators, when asked for one)."""
+def run_sync(
+    runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, name: str, cancelled: Callable[[], bool] | None = None
+) -> None:
+    """Run a call on this thread and reply (a stream for generators, when asked for one).
+    ``cancelled`` (sync actor methods, which a cancel does not interrupt): a generator
+    stops at its next ``yield`` once it turns True."""
     try:
         args, kwargs = arguments(runtime, call.args, call.resolved)
         nested = getattr(call, "nested", None)
@@ -150,7 +154,7 @@ def run_sync(runtime: Runtime, fn: Callable[..., Any], call: Any, reply: Reply, 
                 return
             result = iter_of(run_coroutine(fn, collect(result)))
         if call.streaming:
-            stream_sync(runtime, result, call, reply, name)
+            stream_sync(runtime, result, call, reply, name, cancelled)
             return
         reply.done(pack(runtime, name, result, call.num_returns, call.owner_id))
     except BaseException as exc:
@@ -187,7 +191,9 @@ def iter_of(items: list[Any]) -> Any:
     return (item for item in items)
 
 
-def stream_sync(runtime: Runtime, result: Any, call: Any, reply: Reply, name: str) -> None:
+def stream_sync(
+    runtime: Runtime, result: Any, call: Any, reply: Reply, name: str, cancelled: Callable[[], bool] | None = None
+) -> None:
     if not inspect.isgenerator(result) and not hasattr(result, "__iter__"):
         raise TypeError(f"{name}() has num_returns='streaming' but returned {type(result).__name__}, not a generator")
     count = 0
@@ -195,6 +201,9 @@ def stream_sync(runtime: Runtime, result: Any, call: Any, reply: Reply, name: st
         for item in result:
             reply.item(count, value_of(runtime, name, item, call.owner_id))
             count += 1
+            if cancelled is not None and cancelled():  # as in Ray: GeneratorExit at the yield
+                getattr(result, "close", lambda: None)()
+                raise Cancelled
     except BaseException as exc:
         reply.end(count, failed(exc, name, 1)[0])
         return

@@ -168,10 +168,13 @@ class Executor:
     # ---- the runtime thread: cancellation -------------------------------------------------
 
     def cancel(self, task_id: bytes, num_returns: int, channel: Any, recursive: bool = False) -> None:
-        """Interrupt the task if it runs (``recursive``: and cancel the tasks it submitted);
-        else answer now and skip it if it arrives later. In an actor: see ActorRunner.cancel."""
+        """Interrupt the task if it runs (``recursive``: and cancel the tasks and actor calls
+        it submitted); else answer now and skip it if it arrives later. In an actor: see
+        ActorRunner.cancel; ``recursive`` cancels what the call submitted, as for a task.
+        (Runtime thread, or a sync actor's main thread for a cancel on its exec socket.)"""
         if self.actor is not None:
-            self.actor.cancel(task_id)
+            if self.actor.cancel(task_id) and recursive:
+                self.rt.soon(self.rt.cancel_children, task_id)  # the submitters live on the runtime thread
             return
         with self._lock:
             self._remember_cancel(task_id)
@@ -181,7 +184,7 @@ class Executor:
                 self.rt.nursery.start_soon(self._interrupt, task_id)
         if running:
             if recursive:
-                self.rt.submitter.cancel_children(task_id)
+                self.rt.cancel_children(task_id)
             return
         error = box_system(TaskCancelledError("the task was cancelled before it ran"))
         Reply(self.rt, channel, task_id).done([error] * num_returns)

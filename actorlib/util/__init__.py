@@ -9,7 +9,7 @@
 - as_completed(), map_unordered(): results as they complete (the second with a cap on
   pending tasks); get_node_ip_address(); inspect_serializability(): what cannot be
   pickled, and why; log_once().
-- state, scheduling_strategies, metrics: submodules, reachable as attributes (as in Ray, but for metrics).
+- state, scheduling_strategies, metrics, accelerators: submodules, reachable as attributes (as in Ray, but for metrics).
 """
 
 from typing import Any
@@ -32,7 +32,7 @@ RayExecutor = ActorlibExecutor
 Executor = ActorlibExecutor
 
 # Submodules reachable as attributes without an import of their own (``ray.util.state``).
-_LAZY_SUBMODULES = {"metrics", "scheduling_strategies", "state"}
+_LAZY_SUBMODULES = {"accelerators", "metrics", "scheduling_strategies", "state"}
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +50,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'actorlib.util' has no attribute {name!r}")
 
 __all__ = [
+    "accelerators",
     "as_completed",
     "get_node_ip_address",
     "inspect_serializability",

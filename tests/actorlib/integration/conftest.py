@@ -50,6 +50,24 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all the threads of ``pid``: each is a wait that ended."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/status") as status:
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def still(pid: int, window: float) -> bool:
+    """Whether no thread of ``pid`` woke up during ``window`` seconds."""
+    before = wakeups(pid)
+    time.sleep(window)
+    return wakeups(pid) == before
+
+
 def poll(predicate, timeout: float = 10.0, interval: float = 0.02):
     """Poll ``predicate`` until it returns a truthy value; return it, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ import actorlib
 from actorlib._core import current
 from actorlib._core._runtime import IDLE_AFTER, IDLE_TICK
 
-from .conftest import poll
+from .conftest import poll, still
 
 
 @actorlib.remote
@@ -96,16 +96,6 @@ def test_an_idle_actor_has_three_threads_and_no_log_files_until_it_prints(cluste
     actorlib.kill(actor)
 
 
-def _wakeups(pid: int) -> int:
-    """Voluntary context switches of all the threads of ``pid``: each is a wait that ended."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        for line in Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                total += int(line.split()[1])
-    return total
-
-
 def test_an_idle_actor_sleeps_until_something_happens(cluster):
     # No timer in an idle actor: its housekeeping tick and its task recorder wait for work
     # (a thousand idle actors woken twice a second each cost a core ~10% for nothing).
@@ -121,6 +111,4 @@ def test_an_idle_actor_sleeps_until_something_happens(cluster):
 
 def _still(pid: int) -> bool:
     """Whether no thread of ``pid`` woke up in a window where the old timers fired four times."""
-    before = _wakeups(pid)
-    time.sleep(2 * IDLE_TICK)
-    return _wakeups(pid) == before
+    return still(pid, 2 * IDLE_TICK)

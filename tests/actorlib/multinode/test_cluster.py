@@ -13,7 +13,7 @@ import actorlib
 from actorlib.exceptions import InfeasibleResourcesError, ObjectLostError
 from actorlib.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ..integration.conftest import poll
+from ..integration.conftest import poll, still
 
 
 def node_of() -> str:
@@ -348,4 +348,48 @@ def test_every_process_names_itself_in_ps(cluster, tmp_path):
     for title in seen.values():
         assert title.startswith("actorlib::"), title
         assert token not in title and "{" not in title  # never a token or a config blob
+    actorlib.kill(actor)
+
+
+@actorlib.remote(num_cpus=0, resources={"ssd": 1})
+class IdleOnANode:
+    """An actor on a worker node (127.0.0.2): it listens to the head from the start."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def head_connected(self) -> bool:
+        from actorlib._core import current
+
+        channel = current().head.channel
+        return channel is not None and not channel.closed
+
+    def asleep(self) -> bool:
+        from actorlib._core import current
+
+        return current()._deep_idle
+
+    def call_a_new_actor(self) -> int:
+        """Waits on the head for a new actor to come up (a long wait: pings while it lasts)."""
+        other = Pinned.options(num_cpus=0).remote()
+        pid = actorlib.get(other.pid.remote(), timeout=60)
+        actorlib.kill(other)
+        return pid
+
+
+@pytest.mark.slow
+def test_an_idle_actor_on_a_worker_node_sleeps(cluster):
+    # Before, its head link woke it every PING_EVERY (5 s) to see whether a long wait needed
+    # a ping, even with none pending: a thousand idle actors on worker nodes each woken every
+    # 5 s. The windows are longer than PING_EVERY, so that wake-up would show in every one.
+    from actorlib._core._head_link import PING_EVERY
+
+    actor = IdleOnANode.remote()
+    pid = actorlib.get(actor.pid.remote(), timeout=60)
+    poll(lambda: actorlib.get(actor.head_connected.remote(), timeout=60), timeout=30)  # what used to wake it
+    poll(lambda: actorlib.get(actor.asleep.remote(), timeout=60), timeout=30)
+    poll(lambda: still(pid, PING_EVERY + 1), timeout=60, interval=0)
+    assert actorlib.get(actor.call_a_new_actor.remote(), timeout=60) > 0  # a long wait came and went
+    poll(lambda: actorlib.get(actor.asleep.remote(), timeout=60), timeout=30)
+    poll(lambda: still(pid, PING_EVERY + 1), timeout=60, interval=0)
     actorlib.kill(actor)

@@ -12,7 +12,7 @@ import actorlib.util.queue
 
 def test_public_names():
     assert sorted(actorlib.util.__all__) == [
-        "ActorPool", "ActorlibExecutor", "Executor", "PlacementGroup", "RayExecutor", "as_completed",
+        "ActorPool", "ActorlibExecutor", "Executor", "PlacementGroup", "RayExecutor", "accelerators", "as_completed",
         "get_current_placement_group", "get_node_ip_address", "get_placement_group", "inspect_serializability",
         "list_named_actors", "log_once", "map_unordered", "multiprocessing", "placement_group",
         "placement_group_table", "queue", "remove_placement_group", "scheduling_strategies",
@@ -30,6 +30,7 @@ def test_imports_ray_users_write():
     from actorlib.util import placement_group, remove_placement_group  # noqa: F401
     from actorlib.util.placement_group import PlacementGroup, placement_group_table  # noqa: F401
     from actorlib.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: F401
+    from actorlib.util.accelerators import NVIDIA_TESLA_V100  # noqa: F401
 
     assert callable(actorlib.util.placement_group)  # the function, as in Ray (the module is importable too)
 
