@@ -42,7 +42,11 @@ class HangsUpOnce:
                 conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (len(method), method))
 
     def close(self) -> None:
+        """Stop serving, and the thread with it (closing alone would leave it in accept())."""
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() with an OSError
+        self.thread.join(30)
         self.listener.close()
+        assert not self.thread.is_alive(), "the test server's thread did not end"
 
 
 @pytest.fixture
