@@ -69,6 +69,19 @@ def open_fds(pid: int) -> int:
         return 0
 
 
+def store_fds(pid: int) -> int:
+    """Of ``pid``'s open files, its object store's Unix sockets: the listener, and one connection
+    per process that used the store so far (each makes it on first use, so their number grows
+    through a run up to the processes there: not a leak)."""
+    import psutil
+
+    try:
+        conns = psutil.Process(pid).net_connections(kind="unix")
+    except psutil.Error:
+        return 0
+    return sum(1 for c in conns if isinstance(c.laddr, str) and os.path.basename(c.laddr).startswith("store-"))
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -296,6 +309,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 "cluster_mib": round(sum(rss(p) for p in everyone) / MiB, 1), "processes": len(everyone),
                 "driver_fds": open_fds(me), "head_fds": open_fds(head), "node_fds": open_fds(node),
                 "cluster_fds": sum(open_fds(p) for p in everyone),
+                "head_store_fds": store_fds(head), "node_store_fds": store_fds(node),
             })  # fmt: skip
             if rounds % 10 == 0:
                 log(f"round {rounds}: {samples[-1]}")

@@ -73,6 +73,7 @@ class Autoscaler:
         self.idle_since: dict[bytes, float] = {}
         self.drain_started: dict[bytes, float] = {}
         self.last_scale_up = -math.inf
+        self._wanted: tuple[float, dict[str, int]] | None = None  # (when, launches) a view asked for
         self.infeasible: list[dict[str, float]] = []
         self._names = itertools.count(1)
         self._nursery: trio.Nursery | None = None
@@ -133,7 +134,7 @@ class Autoscaler:
         self.infeasible = decision.infeasible
         by_id = {node.node_id: (instance, remote) for node, instance, remote in nodes}
         types = {node.node_id: node.node_type for node, _instance, _remote in nodes}
-        for node_type, count in decision.launch.items():
+        for node_type, count in self._confirmed(decision.launch, now).items():
             for _ in range(count):
                 self._launch(node_type, now)
             self.last_scale_up = now
@@ -148,6 +149,31 @@ class Autoscaler:
         for node_id in decision.terminate:
             instance, _remote = by_id[node_id]
             self._stop(instance, types[node_id], node_id)
+
+    def _confirmed(self, launch: dict[str, int], now: float) -> dict[str, int]:
+        """The launches both this view and the one before ask for, the one before no newer than
+        every node's last report (so none of those is older than it was).
+
+        Each node reports its queue and free room in its own heartbeat, so one view may hold a
+        node's old report beside another's new one: requests that moved from the first to the
+        second (spillback, rebalance) counted both as waiting there and as using the room here.
+        Launching on such a view started a node nothing needed. Seen again once every node has
+        reported since, demand is real. With no node of its own process (just the head's), a
+        view cannot be out of step with itself, and launches go at once."""
+        if not launch:
+            self._wanted = None
+            return {}
+        nodes = self.head.registry.remote_nodes()
+        if not nodes:
+            self._wanted = None
+            return launch
+        if self._wanted is None or any(node.last_beat <= self._wanted[0] for node in nodes):
+            if self._wanted is None:
+                self._wanted = (now, launch)
+            return {}
+        _, before = self._wanted
+        self._wanted = None
+        return {name: min(count, before[name]) for name, count in launch.items() if name in before}
 
     # ---- what the head knows ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._wire import Channel, ClaimOwnership, ConnectionFailed, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, Pending
+from .._wire import Channel, ClaimOwnership, ConnectionFailed, ClusterInfoReply, ClusterInfoRequest, HeadMessage, NodeDied, NodeMember, Pending
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -35,7 +35,14 @@ class HeadLink:
         self.timeout = REQUEST_TIMEOUT
 
     async def attach(self, channel: Channel) -> None:
-        """Use an already connected channel (the driver connects during start-up)."""
+        """Use an already connected channel (the driver connects during start-up). A worker or
+        actor says first which node it goes with: when the head declares that node dead, it
+        waits for this process to stop before it tells anyone else (decision 0013)."""
+        if self.rt.on_fenced is not None:
+            try:
+                channel.send_nowait(NodeMember(node_id=self.rt.identity.node_id))
+            except trio.ClosedResourceError:
+                pass  # closed already: its reader sees that, and the first request fails as it should
         self.channel = channel
         self.rt.nursery.start_soon(self._read, channel)
         self.rt.nursery.start_soon(self._watch, channel)

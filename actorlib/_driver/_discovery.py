@@ -28,6 +28,8 @@ def running_sessions(kind: str = "head.json") -> list[tuple[Path, dict[str, obje
     root = sessions_root()
     found = []
     for session in sorted(root.glob(f"{SESSION_PREFIX}*"), reverse=True):
+        if session.is_symlink():
+            continue  # session_latest: a session listed under its own name too, and the next head moves it
         info = _ready_info(session / kind)
         if info is not None:
             found.append((session, info))

@@ -41,6 +41,9 @@ class Registry:
         self._dead.add(node.node_id, msgspec.structs.replace(node.view(), alive=False))
         return True
 
+    def live(self, node: Any) -> bool:
+        return self._nodes.get(node.node_id) is node
+
     def declared_dead(self, node_id: bytes) -> bool:
         """Whether this head declared the node dead (and remembers it): it may not come back."""
         return node_id in self._dead

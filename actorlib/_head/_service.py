@@ -17,6 +17,7 @@ from .._wire import (
     ClusterView,
     Heartbeat,
     NodeDied,
+    NodeMember,
     NodeRegistered,
     NodeView,
     RegisterNode,
@@ -59,6 +60,7 @@ from ._state import MemoryState, StateStore
 
 log = logging.getLogger("actorlib.head")
 Handler = Callable[[Channel, Any], Awaitable[None]]
+FENCE_WAIT = 1.0  # seconds a dead node's own processes have to stop before the others are told
 
 
 class HeadService:
@@ -87,6 +89,9 @@ class HeadService:
         self.recovery_grace = recovery_grace
         self.restarted = restarted  # a previous head of this cluster ran: its nodes will come back
         self._clients: set[Channel] = set()
+        self._members: dict[bytes, set[Channel]] = {}  # node id -> its workers' and actors' channels (NodeMember)
+        self._member_of: dict[Channel, bytes] = {}
+        self._fencing: set[bytes] = set()  # nodes found dead whose own processes are being stopped
         # Head services beside the core (packages, jobs) answer their own messages: type -> handler.
         self.handlers: dict[type, Handler] = {}
         self.on_driver: Callable[[RegisterDriver, str, NodeView], None] | None = None
@@ -145,6 +150,7 @@ class HeadService:
                     return
         finally:
             self._clients.discard(channel)
+            self._not_member(channel)
             self.drivers.ended(channel)
             self.actors.owner_gone(channel)
             self.groups.owner_gone(channel)
@@ -154,6 +160,10 @@ class HeadService:
             self._actor_request(channel, message)
         elif isinstance(message, (CreatePlacementGroup, RemovePlacementGroup, WaitPlacementGroup, ListPlacementGroups)):
             self._group_request(channel, message)
+        elif isinstance(message, NodeMember):
+            self._not_member(channel)
+            self._member_of[channel] = message.node_id
+            self._members.setdefault(message.node_id, set()).add(channel)
         elif isinstance(message, ClaimOwnership):
             self.actors.claim(channel, message.actor_ids)
             self.groups.claim(channel, message.pg_ids)
@@ -182,6 +192,13 @@ class HeadService:
             channel.send_nowait(Done(req=message.req))
         elif type(message) in self.handlers:
             self._nursery.start_soon(self.handlers[type(message)], channel, message)
+
+    def _not_member(self, channel: Channel) -> None:
+        node_id = self._member_of.pop(channel, None)
+        members = self._members.get(node_id, set()) if node_id is not None else set()
+        members.discard(channel)
+        if node_id is not None and not members:
+            self._members.pop(node_id, None)
 
     def _node_for(self, channel: Channel, node_id: bytes = b"") -> NodeView | None:
         """The node a driver should use: the one it runs on if it says so (a job's entrypoint), one
@@ -264,6 +281,36 @@ class HeadService:
                     await node.channel.aclose()
 
     def _node_died(self, node: RemoteNode, reason: str) -> None:
+        """A node is dead: its own workers and actors hear it first, and the head waits (up to
+        FENCE_WAIT) for them to stop before anyone else is told and its work is placed again,
+        so no process of a node serves a call or finishes a task once the cluster counts the
+        node dead (decision 0013). They stop within milliseconds; a process that cannot hear
+        (cut off from the head, or stopped itself) only costs that wait."""
+        if node.node_id in self._fencing or not self.registry.live(node):
+            return
+        members = [m for m in self._members.get(node.node_id, ()) if not m.closed]
+        if not members:
+            self._declare_dead(node, reason)
+            return
+        self._fencing.add(node.node_id)
+        died = NodeDied(node_id=node.node_id, reason=reason, address=node.view().address)
+        for member in members:
+            member.send_nowait(died)
+        self._nursery.start_soon(self._fence, node, reason, members)
+
+    async def _fence(self, node: RemoteNode, reason: str, members: list[Channel]) -> None:
+        try:
+            with trio.move_on_after(FENCE_WAIT):
+                for member in members:
+                    await member.closed_event.wait()
+            if left := sum(1 for m in members if not m.closed):
+                short = _ids.short(node.node_id)
+                log.warning("node %s: %d of its processes did not stop within %gs of being told it is dead", short, left, FENCE_WAIT)
+        finally:
+            self._fencing.discard(node.node_id)
+            self._declare_dead(node, reason)
+
+    def _declare_dead(self, node: RemoteNode, reason: str) -> None:
         if not self.registry.mark_dead(node, reason):
             return
         log.warning("node %s is dead: %s", _ids.short(node.node_id), reason)

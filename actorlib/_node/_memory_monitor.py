@@ -197,6 +197,24 @@ def describe(use: MemoryUse, threshold: float, node: str, victim: Candidate, top
     )
 
 
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+async def until_gone(process: psutil.Process | None, poll: float = 0.02) -> None:
+    """Return once ``process`` has exited: gone, or a zombie (its memory is freed by then)."""
+    while process is not None:
+        try:
+            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        await trio.sleep(poll)
+
+
 class MemoryMonitor:
     """Samples one node's memory; above the threshold, kills one task worker at a time."""
 
@@ -225,12 +243,16 @@ class MemoryMonitor:
             reason = describe(use, self.threshold, self.service.config.short, victim, await trio.to_thread.run_sync(top_processes))
             log.warning("%s", reason)
             self.kills += 1
+            process = _process(victim.pid)  # before the kill: a pid reused later is not the victim
             self.kill(victim, reason)
-            with trio.move_on_after(10.0):  # its memory is freed once it is reaped
+            with trio.move_on_after(10.0):  # its memory is freed once it is gone
                 if victim.actor:
                     await victim.worker.process.wait()
                 else:
-                    await victim.worker.exited.wait()
+                    # Not the pool's word (it counts a stopped worker exited at once): a big
+                    # process takes a while to exit, more so on a loaded machine, and a reading
+                    # meanwhile would count its memory still and kill a second task.
+                    await until_gone(process)
 
     def candidates(self) -> list[Candidate]:
         """Task workers running a task (leased) and actors that will be restarted: never actors

@@ -864,6 +864,13 @@ class NodeDied(Msg, tag="node_died"):
     address: str = ""  # its node service's address: links to it are dropped, even if still open
 
 
+class NodeMember(Msg, tag="node_member"):
+    """Worker or actor process to head, first on each connection: I run on this node and stop
+    when it is declared dead; tell me first, and wait (a little) for me to go before the others."""
+
+    node_id: bytes
+
+
 # ---- placement groups ------------------------------------------------------------
 
 
@@ -1059,6 +1066,7 @@ HeadMessage = (
     | StopJob
     | ForgetJob
     | EntrypointState
+    | NodeMember
 )
 
 

@@ -148,14 +148,26 @@ def test_the_ssh_provider_end_to_end():
         try:
 
             @actorlib.remote(resources={"remote": 1})
-            def where() -> str:
+            def where(gate: str) -> str:
+                """Says where it runs, then keeps its node busy until the test's go."""
+                Path(f"{gate}.started").write_text(actorlib.get_runtime_context().get_node_id())
+                deadline = time.monotonic() + 300
+                while not Path(gate).exists() and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 return actorlib.get_runtime_context().get_node_id()
 
-            node_id = actorlib.get(where.remote(), timeout=120)  # a worker launched over SSH ran it
+            gate = tmp / "go"
+            ref = where.remote(str(gate))
+            started = Path(f"{gate}.started")
+            poll(started.exists, timeout=120, interval=0.05)  # a worker launched over SSH runs it
             (worker,) = [n for n in actorlib.nodes() if n["Alive"] and not n["IsHead"]]
-            assert worker["NodeID"] == node_id and worker["NodeManagerAddress"] == "127.0.0.2"
+            assert worker["NodeID"] == started.read_text() and worker["NodeManagerAddress"] == "127.0.0.2"
+            # While the task holds the worker (an idle one goes after idle_timeout_s: 2 s, less
+            # than this command may take on a loaded machine), the status shows it.
             shown = cli("exec", str(config), "actorlib status")  # over SSH, on the head's machine
             assert "Autoscaler (ssh provider, cluster 'ssh-e2e'): workers 1 remote_worker" in shown.stdout
+            gate.touch()
+            assert actorlib.get(ref, timeout=60) == worker["NodeID"]
             poll(lambda: not [n for n in actorlib.nodes() if n["Alive"] and not n["IsHead"]], timeout=60, interval=0.2)
         finally:
             actorlib.shutdown()

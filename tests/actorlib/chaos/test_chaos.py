@@ -272,7 +272,8 @@ def test_a_killed_node_and_a_frozen_one_lose_nothing_and_the_frozen_one_is_fence
         "the frozen node was refused when it came back and stopped itself."
     )
     assert not errors or all(not e.final for e in errors)
-    assert (wrong, missing, late, late_calls, twice) == (0, 0, [], [], [])
+    seen = f"nodes {ids}; {b} seen dead at {b_dead:.3f}, {c} at {c_dead:.3f} (wall clock)"
+    assert (wrong, missing, late, late_calls, twice) == (0, 0, [], [], []), seen
     assert all(answers)
 
 

@@ -35,7 +35,7 @@ def test_the_guides_commands_work_as_written():
     commands = walkthrough()
     assert commands[0].startswith("actorlib start --head") and commands[-1] == "actorlib stop"
     port = str(free_port())
-    tmp = tempfile.mkdtemp(prefix="guide-", dir="/tmp")
+    tmp = tempfile.mkdtemp(prefix="g-", dir="/tmp")  # short, or sessions go to the shared /tmp/actorlib-<uid> instead
     bin_dir = os.path.dirname(sys.executable)  # where `actorlib` and `python` are installed
     env = {**os.environ, "ACTORLIB_TMPDIR": tmp, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     outputs = []
@@ -45,6 +45,8 @@ def test_the_guides_commands_work_as_written():
             result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
             assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
             outputs.append(result.stdout)
+            if len(outputs) == 1:  # the head's session is in the test's own directory: nothing else is there
+                assert list(Path(tmp).glob("actorlib-*/session_2*/head.json")), f"no session in {tmp}"
     finally:
         if not outputs or not outputs[-1].startswith("Stopped"):
             subprocess.run(["bash", "-c", "actorlib stop --force"], env=env, capture_output=True, timeout=60)

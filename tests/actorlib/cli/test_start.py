@@ -15,7 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ..integration.conftest import processes_mentioning
+from actorlib._wire import new_token, write_token
+
+from ..integration.conftest import poll, processes_mentioning
 
 
 def test_a_head_on_a_taken_port_says_so_and_leaves_nothing(tmp_path):
@@ -114,3 +116,46 @@ def test_a_head_on_port_0_prints_the_port_it_was_given_and_its_labels_reach_task
         time.sleep(0.1)
     assert not processes_mentioning(tmp)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_node_started_without_a_token_file_keeps_its_clusters_token_when_another_head_starts(monkeypatch):
+    """Regression: ``actorlib start --address`` without --token-file found the head's token
+    through ``session_latest``, a link the next head started on the machine moves, and kept
+    that path for itself and its workers: each worker, reading the token as it starts, got
+    the newer cluster's and its node refused it ('invalid cluster token'), so no actor
+    started there (the cluster guide's test, beside other clusters in the same directory)."""
+    from actorlib._cli._start import _local_token
+    from actorlib._session import sessions_root
+    from actorlib._wire import read_token
+
+    tmp = tempfile.mkdtemp(prefix="st-", dir="/tmp")  # short: sessions stay in it
+    monkeypatch.setenv("ACTORLIB_TMPDIR", tmp)
+    monkeypatch.delenv("ACTORLIB_TOKEN_FILE", raising=False)
+    root = sessions_root()
+    assert str(root).startswith(tmp)
+    titled = "import setproctitle, time; setproctitle.setproctitle('actorlib::head'); time.sleep(120)"
+    heads = [subprocess.Popen([sys.executable, "-c", titled]) for _ in range(2)]  # what the sessions' head.json name
+    try:
+        for head in heads:
+            poll(lambda: psutil.Process(head.pid).cmdline()[:1] == ["actorlib::head"], timeout=30)
+
+        def start_head(name: str, pid: int, port: int) -> Path:
+            session = root / name
+            (session / "sockets").mkdir(parents=True)
+            write_token(session / "token", new_token())
+            (session / "head.json").write_text(json.dumps({"pid": pid, "address": f"unix:{session}/sockets/head.sock;127.0.0.1:{port}"}))
+            latest = root / "session_latest"
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(name)  # as a head's new session does
+            return session
+
+        ours = start_head("session_2026-01-01_00-00-00_000000_1", heads[0].pid, 6380)
+        token_file = _local_token("127.0.0.1:6380")  # what the node and its workers read, for its whole life
+        start_head("session_2026-01-01_00-00-01_000000_2", heads[1].pid, 6381)  # another cluster's head
+        same = read_token(Path(token_file)) == read_token(ours / "token")  # (tokens are never shown)
+        assert same, f"{token_file} holds another cluster's token now"
+    finally:
+        for head in heads:
+            head.kill()
+            head.wait()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -80,5 +80,11 @@ def test_a_soak_keeps_memory_and_file_descriptors_flat(ledger):
     assert result["rounds"] >= 10, result["rounds"]
     for process in ("driver", "head", "node"):
         assert growth[f"{process}_mib"] < 8, growth  # a few MiB of noise, not a leak per round
-        assert growth[f"{process}_fds"] <= 4, growth
+        # Each process connects to its node's store on first use, so those connections come
+        # through the run (later on a loaded machine, where fewer rounds fit the warm-up), up to
+        # one per process there: bounded, not a leak. Every other descriptor is.
+        store = growth.get(f"{process}_store_fds", 0)
+        assert growth[f"{process}_fds"] - store <= 4, growth
+    for sample in result["samples"]:
+        assert sample["head_store_fds"] <= sample["processes"] + 2 and sample["node_store_fds"] <= sample["processes"] + 2, sample
     assert result["leftover_processes"] == 0

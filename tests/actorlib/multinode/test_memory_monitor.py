@@ -130,17 +130,26 @@ class Hoarder:
         return os.getpid()
 
     def grow(self, limit: int, gate: str, past: float = 1.0) -> float:
-        """Grow to ``limit`` bytes (or until the machine's use is above ``past``), hold them for a
-        few of the monitor's readings, and return the machine's memory use (a fraction) then."""
+        """Grow to ``limit`` bytes (or until the machine's use is above ``past``), and hold that
+        until the machine's use stayed above ``past`` for 0.5 s (five of the monitor's readings
+        at 0.1 s), growing again whenever other programs freed memory meanwhile; return the
+        lowest use (a fraction) seen over that half second."""
         wait_for(gate)
-        while len(self.held) * CHUNK < limit and _machine_use() <= past:
-            self.held.append(bytearray(CHUNK))
-            self.held[-1][::4096] = b"\x01" * (CHUNK // 4096)
-            time.sleep(0.02)
-        time.sleep(0.5)  # five of the monitor's readings at 0.1 s
-        peak = _machine_use()
+        room = lambda: len(self.held) * CHUNK < limit  # noqa: E731
+        deadline = time.monotonic() + 120
+        while True:
+            while room() and _machine_use() <= past:
+                self.held.append(bytearray(CHUNK))
+                self.held[-1][::4096] = b"\x01" * (CHUNK // 4096)
+                time.sleep(0.02)
+            lowest, until = _machine_use(), time.monotonic() + 0.5
+            while time.monotonic() < until and (lowest > past or not room()):
+                time.sleep(0.02)
+                lowest = min(lowest, _machine_use())
+            if lowest > past or not room() or time.monotonic() > deadline:
+                break  # else it fell back to ``past`` or below: grow again, and hold anew
         self.held = []
-        return peak
+        return lowest
 
 
 def _machine_use() -> float:
@@ -168,11 +177,12 @@ def test_an_actor_with_restarts_left_is_killed_and_restarted_one_without_is_spar
     assert view.num_restarts == 1
     logs = poll(lambda: [t for t in _node_logs(oom_cluster) if "actor Hoarder" in t], timeout=30)
     assert "killed by the memory monitor on node" in logs[0] and "restarts left: 1" in logs[0]
-    # With no restart left it is spared: it grows past the threshold and is not killed.
-    # (Grown until past the threshold: other programs may have freed memory since the node started.)
+    # With no restart left it is spared: it grows past the threshold, stays there while the
+    # monitor reads it, and is not killed. (Grown until past the threshold, and topped up while
+    # it holds: other programs on a shared machine free memory and take it as they run.)
     past = oom_cluster.threshold + 0.01
-    peak = actorlib.get(hoarder.grow.remote(int(HEADROOM * 2.5), str(gate), past), timeout=300)
-    assert peak > oom_cluster.threshold
+    lowest = actorlib.get(hoarder.grow.remote(int(HEADROOM * 2.5), str(gate), past), timeout=300)
+    assert lowest > oom_cluster.threshold  # above it for all of the half second it held
     assert actorlib.get(hoarder.pid.remote(), timeout=60) == second_pid
     assert actorlib.get(survivor.pid.remote(), timeout=60) == spared_pid
     actorlib.kill(hoarder)

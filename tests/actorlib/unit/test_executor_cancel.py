@@ -6,12 +6,14 @@ seen. These tests deliver real signals at the worst moments: inside the reply.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from actorlib import _titles
 from actorlib._core import Identity, Runtime
 from actorlib._serial import export, serialize, unbox
 from actorlib._wire import PushTask, TaskDone
@@ -37,7 +39,26 @@ RUNNING: list[Executor] = []
 
 
 @pytest.fixture
-def executor() -> Iterator[Executor]:
+def pytest_process_restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Keep what running a task changes in a worker off pytest's own process: the title (a
+    worker retitles itself ``actorlib::<task>``, then ``actorlib::IDLE``) is recorded instead of
+    shown, and CUDA_VISIBLE_DEVICES (set for the task's GPUs) is put back. Left behind, the title
+    made later tests take pytest for an actorlib process (the chaos injector's ``still_listed``),
+    and the variable would hide GPUs from every cluster started after."""
+    titles: list[str] = []
+    monkeypatch.setattr(_titles, "_title", _titles._title)
+    monkeypatch.setattr(_titles, "_set", titles.append)
+    environ = dict(os.environ)
+    try:
+        yield titles
+    finally:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+
+
+@pytest.fixture
+def executor(pytest_process_restored: list[str]) -> Iterator[Executor]:
     previous = signal.getsignal(signal.SIGINT)
     try:
         RUNNING[:] = [Executor(Runtime(Identity(mode="worker")))]

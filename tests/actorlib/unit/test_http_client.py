@@ -29,12 +29,7 @@ class HangsUpOnce:
             except OSError:
                 return
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    head += chunk
+                head = _whole_request(conn)  # all of it: unread bytes would make the close a reset
                 self.requests.append(head)
                 if len(self.requests) == 1:
                     continue  # closed without a response
@@ -42,7 +37,29 @@ class HangsUpOnce:
                 conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (len(method), method))
 
     def close(self) -> None:
+        """Stop serving, and the thread with it (closing alone would leave it in accept())."""
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() with an OSError
+        self.thread.join(30)
         self.listener.close()
+        assert not self.thread.is_alive(), "the test server's thread did not end"
+
+
+def _whole_request(conn: socket.socket) -> bytes:
+    """One request, head and body (content-length), as received."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture

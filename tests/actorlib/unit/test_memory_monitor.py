@@ -1,15 +1,21 @@
-"""The memory monitor's pure parts: reading cgroup limits, its settings, choosing a victim."""
+"""The memory monitor's pure parts (reading cgroup limits, its settings, choosing a victim), and
+its loop against real processes."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import tracemalloc
 from collections import namedtuple
+from types import SimpleNamespace
 
 import psutil
 import pytest
+import trio
 
-from actorlib._node._memory_monitor import Candidate, MemoryUse, describe, machine_memory, pick_victim, read_memory, settings
+from actorlib._node._memory_monitor import Candidate, MemoryMonitor, MemoryUse, describe, machine_memory, pick_victim, read_memory, settings
 
 VM = namedtuple("VM", "total available")
 GIB = 2**30
@@ -97,3 +103,78 @@ def test_an_actor_with_restarts_left_comes_after_retriable_tasks_and_before_the_
     text = describe(use, 0.9, "n1", newer, [(13, "python", 8 * 2**30)])
     assert "actor Index (pid 13)" in text and "restarts left: unlimited" in text
     assert "2" in describe(use, 0.9, "n1", actor, []).split("restarts left: ")[1][:1]
+
+
+class _Lease:
+    def __init__(self, granted: float) -> None:
+        self.granted, self.name, self.retriable = granted, "hog", True
+
+
+class _Worker:
+    """A leased task worker, as the monitor sees one in its node's pool."""
+
+    def __init__(self, process: subprocess.Popen, granted: float) -> None:
+        self.worker_id, self.pid, self.state, self.lease = os.urandom(4), process.pid, "leased", _Lease(granted)
+        self.exited = trio.Event()
+
+
+class _Node:
+    """What the monitor reads of its node: the pool's leased workers (no actors, no running
+    tasks' records). Like the real pool, a stopped worker is gone from it, and exited, at once."""
+
+    def __init__(self, workers: list[_Worker]) -> None:
+        self.config = SimpleNamespace(short="n1")
+        self.actors = None
+        self.tasks = SimpleNamespace(running=lambda worker_id: [])
+        self.pool = SimpleNamespace(workers={w.worker_id: w for w in workers}, stop=self._stop)
+        self.stopped: list[_Worker] = []
+
+    def _stop(self, worker: _Worker, reason: str) -> None:
+        del self.pool.workers[worker.worker_id]
+        worker.exited.set()
+        self.stopped.append(worker)
+
+
+def _sleeper(**options) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], **options)
+
+
+async def test_after_a_kill_the_monitor_reads_again_only_once_its_victim_is_gone():
+    """Regression: it waited for the pool's word that the worker exited, which the pool gives at
+    once, and read again while the SIGKILLed worker (a big one, on a loaded machine) still held
+    its memory: that reading killed a second task, there a task without retries."""
+    # The first victim stands for a worker slow to exit: the monitor's SIGKILL goes to its
+    # process group, and this process leads none, so it lives until the test ends it.
+    slow, quick = _sleeper(), _sleeper(start_new_session=True)
+    alive_at_readings: list[bool] = []
+
+    def read() -> MemoryUse:
+        alive_at_readings.append(slow.poll() is None)
+        return MemoryUse(used=99, limit=100, source="machine")  # above the threshold, always
+
+    first, second = _Worker(slow, granted=2.0), _Worker(quick, granted=1.0)  # the newest goes first
+    node = _Node([first, second])
+    monitor = MemoryMonitor(node, threshold=0.5, refresh=0.01, read=read)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(monitor.run)
+            with trio.fail_after(60):
+                while not node.stopped:
+                    await trio.sleep(0.01)
+            readings = len(alive_at_readings)
+            with trio.move_on_after(1.0):  # a hundred refreshes: the old monitor read again at the next
+                while len(alive_at_readings) == readings:
+                    await trio.sleep(0.01)
+            assert alive_at_readings == [True] * readings, "it read again while its last victim was still there"
+            slow.kill()
+            slow.wait()
+            with trio.fail_after(60):  # gone: it reads again, and kills the next one
+                while len(node.stopped) < 2:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert node.stopped == [first, second] and monitor.kills == 2
+        assert quick.wait(30) == -signal.SIGKILL
+    finally:
+        for process in (slow, quick):
+            process.kill()
+            process.wait()
