@@ -33,7 +33,7 @@ class FrameReader:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | bytearray]:
         """Add ``data``; return every frame now complete. Raises ProtocolError."""
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        view = memoryview(data)
         frames: list[bytes | bytearray] = []
         if self._header or self._frame is not None:
             view = self._continue(view, frames)

@@ -57,26 +57,8 @@ async def receive_some(stream: trio.abc.ReceiveStream, max_bytes: int) -> bytes:
 
     Raises trio.ClosedResourceError if the stream was closed, OSError if reading failed.
     """
-    if max_bytes < 1:
-        raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
-    fd = _fileno(stream)
-    if fd is None:
-        return await stream.receive_some(max_bytes)
-    await trio.lowlevel.checkpoint_if_cancelled()
-    while True:
-        view = _scratch(max_bytes)
-        try:
-            count = os.readv(fd, [view])
-        except BlockingIOError:
-            await trio.lowlevel.wait_readable(fd)  # raises ClosedResourceError if closed meanwhile
-            continue
-        except OSError as exc:
-            if exc.errno == errno.EBADF:
-                raise trio.ClosedResourceError("the stream was closed") from None
-            raise
-        data = bytes(view[:count])  # before anything else may run on this thread and read
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return data
+    data = await receive_into(stream, max_bytes, bytes)
+    return b"" if data is None else data
 
 
 async def receive_into(stream: trio.abc.ReceiveStream, max_bytes: int, consume: Callable[[memoryview], T]) -> T | None:
@@ -114,8 +96,7 @@ async def receive_into(stream: trio.abc.ReceiveStream, max_bytes: int, consume: 
 
 def recv(sock: socket.socket, max_bytes: int) -> bytes:
     """Like ``sock.recv(max_bytes)`` on a blocking (or non-blocking) socket."""
-    view = _scratch(max_bytes)
-    return bytes(view[: sock.recv_into(view)])
+    return recv_into(sock, max_bytes, bytes) or b""
 
 
 def recv_into(sock: socket.socket, max_bytes: int, consume: Callable[[memoryview], T]) -> T | None:

@@ -34,7 +34,7 @@ def _numbers(marker: str, gate: str):
                 Path(marker).write_text("yielded 2")
             while i >= 2 and not os.path.exists(gate):
                 time.sleep(0.01)
-    except BaseException as exc:
+    except BaseException as exc:  # GeneratorExit or a cancel: recorded for the test, then re-raised
         Path(marker).write_text(f"ended: {type(exc).__name__}")
         raise
     Path(marker).write_text("finished")
@@ -62,7 +62,7 @@ class AsyncNumbers:
                     Path(marker).write_text("yielded 2")
                 while i >= 2 and not os.path.exists(gate):
                     await asyncio.sleep(0.01)
-        except BaseException as exc:
+        except BaseException as exc:  # CancelledError or GeneratorExit: recorded, then re-raised
             Path(marker).write_text(f"ended: {type(exc).__name__}")
             raise
 
