@@ -337,7 +337,11 @@ def test_a_pipeline_of_10mb_arrays_recomputes_what_died_with_its_node_or_says_it
     )
     assert all(o is True for o in retryable), retryable
     assert len(lost_once) == ONCE, once
-    assert all("died" in str(o) for o in lost_once), [str(o) for o in lost_once]
+    # Each names its own array and the node that held it. Why depends on who noticed first: the
+    # head's word that the node died, or a read from its store that failed before that word came.
+    for ref, error in zip(made[PIPELINES - ONCE :], once):
+        assert ref.hex() in str(error) and ids[holder] in str(error), str(error)
+        assert "died" in str(error) or "cannot be read from the store" in str(error), str(error)
     assert kill.node_ip == holder
 
 
