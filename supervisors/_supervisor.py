@@ -198,9 +198,10 @@ class Supervisor:
         return await self._on_exit(event.slot, event.exit)
 
     async def _on_exit(self, slot: _Slot, exit: Exit) -> bool:
+        pid = slot.child.pid if slot.child is not None else None
         slot.child, slot.last_exit = None, exit
         slot.state = "failed" if exit.kind is ExitKind.ABNORMAL else "stopped"
-        self._emit("exited", slot, exit=exit)
+        self._emit("exited", slot, exit=exit, pid=pid)
         self._last_failure = (slot.spec.id, exit)
         plan = plan_exit(
             self._opts.strategy,
@@ -318,7 +319,7 @@ class Supervisor:
         slot.state = "stopping"
         exit = await child.stop(slot.spec.stop_timeout(slot.kind), reason)
         slot.child, slot.last_exit, slot.state = None, exit, "stopped"
-        self._emit("stopped", slot, exit=exit)
+        self._emit("stopped", slot, exit=exit, pid=child.pid)
 
     async def _stop_all(self, reason: str) -> None:
         async with self._lock:
@@ -462,8 +463,12 @@ class Supervisor:
             )
         return info
 
-    def _emit(self, type: str, slot: _Slot, *, exit: Exit | None = None, delay: float | None = None) -> None:
-        pid = slot.child.pid if slot.child is not None else None
+    def _emit(
+        self, type: str, slot: _Slot, *, exit: Exit | None = None, delay: float | None = None, pid: int | None = None
+    ) -> None:
+        """``pid``: the incarnation's that ended (an exit or stop event), else the slot's child's."""
+        if pid is None and slot.child is not None:
+            pid = slot.child.pid
         self._emit_path(type, f"{self.path}/{slot.spec.id}", pid=pid, exit=exit, delay=delay)
 
     def _emit_path(self, type: str, path: str, **fields: Any) -> None:

@@ -9,6 +9,7 @@ nodes then stop themselves after their grace period.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -18,16 +19,19 @@ import trio
 import supervisors
 
 from .._node import NodeConfig
-from .._node._process import write_ready_file
+from .._node._process import configure_logging, write_ready_file
 from .._titles import set_title
 
 HEAD_SHUTDOWN = 10.0
 DAEMON_INTENSITY = supervisors.Intensity(max_restarts=5, within=60)
 
+log = logging.getLogger("actorlib.daemon")
+
 
 def main(argv: list[str]) -> None:
     config = msgspec.json.decode(argv[0], type=NodeConfig)
     set_title("daemon")
+    configure_logging()  # to logs/daemon.err: why the head ended, each time
     supervisors.run_child(_serve, config, argv[0])
 
 
@@ -39,10 +43,27 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, config_json: 
         start=lambda: supervisors.ProcessChild(argv, stdout=logs / "head.out", stderr=logs / "head.err"),
         shutdown=HEAD_SHUTDOWN,
     )
-    async with supervisors.open_supervisor([head], id="cluster-daemon", intensity=DAEMON_INTENSITY):
+    async with supervisors.open_supervisor([head], id="cluster-daemon", intensity=DAEMON_INTENSITY, on_event=_record):
         write_ready_file(config.session_dir, "daemon.json", {})
         link.ready()
         await trio.sleep_forever()
+
+
+def _record(event: supervisors.Event) -> None:
+    """Say in the daemon's log when the head starts and how each one ended (its exit code or
+    the signal that killed it): a restarted head's own log may not say why it stopped."""
+    if event.type == "started":
+        log.info("the head started (pid %s)", event.pid)
+    elif event.type == "exited" and event.exit is not None:
+        tail = f"\n{event.exit.traceback}" if event.exit.traceback else ""
+        log.warning("the head (pid %s) ended: %s%s", event.pid, event.exit.reason, tail)
+    elif event.type == "stopped" and event.exit is not None:
+        log.info("the head (pid %s): %s", event.pid, event.exit.reason)
+    elif event.type == "restarting":
+        log.warning("starting the head again in %.2f s", event.delay or 0.0)
+    elif event.type == "escalated":
+        limit = DAEMON_INTENSITY
+        log.error("the head ended more than %d times within %g s; the daemon stops", limit.max_restarts, limit.within)
 
 
 if __name__ == "__main__":

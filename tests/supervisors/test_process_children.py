@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -140,6 +141,18 @@ async def test_grandchildren_die_with_their_parent():
         assert "possible OOM" in sup.snapshot().children[0].last_exit.reason
         await sup._slots["grandchildren"].child.stdout.aclose()
         await incarnation.stdout.aclose()
+
+
+async def test_events_name_the_process_they_are_about_even_once_it_is_gone():
+    events: list[tuple[str, int | None]] = []
+    async with open_supervisor([proc("serve")], backoff=None, on_event=lambda e: events.append((e.type, e.pid))) as sup:
+        first = sup.snapshot().children[0].pid
+        os.kill(first, signal.SIGKILL)
+        await wait_for(lambda: ("started", None) not in events and len([e for e in events if e[0] == "started"]) == 2)
+        second = sup.snapshot().children[0].pid
+        await sup.terminate_child("serve")
+    assert first != second
+    assert events == [("started", first), ("exited", first), ("restarting", None), ("started", second), ("stopped", second)]
 
 
 async def test_foreign_program_through_the_exec_shim():

@@ -327,6 +327,9 @@ def test_a_killed_head_is_restarted_by_its_daemon_and_nodes_register_again(matri
     figure("SIGKILL head: a new head was ready in", f"{time.monotonic() - killed:.2f} s")
     (daemon,) = matrix._ready_pids("daemon.json")
     assert psutil.Process(restarted[0]).ppid() == daemon and matrix.titled("head 127.0.0.1") == restarted
+    (daemon_log,) = Path(matrix.tmp).glob("actorlib-*/session_2*/logs/daemon.err")
+    said = [line for line in daemon_log.read_text().splitlines() if f"(pid {head}) ended" in line]
+    assert len(said) == 1 and "killed by SIGKILL" in said[0], said  # the daemon's log says why the head ended
     assert alive(node) and all(map(alive, matrix.titled("zygote", under=node)))  # the node waited for it
     matrix.connect()
     poll(lambda: len(matrix.node_ids()) == 2, timeout=60)  # the node registered with the new head
