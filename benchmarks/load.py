@@ -69,6 +69,28 @@ def open_fds(pid: int) -> int:
         return 0
 
 
+def heap_kib(pid: int) -> tuple[int, int]:
+    """Of ``pid``'s resident memory, in KiB: its C heap (the ``[heap]`` mapping: glibc's main
+    arena) and its other private anonymous mappings (pymalloc's arenas, glibc's mmapped blocks
+    and thread arenas, thread stacks). (0, 0) if it is gone. Where a step in RSS was taken."""
+    heap = anon = 0
+    name = None
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                first = line.split(maxsplit=6)
+                if not first[0].endswith(":"):  # a mapping's header: address perms offset dev inode [name]
+                    name = first[5].strip() if len(first) > 5 else ""
+                elif first[0] == "Anonymous:" and name in ("[heap]", ""):
+                    if name == "[heap]":
+                        heap += int(first[1])
+                    else:
+                        anon += int(first[1])
+    except OSError:
+        return 0, 0
+    return heap, anon
+
+
 def store_fds(pid: int) -> int:
     """Of ``pid``'s open files, its object store's Unix sockets: the listener, and one connection
     per process that used the store so far (each makes it on first use, so their number grows
@@ -279,6 +301,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 
     cluster = Cluster(head_cpus=2)
     samples: list[dict[str, Any]] = []
+    rounds = 0
     try:
         cluster.add_node("127.0.0.2", num_cpus=2)
         cluster.connect()
@@ -286,7 +309,6 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         head, node, me = nodes[True], nodes[False], os.getpid()
         counters = [Counter.remote() for _ in range(4)]
         started = time.monotonic()
-        rounds = 0
         while time.monotonic() - started < args.seconds:
             assert actorlib.get([square.remote(i) for i in range(2000)], timeout=300) == [i * i for i in range(2000)]
             calls = actorlib.get([c.incr.remote() for c in counters for _ in range(50)], timeout=300)
@@ -310,14 +332,20 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 "driver_fds": open_fds(me), "head_fds": open_fds(head), "node_fds": open_fds(node),
                 "cluster_fds": sum(open_fds(p) for p in everyone),
                 "head_store_fds": store_fds(head), "node_store_fds": store_fds(node),
+                **dict(zip(("head_heap_kib", "head_anon_kib"), heap_kib(head), strict=True)),
             })  # fmt: skip
             if rounds % 10 == 0:
                 log(f"round {rounds}: {samples[-1]}")
         actorlib.shutdown()
+    except BaseException as exc:
+        log(f"the soak failed in round {rounds + 1}: {exc!r}")
+        raise
     finally:
         if actorlib.is_initialized():
             actorlib.shutdown()
-        left = cluster.shutdown()
+        left = cluster.shutdown(keep_logs=args.keep_logs)
+        if args.keep_logs:
+            log(f"the cluster's logs are in {args.keep_logs}")
     steady = [s for s in samples if s["t"] >= args.warmup] or samples[-1:]
     first, last = steady[0], steady[-1]
     keys = [k for k in first if k.endswith(("_mib", "_fds"))]
@@ -352,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("soak", help="minutes of mixed work: memory and file descriptors over time")
     p.add_argument("--seconds", type=float, default=300)
     p.add_argument("--warmup", type=float, default=30)
+    p.add_argument("--keep-logs", metavar="DIR", help="copy the cluster's logs (head, daemon, node, workers) here at the end")
     args = parser.parse_args(argv)
     if args.command == "one-driver":
         result = one_driver(args.address, args.tasks, args.calls)

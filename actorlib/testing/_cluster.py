@@ -105,9 +105,11 @@ class Cluster:
                 pass
         return found
 
-    def shutdown(self, grace: float = 5.0, wait: float = 15.0) -> list[int]:
+    def shutdown(self, grace: float = 5.0, wait: float = 15.0, keep_logs: str | os.PathLike[str] | None = None) -> list[int]:
         """``actorlib stop`` this cluster; the pids still alive ``wait`` seconds later (none, we
-        hope: they are listed, not killed). The temporary directory goes if nothing is left."""
+        hope: they are listed, not killed). The temporary directory goes if nothing is left.
+
+        ``keep_logs``: a directory to copy every session's logs into first (``SESSION/logs``)."""
         try:
             if sessions_root(self.tmp).is_relative_to(self.tmp):  # never another cluster's sessions
                 self.cli("stop", "--grace-period", str(grace))
@@ -118,9 +120,21 @@ class Cluster:
         while left and time.monotonic() < deadline:
             time.sleep(0.05)
             left = self.processes()
+        if keep_logs is not None:
+            self.copy_logs(keep_logs)
         if not left:
             shutil.rmtree(self.tmp, ignore_errors=True)
         return left
+
+    def copy_logs(self, to: str | os.PathLike[str]) -> list[Path]:
+        """Copy the logs of this cluster's sessions (the head's and each node's) into ``to``;
+        the directories written, one per session."""
+        written = []
+        for logs in sorted(Path(self.tmp).glob("actorlib-*/session_2*/logs")):
+            target = Path(to) / logs.parent.name / "logs"
+            shutil.copytree(logs, target, dirs_exist_ok=True)
+            written.append(target)
+        return written
 
     def __enter__(self) -> Cluster:
         return self

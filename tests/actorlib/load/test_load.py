@@ -69,8 +69,8 @@ def test_a_deep_queue_costs_the_driver_little_per_task_and_the_head_and_node_not
     assert max(cluster) - run["cluster_mib"]["before"] < 32, run
 
 
-def test_a_soak_keeps_memory_and_file_descriptors_flat(ledger):
-    result = run_load("soak", "--seconds", "30", "--warmup", "10")
+def test_a_soak_keeps_memory_and_file_descriptors_flat(ledger, tmp_path):
+    result = run_load("soak", "--seconds", "30", "--warmup", "10", "--keep-logs", str(tmp_path))
     growth = result["growth"]
     ledger.rows.append(Row(
         "load: soak (CI size)", "none", f"30 s of mixed work, {result['rounds']} rounds", lost=0,
@@ -88,3 +88,8 @@ def test_a_soak_keeps_memory_and_file_descriptors_flat(ledger):
     for sample in result["samples"]:
         assert sample["head_store_fds"] <= sample["processes"] + 2 and sample["node_store_fds"] <= sample["processes"] + 2, sample
     assert result["leftover_processes"] == 0
+    # The logs were kept, and the daemon's says the head started once and never ended on its own.
+    (daemon,) = tmp_path.glob("session_2*/logs/daemon.err")
+    said = daemon.read_text()
+    assert said.count("the head started") == 1 and " ended: " not in said, said
+    assert (daemon.parent / "head.err").exists() and list(tmp_path.glob("session_2*/logs/node.err")), sorted(tmp_path.rglob("*"))
