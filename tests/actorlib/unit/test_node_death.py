@@ -43,10 +43,11 @@ def alive(reply: ClusterInfoReply, node_id: bytes) -> bool:
     return any(n.node_id == node_id and n.alive for n in reply.nodes)
 
 
-async def test_a_dead_nodes_processes_stop_before_anyone_else_hears_it(tmp_path):
+async def test_a_dead_nodes_processes_stop_before_anyone_else_hears_it(tmp_path, monkeypatch):
     """Regression (the chaos suite's frozen node): every client heard NodeDied at once, so a
     driver could see the node dead while its actor, not yet scheduled to hear it, still served
     calls, and its tasks still ran; there was no point at which its work had stopped."""
+    monkeypatch.setattr(_service, "FENCE_WAIT", 0.2, raising=False)  # the wait for a process that never goes, below
     token = new_token()
     head = HeadService(unix_address(tmp_path / "head.sock"), token, Registry(), node_timeout=60)
     async with trio.open_nursery() as nursery:
