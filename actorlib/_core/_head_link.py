@@ -37,7 +37,7 @@ class HeadLink:
     async def attach(self, channel: Channel) -> None:
         """Use an already connected channel (the driver connects during start-up). A worker or
         actor says first which node it goes with: when the head declares that node dead, it
-        waits for this process to stop before it tells anyone else (decision 0013)."""
+        waits for this process to stop before it tells anyone else (decision 0016)."""
         if self.rt.on_fenced is not None:
             try:
                 channel.send_nowait(NodeMember(node_id=self.rt.identity.node_id))

@@ -163,7 +163,7 @@ class Peers:
         """The head says the node at ``address`` is dead: close our link to it, so requests
         waiting there (a lease request queued on a frozen node) fail now and go elsewhere,
         even if the network never reports the connection broken (a node back from a freeze
-        must not hand out work: decision 0013)."""
+        must not hand out work: decision 0016)."""
         link = self._nodes.get(address) if address else None
         if link is not None and link is not self.local:
             del self._nodes[address]  # not handed out again while it closes

@@ -284,7 +284,7 @@ class HeadService:
         """A node is dead: its own workers and actors hear it first, and the head waits (up to
         FENCE_WAIT) for them to stop before anyone else is told and its work is placed again,
         so no process of a node serves a call or finishes a task once the cluster counts the
-        node dead (decision 0013). They stop within milliseconds; a process that cannot hear
+        node dead (decision 0016). They stop within milliseconds; a process that cannot hear
         (cut off from the head, or stopped itself) only costs that wait."""
         if node.node_id in self._fencing or not self.registry.live(node):
             return
