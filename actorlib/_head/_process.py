@@ -27,7 +27,7 @@ import trio
 import supervisors
 
 from .._node import NodeConfig, node_spec
-from .._node._process import run_node_process, write_ready_file
+from .._node._process import log_tree_event, run_node_process, write_ready_file
 from .._phases import mark
 from .._wire import read_token
 from ._registry import Registry
@@ -77,7 +77,9 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
         children.append(autoscaler_spec(config.autoscaling_config, head, str(config.token_path), config.session_dir))
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
-        async with supervisors.open_supervisor(children, id="cluster", intensity=ROOT_INTENSITY) as root:
+        async with supervisors.open_supervisor(
+            children, id="cluster", intensity=ROOT_INTENSITY, on_event=log_tree_event
+        ) as root:
             roots.append(root)
             if config.tcp:  # a standalone cluster: findable by `init(address="auto")` and `actorlib stop`
                 info = {"address": head.address, "node_id": config.node_id, **services.ready_info()}

@@ -82,6 +82,26 @@ def configure_logging() -> None:
     logging.getLogger("hypercorn").propagate = False  # it has a handler of its own
 
 
+tree_log = logging.getLogger("actorlib.tree")
+
+
+def log_tree_event(event: supervisors.Event) -> None:
+    """The ``on_event`` of a head's or node's root supervisor (inherited by the subtrees that
+    have none of their own; the worker and actor pools have theirs): a service task that
+    fails is restarted in the process, and without this its error would be said nowhere."""
+    exit = event.exit
+    if event.type == "exited" and exit is not None:
+        if exit.kind is supervisors.ExitKind.ABNORMAL:
+            tail = f"\n{exit.traceback.rstrip()}" if exit.traceback else ""
+            tree_log.warning("%s failed: %s%s", event.path, exit.reason, tail)
+        else:
+            tree_log.info("%s ended: %s", event.path, exit.reason)
+    elif event.type == "restarting":
+        tree_log.warning("%s: restarting in %.2f s", event.path, event.delay or 0.0)
+    elif event.type == "escalated":
+        tree_log.error("%s gave up (too many restarts): %s", event.path, exit.reason if exit else "")
+
+
 def raise_fd_limit() -> None:
     """The object store holds one file descriptor per object: allow as many as we may."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -109,7 +129,9 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, zygote: super
     ]
     async with trio.open_nursery() as nursery:
         await nursery.start(zygote.run)
-        async with supervisors.open_supervisor(children, id="node-host", auto_shutdown="any_significant") as root:
+        async with supervisors.open_supervisor(
+            children, id="node-host", auto_shutdown="any_significant", on_event=log_tree_event
+        ) as root:
             roots.append(root)
             service = head.service
             info = {"address": service.address, "node_id": config.node_id, "ip": config.ip, "labels": config.labels}
