@@ -156,6 +156,8 @@ def run_sync(
         if call.streaming:
             stream_sync(runtime, result, call, reply, name, cancelled)
             return
+        if cancelled is not None and cancelled():  # as in Ray: a call cancelled while it ran
+            raise Cancelled  # ends in TaskCancelledError, not its value (an error it raised wins)
         reply.done(pack(runtime, name, result, call.num_returns, call.owner_id))
     except BaseException as exc:
         if call.streaming:

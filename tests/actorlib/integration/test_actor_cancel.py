@@ -1,6 +1,7 @@
 """``actorlib.cancel`` of actor calls, as in Ray: a call that has not started never runs; one
 running in an async actor's event loop is cancelled; a running sync method goes on and sees
-``is_canceled()`` (a plain sync actor's through its core socket); ``force`` is refused. Before, cancelling an actor call did nothing and its
+``is_canceled()`` (a plain sync actor's through its core socket), and its caller gets
+TaskCancelledError once it returns (an error it raised instead wins); ``force`` is refused. Before, cancelling an actor call did nothing and its
 ``get`` waited for the call to end."""
 
 from __future__ import annotations
@@ -93,9 +94,17 @@ class Gated(Marks):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if actorlib.get_runtime_context().is_canceled():
+                self.mark("until.saw_cancel")
                 return "saw the cancel"
             time.sleep(0.01)
         return "ran to the end"
+
+    def fail_when_cancelled(self, seconds: float) -> None:
+        self.mark("fail.started")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not actorlib.get_runtime_context().is_canceled():
+            time.sleep(0.01)
+        raise ValueError("saw the cancel and failed")
 
 
 def test_a_call_queued_behind_a_running_one_never_runs(tmp_path):
@@ -149,7 +158,30 @@ def test_a_running_sync_method_is_not_interrupted_but_sees_is_canceled(tmp_path,
     running = actor.until_cancelled.remote(60)
     wait_for(tmp_path / "until.started")
     actorlib.cancel(running)
-    assert actorlib.get(running, timeout=30) == "saw the cancel"  # not interrupted: it stopped itself
+    # Not interrupted: it saw the cancel and stopped itself; as in Ray, its caller gets
+    # TaskCancelledError, not the value it returned.
+    with pytest.raises(TaskCancelledError, match="cancelled while running"):
+        actorlib.get(running, timeout=30)
+    assert (tmp_path / "until.saw_cancel").exists()
+    assert actorlib.get(actor.record.remote("after"), timeout=30)  # the actor goes on
+    actorlib.kill(actor)
+
+
+def test_a_cancelled_sync_method_that_ignores_it_still_ends_in_task_cancelled_unless_it_raised(tmp_path):
+    actor = Gated.remote(str(tmp_path))
+    gate = tmp_path / "gate"
+    running = actor.hold.remote(str(gate))  # never looks at is_canceled()
+    wait_for(tmp_path / "hold.started")
+    actorlib.cancel(running)
+    assert actorlib.wait([running], timeout=0.5)[0] == []  # it runs on until it returns
+    gate.touch()
+    with pytest.raises(TaskCancelledError):
+        actorlib.get(running, timeout=30)
+    failing = actor.fail_when_cancelled.remote(60)
+    wait_for(tmp_path / "fail.started")
+    actorlib.cancel(failing)
+    with pytest.raises(ValueError, match="saw the cancel and failed"):  # its own error wins, as in Ray
+        actorlib.get(failing, timeout=30)
     actorlib.kill(actor)
 
 
