@@ -32,6 +32,7 @@ EXPECTED = {
     "chaos.py": "chaos ok",
     "spilling.py": "spilling ok",
     "metrics.py": "metrics ok",
+    "serialization.py": "serialization ok",
 }
 
 

@@ -25,10 +25,14 @@ def _code_reduce(code: types.CodeType) -> Any:
     return constructor, tuple(code.co_filename if arg == _DYNAMIC else arg for arg in args)
 
 
-class Pickler(cloudpickle.Pickler):
-    """cloudpickle's Pickler with the code reducer above."""
+# Reducers registered in this process (``actorlib.util.register_serializer``), by exact type.
+custom_reducers: dict[type, Callable[[Any], Any]] = {}
 
-    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+class Pickler(cloudpickle.Pickler):
+    """cloudpickle's Pickler with the code reducer above and this process's custom reducers."""
+
+    dispatch_table = ChainMap(custom_reducers, {types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
 
 
 def dumps(obj: Any, buffer_callback: Callable[[Any], Any] | None = None) -> bytes:

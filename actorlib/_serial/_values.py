@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 
-from ._pickler import dumps
+from ._pickler import custom_reducers, dumps
 from ..exceptions import SerializationError
 from .._wire import Inline
 
@@ -87,7 +87,7 @@ def _describe_failure(value: Any, what: str, exc: Exception) -> str:
 
 def find_unpicklable(value: Any, path: str, depth: int = 4) -> tuple[str, Any]:
     """The innermost part of ``value`` (and its path) that cannot be pickled."""
-    if depth == 0:
+    if depth == 0 or type(value) in custom_reducers:  # its registered serializer failed, not a part
         return path, value
     for sub_path, item in _parts(value, path):
         try:

@@ -8,7 +8,8 @@
 - list_named_actors(): the live named actors of this job's namespace (or of all).
 - as_completed(), map_unordered(): results as they complete (the second with a cap on
   pending tasks); get_node_ip_address(); inspect_serializability(): what cannot be
-  pickled, and why; log_once().
+  pickled, and why; log_once(); register_serializer() / deregister_serializer(): custom
+  serialization of a type (``serialization``).
 - state, scheduling_strategies, metrics, accelerators: submodules, reachable as attributes (as in Ray, but for metrics).
 """
 
@@ -19,6 +20,7 @@ from .._actor_class import list_named_actors
 from ._actor_pool import ActorPool
 from ._helpers import as_completed, get_node_ip_address, inspect_serializability, log_once, map_unordered
 from ._executor import ActorlibExecutor
+from .serialization import deregister_serializer, register_serializer
 from .placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -58,6 +60,8 @@ __all__ = [
     "map_unordered",
     "ActorPool",
     "ActorlibExecutor",
+    "deregister_serializer",
+    "register_serializer",
     "Executor",
     "PlacementGroup",
     "RayExecutor",
