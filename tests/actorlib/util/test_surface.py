@@ -13,9 +13,9 @@ import actorlib.util.queue
 def test_public_names():
     assert sorted(actorlib.util.__all__) == [
         "ActorPool", "ActorlibExecutor", "Executor", "PlacementGroup", "RayExecutor", "accelerators", "as_completed",
-        "get_current_placement_group", "get_node_ip_address", "get_placement_group", "inspect_serializability",
+        "deregister_serializer", "get_current_placement_group", "get_node_ip_address", "get_placement_group", "inspect_serializability",
         "list_named_actors", "log_once", "map_unordered", "multiprocessing", "placement_group",
-        "placement_group_table", "queue", "remove_placement_group", "scheduling_strategies",
+        "placement_group_table", "queue", "register_serializer", "remove_placement_group", "scheduling_strategies",
     ]  # fmt: skip
     assert sorted(actorlib.util.queue.__all__) == ["Empty", "Full", "Queue"]
     assert sorted(actorlib.util.multiprocessing.__all__) == ["AsyncResult", "IMapIterator", "Pool", "TimeoutError"]
