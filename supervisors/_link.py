@@ -194,6 +194,11 @@ async def _run_until_stopped(
     link: ParentLink, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
 ) -> None:
     token = trio.lowlevel.current_trio_token()
+    # Once the program has stopped, a later SIGTERM (a stop ladder's, when the first came from
+    # elsewhere: `actorlib stop` signals a head and its daemon at once) must not cut its exit
+    # short: the receiver below hands back this disposition when it closes. SIGKILL still ends
+    # a process that hangs on its way out.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with trio.CancelScope() as scope, trio.open_signal_receiver(signal.SIGTERM) as signals:
         # SIGTERM (the stop ladder's second step, or `kill`) stops it the same orderly way.
         async def on_sigterm() -> None:

@@ -11,10 +11,13 @@ Modes:
   grandchildren N  start N `sleep` grandchildren, print their pids, READY, serve
   counter PATH     append a line to PATH at each start, then crash at once
   big-ready N      READY carrying an N-character value (many reads of the control socket), serve
+  slow-exit PATH   READY, serve; once stopped, take 1 s to exit (an atexit handler writing
+                   "exiting", then "done", to PATH)
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -38,6 +41,8 @@ async def main(link: supervisors.ParentLink, mode: str, arg: str) -> None:
     if mode == "grandchildren":
         procs = [subprocess.Popen(["sleep", "1000"]) for _ in range(int(arg))]
         print(" ".join(str(p.pid) for p in procs), flush=True)
+    if mode == "slow-exit":
+        atexit.register(_slow_exit, arg)
     link.ready({"blob": "x" * int(arg)} if mode == "big-ready" else None)
     if mode == "crash":
         await trio.sleep(float(arg))
@@ -49,6 +54,14 @@ async def main(link: supervisors.ParentLink, mode: str, arg: str) -> None:
         async with trio.open_nursery():
             sys.exit(int(arg))
     await trio.sleep_forever()
+
+
+def _slow_exit(path: str) -> None:
+    with open(path, "a") as f:
+        f.write("exiting\n")
+    time.sleep(1.0)
+    with open(path, "a") as f:
+        f.write("done\n")
 
 
 def ignore_everything() -> None:

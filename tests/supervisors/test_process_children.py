@@ -155,6 +155,22 @@ async def test_events_name_the_process_they_are_about_even_once_it_is_gone():
     assert events == [("started", first), ("exited", first), ("restarting", None), ("started", second), ("stopped", second)]
 
 
+async def test_a_second_sigterm_while_a_stopped_child_exits_does_not_cut_its_exit_short(tmp_path):
+    # `actorlib stop` signals every head and daemon at once, so a head stopping on its SIGTERM
+    # got a second one from its daemon's stop ladder as it exited, and died of it.
+    path = tmp_path / "exit"
+    exits = []
+    spec = ChildSpec(id="slow", start=lambda: ProcessChild(child_argv("slow-exit", str(path))), restart="temporary")
+    async with open_supervisor([spec], backoff=None, on_event=lambda e: exits.append(e.exit) if e.type == "exited" else None) as sup:
+        pid = sup.snapshot().children[0].pid
+        os.kill(pid, signal.SIGTERM)
+        await wait_for(lambda: path.exists() and "exiting" in path.read_text())
+        os.kill(pid, signal.SIGTERM)  # while it runs its exit handlers
+        await wait_for(lambda: exits, timeout=10)
+    assert exits[0].code == 0 and exits[0].signal is None, exits[0]
+    assert path.read_text().split() == ["exiting", "done"]
+
+
 async def test_foreign_program_through_the_exec_shim():
     spec = ChildSpec(id="sleep", start=lambda: ProcessChild.command(["sleep", "1000"]))
     async with open_supervisor([spec]) as sup:
