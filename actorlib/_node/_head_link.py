@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+import supervisors
+
 from .. import _ids
 from .._wire import (
     ActorState,
@@ -48,8 +50,9 @@ log = logging.getLogger("actorlib.node")
 RECONNECT_EVERY = 0.5
 
 
-class Fenced(Exception):
-    """The node lost the head for longer than its grace period and stopped itself."""
+class Fenced(supervisors.Shutdown):
+    """The node lost the head for longer than its grace period, or the head declared it dead,
+    and it stops itself: an orderly stop (a shutdown exit, logged without a traceback)."""
 
 
 class TokenRefused(Exception):
