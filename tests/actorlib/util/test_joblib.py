@@ -43,17 +43,23 @@ def pool_processes():
 
 
 @pytest.fixture
-def ray_backend(cluster):
-    """Inside ``parallel_backend("ray")``; afterwards, no pool process is left.
+def no_pool_left(cluster):
+    """Afterwards, no pool process is left (and none from an earlier test is left before).
 
-    (Counting every new process would also count the idle worker the zygote forks to replace
-    one an actor took.)
+    Counting every new process instead would also count the idle worker the zygote forks
+    to replace one an actor took.
     """
+    assert wait_gone(pool_processes()) == []
+    yield
+    assert wait_gone(pool_processes()) == [], "pool processes left behind"
+
+
+@pytest.fixture
+def ray_backend(no_pool_left):
+    """Inside ``parallel_backend("ray")``."""
     register_ray()
-    assert pool_processes() == []
     with parallel_backend("ray"):
         yield
-    assert wait_gone(pool_processes()) == [], "pool processes left behind"
 
 
 def pid_of(i):
@@ -110,7 +116,7 @@ def test_results_come_in_input_order_from_the_pools_processes(ray_backend):
     assert values == [2**i for i in range(500)]
 
 
-def test_the_actorlib_name_is_the_same_backend(cluster):
+def test_the_actorlib_name_is_the_same_backend(no_pool_left):
     register_actorlib()
     with parallel_backend("actorlib"):
         assert len(run(2)) == 2
@@ -192,7 +198,9 @@ def test_a_managed_parallel_keeps_its_processes_between_calls(ray_backend):
         first = {pid for _, pid in parallel(delayed(pid_of)(i) for i in range(8))}
         assert {pid for _, pid in parallel(delayed(pid_of)(i) for i in range(8))} == first
         with pytest.raises(ValueError, match="bad 3"):
-            parallel(delayed(fail_on_3)(i) for i in range(4))
+            # one call only: with more, joblib 1.6.0 (any backend, loky too) may hand the next
+            # call a late result of this one (docs/utilities.md)
+            parallel([delayed(fail_on_3)(3)])
         assert parallel(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]  # a new pool after the error
     assert wait_gone(list(first)) == []
 
