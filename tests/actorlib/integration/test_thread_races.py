@@ -54,20 +54,27 @@ async def _nothing() -> None:
     pass
 
 
-def test_a_handle_dropped_before_its_creation_reaches_the_runtime_is_counted():
-    """The runtime's periodic sweep may run after a handle was made and dropped but before the
-    runtime thread has seen the creation: the drop must still cancel the creator's count."""
-    runtime = current()
-    before = owned(runtime)
+def hold_then_sweep(runtime) -> threading.Event:
+    """Hold the runtime thread until the returned event is set, then sweep handles there, as
+    the tick would: what the caller does meanwhile is not yet seen by the runtime thread."""
     busy, go = threading.Event(), threading.Event()
 
-    def sweep_first() -> None:  # on the runtime thread: hold it, then sweep, as the tick would
+    def sweep_first() -> None:
         busy.set()
         go.wait(30)
         runtime.actors.collect()
 
     runtime.soon(sweep_first)
     assert busy.wait(30)
+    return go
+
+
+def test_a_handle_dropped_before_its_creation_reaches_the_runtime_is_counted():
+    """The runtime's periodic sweep may run after a handle was made and dropped but before the
+    runtime thread has seen the creation: the drop must still cancel the creator's count."""
+    runtime = current()
+    before = owned(runtime)
+    go = hold_then_sweep(runtime)
     Unplaceable.remote()  # made and dropped while the runtime thread is held
     go.set()
     runtime.call(_nothing)  # behind whatever the creation queued on the runtime thread
@@ -91,15 +98,7 @@ def test_a_call_on_its_way_to_the_runtime_keeps_its_actor_when_the_last_handle_d
     echo = Echo.remote()
     pid = actorlib.get(echo.pid.remote(), timeout=30)
     argument = actorlib.put(7)
-    busy, go = threading.Event(), threading.Event()
-
-    def sweep_first() -> None:  # on the runtime thread: hold it, then sweep, as the tick would
-        busy.set()
-        go.wait(30)
-        runtime.actors.collect()
-
-    runtime.soon(sweep_first)
-    assert busy.wait(30)
+    go = hold_then_sweep(runtime)
     ref = echo.echo.remote(argument)  # handed to the runtime thread, which is held
     del echo  # the last handle
     go.set()
