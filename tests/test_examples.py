@@ -33,6 +33,7 @@ EXPECTED = {
     "spilling.py": "spilling ok",
     "metrics.py": "metrics ok",
     "serialization.py": "serialization ok",
+    "joblib_parallel.py": "joblib ok",
 }
 
 

@@ -143,6 +143,8 @@ class ActorSubmitter:
             for actor in list(self._actors.values()):
                 if actor.handles > 0 or actor.queue or actor.inflight or actor.connecting:
                     continue
+                if actor.actor_id in self._on_the_way:
+                    continue  # a call made before the last handle dropped has yet to reach submit()
                 if actor.owned and not actor.registered.is_set():
                     continue  # its creation is still queued: kill it once it is sent
                 if actor.owned and not actor.escaped and not actor.detached and actor.dead is None:

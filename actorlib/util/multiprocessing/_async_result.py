@@ -19,7 +19,8 @@ class AsyncResult:
 
     Made by the Pool, not by users. ``callback`` (given the result, if every
     call succeeded) or ``error_callback`` (given the first exception, in
-    input order) runs on a thread of its own before the result becomes ready.
+    input order) runs on a thread of its own before the result becomes ready,
+    unless the pool was terminated by then (``abandoned``), as in ``multiprocessing``.
     """
 
     def __init__(
@@ -29,8 +30,10 @@ class AsyncResult:
         single: bool = False,
         callback: Callable[[Any], object] | None = None,
         error_callback: Callable[[BaseException], object] | None = None,
+        abandoned: threading.Event | None = None,
     ) -> None:
         self._single = single
+        self._abandoned = abandoned
         self._outcomes: list[list[Any] | None] = [None] * len(chunks)
         self._remaining = len(chunks)
         self._lock = threading.Lock()
@@ -63,6 +66,8 @@ class AsyncResult:
     def _deliver(self, callback: Callable[[Any], object] | None, error_callback: Callable[[BaseException], object] | None) -> None:
         self._settled.wait()
         try:
+            if self._abandoned is not None and self._abandoned.is_set():
+                return  # terminated: no callback runs, as in multiprocessing (joblib has moved on to a new pool)
             failure = first_failure(self._flat())
             if failure is None and callback is not None:
                 callback(self._value())

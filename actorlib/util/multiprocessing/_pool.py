@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,6 +64,7 @@ class Pool:
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._state = RUN
+        self._terminated = threading.Event()  # no callback runs once set, as in multiprocessing
         self._initializer = initializer
         self._initargs = tuple(initargs or ())
         self._maxtasksperchild = maxtasksperchild
@@ -141,7 +143,7 @@ class Pool:
         """
         self._check_running()
         ref = self._run_batch(self._rotate(), func, [tuple(args or ())], kwds or kwargs)
-        return AsyncResult([(ref, 1)], single=True, callback=callback, error_callback=error_callback)
+        return AsyncResult([(ref, 1)], single=True, callback=callback, error_callback=error_callback, abandoned=self._terminated)
 
     # ---- map -----------------------------------------------------------------------------
 
@@ -164,7 +166,7 @@ class Pool:
         """
         self._check_running()
         chunks = self._chunks(func, [(item,) for item in iterable], chunksize)
-        return AsyncResult(chunks, callback=callback, error_callback=error_callback)
+        return AsyncResult(chunks, callback=callback, error_callback=error_callback, abandoned=self._terminated)
 
     def starmap(self, func: Callable[..., Any], iterable: Iterable[Iterable[Any]], chunksize: int | None = None) -> list[Any]:
         """``[func(*args) for args in iterable]``, computed in the processes; blocks."""
@@ -181,7 +183,7 @@ class Pool:
         """:meth:`map_async` with each item unpacked as the arguments."""
         self._check_running()
         chunks = self._chunks(func, [tuple(args) for args in iterable], chunksize)
-        return AsyncResult(chunks, callback=callback, error_callback=error_callback)
+        return AsyncResult(chunks, callback=callback, error_callback=error_callback, abandoned=self._terminated)
 
     def imap(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1) -> IMapIterator:
         """Lazily ``func(x)`` over ``iterable``: an iterator of results in input order (see IMapIterator)."""
@@ -205,8 +207,10 @@ class Pool:
             self._state = CLOSE
 
     def terminate(self) -> None:
-        """Stop the processes now; unfinished calls fail with ActorDiedError. Idempotent."""
+        """Stop the processes now; unfinished calls fail with ActorDiedError, and callbacks
+        not yet started never run (as in ``multiprocessing``). Idempotent."""
         self._state = TERMINATE
+        self._terminated.set()
         self._kill_all()
 
     def join(self) -> None:

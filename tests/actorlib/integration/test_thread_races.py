@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -10,7 +11,7 @@ import pytest
 import actorlib
 from actorlib._core import current
 
-from .conftest import poll
+from .conftest import alive, poll
 
 pytestmark = pytest.mark.usefixtures("cluster")
 
@@ -53,21 +54,53 @@ async def _nothing() -> None:
     pass
 
 
-def test_a_handle_dropped_before_its_creation_reaches_the_runtime_is_counted():
-    """The runtime's periodic sweep may run after a handle was made and dropped but before the
-    runtime thread has seen the creation: the drop must still cancel the creator's count."""
-    runtime = current()
-    before = owned(runtime)
+def hold_then_sweep(runtime) -> threading.Event:
+    """Hold the runtime thread until the returned event is set, then sweep handles there, as
+    the tick would: what the caller does meanwhile is not yet seen by the runtime thread."""
     busy, go = threading.Event(), threading.Event()
 
-    def sweep_first() -> None:  # on the runtime thread: hold it, then sweep, as the tick would
+    def sweep_first() -> None:
         busy.set()
         go.wait(30)
         runtime.actors.collect()
 
     runtime.soon(sweep_first)
     assert busy.wait(30)
+    return go
+
+
+def test_a_handle_dropped_before_its_creation_reaches_the_runtime_is_counted():
+    """The runtime's periodic sweep may run after a handle was made and dropped but before the
+    runtime thread has seen the creation: the drop must still cancel the creator's count."""
+    runtime = current()
+    before = owned(runtime)
+    go = hold_then_sweep(runtime)
     Unplaceable.remote()  # made and dropped while the runtime thread is held
     go.set()
     runtime.call(_nothing)  # behind whatever the creation queued on the runtime thread
     poll(lambda: owned(runtime) <= before, timeout=30)
+
+
+@actorlib.remote(num_cpus=0)
+class Echo:
+    def echo(self, value):
+        return value
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_a_call_on_its_way_to_the_runtime_keeps_its_actor_when_the_last_handle_drops():
+    """A call the caller's thread handed to the runtime thread (one with an ObjectRef argument
+    takes that way) must run even if the actor's last handle is dropped, and the sweep comes,
+    before the runtime thread has queued it."""
+    runtime = current()
+    echo = Echo.remote()
+    pid = actorlib.get(echo.pid.remote(), timeout=30)
+    argument = actorlib.put(7)
+    go = hold_then_sweep(runtime)
+    ref = echo.echo.remote(argument)  # handed to the runtime thread, which is held
+    del echo  # the last handle
+    go.set()
+    assert actorlib.get(ref, timeout=30) == 7
+    poll(lambda: not alive(pid), timeout=30)  # and then, nobody able to call it, it ends

@@ -257,6 +257,17 @@ def test_terminate_stops_the_processes_and_fails_unfinished_work(cluster, gate):
     pool.join()  # returns at once after terminate
 
 
+def test_callbacks_of_work_unfinished_at_terminate_never_run(cluster, gate):
+    # As in multiprocessing. joblib's backend, after a failed call, starts a new pool for the
+    # same Parallel: the old pool's callbacks must not report into it.
+    pool = Pool(2)
+    called = []
+    pending = pool.apply_async(gated, (1, gate), callback=called.append, error_callback=called.append)
+    pool.terminate()
+    pending.wait(30)
+    assert pending.ready() and not pending.successful() and called == []
+
+
 def test_context_manager_terminates(cluster):
     with Pool(2) as pool:
         pids = pids_of(pool)

@@ -23,6 +23,13 @@ def test_public_names():
         assert all(hasattr(module, name) for name in module.__all__)
 
 
+def test_joblib_names():
+    import actorlib.util.joblib
+
+    assert sorted(actorlib.util.joblib.__all__) == ["ActorlibBackend", "RayBackend", "register_actorlib", "register_ray"]
+    assert str(inspect.signature(actorlib.util.joblib.register_ray)) == "() -> None"
+
+
 def test_imports_ray_users_write():
     from actorlib.util import ActorPool  # noqa: F401
     from actorlib.util.multiprocessing import Pool  # noqa: F401
