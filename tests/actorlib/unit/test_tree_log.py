@@ -8,6 +8,7 @@ import pytest
 import trio
 
 import supervisors
+from actorlib._node._head_link import Fenced
 from actorlib._node._process import log_tree_event
 
 
@@ -49,3 +50,23 @@ async def test_a_subtree_that_gives_up_is_logged_as_an_error(caplog):
             await trio.sleep_forever()
     errors = [r.getMessage() for r in caplog.records if r.name == "actorlib.tree" and r.levelno == logging.ERROR]
     assert errors and errors[0].startswith("cluster/node-x gave up (too many restarts)") and "boom" in errors[0], errors
+
+
+async def test_a_fenced_head_link_stops_the_node_tree_as_planned_without_a_traceback(caplog):
+    caplog.set_level(logging.INFO, logger="actorlib.tree")
+
+    async def head_link() -> None:
+        raise Fenced("could not reach the head at 127.0.0.1:1 for 2s (last: silence)")
+
+    children = [
+        supervisors.ChildSpec(id="node", start=lambda: supervisors.TaskChild(trio.sleep_forever)),
+        supervisors.ChildSpec(id="head-link", start=lambda: supervisors.TaskChild(head_link), restart="temporary", significant=True),
+    ]  # fmt: skip
+    with trio.fail_after(10):
+        async with supervisors.open_supervisor(children, id="node-host", auto_shutdown="any_significant",
+                                               on_event=log_tree_event) as root:  # fmt: skip
+            while root.state == "running":
+                await trio.sleep(0.01)
+    said = [r.getMessage() for r in caplog.records if r.name == "actorlib.tree"]
+    ended = [m for m in said if m.startswith("node-host/head-link ended: shutdown: could not reach the head")]
+    assert len(ended) == 1 and not [m for m in said if "Traceback" in m or "failed" in m], said
