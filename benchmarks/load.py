@@ -342,8 +342,9 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             if rounds % 10 == 0:
                 log(f"round {rounds}: {sample}")
         actorlib.shutdown()
-    except BaseException as exc:
+    except BaseException as exc:  # anything that ends the soak early (KeyboardInterrupt too): say when, re-raise
         log(f"the soak failed in round {rounds + 1}: {exc!r}")
+        recorded.close()
         raise
     finally:
         if actorlib.is_initialized():

@@ -19,7 +19,7 @@ import trio
 import supervisors
 
 from .._node import NodeConfig
-from .._node._process import configure_logging, write_ready_file
+from .._node._process import configure_logging, log_tree_event, write_ready_file
 from .._titles import set_title
 
 HEAD_SHUTDOWN = 10.0
@@ -50,21 +50,15 @@ async def _serve(link: supervisors.ParentLink, config: NodeConfig, config_json: 
 
 
 def _record(event: supervisors.Event) -> None:
-    """Say in the daemon's log when the head starts and how each one ended (its exit code or
-    the signal that killed it): a restarted head's own log may not say why it stopped."""
+    """Say in the daemon's log when each head starts and stops; how one failed, and the
+    restart, as any head or node process logs its tree (a restarted head's own log may not
+    say why it ended)."""
     if event.type == "started":
         log.info("the head started (pid %s)", event.pid)
-    elif event.type == "exited" and event.exit is not None:
-        tail = f"\n{event.exit.traceback}" if event.exit.traceback else ""
-        log.warning("the head (pid %s) ended: %s%s", event.pid, event.exit.reason, tail)
     elif event.type == "stopped" and event.exit is not None:
         log.info("the head (pid %s): %s", event.pid, event.exit.reason)
-    elif event.type == "restarting":
-        log.warning("starting the head again in %.2f s", event.delay or 0.0)
-    elif event.type == "escalated":
-        limit = DAEMON_INTENSITY
-        log.error("the head ended more than %d times within %g s; the daemon stops", limit.max_restarts, limit.within)
-
+    else:
+        log_tree_event(event)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -90,16 +90,17 @@ def log_tree_event(event: supervisors.Event) -> None:
     have none of their own; the worker and actor pools have theirs): a service task that
     fails is restarted in the process, and without this its error would be said nowhere."""
     exit = event.exit
+    who = event.path if event.pid is None else f"{event.path} (pid {event.pid})"
     if event.type == "exited" and exit is not None:
         if exit.kind is supervisors.ExitKind.ABNORMAL:
             tail = f"\n{exit.traceback.rstrip()}" if exit.traceback else ""
-            tree_log.warning("%s failed: %s%s", event.path, exit.reason, tail)
+            tree_log.warning("%s failed: %s%s", who, exit.reason, tail)
         else:
-            tree_log.info("%s ended: %s", event.path, exit.reason)
+            tree_log.info("%s ended: %s", who, exit.reason)
     elif event.type == "restarting":
-        tree_log.warning("%s: restarting in %.2f s", event.path, event.delay or 0.0)
+        tree_log.warning("%s: restarting in %.2f s", who, event.delay or 0.0)
     elif event.type == "escalated":
-        tree_log.error("%s gave up (too many restarts): %s", event.path, exit.reason if exit else "")
+        tree_log.error("%s gave up (too many restarts): %s", who, exit.reason if exit else "")
 
 
 def raise_fd_limit() -> None:

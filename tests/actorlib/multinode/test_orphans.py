@@ -328,7 +328,7 @@ def test_a_killed_head_is_restarted_by_its_daemon_and_nodes_register_again(matri
     (daemon,) = matrix._ready_pids("daemon.json")
     assert psutil.Process(restarted[0]).ppid() == daemon and matrix.titled("head 127.0.0.1") == restarted
     (daemon_log,) = Path(matrix.tmp).glob("actorlib-*/session_2*/logs/daemon.err")
-    said = [line for line in daemon_log.read_text().splitlines() if f"(pid {head}) ended" in line]
+    said = [line for line in daemon_log.read_text().splitlines() if f"(pid {head}) failed" in line]
     assert len(said) == 1 and "killed by SIGKILL" in said[0], said  # the daemon's log says why the head ended
     assert alive(node) and all(map(alive, matrix.titled("zygote", under=node)))  # the node waited for it
     matrix.connect()
